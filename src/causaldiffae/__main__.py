@@ -1,0 +1,5 @@
+import sys
+
+from causaldiffae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""The dataset contract every model, metric and CLI command relies on.
+
+A dataset holds uint8 images and natural-unit labels in memory, in the order of its causal
+graph's variables, together with the train-set statistics used to standardise labels and,
+where the generating process is known, an SCM that answers counterfactual label queries.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from causaldiffae.errors import UserError
+from causaldiffae.graph import CausalGraph
+
+
+class DataError(UserError):
+    """Bad dataset input; the message names the file, field, row or key."""
+
+
+def resize_images(images: np.ndarray, resolution: int | None) -> np.ndarray:
+    """Resize uint8 ``(N, H, W, C)`` images to ``resolution`` x ``resolution`` (area-averaging when shrinking)."""
+    if resolution is None or images.shape[1:3] == (resolution, resolution):
+        return images
+    from PIL import Image
+
+    out = np.empty((len(images), resolution, resolution, images.shape[3]), dtype=np.uint8)
+    for i, img in enumerate(images):
+        pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
+        arr = np.asarray(pil.resize((resolution, resolution), Image.BOX if img.shape[0] > resolution else Image.BICUBIC))
+        out[i] = arr.reshape(resolution, resolution, -1)
+    return out
+
+
+class SCM(Protocol):
+    """A known structural causal model over a dataset's variables, in natural units."""
+
+    def counterfactual(self, labels: np.ndarray, do: Mapping[str, np.ndarray | float]) -> np.ndarray:
+        """Given factual labels ``(N, n)`` (graph order) and interventions, return counterfactual labels ``(N, n)``."""
+        ...
+
+
+class CausalImageDataset(Dataset):
+    """Images in ``[-1, 1]`` with natural and standardised labels of the graph's variables.
+
+    ``images``: uint8 ``(N, H, W, C)``. ``labels``: float ``(N, n)`` natural units, columns in
+    ``graph.variables`` order. ``label_mean``/``label_std``: train-split statistics (the same
+    for every split). ``classes``: int ``(N,)`` (e.g. the digit) or ``None``.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        graph: CausalGraph,
+        label_mean: np.ndarray,
+        label_std: np.ndarray,
+        *,
+        name: str,
+        split: str,
+        classes: np.ndarray | None = None,
+        num_classes: int = 0,
+        scm: SCM | None = None,
+    ) -> None:
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise DataError(f"{name}/{split}: images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+        labels = np.asarray(labels, dtype=np.float64)
+        if labels.shape != (len(images), len(graph)):
+            raise DataError(f"{name}/{split}: labels have shape {labels.shape}, expected ({len(images)}, {len(graph)})")
+        if not np.all(np.isfinite(labels)):
+            raise DataError(f"{name}/{split}: labels contain NaN or infinite values")
+        self.images = images
+        self.labels = labels
+        self.graph = graph
+        self.label_mean = np.asarray(label_mean, dtype=np.float64)
+        self.label_std = np.where(np.asarray(label_std, dtype=np.float64) > 0, label_std, 1.0)
+        self.name = name
+        self.split = split
+        self.classes = None if classes is None else np.asarray(classes, dtype=np.int64)
+        self.num_classes = int(num_classes)
+        self.scm = scm
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` as the model sees it."""
+        _, h, w, c = self.images.shape
+        return (c, h, w)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.graph.variables
+
+    def standardise(self, labels: np.ndarray) -> np.ndarray:
+        return (np.asarray(labels, dtype=np.float64) - self.label_mean) / self.label_std
+
+    def unstandardise(self, labels: np.ndarray) -> np.ndarray:
+        return np.asarray(labels, dtype=np.float64) * self.label_std + self.label_mean
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        raw = self.labels[i]
+        return {
+            "image": image,
+            "labels": torch.from_numpy(self.standardise(raw)).float(),
+            "labels_raw": torch.from_numpy(raw).float(),
+            "class": torch.tensor(-1 if self.classes is None else int(self.classes[i]), dtype=torch.long),
+            "index": torch.tensor(i, dtype=torch.long),
+        }

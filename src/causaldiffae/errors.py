@@ -1,0 +1,5 @@
+"""One base class for bad user input, so the CLI can print it as a single line and exit."""
+
+
+class UserError(ValueError):
+    """Input that cannot be used; the message names the file, field or value at fault."""

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from causaldiffae.graph import CausalGraph, GraphError
+
+
+def test_inline_chain_and_queries():
+    g = CausalGraph.parse("a->b; b->c")
+    assert g.variables == ("a", "b", "c")
+    assert g.parents("c") == ("b",)
+    assert g.descendants("a") == ("b", "c")
+    assert g.ancestors("c") == ("a", "b")
+    assert g.levels == (("a",), ("b",), ("c",))
+    assert g.roots == ("a",)
+    np.testing.assert_array_equal(g.adjacency(), [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+
+
+def test_chained_arrow_and_fixed_order():
+    g = CausalGraph.parse("x -> y -> z", variables=["z", "y", "x", "w"])
+    assert g.variables == ("z", "y", "x", "w")
+    assert g.topological_order == ("x", "w", "y", "z")
+    assert g.levels == (("x", "w"), ("y",), ("z",))
+
+
+def test_pendulum_graph_levels():
+    g = CausalGraph.from_dict(
+        {
+            "variables": ["angle", "light", "shadow_len", "shadow_pos"],
+            "edges": ["angle -> shadow_len", "angle -> shadow_pos", "light -> shadow_len", "light -> shadow_pos"],
+        }
+    )
+    assert g.levels == (("angle", "light"), ("shadow_len", "shadow_pos"))
+    assert g.parents("shadow_pos") == ("angle", "light")
+    assert g.descendants("light") == ("shadow_len", "shadow_pos")
+    assert g.descendants("shadow_len") == ()
+
+
+def test_yaml_round_trip(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("variables: [thickness, intensity]\nedges:\n  - thickness -> intensity\n")
+    g = CausalGraph.from_yaml(path)
+    assert g.edges == (("thickness", "intensity"),)
+    assert CausalGraph.from_dict(g.to_dict()) == g
+    assert CausalGraph.load(str(path)) == g
+    assert CausalGraph.load("thickness->intensity") == g
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a->b; b->a", "cycle"),
+        ("a->a", "self-loop"),
+        ("a->b; a->b", "duplicate edge"),
+        ("a->", "cannot parse"),
+        ("a b -> c", "invalid variable name"),
+    ],
+)
+def test_inline_errors(text, message):
+    with pytest.raises(GraphError, match=message):
+        CausalGraph.parse(text)
+
+
+def test_dict_errors(tmp_path):
+    with pytest.raises(GraphError, match="duplicate variable 'a'"):
+        CausalGraph.from_dict({"variables": ["a", "a"], "edges": []})
+    with pytest.raises(GraphError, match="unknown variable 'c'"):
+        CausalGraph.from_dict({"variables": ["a", "b"], "edges": ["a -> c"]})
+    with pytest.raises(GraphError, match="unknown variable 'q'"):
+        CausalGraph.parse("a->b").index("q")
+    with pytest.raises(GraphError, match="graph file not found"):
+        CausalGraph.from_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variables: [a, b\n")
+    with pytest.raises(GraphError, match="bad.yaml: invalid YAML"):
+        CausalGraph.from_yaml(bad)
+    bad.write_text("edges: [a -> b]\n")
+    with pytest.raises(GraphError, match="bad.yaml: expected a mapping"):
+        CausalGraph.from_yaml(bad)
