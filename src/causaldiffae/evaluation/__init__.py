@@ -1,0 +1,1 @@
+"""Evaluation: anti-causal predictors, counterfactual metrics, DCI, realism, figures and the report."""

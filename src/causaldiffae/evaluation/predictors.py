@@ -1,0 +1,294 @@
+"""Anti-causal predictors: small CNNs that read each causal variable (and the digit) off an image.
+
+They are the measuring instrument for effectiveness, preservation and realism, so they are
+trained only on the train split and scored on the test split. There is one network per
+variable (a shared trunk would let a correlated variable leak into another's reading, e.g.
+thickness into intensity, which would blur what an intervention changed) plus a digit
+classifier where the dataset has classes. All networks are trained in one loop over the same
+minibatches; their parameters are disjoint, so this is the same as training them one by one.
+Checkpoints are safetensors + JSON recording the dataset, graph and image shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from causaldiffae.atomic import atomic_dir
+from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.errors import UserError
+
+WEIGHTS = "predictors.safetensors"
+META = "predictors.json"
+
+
+class PredictorError(UserError):
+    """A predictors folder that is missing, corrupt, or trained for another dataset or graph."""
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class PredictorNet(nn.Module):
+    """Conv stages halving the resolution down to at most 8 px, global average pool, an MLP head.
+
+    Average pooling makes the digit reading shift-invariant; stroke width and brightness are
+    global statistics of the feature maps, which the pool keeps.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, n_out: int, width: int = 32, feature_dim: int = 128) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin, size, c = in_channels, image_size, width
+        while True:
+            layers += [_block(cin, c), _block(c, c)]
+            cin = c
+            if size <= 8:
+                break
+            layers.append(nn.MaxPool2d(2))
+            size = math.ceil(size / 2)
+            c = min(2 * c, 4 * width)
+        self.trunk = nn.Sequential(*layers)
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(cin, feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(feature_dim, n_out)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (used for the Frechet distance)."""
+        h = self.trunk(x)
+        return self.embed(F.adaptive_avg_pool2d(h, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@dataclass
+class PredictorMeta:
+    """Everything needed to rebuild the networks and check they fit a dataset."""
+
+    dataset: str
+    variables: list[str]
+    edges: list[list[str]]
+    image_shape: list[int]
+    label_mean: list[float]
+    label_std: list[float]
+    num_classes: int = 0
+    width: int = 32
+    feature_dim: int = 128
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_dataset(cls, ds: CausalImageDataset, width: int = 32, feature_dim: int = 128) -> "PredictorMeta":
+        return cls(
+            dataset=ds.name,
+            variables=list(ds.graph.variables),
+            edges=[list(e) for e in ds.graph.edges],
+            image_shape=list(ds.image_shape),
+            label_mean=[float(v) for v in ds.label_mean],
+            label_std=[float(v) for v in ds.label_std],
+            num_classes=int(ds.num_classes) if ds.classes is not None else 0,
+            width=width,
+            feature_dim=feature_dim,
+        )
+
+
+class Predictors(nn.Module):
+    """One regressor per variable (outputs standardised values) and an optional class classifier."""
+
+    def __init__(self, meta: PredictorMeta) -> None:
+        super().__init__()
+        self.meta = meta
+        c, h, w = meta.image_shape
+        size = max(h, w)
+        self.regressors = nn.ModuleDict(
+            {v: PredictorNet(c, size, 1, meta.width, meta.feature_dim) for v in meta.variables}
+        )
+        self.classifier = PredictorNet(c, size, meta.num_classes, meta.width, meta.feature_dim) if meta.num_classes else None
+
+    @property
+    def variables(self) -> list[str]:
+        return self.meta.variables
+
+    def _nets(self) -> list[nn.Module]:
+        return list(self.regressors.values()) + ([self.classifier] if self.classifier is not None else [])
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Read natural-unit values of every variable (and ``"class"`` when there is a classifier).
+
+        ``images``: float ``(N, C, H, W)`` in ``[-1, 1]``, the dataset contract's range.
+        """
+        self.eval()
+        mean = np.asarray(self.meta.label_mean)
+        std = np.asarray(self.meta.label_std)
+        out: dict[str, list[np.ndarray]] = {v: [] for v in self.variables}
+        if self.classifier is not None:
+            out["class"] = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].float()
+            for i, v in enumerate(self.variables):
+                out[v].append(self.regressors[v](x)[:, 0].double().numpy() * std[i] + mean[i])
+            if self.classifier is not None:
+                out["class"].append(self.classifier(x).argmax(1).numpy())
+        return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Concatenated penultimate features of all networks, ``(N, F)``, for the Frechet distance."""
+        self.eval()
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].float()
+            chunks.append(torch.cat([net.features(x) for net in self._nets()], dim=1).double().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.meta.feature_dim * len(self._nets())))
+
+    def check_compatible(self, ds: CausalImageDataset, source: str = "predictors") -> None:
+        """Refuse predictors trained for another dataset, graph or image shape (one clear line)."""
+        check_meta(self.meta, ds, source)
+
+
+def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None:
+    if meta.dataset != ds.name:
+        raise PredictorError(f"{source}: trained on dataset {meta.dataset!r}, not {ds.name!r}")
+    if list(meta.variables) != list(ds.graph.variables):
+        raise PredictorError(
+            f"{source}: trained for variables {', '.join(meta.variables)}, the data has {', '.join(ds.graph.variables)}"
+        )
+    if sorted(map(tuple, meta.edges)) != sorted(ds.graph.edges):
+        edges = "; ".join(f"{a} -> {b}" for a, b in meta.edges) or "none"
+        raise PredictorError(f"{source}: trained for graph edges {edges}, the data has {ds.graph}")
+    if list(meta.image_shape) != list(ds.image_shape):
+        raise PredictorError(f"{source}: trained on images of shape {tuple(meta.image_shape)}, the data has {ds.image_shape}")
+
+
+def images_tensor(ds: CausalImageDataset, indices: np.ndarray | None = None) -> torch.Tensor:
+    """Images of a dataset as float ``(N, C, H, W)`` in ``[-1, 1]`` (the dataset contract's range)."""
+    arr = ds.images if indices is None else ds.images[indices]
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels (background-padded), a cheap augmentation for digits."""
+    if max_shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def train_predictors(
+    train: CausalImageDataset,
+    test: CausalImageDataset,
+    *,
+    epochs: int = 12,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    width: int = 32,
+    feature_dim: int = 128,
+    class_shift: int = 2,
+    seed: int = 0,
+    progress: Callable | None = None,
+) -> Predictors:
+    """Train on ``train`` only; score on ``test`` and store the figures in ``meta.metrics``.
+
+    Regressors fit standardised labels with a Huber loss (robust to the few extreme gamma
+    draws); the classifier sees random shifts of up to ``class_shift`` px, which matters with
+    only a few thousand digits. Shifts are not used for regressors, since position may be a
+    variable (Pendulum's shadow position).
+    """
+    if len(train) == 0 or len(test) == 0:
+        raise UserError(f"{train.name}: predictors need non-empty train and test splits")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    meta = PredictorMeta.for_dataset(train, width=width, feature_dim=feature_dim)
+    model = Predictors(meta)
+    x_all = images_tensor(train)
+    y_all = torch.from_numpy(train.standardise(train.labels)).float()
+    c_all = torch.from_numpy(train.classes) if model.classifier is not None else None
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    iterator = range(epochs)
+    if progress is not None:
+        iterator = progress(iterator, desc="predictors", unit="epoch")
+    for _ in iterator:
+        model.train()
+        perm = torch.randperm(len(train), generator=gen)
+        for start in range(0, len(train), batch_size):
+            idx = perm[start : start + batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            x, y = x_all[idx], y_all[idx]
+            loss = sum(F.smooth_l1_loss(model.regressors[v](x)[:, 0], y[:, i], beta=0.5) for i, v in enumerate(meta.variables))
+            if model.classifier is not None:
+                loss = loss + F.cross_entropy(model.classifier(random_shift(x, class_shift, gen)), c_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    meta.metrics = score_predictors(model, test)
+    meta.training = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "class_shift": class_shift, "seed": seed,
+        "train_split": train.split, "test_split": test.split, "n_train": len(train), "n_test": len(test),
+    }
+    return model
+
+
+def score_predictors(model: Predictors, ds: CausalImageDataset) -> dict:
+    """Test MAE per variable in natural units, and class accuracy where there is a classifier."""
+    pred = model.predict(images_tensor(ds))
+    metrics: dict = {"mae": {v: float(np.mean(np.abs(pred[v] - ds.labels[:, i]))) for i, v in enumerate(model.variables)}}
+    if model.classifier is not None and ds.classes is not None:
+        metrics["accuracy"] = float(np.mean(pred["class"] == ds.classes))
+    metrics["split"] = ds.split
+    metrics["n"] = len(ds)
+    return metrics
+
+
+def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> Path:
+    """Write ``predictors.safetensors`` and ``predictors.json`` into ``out`` atomically."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    with atomic_dir(out, force=force) as tmp:
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps(asdict(model.meta), indent=2))
+    return out
+
+
+def load_predictors(path: str | Path, ds: CausalImageDataset | None = None) -> Predictors:
+    """Load predictors from a folder; with ``ds``, refuse a dataset/graph/shape mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_path, weights_path = path / META, path / WEIGHTS
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise PredictorError(f"{path}: no predictors here (expected {META} and {WEIGHTS}); train them with 'causaldiffae predictors'")
+    try:
+        raw = json.loads(meta_path.read_text())
+        meta = PredictorMeta(**raw)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise PredictorError(f"{meta_path}: unreadable predictor metadata ({err})") from None
+    if ds is not None:
+        check_meta(meta, ds, str(path))
+    model = Predictors(meta)
+    try:
+        model.load_state_dict(load_file(str(weights_path)))
+    except (RuntimeError, OSError, SafetensorError) as err:
+        raise PredictorError(f"{weights_path}: weights do not match the recorded architecture ({str(err).splitlines()[0]})") from None
+    model.eval()
+    return model

@@ -1,0 +1,42 @@
+"""Realism: Frechet distance between feature distributions, and reconstruction error.
+
+The features come from the project's own predictors (no Inception weights are available
+offline, and an ImageNet network says little about 28x28 digits anyway).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of ``(N, F)`` features."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"need at least two feature vectors, got shape {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
+    """``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` between two feature sets.
+
+    Singular covariances (few samples, many features) get ``eps * I`` added before the square root.
+    """
+    from scipy import linalg
+
+    mu_a, s_a = gaussian_stats(features_a)
+    mu_b, s_b = gaussian_stats(features_b)
+    covmean = linalg.sqrtm(s_a @ s_b)
+    if not np.all(np.isfinite(covmean)):
+        offset = np.eye(len(s_a)) * eps
+        covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
+    covmean = np.real(covmean)
+    diff = mu_a - mu_b
+    return float(max(0.0, diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean)))
+
+
+def l1_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image mean absolute difference with pixels scaled to ``[0, 1]``; inputs are in ``[-1, 1]``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return np.abs(a - b).reshape(len(a), -1).mean(axis=1) / 2.0

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.evaluation.predictors import (
+    PredictorError,
+    images_tensor,
+    load_predictors,
+    random_shift,
+    save_predictors,
+    train_predictors,
+)
+from causaldiffae.graph import CausalGraph
+
+
+@pytest.fixture(scope="module")
+def trained(squares):
+    train, test = squares
+    return train_predictors(train, test, epochs=6, batch_size=32, width=8, feature_dim=16, seed=0)
+
+
+def test_predictors_learn_the_variables_and_classes(trained, squares):
+    train, test = squares
+    m = trained.meta.metrics
+    assert m["split"] == "test" and m["n"] == len(test)
+    # far better than always guessing the train mean
+    for i, v in enumerate(train.variables):
+        baseline = np.mean(np.abs(test.labels[:, i] - train.label_mean[i]))
+        assert m["mae"][v] < 0.5 * baseline, (v, m["mae"][v], baseline)
+    assert m["accuracy"] > 0.9
+    feats = trained.features(images_tensor(test)[:10])
+    assert feats.shape == (10, 3 * 16)
+
+
+def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
+    train, test = squares
+    out = save_predictors(trained, tmp_path / "pred")
+    assert sorted(p.name for p in out.iterdir()) == ["predictors.json", "predictors.safetensors"]
+    loaded = load_predictors(out, test)
+    x = images_tensor(test)[:8]
+    a, b = trained.predict(x), loaded.predict(x)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k])
+
+    other_graph = CausalImageDataset(
+        test.images, test.labels, CausalGraph(("size", "brightness")), test.label_mean, test.label_std,
+        name="squares", split="test",
+    )
+    with pytest.raises(PredictorError, match="graph edges"):
+        load_predictors(out, other_graph)
+    other_name = CausalImageDataset(test.images, test.labels, test.graph, test.label_mean, test.label_std, name="pendulum", split="test")
+    with pytest.raises(PredictorError, match="'squares', not 'pendulum'"):
+        load_predictors(out, other_name)
+    with pytest.raises(PredictorError, match="no predictors here"):
+        load_predictors(tmp_path / "nothing")
+    (out / "predictors.safetensors").write_bytes(b"garbage")
+    with pytest.raises(PredictorError, match="predictors.safetensors"):
+        load_predictors(out)
+
+
+def test_random_shift_moves_content_and_pads_background():
+    x = -torch.ones(4, 1, 6, 6)
+    x[:, :, 2:4, 2:4] = 1.0
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    assert torch.all(y.sum(dim=(1, 2, 3)) == x.sum(dim=(1, 2, 3)))  # the square stays fully inside
+    assert random_shift(x, 0, torch.Generator()).equal(x)
