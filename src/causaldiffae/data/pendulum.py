@@ -1,0 +1,367 @@
+"""Pendulum (CausalVAE): a pendulum lit by a sun casts a shadow whose length and position it causes.
+
+Variables, in graph order: ``angle`` and ``light`` are the grid indices ``i`` and ``j`` of the
+original generator (pendulum angle ``theta = angle * pi / 200`` rad and sun elevation
+``phi = light * pi / 200`` rad, i.e. 0.9 degree per unit), ``shadow_len`` and ``shadow_pos``
+are the shadow's length and midpoint in scene units (x in [0, 20]). Graph:
+angle, light -> shadow_len, shadow_pos. Images are 96x96 RGBA drawn by matplotlib's Agg
+renderer with the original figure geometry (1 inch at 96 dpi, axes spanning the data limits,
+line widths in points), so they match the published files; one figure per worker process is
+reused, about 1 ms per image. The shadow is a deterministic function of angle and light, so
+the SCM's counterfactuals are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.graph import CausalGraph
+
+VARIABLES = ("angle", "light", "shadow_len", "shadow_pos")
+GRAPH = CausalGraph(
+    VARIABLES,
+    (("angle", "shadow_len"), ("angle", "shadow_pos"), ("light", "shadow_len"), ("light", "shadow_pos")),
+)
+ANGLES = tuple(range(-40, 44))
+LIGHTS = tuple(j for j in range(60, 148) if j != 100)
+SPLITS = ("train", "test")
+SIZE = 96
+FORMAT = "pendulum"
+
+_NAME = re.compile(r"^a_(-?\d+)_(-?\d+)_(-?\d+)_(-?\d+)\.png$")
+_PIVOT = (10.0, 10.5)
+_GROUND = -0.5
+
+
+# Geometry ---------------------------------------------------------------------------------------
+
+
+def _project(x: np.ndarray, y: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Where the sun ray through ``(x, y)`` meets the ground line y = -0.5."""
+    return x + (_GROUND - y) / np.tan(phi)
+
+
+def shadow(angle: np.ndarray | float, light: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Shadow length and midpoint for angle/light in index units (the pendulum's mechanisms)."""
+    theta = np.asarray(angle, dtype=np.float64) * math.pi / 200.0
+    phi = np.asarray(light, dtype=np.float64) * math.pi / 200.0
+    p1 = _project(np.float64(_PIVOT[0]), np.float64(_PIVOT[1]), phi)
+    p2 = _project(_PIVOT[0] + 9.5 * np.sin(theta), _PIVOT[1] - 9.5 * np.cos(theta), phi)
+    return np.maximum(3.0, np.abs(p1 - p2)), (p1 + p2) / 2.0
+
+
+def sun_x(light: np.ndarray | float) -> np.ndarray:
+    """Horizontal position of the sun's centre (on the line y = 20.5)."""
+    return _PIVOT[0] + 10.0 / np.tan(np.asarray(light, dtype=np.float64) * math.pi / 200.0)
+
+
+def file_name(i: int, j: int) -> str:
+    """``a_{i}_{j}_{int(shade)}_{int(mid)}.png`` exactly as the original generator names files."""
+    length, mid = shadow(i, j)
+    return f"a_{i}_{j}_{int(length)}_{int(mid)}.png"
+
+
+def split_of(n: int) -> str:
+    """Image number ``n`` (loop order) goes to test when ``n > 0 and n % 4 == 0``."""
+    return "test" if n > 0 and n % 4 == 0 else "train"
+
+
+def grid(limit: int | None = None) -> list[tuple[int, int, int, str]]:
+    """``(n, i, j, split)`` for every image in loop order (``i`` outer, ``j`` inner), the first ``limit`` only."""
+    cells = [(i, j) for i in ANGLES for j in LIGHTS]
+    if limit is not None:
+        cells = cells[:limit]
+    return [(n, i, j, split_of(n)) for n, (i, j) in enumerate(cells)]
+
+
+def split_counts(limit: int | None = None) -> dict[str, int]:
+    """Images per split without rendering anything."""
+    counts = dict.fromkeys(SPLITS, 0)
+    for *_, split in grid(limit):
+        counts[split] += 1
+    return counts
+
+
+class PendulumSCM:
+    """The scene geometry as an SCM: roots angle and light, noiseless shadow mechanisms."""
+
+    graph = GRAPH
+
+    def counterfactual(self, labels: np.ndarray, do: Mapping[str, np.ndarray | float]) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.float64)
+        out = labels.copy()
+        for name, value in do.items():
+            out[:, GRAPH.index(name)] = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(out),))
+        length, mid = shadow(out[:, 0], out[:, 1])
+        for k, value in ((2, length), (3, mid)):
+            if VARIABLES[k] not in do:
+                out[:, k] = value
+        return out
+
+
+# Rendering --------------------------------------------------------------------------------------
+
+
+class _Scene:
+    """One reusable matplotlib figure with the four artists; only their coordinates change per image."""
+
+    def __init__(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Circle
+
+        fig = Figure(figsize=(1.0, 1.0), dpi=SIZE, facecolor="white")
+        self.canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_xlim(0, 20)
+        ax.set_ylim(-1, 21)
+        ax.set_axis_off()
+        # Explicit styles (matplotlib's defaults) so a user's matplotlibrc cannot change the data.
+        line = dict(color="black", linewidth=3, solid_capstyle="projecting", antialiased=True)
+        patch = dict(linewidth=1.0, antialiased=True)
+        self.rod = ax.add_artist(Line2D([0, 0], [0, 0], **line))
+        self.bob = ax.add_artist(Circle((0, 0), 1.5, color="firebrick", **patch))
+        self.sun = ax.add_artist(Circle((0, 0), 3, color="orange", **patch))
+        self.shadow = ax.add_artist(Line2D([0, 0], [0, 0], **line))
+
+    def draw(self, angle: float, light: float) -> np.ndarray:
+        theta = angle * math.pi / 200.0
+        bob = (_PIVOT[0] + 8 * math.sin(theta), _PIVOT[1] - 8 * math.cos(theta))
+        length, mid = (float(v) for v in shadow(angle, light))
+        self.rod.set_data([_PIVOT[0], bob[0]], [_PIVOT[1], bob[1]])
+        self.bob.center = bob
+        self.sun.center = (float(sun_x(light)), 20.5)
+        self.shadow.set_data([mid - length / 2, mid + length / 2], [_GROUND, _GROUND])
+        self.canvas.draw()
+        return np.array(self.canvas.buffer_rgba(), dtype=np.uint8)
+
+
+_scene: _Scene | None = None
+
+
+def render(angle: float, light: float) -> np.ndarray:
+    """The 96x96x4 uint8 image for any angle and light (index units; fractional values allowed)."""
+    global _scene
+    if _scene is None:
+        _scene = _Scene()
+    return _scene.draw(float(angle), float(light))
+
+
+def _render_chunk(args: tuple[Sequence[tuple[int, int, int, str]], str]) -> int:
+    from PIL import Image
+
+    cells, root = args
+    for _, i, j, split in cells:
+        Image.fromarray(render(i, j)).save(os.path.join(root, split, file_name(i, j)))
+    return len(cells)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for k in range(0, len(items), size):
+        yield items[k : k + size]
+
+
+def generate(out: str | Path, *, workers: int | None = None, limit: int | None = None, force: bool = False) -> dict:
+    """Render the grid (or its first ``limit`` images) into ``out`` atomically; return the metadata."""
+    from tqdm import tqdm
+
+    from causaldiffae.atomic import atomic_dir
+
+    if limit is not None and limit < 1:
+        raise DataError(f"--limit must be at least 1, got {limit}")
+    cells = grid(limit)
+    workers = max(1, workers or len(os.sched_getaffinity(0)))
+    with atomic_dir(out, force=force) as tmp:
+        for split in SPLITS:
+            (tmp / split).mkdir()
+        jobs = [(chunk, str(tmp)) for chunk in _chunks(cells, 64)]
+        with tqdm(total=len(cells), desc="pendulum", unit="img") as bar:
+            if workers == 1:
+                for job in jobs:
+                    bar.update(_render_chunk(job))
+            else:
+                import multiprocessing
+
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    for done in pool.imap_unordered(_render_chunk, jobs):
+                        bar.update(done)
+        counts = {}
+        for split in SPLITS:
+            rows = [(i, j) for _, i, j, s in cells if s == split]
+            counts[split] = len(rows)
+            _write_labels(tmp / f"{split}.csv", rows)
+        meta = {
+            "format": FORMAT,
+            "graph": GRAPH.to_dict(),
+            "image_shape": [SIZE, SIZE, 4],
+            "counts": counts,
+            "complete": limit is None,
+            "units": {
+                "angle": "grid index i; theta = angle * pi / 200 rad",
+                "light": "grid index j; phi = light * pi / 200 rad",
+                "shadow_len": "scene units (image width = 20)",
+                "shadow_pos": "scene units, x of the shadow midpoint",
+            },
+        }
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _write_labels(path: Path, cells: list[tuple[int, int]]) -> None:
+    angle = np.array([i for i, _ in cells], dtype=np.float64)
+    light = np.array([j for _, j in cells], dtype=np.float64)
+    length, mid = shadow(angle, light)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("file",) + VARIABLES)
+        for k, (i, j) in enumerate(cells):
+            writer.writerow((file_name(i, j), i, j, repr(float(length[k])), repr(float(mid[k]))))
+
+
+# Loading ----------------------------------------------------------------------------------------
+
+
+def looks_like(path: str | Path) -> bool:
+    """Our metadata, or train/test folders of ``a_i_j_shade_mid.png`` files (the original generator)."""
+    path = Path(path)
+    meta = path / "metadata.json"
+    if meta.is_file():
+        try:
+            return json.loads(meta.read_text()).get("format") == FORMAT
+        except (json.JSONDecodeError, AttributeError):
+            return False
+    if not (path / "train").is_dir():
+        return False
+    first = next((p.name for p in (path / "train").iterdir() if p.suffix == ".png"), None)
+    return first is not None and bool(_NAME.match(first))
+
+
+def _from_names(folder: Path) -> tuple[list[str], np.ndarray]:
+    """Labels of an original-generator folder: angle, light from the name, exact shadow from the geometry."""
+    named = []
+    for file in folder.iterdir():
+        if file.suffix != ".png":
+            continue
+        m = _NAME.match(file.name)
+        if m is None:
+            raise DataError(f"{file}: not a pendulum file name (expected a_<i>_<j>_<shade>_<mid>.png)")
+        named.append((tuple(int(g) for g in m.groups()), file.name))
+    named.sort()  # the generator's loop order: angle, then light
+    files = [name for _, name in named]
+    parsed = [values for values, _ in named]
+    arr = np.array(parsed, dtype=np.float64).reshape(-1, 4)
+    length, mid = shadow(arr[:, 0], arr[:, 1])
+    for k, name in enumerate(files):
+        for value, named in ((length[k], arr[k, 2]), (mid[k], arr[k, 3])):
+            if named not in {int(value - 1e-9), int(value), int(value + 1e-9)}:
+                raise DataError(
+                    f"{folder / name}: the name says {int(named)} but the pendulum geometry gives "
+                    f"{value:.4f} (shade/mid); not made by the pendulum generator"
+                )
+    return files, np.stack([arr[:, 0], arr[:, 1], length, mid], axis=1)
+
+
+def _from_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("file",) + VARIABLES if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column {missing[0]!r}")
+        files, rows = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append([float(row[v]) for v in VARIABLES])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}, row {line}: non-numeric label in {row}") from None
+            files.append(row["file"])
+    return files, np.array(rows, dtype=np.float64).reshape(-1, len(VARIABLES))
+
+
+def _labels(path: Path, split: str) -> tuple[list[str], np.ndarray]:
+    folder = path / split
+    if not folder.is_dir():
+        raise DataError(f"{path}: no split {split!r} (expected one of {', '.join(SPLITS)})")
+    table = path / f"{split}.csv"
+    if not table.is_file():
+        return _from_names(folder)
+    files, labels = _from_csv(table)
+    present = {p.name for p in folder.iterdir() if p.suffix == ".png"}
+    listed = set(files)
+    for name in files:
+        if name not in present:
+            raise DataError(f"{table}: row for {name} but {folder / name} does not exist")
+    for name in sorted(present - listed):
+        raise DataError(f"{folder / name}: image has no row in {table}")
+    return files, labels
+
+
+def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
+    """Load a split made by ``causaldiffae data pendulum`` or by the original generator."""
+    from PIL import Image
+
+    path = Path(path)
+    if split not in SPLITS:
+        raise DataError(f"{path}: no split {split!r} (expected one of {', '.join(SPLITS)})")
+    files, labels = _labels(path, split)
+    train = labels if split == "train" else _labels(path, "train")[1]
+    if len(files) == 0 or len(train) == 0:
+        raise DataError(f"{path / split}: no images")
+    images = np.empty((len(files), SIZE, SIZE, 4), dtype=np.uint8)
+    for k, name in enumerate(files):
+        file = path / split / name
+        try:
+            with Image.open(file) as img:
+                arr = np.asarray(img.convert("RGBA"))
+        except OSError as err:
+            raise DataError(f"{file}: unreadable image ({err})") from None
+        if arr.shape != images.shape[1:]:
+            raise DataError(f"{file}: expected {SIZE}x{SIZE} pixels, got {arr.shape[1]}x{arr.shape[0]}")
+        images[k] = arr
+    return CausalImageDataset(
+        resize_images(images, resolution),
+        labels,
+        GRAPH,
+        train.mean(axis=0),
+        train.std(axis=0),
+        name=FORMAT,
+        split=split,
+        scm=PendulumSCM(),
+    )
+
+
+# CLI --------------------------------------------------------------------------------------------
+
+
+def add_data_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pendulum",
+        help="render the Pendulum dataset (7,308 images, CausalVAE geometry)",
+        description="Render the Pendulum grid: 96x96 RGBA PNGs in train/ and test/, exact labels in "
+        "train.csv/test.csv, metadata.json.",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument("--limit", type=int, default=None, help="render only the first N images of the grid")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import time
+
+    start = time.perf_counter()
+    meta = generate(args.out, workers=args.workers, limit=args.limit, force=args.force)
+    counts = ", ".join(f"{k} {v}" for k, v in meta["counts"].items())
+    print(f"pendulum: {counts} images in {args.out} ({time.perf_counter() - start:.1f} s)")
+    return 0
