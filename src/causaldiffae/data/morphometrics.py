@@ -1,0 +1,255 @@
+"""Morpho-MNIST measurements and edits of 28x28 digits (SPEC §3), fast enough to build data sets.
+
+A digit is measured on a x``scale`` upscaled copy (cubic spline + Gaussian smoothing, as
+``skimage.transform.pyramid_expand(order=3)``) binarised at ``min + 0.5 * (max - min)``:
+thickness is twice the mean distance-to-background on the medial axis, over ``scale``.
+Thickness is set by dilating or eroding that binary digit with a disk and averaging it back
+down to 28x28, then correcting the radius until the result re-measures at the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.transform import pyramid_expand
+
+SCALE = 4
+# Medial-axis tie-breaking is random in scikit-image unless seeded; a fixed seed keeps every
+# measurement reproducible.
+_TIEBREAK_SEED = 0
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Morphometrics:
+    """Measurements in original (28x28) pixel units; ``slant`` in radians, positive leaning right."""
+
+    thickness: float
+    intensity: float
+    area: float
+    length: float
+    slant: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _as_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
+    return image.astype(np.float64)
+
+
+def _threshold(image: np.ndarray) -> float:
+    lo, hi = float(image.min()), float(image.max())
+    return lo + 0.5 * (hi - lo)
+
+
+def upscale(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """Smooth x``scale`` upsampling used by every measurement."""
+    return pyramid_expand(_as_image(image), upscale=scale, order=3)
+
+
+def binarise(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """The upscaled digit's foreground, thresholded half way between its darkest and brightest pixel."""
+    up = upscale(image, scale)
+    return up >= _threshold(up)
+
+
+@lru_cache(maxsize=1)
+def _medial_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Neighbourhood lookup tables of scikit-image's medial axis, built once instead of per call."""
+    patterns = ((np.arange(512)[:, None] >> np.arange(9)) & 1).astype(bool).reshape(512, 3, 3)
+    centre = patterns[:, 1, 1]
+    without_centre = patterns.copy()
+    without_centre[:, 1, 1] = False
+    components = np.array([ndi.label(p, _EIGHT)[1] for p in patterns])
+    components_without = np.array([ndi.label(p, _EIGHT)[1] for p in without_centre])
+    keep = centre & ((components != components_without) | (patterns.sum(axis=(1, 2)) < 3))
+    cornerness = 9 - patterns.sum(axis=(1, 2))
+    return np.ascontiguousarray(keep, dtype=np.uint8), cornerness
+
+
+def _neighbourhood_index(binary: np.ndarray) -> np.ndarray:
+    """Per pixel, the 9-bit code of its 3x3 neighbourhood (bit k = row-major neighbour k)."""
+    padded = np.pad(binary, 1).astype(np.int32)
+    h, w = binary.shape
+    index = np.zeros((h, w), dtype=np.int32)
+    for k in range(9):
+        dy, dx = divmod(k, 3)
+        index += padded[dy : dy + h, dx : dx + w] << k
+    return index
+
+
+def medial_axis(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Medial axis and distance transform, equal to ``skimage.morphology.medial_axis(rng=0)``.
+
+    scikit-image rebuilds its 512-entry lookup tables on every call (about 15 ms); here they
+    are cached and only the sequential thinning loop (compiled, from scikit-image) runs.
+    """
+    binary = np.asarray(binary, dtype=bool)
+    try:
+        from skimage.morphology._skeletonize import _skeletonize_loop
+    except ImportError:  # a scikit-image without the private loop: same result, slower
+        from skimage.morphology import medial_axis as skimage_medial_axis
+
+        return skimage_medial_axis(binary, return_distance=True, rng=_TIEBREAK_SEED)
+    keep, cornerness = _medial_tables()
+    distance = ndi.distance_transform_edt(binary)
+    corner_score = cornerness[_neighbourhood_index(binary)]
+    ii, jj = np.nonzero(binary)
+    tiebreaker = np.random.default_rng(_TIEBREAK_SEED).permutation(np.arange(len(ii)))
+    order = np.lexsort((tiebreaker, corner_score[ii, jj], distance[ii, jj])).astype(np.int32)
+    result = np.ascontiguousarray(binary, dtype=np.uint8)
+    _skeletonize_loop(result, ii.astype(np.intp), jj.astype(np.intp), order, keep)
+    return result.astype(bool), distance
+
+
+def _thickness_of(binary: np.ndarray, scale: int) -> float:
+    if not binary.any():
+        return 0.0
+    skeleton, distance = medial_axis(binary)
+    return float(2.0 * distance[skeleton].mean() / scale)
+
+
+def measure_thickness(image: np.ndarray, scale: int = SCALE) -> float:
+    """Mean stroke width in original pixels (0 for a blank image)."""
+    image = _as_image(image)
+    if image.max() <= image.min():
+        return 0.0
+    return _thickness_of(binarise(image, scale), scale)
+
+
+def measure_intensity(image: np.ndarray) -> float:
+    """Median grey level of the foreground pixels (those at or above half way from min to max)."""
+    image = _as_image(image)
+    return float(np.median(image[image >= _threshold(image)]))
+
+
+def _skeleton_length(skeleton: np.ndarray) -> float:
+    """Length of a one-pixel-wide curve: unit steps between 4-neighbours, sqrt(2) between diagonal-only ones."""
+    s = skeleton
+    straight = np.count_nonzero(s[:, 1:] & s[:, :-1]) + np.count_nonzero(s[1:, :] & s[:-1, :])
+    diag_a = s[1:, 1:] & s[:-1, :-1] & ~s[1:, :-1] & ~s[:-1, 1:]
+    diag_b = s[1:, :-1] & s[:-1, 1:] & ~s[1:, 1:] & ~s[:-1, :-1]
+    return float(straight + np.sqrt(2.0) * (np.count_nonzero(diag_a) + np.count_nonzero(diag_b)))
+
+
+def _slant(binary: np.ndarray) -> float:
+    """Angle of the digit's vertical axis from second moments: shear ``-mu11/mu02`` (rows grow downwards)."""
+    rows, cols = np.nonzero(binary)
+    y = rows - rows.mean()
+    x = cols - cols.mean()
+    mu02 = float((y * y).sum())
+    return float(np.arctan(-(x * y).sum() / mu02)) if mu02 > 0 else 0.0
+
+
+def measure(image: np.ndarray, scale: int = SCALE) -> Morphometrics:
+    """All measurements of one digit; area and length in original pixels."""
+    image = _as_image(image)
+    if image.max() <= image.min():
+        return Morphometrics(0.0, float(image.max()), 0.0, 0.0, 0.0)
+    binary = binarise(image, scale)
+    skeleton, distance = medial_axis(binary)
+    return Morphometrics(
+        thickness=float(2.0 * distance[skeleton].mean() / scale),
+        intensity=measure_intensity(image),
+        area=float(binary.sum() / scale**2),
+        length=_skeleton_length(skeleton) / scale,
+        slant=_slant(binary),
+    )
+
+
+def downscale(mask: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """Average ``scale`` x ``scale`` blocks of a lightly smoothed mask: each pixel gets its coverage.
+
+    Coverage keeps edges anti-aliased like MNIST's own strokes; the light Gaussian (sigma of a
+    third of an output pixel) softens the staircase left by the disk, as Morpho-MNIST's
+    ``pyramid_reduce`` does.
+    """
+    smooth = ndi.gaussian_filter(mask.astype(np.float64), sigma=scale / 3.0, mode="constant")
+    h, w = smooth.shape
+    return smooth.reshape(h // scale, scale, w // scale, scale).mean(axis=(1, 3))
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    top = image.max()
+    if top <= 0:
+        return np.zeros(image.shape, dtype=np.uint8)
+    return np.clip(np.rint(image * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def set_thickness(
+    image: np.ndarray, target: float, scale: int = SCALE, tolerance: float = 0.01, max_steps: int = 6
+) -> np.ndarray:
+    """Digit re-drawn with mean stroke width ``target`` (original pixels), as uint8 with peak 255.
+
+    The stroke is grown (radius > 0) or shrunk by a disk of ``radius`` upscaled pixels, starting
+    from Morpho-MNIST's ``scale * (target - measured) / 2``. Dilation and erosion by any real
+    radius come from one signed distance map, rendered with anti-aliased edges so the re-measured
+    thickness moves smoothly with the radius; secant steps (regula falsi once the target is
+    bracketed) then bring the re-measured thickness within ``tolerance`` of the target.
+    """
+    image = _as_image(image)
+    if image.max() <= image.min():
+        return _to_uint8(image)
+    binary = binarise(image, scale)
+    inside = ndi.distance_transform_edt(binary)
+    signed = np.where(binary, 0.5 - inside, ndi.distance_transform_edt(~binary) - 0.5)
+    min_radius = 1.0 - float(inside.max())  # keep at least the stroke's core
+
+    def render(radius: float) -> np.ndarray:
+        return _to_uint8(downscale(np.clip(radius + 0.5 - signed, 0.0, 1.0), scale))
+
+    radius = scale * (target - _thickness_of(binary, scale)) / 2.0
+    below: tuple[float, float] | None = None  # (radius, error < 0)
+    above: tuple[float, float] | None = None  # (radius, error > 0)
+    best_error, best = np.inf, image
+    for _ in range(max_steps):
+        radius = max(radius, min_radius)
+        candidate = render(radius)
+        error = measure_thickness(candidate, scale) - target
+        if abs(error) < abs(best_error):
+            best_error, best = error, candidate
+        if abs(error) <= tolerance:
+            break
+        if error < 0:
+            below = (radius, error)
+        else:
+            above = (radius, error)
+        if below is not None and above is not None:
+            (r0, e0), (r1, e1) = below, above
+            radius = r0 - e0 * (r1 - r0) / (e1 - e0)
+        else:
+            radius -= error * scale / 2.0
+    return best
+
+
+def set_intensity(image: np.ndarray, target: float, tolerance: float = 0.5, max_steps: int = 8) -> np.ndarray:
+    """Digit scaled so its foreground median is ``target`` (clipped to 0..255), as uint8.
+
+    Scaling up can saturate the brightest pixels, which moves the foreground threshold, so the
+    gain is corrected multiplicatively until the re-measured median is within ``tolerance``.
+    """
+    image = _as_image(image)
+    current = measure_intensity(image) if image.max() > image.min() else 0.0
+    if current <= 0:
+        return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    gain = target / current
+    best: tuple[float, np.ndarray] | None = None
+    for _ in range(max_steps):
+        out = np.clip(np.rint(image * gain), 0, 255).astype(np.uint8)
+        got = measure_intensity(out)
+        if best is None or abs(got - target) < abs(best[0]):
+            best = (got - target, out)
+        if abs(got - target) <= tolerance or got <= 0:
+            break
+        gain *= target / got
+    assert best is not None
+    return best[1]
