@@ -13,7 +13,7 @@ import sys
 
 from causaldiffae.errors import UserError
 
-COMMANDS = ("data",)
+COMMANDS = ("data", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,154 @@
+"""Run folders on disk: safetensors for every tensor, JSON/YAML for everything else, no pickles.
+
+Layout of a run folder::
+
+    config.yaml                resolved experiment config
+    model.safetensors          EMA weights for inference (metadata: graph, image shape, classes, step)
+    metrics.jsonl              one JSON object per logged step
+    samples/step-XXXXXXX.png   reconstruction and sample grids
+    checkpoints/step-XXXXXXX/  model.safetensors, ema.safetensors, optimizer.safetensors, state.json
+
+Every file and checkpoint folder is written atomically, so an interrupted write never replaces
+the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from causaldiffae.atomic import atomic_dir, atomic_file
+from causaldiffae.config import ExperimentConfig
+from causaldiffae.errors import UserError
+from causaldiffae.graph import CausalGraph
+
+CHECKPOINTS = "checkpoints"
+
+
+class CheckpointError(UserError):
+    """A run folder or checkpoint that cannot be loaded."""
+
+
+# Optimizer state <-> flat tensors + JSON -------------------------------------------------------
+
+
+def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into named tensors and a JSON-able remainder."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, entry in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# Checkpoints -----------------------------------------------------------------------------------
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step-*") if p.is_dir() and (p / "state.json").is_file())
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    model: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``checkpoints/step-XXXXXXX`` atomically, then delete all but the newest ``keep``."""
+    path = Path(run_dir) / CHECKPOINTS / f"step-{step:07d}"
+    opt_tensors, opt_meta = flatten_optimizer(optimizer)
+    with atomic_dir(path, force=True) as tmp:
+        save_file(_contiguous(model), str(tmp / "model.safetensors"))
+        save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_meta}))
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The tensors and state of one checkpoint folder (CPU tensors)."""
+    path = Path(path)
+    state = json.loads((path / "state.json").read_text())
+    return {
+        "model": load_file(str(path / "model.safetensors")),
+        "ema": load_file(str(path / "ema.safetensors")),
+        "optimizer": unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer")),
+        "state": state,
+    }
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+# Inference export ------------------------------------------------------------------------------
+
+
+def save_config(run_dir: str | Path, config: ExperimentConfig) -> None:
+    with atomic_file(Path(run_dir) / "config.yaml") as tmp:
+        tmp.write_text(config.to_yaml())
+
+
+def read_config(run_dir: str | Path) -> ExperimentConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no config.yaml; is this a run folder made by 'causaldiffae train'?")
+    return ExperimentConfig.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write the inference weights ``model.safetensors`` with the facts needed to rebuild the model."""
+    with atomic_file(Path(run_dir) / "model.safetensors") as tmp:
+        save_file(_contiguous(weights), str(tmp), metadata={"causaldiffae": json.dumps(meta)})
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """``(model, config)`` of a trained run: EMA weights, eval mode, on ``device``."""
+    from causaldiffae.models import CausalDiffAE
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder not found: {run_dir}")
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{run_dir}: no model.safetensors yet (the run has not written its first checkpoint)")
+    config = read_config(run_dir)
+    with safe_open(str(weights), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    if "graph" not in meta:
+        raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
+    graph = CausalGraph.from_dict(meta["graph"], source=str(weights))
+    model = CausalDiffAE(config.model, graph, tuple(meta["image_shape"]), meta.get("num_classes", 0), config.diffusion)
+    model.load_state_dict(load_file(str(weights)))
+    model.trained_steps = int(meta.get("step", 0))
+    return model.to(device).eval(), config

@@ -1,0 +1,281 @@
+"""One typed configuration per experiment: data, model, diffusion and training sections.
+
+Configuration is data. Presets are YAML files in ``causaldiffae/configs/`` loaded by name
+(``morphomnist-cpu``) or by path; command-line overrides are ``section.key=value`` strings whose
+values are parsed as YAML scalars/lists. Every field is validated here, so a typo or an
+out-of-range value fails with a one-line error before any data is loaded or any step is run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping, get_type_hints
+
+import yaml
+
+from causaldiffae.errors import UserError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+VARIANTS = ("causaldiffae", "diffae", "diffae-aligned", "label-conditional")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+class ConfigError(UserError):
+    """A configuration that cannot be used; names the file, key and value at fault."""
+
+
+@dataclass
+class DataConfig:
+    """Which variables the model sees; the dataset folder itself is a command-line argument."""
+
+    graph: str | None = None  # inline graph ("thickness -> intensity"); None: the dataset's own graph
+    resolution: int | None = None  # resize images to this size; None: native
+
+
+@dataclass
+class ModelConfig:
+    """Encoder, causal layer and UNet decoder sizes, plus the variant and its supervision recipe."""
+
+    variant: str = "causaldiffae"
+    latent_block: int = 256  # latent width per causal variable (label-conditional: always 1)
+    encoder_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    mechanism_hidden: int = 64  # hidden width of each mechanism MLP f_i
+    mechanism_layers: int = 2  # hidden layers of each mechanism MLP
+    base_channels: int = 128
+    channel_mult: list[int] = field(default_factory=lambda: [1, 2, 2])
+    layers_per_block: int = 3
+    attention_levels: list[int] = field(default_factory=lambda: [0])  # UNet levels with self-attention
+    mid_attention: bool = True
+    attention_head_dim: int = 32
+    norm_groups: int = 32
+    dropout: float = 0.0
+    class_conditional: bool = False  # add a digit-class embedding to the condition
+    labeled_fraction: float = 1.0  # fixed seeded fraction of training samples that keep labels
+    cond_drop_prob: float = 0.0  # labeled samples train with the null condition this often
+    z_noise_scale: float = 0.001  # s: training z uses u = mu + sqrt(s * var) * eps
+    kl_weight: float = 1.0  # weight of KL(q(u|x) || N(0, I)), per-dimension mean
+    label_weight: float = 1.0  # weight of the label-aligned prior, per-dimension mean
+
+
+@dataclass
+class DiffusionConfig:
+    """The forward process (linear betas) and the default number of DDIM steps at inference."""
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    sample_steps: int = 250
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000
+    batch_size: int = 128  # per optimiser step, summed over processes and accumulation
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    ema_decay: float = 0.9999
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    kl_anneal_steps: int = 50_000  # lambda_k rises linearly 0 -> 1 over these steps
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 2000
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 3
+    grid_steps: int = 25  # DDIM steps used for the periodic sample/reconstruction grids
+    channels_last: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "ExperimentConfig":
+        """Build and validate from a nested mapping; unknown sections or keys are refused."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        sections = {f.name: f for f in fields(cls)}
+        unknown = [k for k in data if k not in sections]
+        if unknown:
+            raise ConfigError(f"{source}: unknown section {unknown[0]!r} (valid: {', '.join(sections)})")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "name":
+                kwargs[name] = str(value)
+                continue
+            section_cls = get_type_hints(cls)[name]
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: section {name!r} must be a mapping")
+            kwargs[name] = _build_section(section_cls, value, f"{source}: {name}")
+        config = cls(**kwargs)
+        validate(config, source)
+        return config
+
+    def with_overrides(self, overrides: Iterable[str], source: str = "command line") -> "ExperimentConfig":
+        """Apply ``section.key=value`` strings (values parsed as YAML) and revalidate."""
+        data = self.to_dict()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ConfigError(f"{source}: override {item!r} is not key=value (e.g. train.lr=3e-4)")
+            path = key.strip().split(".")
+            if len(path) == 1 and path[0] == "name":
+                data["name"] = raw
+                continue
+            if len(path) != 2 or path[0] not in data or not isinstance(data[path[0]], dict):
+                raise ConfigError(f"{source}: unknown key {key!r} (valid: {', '.join(valid_keys())})")
+            section, name = path
+            if name not in data[section]:
+                valid = ", ".join(f"{section}.{k}" for k in data[section])
+                raise ConfigError(f"{source}: unknown key {key!r} (valid in {section}: {valid})")
+            try:
+                data[section][name] = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                raise ConfigError(f"{source}: cannot parse value of {key}: {raw!r}") from None
+        return ExperimentConfig.from_dict(data, source)
+
+    def differences(self, other: "ExperimentConfig") -> list[str]:
+        """Dotted keys whose values differ, for refusing a resume with a changed config."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return [k for k in mine if mine[k] != theirs.get(k)]
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def valid_keys() -> list[str]:
+    return [k for k in _flatten(ExperimentConfig().to_dict())]
+
+
+def _build_section(section_cls: type, values: Mapping[str, Any], where: str) -> Any:
+    hints = get_type_hints(section_cls)
+    known = {f.name for f in fields(section_cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (valid: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return section_cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a YAML value against a field's type; ints are accepted where floats are expected."""
+    text = str(hint)
+    if value is None:
+        if "None" in text:
+            return None
+        raise ConfigError(f"{where}: a value is required")
+    if "list[int]" in text:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
+        return list(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int or text.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str or text.startswith("str"):
+        return str(value)
+    return value
+
+
+def validate(config: ExperimentConfig, source: str = "config") -> None:
+    """Range checks that need no data; image-size checks happen once the data is known."""
+    m, d, t = config.model, config.diffusion, config.train
+
+    def need(ok: bool, key: str, value: Any, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: {key}={value!r}: {what}")
+
+    need(m.variant in VARIANTS, "model.variant", m.variant, f"expected one of {', '.join(VARIANTS)}")
+    need(0.0 < m.labeled_fraction <= 1.0, "model.labeled_fraction", m.labeled_fraction, "must lie in (0, 1]")
+    need(0.0 <= m.cond_drop_prob < 1.0, "model.cond_drop_prob", m.cond_drop_prob, "must lie in [0, 1)")
+    need(m.latent_block >= 1, "model.latent_block", m.latent_block, "must be >= 1")
+    need(len(m.encoder_channels) >= 1 and min(m.encoder_channels) >= 1, "model.encoder_channels", m.encoder_channels, "needs positive widths")
+    need(m.mechanism_hidden >= 1 and m.mechanism_layers >= 1, "model.mechanism_hidden/mechanism_layers", (m.mechanism_hidden, m.mechanism_layers), "must be >= 1")
+    need(len(m.channel_mult) >= 1 and min(m.channel_mult) >= 1, "model.channel_mult", m.channel_mult, "needs positive multipliers")
+    need(m.base_channels >= 1 and m.layers_per_block >= 1, "model.base_channels/layers_per_block", (m.base_channels, m.layers_per_block), "must be >= 1")
+    for c in [m.base_channels * k for k in m.channel_mult]:
+        need(c % m.norm_groups == 0, "model.norm_groups", m.norm_groups, f"must divide every UNet width (not {c})")
+        need(c % m.attention_head_dim == 0, "model.attention_head_dim", m.attention_head_dim, f"must divide every UNet width (not {c})")
+    for level in m.attention_levels:
+        need(0 <= level < len(m.channel_mult), "model.attention_levels", m.attention_levels, f"levels are 0..{len(m.channel_mult) - 1}")
+    need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "must lie in [0, 1)")
+    need(m.z_noise_scale >= 0 and m.kl_weight >= 0 and m.label_weight >= 0, "model.z_noise_scale/kl_weight/label_weight", (m.z_noise_scale, m.kl_weight, m.label_weight), "must be >= 0")
+    need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
+    need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
+    need(1 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 1..{d.num_train_timesteps}")
+    need(t.steps >= 1 and t.batch_size >= 1 and t.grad_accum >= 1, "train.steps/batch_size/grad_accum", (t.steps, t.batch_size, t.grad_accum), "must be >= 1")
+    need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")
+    need(t.lr > 0, "train.lr", t.lr, "must be > 0")
+    need(0.0 <= t.ema_decay < 1.0, "train.ema_decay", t.ema_decay, "must lie in [0, 1)")
+    need(t.kl_anneal_steps >= 0 and t.warmup_steps >= 0, "train.kl_anneal_steps/warmup_steps", (t.kl_anneal_steps, t.warmup_steps), "must be >= 0")
+    need(t.log_every >= 1 and t.sample_every >= 1 and t.checkpoint_every >= 1, "train.log_every/sample_every/checkpoint_every", (t.log_every, t.sample_every, t.checkpoint_every), "must be >= 1")
+    need(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
+    need(1 <= t.grid_steps <= d.num_train_timesteps, "train.grid_steps", t.grid_steps, f"must lie in 1..{d.num_train_timesteps}")
+
+
+def check_image_shape(model: ModelConfig, image_shape: tuple[int, int, int], source: str = "config") -> None:
+    """The UNet halves the image between levels, so H and W must be divisible by 2^(levels-1)."""
+    factor = 2 ** (len(model.channel_mult) - 1)
+    _, h, w = image_shape
+    if h % factor or w % factor:
+        raise ConfigError(
+            f"{source}: image size {h}x{w} is not divisible by {factor} = 2^(levels-1) for "
+            f"model.channel_mult={model.channel_mult}; use fewer levels or set data.resolution"
+        )
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Load a preset by name or a YAML file by path, then apply ``key=value`` overrides."""
+    path = Path(spec)
+    if not path.suffix and not path.exists():
+        path = PRESET_DIR / f"{spec}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown preset {str(spec)!r} (valid: {', '.join(list_presets())})")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (presets: {', '.join(list_presets())})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+    return ExperimentConfig.from_dict(data or {}, str(path)).with_overrides(overrides)

@@ -1,0 +1,123 @@
+"""Noise schedule and samplers: a diffusers scheduler for training, small pure functions for DDIM.
+
+Training draws ``t`` and noises ``x0`` with a ``DDPMScheduler`` (linear betas, fixed variance).
+Sampling and inversion are plain functions of ``(eps_fn, x, timesteps, alphas_cumprod)`` in the
+style of k-diffusion samplers: no hidden state, so the counterfactual code can invert, edit and
+decode with the same few lines, and deterministic DDIM (eta=0) inverts exactly in the limit of
+many steps. ``eps_fn(x, t)`` returns the noise prediction for a batch ``x`` at integer timestep
+``t`` (a ``(B,)`` long tensor).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from diffusers import DDPMScheduler
+from tqdm.auto import tqdm
+
+from causaldiffae.config import DiffusionConfig
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_scheduler(config: DiffusionConfig) -> DDPMScheduler:
+    """The forward process of SPEC §1.3: linear betas, epsilon prediction, fixed variance."""
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        variance_type="fixed_small",
+        clip_sample=False,
+    )
+
+
+def ddim_timesteps(num_train_timesteps: int, steps: int) -> torch.Tensor:
+    """``steps`` evenly strided timesteps, descending (``ddim250`` of 1000: 996, 992, ..., 0)."""
+    stride = num_train_timesteps // steps
+    return torch.arange(0, stride * steps, stride, dtype=torch.long).flip(0)
+
+
+def _alpha(alphas_cumprod: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:
+    """``alpha_bar_t`` as a scalar tensor; ``t < 0`` is the clean image (alpha_bar = 1)."""
+    value = alphas_cumprod[t] if t >= 0 else torch.ones((), dtype=alphas_cumprod.dtype)
+    return value.to(device=like.device, dtype=torch.float64)
+
+
+def _step(x: torch.Tensor, eps: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor, clip_x0: bool) -> torch.Tensor:
+    """Deterministic DDIM move from noise level ``a_from`` to ``a_to`` along the predicted ``x0``."""
+    x0 = (x.double() - (1 - a_from).sqrt() * eps.double()) / a_from.sqrt()
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = ((x.double() - a_from.sqrt() * x0) / (1 - a_from).sqrt()).to(eps.dtype)
+    return (a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps.double()).to(x.dtype)
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_fn: EpsFn,
+    x_T: torch.Tensor,
+    timesteps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    *,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Denoise ``x_T`` along descending ``timesteps`` to ``x0``; ``eta=0`` is deterministic DDIM."""
+    x = x_T
+    ts = [int(t) for t in timesteps]
+    for i, t in enumerate(tqdm(ts, desc="ddim", leave=False, disable=not progress)):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+        a_t, a_next = _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x)
+        if eta == 0.0:
+            x = _step(x, eps, a_t, a_next, clip_x0)
+            continue
+        sigma = eta * ((1 - a_next) / (1 - a_t) * (1 - a_t / a_next)).sqrt()
+        x0 = (x.double() - (1 - a_t).sqrt() * eps.double()) / a_t.sqrt()
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+        eps_dir = (x.double() - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float64)
+        x = (a_next.sqrt() * x0 + (1 - a_next - sigma**2).clamp(min=0).sqrt() * eps_dir + sigma * noise).to(x.dtype)
+    return x
+
+
+@torch.no_grad()
+def ddim_invert(
+    eps_fn: EpsFn, x0: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, *, progress: bool = False
+) -> torch.Tensor:
+    """Deterministic DDIM run backwards: encode ``x0`` to the ``x_T`` that ``ddim_sample`` maps back to it.
+
+    ``timesteps`` are the same descending steps the decoder will use; each move to level ``t``
+    evaluates ``eps_fn`` at the current, less noisy point with timestep ``t``.
+    """
+    x = x0
+    ts = [int(t) for t in timesteps.flip(0)]
+    for i, t in enumerate(tqdm(ts, desc="ddim-invert", leave=False, disable=not progress)):
+        t_prev = ts[i - 1] if i > 0 else -1
+        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+        x = _step(x, eps, _alpha(alphas_cumprod, t_prev, x), _alpha(alphas_cumprod, t, x), clip_x0=False)
+    return x
+
+
+def guided(eps_cond: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], cond: torch.Tensor, null: torch.Tensor, w: float) -> EpsFn:
+    """Classifier-free guidance: ``eps = w * eps(x, t, cond) + (1 - w) * eps(x, t, null)``.
+
+    ``w = 1`` is the plain conditional model (one forward pass); otherwise both branches run as
+    one doubled batch.
+    """
+    if w == 1.0:
+        return lambda x, t: eps_cond(x, t, cond)
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        both = eps_cond(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond.expand(b, -1), null.expand(b, -1)]))
+        e_cond, e_null = both[:b], both[b:]
+        return w * e_cond + (1 - w) * e_null
+
+    return eps_fn

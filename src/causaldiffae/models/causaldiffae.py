@@ -1,0 +1,167 @@
+"""CausalDiffAE and its baselines as one model whose variant is configuration (SPEC §1, §1.6).
+
+| variant             | encoder | causal layer | u prior N(0,I) | label prior | decoder condition |
+|---------------------|---------|--------------|----------------|-------------|-------------------|
+| ``causaldiffae``      | yes     | yes          | yes            | yes         | z = mechanisms(u) |
+| ``diffae``            | yes     | no           | yes            | no          | z = u             |
+| ``diffae-aligned``    | yes     | no           | yes            | yes         | z = u             |
+| ``label-conditional`` | no      | no           | no             | no          | z = labels        |
+
+KL normalisation: both KL terms are averaged per latent dimension (and over the batch), like
+the eps MSE is averaged per pixel, so weight 1 means "one nat per latent dimension costs as much
+as one unit of squared error per pixel" independently of the latent and image sizes. Summed KLs
+would grow with ``n * latent_block`` (512 for the paper preset) and swamp the MSE.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from causaldiffae.config import DiffusionConfig, ModelConfig
+from causaldiffae.diffusion import make_scheduler
+from causaldiffae.errors import UserError
+from causaldiffae.graph import CausalGraph
+from causaldiffae.models.causal_layer import CausalLayer
+from causaldiffae.models.decoder import Decoder
+from causaldiffae.models.encoder import Encoder
+
+
+class CausalDiffAE(nn.Module):
+    """Encoder ``q(u|x)``, causal layer ``u -> z`` and a z-conditioned diffusion decoder."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        graph: CausalGraph,
+        image_shape: tuple[int, int, int],
+        num_classes: int = 0,
+        diffusion: DiffusionConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.graph = graph
+        self.variant = config.variant
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes if config.class_conditional else 0
+        self.block_size = 1 if self.variant == "label-conditional" else config.latent_block
+        latent_dim = len(graph) * self.block_size
+        self.encoder = None if self.variant == "label-conditional" else Encoder(self.image_shape, config.encoder_channels, latent_dim)
+        self.causal = (
+            CausalLayer(graph, self.block_size, config.mechanism_hidden, config.mechanism_layers) if self.has_mechanisms else None
+        )
+        self.decoder = Decoder(config, self.image_shape, latent_dim, self.num_classes)
+        self.scheduler = make_scheduler(diffusion or DiffusionConfig())
+        self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.clone().float(), persistent=False)
+        # Train-set label statistics, saved with the weights so do() values can be given in natural units.
+        self.register_buffer("label_mean", torch.zeros(len(graph)))
+        self.register_buffer("label_std", torch.ones(len(graph)))
+
+    # Variant facts -------------------------------------------------------------------------------
+
+    @property
+    def has_mechanisms(self) -> bool:
+        return self.variant == "causaldiffae"
+
+    @property
+    def has_label_prior(self) -> bool:
+        return self.variant in ("causaldiffae", "diffae-aligned")
+
+    @property
+    def has_null_condition(self) -> bool:
+        return self.config.cond_drop_prob > 0 or self.config.labeled_fraction < 1
+
+    def set_label_stats(self, mean, std) -> None:
+        self.label_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.label_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def standardise(self, labels: torch.Tensor) -> torch.Tensor:
+        """Natural units -> the standardised scale of the label prior (columns in graph order)."""
+        return (labels - self.label_mean) / self.label_std
+
+    # Model contract (docs/design.md) -----------------------------------------------------------
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of ``q(u | x)``, ``(B, n * block)`` each."""
+        if self.encoder is None:
+            raise UserError("the label-conditional variant has no encoder: its condition is the labels themselves")
+        return self.encoder(x)
+
+    def propagate(self, u: torch.Tensor) -> torch.Tensor:
+        """``z`` from ``u`` through the causal layer (identity for variants without mechanisms)."""
+        return self.causal(u) if self.causal is not None else u
+
+    def intervene(self, u: torch.Tensor, do: Mapping[str, torch.Tensor | float]) -> torch.Tensor:
+        """``z`` under ``do(name = block)``; descendants recomputed, non-descendants bit-identical."""
+        for name in do:
+            self.graph.index(name)
+        if self.causal is not None:
+            return self.causal.intervene(u, do)
+        b, d = u.shape[0], self.block_size
+        blocks = list(u.view(b, -1, d).unbind(1))
+        for name, value in do.items():
+            blocks[self.graph.index(name)] = torch.as_tensor(value, dtype=u.dtype, device=u.device).expand(b, d)
+        return torch.cat(blocks, dim=1)
+
+    def condition(
+        self, z: torch.Tensor | None, class_labels: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Decoder condition ``(B, emb)``; ``z=None`` gives the null condition, ``keep`` nulls chosen rows."""
+        return self.decoder.condition(z, class_labels if self.num_classes else None, keep)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.decoder(x_t, t, cond)
+
+    # Training objective (SPEC §1.4) -------------------------------------------------------------
+
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], kl_scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The training loss (see ``loss``); ``forward`` so DDP and autocast wrappers apply to it."""
+        return self.loss(batch, kl_scale, generator)
+
+    def latent(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The training-time latent: ``z`` (with ``u = mu + sqrt(s * var) * eps``) and the posterior."""
+        if self.encoder is None:
+            return {"z": batch["labels"].to(self.label_mean.dtype)}
+        mu, logvar = self.encode(batch["image"])
+        std = (0.5 * logvar).exp() * self.config.z_noise_scale**0.5
+        u = mu + std * torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return {"z": self.propagate(u), "mu": mu, "logvar": logvar}
+
+    def loss(
+        self, batch: Mapping[str, torch.Tensor], kl_scale: float, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``mse + kl_scale * (kl_weight * KL_u + label_weight * KL_label)``; terms are per-dim means.
+
+        ``batch["labeled"]`` (bool, B) marks samples that keep labels; the others train with the
+        null condition and contribute no label-prior term.
+        """
+        x = batch["image"]
+        b, device = x.shape[0], x.device
+        labeled = batch.get("labeled", torch.ones(b, dtype=torch.bool, device=device))
+        lat = self.latent(batch, generator)
+        z = lat["z"]
+        zero = torch.zeros((), device=device)
+        kl_u = kl_label = zero
+        if "mu" in lat:
+            mu, logvar = lat["mu"].float(), lat["logvar"].float()
+            kl_u = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
+        if self.has_label_prior:
+            target = batch["labels"].float().repeat_interleave(self.block_size, dim=1)
+            per_sample = 0.5 * (z.float() - target).square().mean(dim=1)
+            kl_label = (per_sample * labeled.float()).sum() / b
+        drop = torch.rand(b, generator=generator, device=device) < self.config.cond_drop_prob
+        keep = labeled & ~drop
+        cond = self.condition(z, batch.get("class"), keep)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator, device=device)
+        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+        x_t = self.scheduler.add_noise(x, noise, t)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        mse = (self.eps(x_t, t, cond).float() - noise.float()).square().mean()
+        c = self.config
+        loss = mse + kl_scale * (c.kl_weight * kl_u + c.label_weight * kl_label)
+        return {"loss": loss, "mse": mse.detach(), "kl_u": kl_u.detach(), "kl_label": kl_label.detach()}

@@ -1,0 +1,391 @@
+"""The training loop: accelerate for devices, DDP and mixed precision; exact resume from checkpoints.
+
+Everything random is a function of the step, so a resumed run repeats the uninterrupted one
+exactly: the data order is a permutation seeded by ``(seed, epoch)``, each process takes its
+slice of every global batch (the sharding is ours, not a sampler's, so it survives restarts),
+and the noise, timesteps and condition dropout of a micro-batch come from a generator seeded by
+``(seed, step, rank, micro-batch)``. The global torch RNG (used by dropout) is saved as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from causaldiffae.atomic import atomic_file
+from causaldiffae.checkpoint import (
+    checkpoint_dirs,
+    export_model,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+    save_config,
+)
+from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
+from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.errors import UserError
+from causaldiffae.graph import CausalGraph
+
+# Keys that may change when a run is resumed: how long it runs and how often it reports.
+RESUMABLE_KEYS = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints")
+
+
+class TrainingError(UserError):
+    """Training stopped: non-finite loss, or a run folder that cannot be started or resumed."""
+
+
+# Schedules ---------------------------------------------------------------------------------------
+
+
+def kl_scale(step: int, anneal_steps: int) -> float:
+    """``lambda_k``: rises linearly from 0 at step 0 to 1 at ``anneal_steps``, then stays at 1."""
+    return 1.0 if anneal_steps <= 0 else min(1.0, step / anneal_steps)
+
+
+def learning_rate(step: int, lr: float, warmup_steps: int) -> float:
+    """Linear warm-up, then constant (stateless, so resuming needs no scheduler state)."""
+    return lr if warmup_steps <= 0 else lr * min(1.0, (step + 1) / warmup_steps)
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """EMA decay with the usual warm-up, so early EMA weights are not dominated by the initialisation."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+# Data --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainData:
+    """Tensors of the training split restricted to the model's graph, ready for batch indexing."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # standardised float (N, n), columns in graph order
+    classes: torch.Tensor  # long (N,), -1 when unknown
+    labeled: torch.Tensor  # bool (N,)
+    graph: CausalGraph
+    label_mean: np.ndarray
+    label_std: np.ndarray
+    num_classes: int
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def batch(self, index: torch.Tensor, device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+        image = self.images[index].to(device).float().div_(127.5).sub_(1.0)
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return {
+            "image": image,
+            "labels": self.labels[index].to(device),
+            "class": self.classes[index].to(device),
+            "labeled": self.labeled[index].to(device),
+        }
+
+
+def labeled_mask(n: int, fraction: float, seed: int) -> torch.Tensor:
+    """A fixed, seeded subset of ``round(fraction * n)`` (at least one) samples that keep labels."""
+    count = max(1, round(fraction * n))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7_777_777))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[order[:count]] = True
+    return mask
+
+
+def prepare_data(dataset: CausalImageDataset, config: ExperimentConfig) -> TrainData:
+    """Select and standardise the graph's label columns; check the graph and image size against the data."""
+    graph = dataset.graph
+    if config.data.graph:
+        graph = CausalGraph.load(config.data.graph)
+        missing = [v for v in graph.variables if v not in dataset.variables]
+        if missing:
+            raise ConfigError(
+                f"data.graph: variable {missing[0]!r} is missing from the data {dataset.name} "
+                f"(it has: {', '.join(dataset.variables)})"
+            )
+    columns = [dataset.variables.index(v) for v in graph.variables]
+    check_image_shape(config.model, dataset.image_shape, "model.channel_mult")
+    if config.model.class_conditional and (dataset.classes is None or dataset.num_classes <= 0):
+        raise ConfigError(f"model.class_conditional=true but the data {dataset.name} has no classes")
+    images = torch.from_numpy(np.ascontiguousarray(dataset.images.transpose(0, 3, 1, 2)))
+    labels = torch.from_numpy(dataset.standardise(dataset.labels)[:, columns]).float()
+    classes = torch.full((len(dataset),), -1, dtype=torch.long) if dataset.classes is None else torch.from_numpy(dataset.classes)
+    return TrainData(
+        images=images,
+        labels=labels,
+        classes=classes,
+        labeled=labeled_mask(len(dataset), config.model.labeled_fraction, config.train.seed),
+        graph=graph,
+        label_mean=dataset.label_mean[columns],
+        label_std=dataset.label_std[columns],
+        num_classes=dataset.num_classes if config.model.class_conditional else 0,
+        name=dataset.name,
+    )
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of an epoch: a permutation that depends only on ``(seed, epoch)``."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def step_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """The ``batch_size`` sample indices of optimiser step ``step`` (incomplete last batches dropped)."""
+    per_epoch = n // batch_size
+    epoch, position = divmod(step, per_epoch)
+    return epoch_order(n, seed, epoch)[position * batch_size : (position + 1) * batch_size]
+
+
+def step_generator(seed: int, step: int, rank: int, micro: int, device: torch.device) -> torch.Generator:
+    """The generator for one micro-batch's noise, timesteps and condition dropout."""
+    state = np.random.SeedSequence([seed, step, rank, micro]).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+# RNG state as JSON -------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+# Grids -------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: int = 8) -> None:
+    """Rows: training images, their DDIM reconstructions (inversion then decoding), fresh samples with the same z."""
+    from PIL import Image
+
+    from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps
+
+    device = model.label_mean.device
+    index = torch.arange(min(count, len(data)))
+    batch = data.batch(index, device, channels_last=False)
+    if model.encoder is None:
+        z = batch["labels"]
+    else:
+        z = model.propagate(model.encode(batch["image"])[0])
+    cond = model.condition(z, batch["class"])
+    eps_fn = lambda x, t: model.eps(x, t, cond)  # noqa: E731
+    ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, steps)
+    x_T = ddim_invert(eps_fn, batch["image"], ts, model.alphas_cumprod)
+    recon = ddim_sample(eps_fn, x_T, ts, model.alphas_cumprod)
+    noise = torch.randn(batch["image"].shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    sample = ddim_sample(eps_fn, noise, ts, model.alphas_cumprod)
+    rows = torch.stack([batch["image"], recon, sample])  # (3, B, C, H, W)
+    pixels = ((rows.clamp(-1, 1) + 1) * 127.5).round().byte().cpu()
+    r, b, c, h, w = pixels.shape
+    grid = pixels.permute(0, 3, 1, 4, 2).reshape(r * h, b * w, c).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        Image.fromarray(grid[..., 0] if c == 1 else grid).save(tmp, format="PNG")
+
+
+# The loop ----------------------------------------------------------------------------------------
+
+
+def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: list[str]) -> ExperimentConfig:
+    """The config of a resumed run: the stored one (plus overrides); a different given config is refused."""
+    stored = read_config(run_dir)
+    wanted = stored.with_overrides(overrides, "command line") if config is None else config
+    changed = [k for k in wanted.differences(stored) if k not in RESUMABLE_KEYS]
+    if changed:
+        flat = {k: v for k, v in _items(wanted)}
+        old = {k: v for k, v in _items(stored)}
+        detail = ", ".join(f"{k}: {old.get(k)!r} -> {flat.get(k)!r}" for k in changed[:4])
+        raise TrainingError(f"{run_dir}/config.yaml disagrees with the given config ({detail}); resume with the stored config or start a new --out")
+    return wanted
+
+
+def _items(config: ExperimentConfig):
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                yield f"{section}.{key}", value
+        else:
+            yield section, values
+
+
+def train(
+    config: ExperimentConfig,
+    data: str | Path | CausalImageDataset,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    mixed_precision: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a model described by ``config`` on ``data`` into the run folder ``out``; returns ``out``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from causaldiffae.models import CausalDiffAE
+
+    out = Path(out)
+    t = config.train
+    has_run = (out / "config.yaml").is_file() or bool(checkpoint_dirs(out))
+    if has_run and not resume:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not has_run:
+        raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} exists and is not a folder")
+
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision or "no"
+    )  # gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate
+    world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+    if t.batch_size % (world * t.grad_accum):
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} must be divisible by processes x grad_accum = {world} x {t.grad_accum}"
+        )
+    micro = t.batch_size // (world * t.grad_accum)
+
+    if not isinstance(data, CausalImageDataset):
+        from causaldiffae.data import load_dataset
+
+        data = load_dataset(data, "train", resolution=config.data.resolution)
+    train_data = prepare_data(data, config)
+    if len(train_data) < t.batch_size:
+        raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}")
+
+    torch.manual_seed(t.seed)
+    model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
+    model.set_label_stats(train_data.label_mean, train_data.label_std)
+    model.to(device)
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+    start = 0
+    if resume:
+        last = checkpoint_dirs(out)
+        if last:
+            ckpt = load_checkpoint(last[-1])
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["state"]["rng"])
+            start = int(ckpt["state"]["step"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(model)
+    main = accelerator.is_main_process
+    meta = {
+        "graph": train_data.graph.to_dict(),
+        "image_shape": list(train_data.image_shape),
+        "num_classes": train_data.num_classes,
+        "dataset": train_data.name,
+    }
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out, config)
+        _truncate_metrics(out / "metrics.jsonl", start)
+    accelerator.wait_for_everyone()
+
+    def checkpoint(step: int) -> None:
+        if main:
+            state = {"rng": rng_state(), "data_order": {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}}
+            save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
+            export_model(out, ema.state_dict(), {**meta, "step": step})
+        accelerator.wait_for_everyone()
+
+    bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
+    ema_params = [p for p in ema.parameters()]
+    model_params = [p for p in raw_model.parameters()]
+    sums: dict[str, float] = {}
+    window_start, window_steps = time.perf_counter(), 0
+    model.train()
+    for step in range(start, t.steps):
+        lr = learning_rate(step, t.lr, t.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        lam = kl_scale(step, t.kl_anneal_steps)
+        index = step_indices(len(train_data), t.batch_size, t.seed, step)
+        totals: dict[str, torch.Tensor] = {}
+        for m in range(t.grad_accum):
+            part = index[(m * world + rank) * micro : (m * world + rank + 1) * micro]
+            batch = train_data.batch(part, device, t.channels_last)
+            sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
+            with sync:
+                terms = model(batch, lam, step_generator(t.seed, step, rank, m, device))
+                accelerator.backward(terms["loss"] / t.grad_accum)
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
+        loss = totals["loss"]
+        if world > 1:
+            loss = accelerator.reduce(loss, "mean")
+        if not torch.isfinite(loss):
+            bar.close()
+            kept = checkpoint_dirs(out)
+            where = f"last good checkpoint: {kept[-1]}" if kept else "no checkpoint was written yet"
+            raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, model_params, 1.0 - ema_decay(step, t.ema_decay))
+        done = step + 1
+        for key, value in totals.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+        window_steps += 1
+        bar.update(1)
+        if done % t.log_every == 0 or done == t.steps:
+            elapsed = time.perf_counter() - window_start
+            record = {k: v / window_steps for k, v in sums.items()}
+            record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", mse=f"{record['mse']:.4f}")
+            if main:
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            sums, window_start, window_steps = {}, time.perf_counter(), 0
+        if done % t.checkpoint_every == 0 or done == t.steps:
+            checkpoint(done)
+        if main and (done % t.sample_every == 0 or done == t.steps):
+            save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed)
+    bar.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return out
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop lines logged after the checkpoint so the metrics match an uninterrupted run."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    with atomic_file(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
