@@ -133,7 +133,7 @@ def test_load_generated_and_original_layout(rendered, tmp_path):
 
     original = tmp_path / "original"
     shutil.copytree(rendered, original)
-    for extra in ("metadata.json", "train.csv", "test.csv"):
+    for extra in (pendulum.METADATA, "train.csv", "test.csv"):
         (original / extra).unlink()
     assert detect_format(original) == "pendulum"
     again = load_dataset(original, "test", resolution=48)
@@ -166,7 +166,7 @@ def test_bad_folders(rendered, tmp_path):
 
     names_only = tmp_path / "names"
     shutil.copytree(rendered, names_only)
-    for extra in ("metadata.json", "train.csv", "test.csv"):
+    for extra in (pendulum.METADATA, "train.csv", "test.csv"):
         (names_only / extra).unlink()
     src = next((names_only / "test").iterdir())
     shutil.copy(src, names_only / "test" / "a_0_80_1_1.png")  # the geometry gives shadow 3.09, midpoint 7.97

@@ -6,7 +6,11 @@ import argparse
 import importlib
 
 # Each module exposes ``add_data_command(subparsers)`` for its own ``data`` subcommand.
-DATA_COMMANDS = ("causaldiffae.data.morphomnist",)
+DATA_COMMANDS = (
+    "causaldiffae.data.morphomnist",
+    "causaldiffae.data.pendulum",
+    "causaldiffae.data.circuit",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

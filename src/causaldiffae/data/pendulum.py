@@ -37,6 +37,7 @@ LIGHTS = tuple(j for j in range(60, 148) if j != 100)
 SPLITS = ("train", "test")
 SIZE = 96
 FORMAT = "pendulum"
+METADATA = "pendulum.json"
 
 _NAME = re.compile(r"^a_(-?\d+)_(-?\d+)_(-?\d+)_(-?\d+)\.png$")
 _PIVOT = (10.0, 10.5)
@@ -214,7 +215,7 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
                 "shadow_pos": "scene units, x of the shadow midpoint",
             },
         }
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
 
@@ -235,7 +236,7 @@ def _write_labels(path: Path, cells: list[tuple[int, int]]) -> None:
 def looks_like(path: str | Path) -> bool:
     """Our metadata, or train/test folders of ``a_i_j_shade_mid.png`` files (the original generator)."""
     path = Path(path)
-    meta = path / "metadata.json"
+    meta = path / METADATA
     if meta.is_file():
         try:
             return json.loads(meta.read_text()).get("format") == FORMAT
@@ -348,7 +349,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         "pendulum",
         help="render the Pendulum dataset (7,308 images, CausalVAE geometry)",
         description="Render the Pendulum grid: 96x96 RGBA PNGs in train/ and test/, exact labels in "
-        "train.csv/test.csv, metadata.json.",
+        "train.csv/test.csv, pendulum.json.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")

@@ -1,0 +1,178 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from causaldiffae.cli import main
+from causaldiffae.data import DataError, detect_format, load_dataset
+from causaldiffae.data import circuit
+
+ORDER = ("red", "green", "blue", "arm")  # official original_latents columns
+
+
+def colour(k: int) -> tuple[int, int, int]:
+    return (10 + 23 * k % 240, 240 - 17 * k % 230, 60 + 41 * k % 190)
+
+
+def jpeg(rgb: tuple[int, int, int], size: int = 512) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), rgb).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def write_official(file, start: int, n: int, *, objects: bool = False, drop: str | None = None) -> np.ndarray:
+    """An npz in the official layout whose sample k is a flat 512x512 JPEG of colour(start + k)."""
+    rng = np.random.default_rng(start)
+    latents = rng.uniform(0, 1, (n, 2, 4)).astype(np.float32)
+    blobs = [[jpeg(colour(start + k)), jpeg((0, 0, 0))] for k in range(n)]
+    arrays = {
+        "imgs": np.array(blobs, dtype=object if objects else bytes),
+        "original_latents": latents,
+        "epsilon": rng.normal(size=(n, 2, 4)).astype(np.float32),
+        "pressed": np.zeros((n, 2, 3), dtype=np.float32),
+        "intervention_labels": np.zeros(n, dtype=np.int64),
+        "intervention_masks": np.zeros((n, 4), dtype=bool),
+    }
+    arrays.pop(drop, None)
+    np.savez(file, **arrays)
+    return latents
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    root = tmp_path_factory.mktemp("official")
+    parts = [write_official(root / "train-0.npz", 0, 5), write_official(root / "train-1.npz", 5, 4)]
+    write_official(root / "val.npz", 20, 3, objects=True)
+    write_official(root / "test.npz", 30, 3)
+    return root, np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("standin") / "circuit"
+    circuit.generate(out, n=60, resolution=64, seed=3, workers=1)
+    return out
+
+
+def test_official_layout_shards_order_and_images(official):
+    root, latents = official
+    assert detect_format(root) == "circuit"
+    train = load_dataset(root, "train")
+    assert train.variables == ("arm", "blue", "green", "red")
+    assert train.image_shape == (3, 128, 128)  # 512 px renders at the default resolution
+    expected = latents[:, 0, [ORDER.index(v) for v in train.variables]]
+    np.testing.assert_allclose(train.labels, expected)
+    for k in range(len(train)):  # shard order kept: sample k has colour(k)
+        assert np.abs(train.images[k].reshape(-1, 3).mean(0) - colour(k)).max() < 3
+    assert train.scm is None
+
+
+def test_official_object_arrays_and_resolution(official):
+    root, latents = official
+    val = circuit.load(root, "val", resolution=64)
+    assert val.image_shape == (3, 64, 64) and len(val) == 3
+    assert np.abs(val.images[2].reshape(-1, 3).mean(0) - colour(22)).max() < 3
+    np.testing.assert_allclose(val.label_mean, load_dataset(root, "train").labels.mean(0))
+
+
+def test_bad_official_files(tmp_path):
+    write_official(tmp_path / "train.npz", 0, 2, drop="original_latents")
+    with pytest.raises(DataError, match=r"train\.npz: missing key 'original_latents'"):
+        circuit.load(tmp_path, "train")
+    gaps = tmp_path / "gaps"
+    gaps.mkdir()
+    write_official(gaps / "train-0.npz", 0, 2)
+    write_official(gaps / "train-2.npz", 2, 2)
+    with pytest.raises(DataError, match=r"train-1\.npz is missing"):
+        circuit.load(gaps, "train")
+    with pytest.raises(DataError, match="no val.npz"):
+        circuit.load(gaps, "val")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "train.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="unreadable npz"):
+        circuit.load(tmp_path / "junk", "train")
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    np.savez(shapes / "train.npz", imgs=np.array([[jpeg((1, 2, 3), 16)] * 2]), original_latents=np.zeros((1, 4)))
+    with pytest.raises(DataError, match=r"'original_latents' has shape \(1, 4\)"):
+        circuit.load(shapes, "train")
+
+
+def test_standin_files_follow_the_official_layout(standin):
+    for split, count in (("train", 60), ("val", 6), ("test", 6)):
+        with np.load(standin / f"{split}.npz") as data:
+            assert set(data.files) == set(circuit.KEYS)
+            assert data["imgs"].shape == (count, 2) and data["imgs"].dtype.kind == "S"
+            assert data["original_latents"].shape == (count, 2, 4)
+            assert data["pressed"].shape == (count, 2, 3)
+            with Image.open(io.BytesIO(data["imgs"][0, 1])) as img:
+                assert img.format == "JPEG" and img.size == (64, 64)
+
+
+def test_standin_interventions_are_counterfactuals_of_the_scm(standin):
+    scm = circuit.CircuitSCM()
+    with np.load(standin / "train.npz") as data:
+        latents = data["original_latents"].astype(np.float64)
+        targets, masks = data["intervention_labels"], data["intervention_masks"]
+    to_graph = [ORDER.index(v) for v in circuit.VARIABLES]
+    factual, after = latents[:, 0, to_graph], latents[:, 1, to_graph]
+    assert ((latents >= 0) & (latents <= 1)).all()
+    assert set(np.unique(targets)) == {0, 1, 2, 3, 4}
+    for k in range(len(factual)):
+        if targets[k] == 0:
+            assert not masks[k].any()
+            np.testing.assert_array_equal(after[k], factual[k])
+            continue
+        name = circuit.VARIABLES[targets[k] - 1]
+        assert masks[k].tolist() == [v == name for v in ORDER]
+        expected = scm.counterfactual(factual[k : k + 1], {name: after[k, targets[k] - 1]})
+        np.testing.assert_allclose(after[k], expected[0], atol=1e-5)  # float32 storage
+
+
+def test_scm_counterfactual_semantics():
+    scm = circuit.CircuitSCM()
+    labels, _ = scm.sample(200, np.random.default_rng(1))
+    np.testing.assert_allclose(scm.counterfactual(labels, {}), labels, atol=1e-12)
+    red = scm.counterfactual(labels, {"red": 0.3})
+    assert (red[:, 3] == 0.3).all() and np.array_equal(red[:, :3], labels[:, :3])
+    blue = scm.counterfactual(labels, {"blue": 1.0})
+    assert np.array_equal(blue[:, [0, 2]], labels[:, [0, 2]])
+    assert (blue[:, 3] >= labels[:, 3] - 1e-12).all() and (blue[:, 3] > labels[:, 3] + 0.05).mean() > 0.5
+    on_red = scm.counterfactual(labels, {"arm": circuit.BUTTONS["red"]})
+    assert on_red[:, 3].mean() > 0.8 and on_red[:, 1].mean() < 0.2
+    with pytest.raises(Exception, match="unknown variable 'purple'"):
+        scm.counterfactual(labels, {"purple": 1.0})
+
+
+def light_brightness(image: np.ndarray, name: str) -> float:
+    size = image.shape[0]
+    x, y = circuit.light_centre(name)
+    r = int(circuit._LIGHT_R * size * 0.6)
+    cx, cy = int(x * size), int(y * size)
+    return float(image[cy - r : cy + r, cx - r : cx + r].astype(np.float64).mean())
+
+
+def test_standin_images_show_the_arm_and_the_lights(standin):
+    ds = load_dataset(standin, "train", resolution=64)
+    assert ds.scm is not None and ds.image_shape == (3, 64, 64)
+    for k, name in ((1, "blue"), (2, "green"), (3, "red")):
+        seen = [light_brightness(img, name) for img in ds.images]
+        assert np.corrcoef(seen, ds.labels[:, k])[0, 1] > 0.97, name
+    tips = []
+    for img in ds.images.astype(int):
+        yellow = (img[..., 0] > 180) & (img[..., 1] > 150) & (img[..., 2] < 110)
+        ys, xs = np.nonzero(yellow)
+        tips.append((xs.mean() + 0.5) / 64)
+    truth = [circuit.arm_point(a)[0] for a in ds.labels[:, 0]]
+    assert np.abs(np.array(tips) - truth).max() < 0.04
+
+
+def test_generator_cli(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["data", "circuit", "--out", str(out), "--n", "10", "--resolution", "32", "--workers", "1"]) == 0
+    assert "train 10" in capsys.readouterr().out
+    assert main(["data", "circuit", "--out", str(out), "--n", "10"]) == 2
+    assert "--force" in capsys.readouterr().err
+    with pytest.raises(DataError, match="--n"):
+        circuit.generate(tmp_path / "none", n=0)
