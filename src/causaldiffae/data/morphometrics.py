@@ -186,9 +186,18 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def set_thickness(
-    image: np.ndarray, target: float, scale: int = SCALE, tolerance: float = 0.01, max_steps: int = 6
+    image: np.ndarray,
+    target: float,
+    intensity: float | None = None,
+    scale: int = SCALE,
+    tolerance: float = 0.01,
+    max_steps: int = 6,
 ) -> np.ndarray:
     """Digit re-drawn with mean stroke width ``target`` (original pixels), as uint8 with peak 255.
+
+    With ``intensity`` every candidate is also given that foreground median (``set_intensity``)
+    before it is measured, so the thickness is met by the final image even where brightening
+    saturates the stroke and widens it.
 
     The stroke is grown (radius > 0) or shrunk by a disk of ``radius`` upscaled pixels, starting
     from Morpho-MNIST's ``scale * (target - measured) / 2``. Dilation and erosion by any real
@@ -198,14 +207,15 @@ def set_thickness(
     """
     image = _as_image(image)
     if image.max() <= image.min():
-        return _to_uint8(image)
+        return _to_uint8(image) if intensity is None else set_intensity(image, intensity)
     binary = binarise(image, scale)
     inside = ndi.distance_transform_edt(binary)
     signed = np.where(binary, 0.5 - inside, ndi.distance_transform_edt(~binary) - 0.5)
     min_radius = 1.0 - float(inside.max())  # keep at least the stroke's core
 
     def render(radius: float) -> np.ndarray:
-        return _to_uint8(downscale(np.clip(radius + 0.5 - signed, 0.0, 1.0), scale))
+        drawn = _to_uint8(downscale(np.clip(radius + 0.5 - signed, 0.0, 1.0), scale))
+        return drawn if intensity is None else set_intensity(drawn, intensity)
 
     radius = scale * (target - _thickness_of(binary, scale)) / 2.0
     below: tuple[float, float] | None = None  # (radius, error < 0)
@@ -231,25 +241,30 @@ def set_thickness(
     return best
 
 
-def set_intensity(image: np.ndarray, target: float, tolerance: float = 0.5, max_steps: int = 8) -> np.ndarray:
+def set_intensity(image: np.ndarray, target: float, tolerance: float = 0.5, max_steps: int = 12) -> np.ndarray:
     """Digit scaled so its foreground median is ``target`` (clipped to 0..255), as uint8.
 
-    Scaling up can saturate the brightest pixels, which moves the foreground threshold, so the
-    gain is corrected multiplicatively until the re-measured median is within ``tolerance``.
+    Scaling up can saturate the brightest pixels, which moves the foreground threshold, and
+    rounding makes the median move in steps, so the gain is corrected multiplicatively until the
+    target is bracketed, then bisected; the closest result is kept.
     """
     image = _as_image(image)
     current = measure_intensity(image) if image.max() > image.min() else 0.0
     if current <= 0:
         return np.clip(np.rint(image), 0, 255).astype(np.uint8)
     gain = target / current
-    best: tuple[float, np.ndarray] | None = None
+    low = high = None  # gains known to give a median below / above the target
+    best_error, best = np.inf, image
     for _ in range(max_steps):
         out = np.clip(np.rint(image * gain), 0, 255).astype(np.uint8)
         got = measure_intensity(out)
-        if best is None or abs(got - target) < abs(best[0]):
-            best = (got - target, out)
+        if abs(got - target) < abs(best_error):
+            best_error, best = got - target, out
         if abs(got - target) <= tolerance or got <= 0:
             break
-        gain *= target / got
-    assert best is not None
-    return best[1]
+        if got < target:
+            low = gain
+        else:
+            high = gain
+        gain = float(np.sqrt(low * high)) if low is not None and high is not None else gain * target / got
+    return best

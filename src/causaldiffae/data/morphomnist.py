@@ -97,14 +97,14 @@ def _digit_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 def _generate_chunk(images: np.ndarray, split: str, start: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample each digit's targets from its own seed and redraw it with them (runs in a worker)."""
-    from causaldiffae.data.morphometrics import set_intensity, set_thickness
+    from causaldiffae.data.morphometrics import set_thickness
 
     scm = ThicknessIntensitySCM()
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
     for k, image in enumerate(images):
         labels[k] = scm.sample(_digit_rng(seed, split, start + k))
-        out[k] = set_intensity(set_thickness(image, labels[k, 0]), labels[k, 1])
+        out[k] = set_thickness(image, labels[k, 0], intensity=labels[k, 1])
     return out, labels
 
 
