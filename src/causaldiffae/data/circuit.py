@@ -34,11 +34,12 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("arm", "blue", "green", "red")
@@ -166,7 +167,8 @@ def render(values: Sequence[float], resolution: int = DEFAULT_RESOLUTION) -> np.
 
     def disc(centre: tuple[float, float], radius: float, fill, outline=None, width: float = 0) -> None:
         x, y = centre
-        draw.ellipse([px(x - radius), px(y - radius), px(x + radius), px(y + radius)], fill=fill, outline=outline, width=int(px(width)))
+        corners = [px(x - radius), px(y - radius), px(x + radius), px(y + radius)]
+        draw.ellipse(corners, fill=fill, outline=outline, width=int(px(width)))
 
     # the track, the buttons on it (pressed ones sink and brighten), the lights with a halo
     box = [px(_BASE[0] - _REACH), px(_BASE[1] - _REACH), px(_BASE[0] + _REACH), px(_BASE[1] + _REACH)]
@@ -200,35 +202,6 @@ def _encode_jpeg(image: np.ndarray) -> bytes:
 def _render_chunk(args: tuple[np.ndarray, int]) -> list[bytes]:
     values, resolution = args
     return [_encode_jpeg(render(v, resolution)) for v in values]
-
-
-def _chunks(array: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for k in range(0, len(array), size):
-        yield array[k : k + size]
-
-
-def _map(fn, jobs: list, workers: int, total: int, desc: str) -> list:
-    """Run ``fn`` over ``jobs`` (each returning a list) in order, in processes, with a progress bar."""
-    from tqdm import tqdm
-
-    out: list = []
-    with tqdm(total=total, desc=desc, unit="img") as bar:
-        if workers == 1:
-            results = map(fn, jobs)
-        else:
-            import multiprocessing
-
-            pool = multiprocessing.get_context("fork").Pool(workers)
-            results = pool.imap(fn, jobs)
-        try:
-            for part in results:
-                out.extend(part)
-                bar.update(len(part))
-        finally:
-            if workers != 1:
-                pool.close()
-                pool.join()
-    return out
 
 
 def _split_sizes(n: int) -> dict[str, int]:
@@ -266,8 +239,10 @@ def generate(
                 if rows.any():
                     intervened[rows] = scm.apply(noise[rows], {name: new_values[rows]})
             pairs = np.stack([factual, intervened], axis=1)  # (N, 2, 4) graph order
-            jobs = [(chunk, resolution) for chunk in _chunks(pairs.reshape(-1, len(VARIABLES)), 256)]
-            jpegs = _map(_render_chunk, jobs, workers, 2 * count, f"circuit {split}")
+            flat = pairs.reshape(-1, len(VARIABLES))
+            jobs = [(flat[k : k + 256], resolution) for k in range(0, len(flat), 256)]
+            parts = imap_progress(_render_chunk, jobs, workers=workers, total=len(flat), desc=f"circuit {split}")
+            jpegs = [blob for part in parts for blob in part]
             masks = np.zeros((count, len(LATENT_ORDER)), dtype=bool)
             for k, name in enumerate(VARIABLES, start=1):
                 masks[target == k, LATENT_ORDER.index(name)] = True
@@ -401,7 +376,8 @@ def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
         jobs.extend((first[k : k + 256], resolution, str(file)) for k in range(0, len(first), 256))
     total = sum(len(j[0]) for j in jobs)
     workers = 1 if total < 2048 else workers
-    return np.stack(_map(_decode_chunk, jobs, workers, total, "decode"))
+    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=total, desc="decode")
+    return np.stack([img for part in parts for img in part])
 
 
 def load(

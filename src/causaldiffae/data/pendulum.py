@@ -20,11 +20,12 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("angle", "light", "shadow_len", "shadow_pos")
@@ -168,15 +169,8 @@ def _render_chunk(args: tuple[Sequence[tuple[int, int, int, str]], str]) -> int:
     return len(cells)
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for k in range(0, len(items), size):
-        yield items[k : k + size]
-
-
 def generate(out: str | Path, *, workers: int | None = None, limit: int | None = None, force: bool = False) -> dict:
     """Render the grid (or its first ``limit`` images) into ``out`` atomically; return the metadata."""
-    from tqdm import tqdm
-
     from causaldiffae.atomic import atomic_dir
 
     if limit is not None and limit < 1:
@@ -186,17 +180,9 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
     with atomic_dir(out, force=force) as tmp:
         for split in SPLITS:
             (tmp / split).mkdir()
-        jobs = [(chunk, str(tmp)) for chunk in _chunks(cells, 64)]
-        with tqdm(total=len(cells), desc="pendulum", unit="img") as bar:
-            if workers == 1:
-                for job in jobs:
-                    bar.update(_render_chunk(job))
-            else:
-                import multiprocessing
-
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    for done in pool.imap_unordered(_render_chunk, jobs):
-                        bar.update(done)
+        jobs = [(cells[k : k + 64], str(tmp)) for k in range(0, len(cells), 64)]
+        for _ in imap_progress(_render_chunk, jobs, workers=workers, total=len(cells), desc="pendulum"):
+            pass
         counts = {}
         for split in SPLITS:
             rows = [(i, j) for _, i, j, s in cells if s == split]
