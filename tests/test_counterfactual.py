@@ -1,0 +1,156 @@
+"""Counterfactual API on tiny models: latent bookkeeping, abduction quality, variants and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import causaldiffae.counterfactual as cf
+from causaldiffae.config import ModelConfig
+from causaldiffae.counterfactual import CounterfactualError, abduct, counterfactual, intervene
+from causaldiffae.graph import CausalGraph
+from causaldiffae.models import CausalDiffAE
+
+GRAPH = CausalGraph.parse("a -> b; c")  # c is a non-descendant of everything
+MEAN = np.array([2.0, 10.0, -1.0])
+STD = np.array([0.5, 4.0, 2.0])
+
+
+def tiny(variant="causaldiffae", num_classes=0, cond_drop=0.0, graph=GRAPH, block=4, seed=0) -> CausalDiffAE:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        variant=variant, latent_block=block, encoder_channels=[8, 16], base_channels=8, channel_mult=[1, 2],
+        layers_per_block=1, attention_levels=[], mid_attention=False, norm_groups=4,
+        class_conditional=num_classes > 0, cond_drop_prob=cond_drop,
+    )
+    model = CausalDiffAE(config, graph, (1, 8, 8), num_classes=num_classes)
+    model.set_label_stats(MEAN[: len(graph)], STD[: len(graph)])
+    return model.eval()
+
+
+def images(n=4, seed=0):
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def blocks(z, model):
+    return z.view(z.shape[0], len(model.graph), -1)
+
+
+def test_set_mode_fixes_block_recomputes_descendant_and_leaves_non_descendant_bit_identical():
+    model = tiny()
+    abd = abduct(model, images(), steps=2)
+    z_cf, _ = intervene(model, abd, {"a": np.full(4, 3.0)}, label_mean=MEAN, label_std=STD, mode="set")
+    zb, zc = blocks(abd.z, model), blocks(z_cf, model)
+    assert torch.equal(zc[:, 2], zb[:, 2])  # c: non-descendant, bit-identical
+    torch.testing.assert_close(zc[:, 0], torch.full((4, 4), (3.0 - 2.0) / 0.5))  # a: whole block = standardised value
+    assert not torch.allclose(zc[:, 1], zb[:, 1])  # b: descendant, recomputed by its mechanism
+    # b's own abducted noise is kept: b' - f_b(a') equals b - f_b(a)
+    u = abd.u.view(4, 3, -1)
+    mech = model.causal.mechanisms[0]
+    f_new = mech(z_cf)[:, 0]
+    torch.testing.assert_close(zc[:, 1] - f_new, u[:, 1])
+
+    z_b, _ = intervene(model, abd, {"b": np.array([4.0, 6.0, 8.0, 10.0])}, label_mean=MEAN, label_std=STD)
+    assert torch.equal(blocks(z_b, model)[:, 0], zb[:, 0]) and torch.equal(blocks(z_b, model)[:, 2], zb[:, 2])
+
+
+def test_shift_mode_moves_block_mean_and_keeps_residual():
+    model = tiny()
+    abd = abduct(model, images(), steps=2)
+    z_cf, _ = intervene(model, abd, {"c": np.array([0.0, 1.0, 2.0, 3.0])}, label_mean=MEAN, label_std=STD, mode="shift")
+    old, new = blocks(abd.z, model)[:, 2], blocks(z_cf, model)[:, 2]
+    target = torch.tensor([0.0, 1.0, 2.0, 3.0]).sub(-1.0).div(2.0)
+    torch.testing.assert_close(new.mean(1), target)
+    torch.testing.assert_close(new - new.mean(1, keepdim=True), old - old.mean(1, keepdim=True))
+    assert torch.equal(blocks(z_cf, model)[:, :2], blocks(abd.z, model)[:, :2])
+
+
+def test_counterfactual_reports_values_in_natural_units_and_supports_joint_batched_do():
+    model = tiny()
+    out = counterfactual(model, images(), {"a": [1.0, 2.0, 3.0, 4.0], "c": 5.0}, steps=2)
+    assert out.images.shape == (4, 1, 8, 8)
+    assert out.images.min() >= -1 and out.images.max() <= 1
+    np.testing.assert_allclose(out.values[:, 0], [1, 2, 3, 4], atol=1e-5)
+    np.testing.assert_allclose(out.values[:, 2], 5.0, atol=1e-5)
+    np.testing.assert_allclose(out.factual_values[:, 2], out.z.view(4, 3, -1)[:, 2].mean(1).numpy() * 2 - 1, atol=1e-5)
+
+
+def test_variants_without_mechanisms_do_not_propagate():
+    aligned = tiny("diffae-aligned")
+    abd = abduct(aligned, images(), steps=2)
+    z_cf, _ = intervene(aligned, abd, {"a": np.full(4, 3.0)}, label_mean=MEAN, label_std=STD)
+    assert torch.equal(blocks(z_cf, aligned)[:, 1:], blocks(abd.z, aligned)[:, 1:])
+
+    labelcond = tiny("label-conditional")
+    labels = np.array([[2.0, 10.0, -1.0], [2.5, 14.0, 1.0], [1.5, 6.0, -3.0], [2.0, 2.0, 0.0]])
+    out = counterfactual(labelcond, images(), {"a": 3.0}, steps=2, labels=labels)
+    expected = labels.copy()
+    expected[:, 0] = 3.0
+    np.testing.assert_allclose(out.values, expected, atol=1e-5)
+    with pytest.raises(CounterfactualError, match="needs the images' labels"):
+        counterfactual(labelcond, images(), {"a": 3.0}, steps=2)
+
+
+def test_do_digit_on_class_conditional_model_and_guidance():
+    model = tiny(num_classes=3, cond_drop=0.1)
+    out = counterfactual(model, images(), {"digit": 2}, steps=2, class_labels=[0, 1, 2, 0])
+    assert out.class_labels.tolist() == [2, 2, 2, 2]
+    plain = counterfactual(model, images(), {"a": 3.0}, steps=3, class_labels=[0, 1, 2, 0]).images
+    strong = counterfactual(model, images(), {"a": 3.0}, steps=3, w=3.0, class_labels=[0, 1, 2, 0]).images
+    assert not torch.allclose(plain, strong)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"do": {"thickness": 1.0}}, "not a variable of the graph"),
+        ({"do": {"a": "thick"}}, "is not a number"),
+        ({"do": {"a": [1.0, 2.0]}}, "expected a scalar or 4 values"),
+        ({"do": {"a": float("nan")}}, "must be finite"),
+        ({"do": {"digit": 1}}, "needs a class-conditional model"),
+        ({"do": {}, "w": 2.0}, "needs a model trained with a null condition"),
+        ({"do": {}, "mode": "replace"}, "unknown mode"),
+        ({"do": {}, "abduction": "guess"}, "unknown abduction"),
+        ({"do": {}, "steps": 0}, "steps must be an integer"),
+    ],
+)
+def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
+    def no_sampling(*args, **kw):
+        raise AssertionError("sampling started before validation")
+
+    monkeypatch.setattr(cf, "ddim_invert", no_sampling)
+    monkeypatch.setattr(cf, "ddim_sample", no_sampling)
+    model = tiny()
+    do = kwargs.pop("do")
+    with pytest.raises(CounterfactualError, match=message):
+        counterfactual(model, images(), do, **{"steps": 2, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny model trained briefly on 8x8 blobs: enough for its eps net to be a smooth denoiser."""
+    model = tiny(graph=CausalGraph.parse("a -> b"), block=2, seed=1).train()
+    model.set_label_stats(np.zeros(2), np.ones(2))
+    gen = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    centres = torch.rand(128, 2, generator=gen) * 4 + 2
+    radius = torch.rand(128, generator=gen) * 1.5 + 1.0
+    dist = ((yy - centres[:, 0, None, None]) ** 2 + (xx - centres[:, 1, None, None]) ** 2).sqrt()
+    x = (torch.sigmoid(4 * (radius[:, None, None] - dist)) * 2 - 1).unsqueeze(1)
+    labels = torch.stack([radius - 1.75, centres[:, 0] - 4], dim=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(60):
+        idx = torch.randint(0, 128, (32,), generator=gen)
+        loss = model.loss({"image": x[idx], "labels": labels[idx]}, kl_scale=0.1, generator=gen)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), x[:8]
+
+
+def test_inversion_reconstructs_better_than_stochastic_abduction(trained):
+    model, x = trained
+    inv = counterfactual(model, x, {}, steps=20, abduction="inversion").images
+    sto = counterfactual(model, x, {}, steps=20, abduction="stochastic", generator=torch.Generator().manual_seed(0)).images
+    err_inv = (inv - x).abs().mean().item()
+    err_sto = (sto - x).abs().mean().item()
+    assert err_inv < 0.5 * err_sto, (err_inv, err_sto)
