@@ -10,6 +10,7 @@ DATA_COMMANDS = (
     "causaldiffae.data.morphomnist",
     "causaldiffae.data.pendulum",
     "causaldiffae.data.circuit",
+    "causaldiffae.data.folder",
 )
 
 

@@ -1,0 +1,325 @@
+"""Any user dataset: a folder of images, a label table and a causal graph, no code edits.
+
+Layout::
+
+    DIR/labels.csv   column ``file`` (image path relative to DIR), one numeric column per graph
+                     variable, optional ``split`` (train / val / test); other columns are ignored
+    DIR/graph.yaml   ``variables: [...]`` and ``edges: ["a -> b", ...]`` (see causaldiffae.graph)
+    DIR/**.png|jpg   the images, any size (resized to the configured resolution), one channel
+                     count for all (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)
+
+Without a ``split`` column, a seeded shuffle of the file names sends 10% to test and the rest
+to train, the same split whatever the row order. Everything that can be wrong (columns, numbers,
+missing or unlisted images, unreadable files, mixed channel counts) is checked from the CSV
+and the image headers before any pixel is decoded. The generating process is unknown: ``scm``
+is None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.data.parallel import imap_progress
+from causaldiffae.graph import CausalGraph
+
+LABELS = "labels.csv"
+GRAPH_FILE = "graph.yaml"
+FILE_COLUMN = "file"
+SPLIT_COLUMN = "split"
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TEST_FRACTION = 0.1
+SPLIT_SEED = 0
+
+# PIL mode -> (channels, mode decoded to)
+_MODES = {
+    "1": (1, "L"), "L": (1, "L"), "I": (1, "L"), "I;16": (1, "L"), "I;16B": (1, "L"), "I;16L": (1, "L"),
+    "LA": (2, "LA"), "La": (2, "LA"), "PA": (4, "RGBA"),
+    "RGB": (3, "RGB"), "YCbCr": (3, "RGB"), "CMYK": (3, "RGB"), "RGBA": (4, "RGBA"), "RGBa": (4, "RGBA"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FolderIndex:
+    """What a user folder holds, validated: rows in CSV order, image headers, splits."""
+
+    root: Path
+    graph: CausalGraph
+    files: tuple[str, ...]
+    labels: np.ndarray  # (N, n) natural units, graph order
+    splits: np.ndarray  # (N,) split names
+    channels: int
+    sizes: tuple[tuple[int, int], ...]  # (width, height) per row
+    modes: tuple[str, ...]  # decode mode per row
+    columns: tuple[str, ...]
+    split_given: bool
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.splits == split)
+
+
+def looks_like(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / LABELS).is_file() and (path / GRAPH_FILE).is_file()
+
+
+def _channels(file: Path, mode: str, info: dict) -> tuple[int, str]:
+    if mode == "P":
+        return (4, "RGBA") if "transparency" in info else (3, "RGB")
+    if mode not in _MODES:
+        raise DataError(f"{file}: unsupported image mode {mode!r}")
+    return _MODES[mode]
+
+
+def _image_files(root: Path) -> set[str]:
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                found.add(Path(dirpath, name).relative_to(root).as_posix())
+    return found
+
+
+def _read_table(table: Path, graph: CausalGraph, graph_file: Path) -> tuple[list[str], list[int], np.ndarray, list | None, list]:
+    """Rows of the label table: files, their line numbers, labels (graph order), splits or None, header."""
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{table}: unreadable ({err})") from None
+    if not rows:
+        raise DataError(f"{table}: empty file")
+    header = [h.strip() for h in rows[0]]
+    if FILE_COLUMN not in header:
+        raise DataError(f"{table}: no {FILE_COLUMN!r} column (columns: {', '.join(header)})")
+    for name in graph.variables:
+        if name not in header:
+            raise DataError(
+                f"{graph_file}: variable {name!r} is not a column of {table.name} (columns: {', '.join(header)})"
+            )
+    at = {h: header.index(h) for h in header}
+    files, lines, values, splits, first_row = [], [], [], [], {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{table}, row {line}: {len(row)} fields, the header has {len(header)}")
+        name = row[at[FILE_COLUMN]].strip()
+        if not name:
+            raise DataError(f"{table}, row {line}: empty {FILE_COLUMN!r}")
+        if name in first_row:
+            raise DataError(f"{table}, row {line}: {name} is listed twice (first at row {first_row[name]})")
+        first_row[name] = line
+        numbers = []
+        for var in graph.variables:
+            cell = row[at[var]].strip()
+            try:
+                number = float(cell)
+            except ValueError:
+                raise DataError(f"{table}, row {line}, column {var!r}: non-numeric value {cell!r}") from None
+            if not math.isfinite(number):
+                raise DataError(f"{table}, row {line}, column {var!r}: {cell!r} is not a finite number")
+            numbers.append(number)
+        if SPLIT_COLUMN in at:
+            split = row[at[SPLIT_COLUMN]].strip()
+            if split not in SPLITS:
+                raise DataError(f"{table}, row {line}, column 'split': {split!r} is not one of {', '.join(SPLITS)}")
+            splits.append(split)
+        files.append(name)
+        lines.append(line)
+        values.append(numbers)
+    if not files:
+        raise DataError(f"{table}: no rows")
+    labels = np.array(values, dtype=np.float64).reshape(len(files), len(graph))
+    return files, lines, labels, (splits if SPLIT_COLUMN in at else None), header
+
+
+def default_splits(files: list[str]) -> np.ndarray:
+    """A seeded 90/10 train/test split of the sorted file names (independent of row order)."""
+    order = sorted(range(len(files)), key=files.__getitem__)
+    n_test = max(1, round(TEST_FRACTION * len(files))) if len(files) >= 2 else 0
+    picked = np.random.default_rng(SPLIT_SEED).permutation(len(files))[:n_test]
+    splits = np.full(len(files), "train", dtype=object)
+    splits[[order[k] for k in picked]] = "test"
+    return splits
+
+
+def scan(path: str | Path) -> FolderIndex:
+    """Validate a user folder from its CSV, graph and image headers (no pixel decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    table, graph_file = root / LABELS, root / GRAPH_FILE
+    for required in (table, graph_file):
+        if not required.is_file():
+            raise DataError(f"{root}: no {required.name} (a user dataset needs {LABELS} and {GRAPH_FILE})")
+    graph = CausalGraph.from_yaml(graph_file)
+    files, lines, labels, splits, header = _read_table(table, graph, graph_file)
+
+    present = _image_files(root)
+    for line, name in zip(lines, files):
+        if name not in present:
+            why = "is not a PNG or JPEG file" if (root / name).is_file() else "does not exist"
+            raise DataError(f"{table}, row {line}: image {root / name} {why}")
+    unlisted = sorted(present - set(files))
+    if unlisted:
+        more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
+        raise DataError(f"{root / unlisted[0]}: image has no row in {LABELS}{more}")
+
+    sizes, modes, first_of = [], [], {}
+    for name in files:
+        file = root / name
+        try:
+            with Image.open(file) as img:
+                channels, mode = _channels(file, img.mode, img.info)
+                sizes.append(img.size)
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"{file}: unreadable image ({err})") from None
+        modes.append(mode)
+        first_of.setdefault(channels, name)
+        if len(first_of) > 1:
+            (c0, f0), (c1, f1) = list(first_of.items())[:2]
+            raise DataError(
+                f"{root}: images have mixed channel counts: {f0} has {c0}, {f1} has {c1}; convert them to one mode"
+            )
+    split_array = np.array(splits, dtype=object) if splits is not None else default_splits(files)
+    if not (split_array == "train").any():
+        raise DataError(f"{table}: no rows in split 'train' (needed for label statistics)")
+    return FolderIndex(
+        root, graph, tuple(files), labels, split_array, next(iter(first_of)), tuple(sizes), tuple(modes),
+        tuple(header), splits is not None,
+    )  # fmt: skip
+
+
+def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as img:
+            if img.mode.startswith("I"):  # 16-bit gray: keep the top byte
+                img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+            elif img.mode != mode:
+                img = img.convert(mode)
+            if resolution is not None and img.size != (resolution, resolution):
+                shrink = img.size[0] > resolution or img.size[1] > resolution
+                img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
+            arr = np.asarray(img)
+    except OSError as err:
+        raise DataError(f"{file}: unreadable image ({err})") from None
+    return arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.ndarray]:
+    items, resolution = args
+    return [_decode(Path(file), mode, resolution) for file, mode in items]
+
+
+def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
+    """One split of a user folder, images resized to ``resolution`` (required when sizes differ)."""
+    index = scan(path)
+    if split not in SPLITS:
+        raise DataError(f"{index.root}: no split {split!r} (expected one of {', '.join(SPLITS)})")
+    rows = index.rows(split)
+    if len(rows) == 0:
+        raise DataError(f"{index.root / LABELS}: no rows in split {split!r}")
+    if resolution is None:
+        sizes = {index.sizes[k] for k in rows}
+        if len(sizes) > 1 or any(w != h for w, h in sizes):
+            shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
+            raise DataError(f"{index.root}: images are not all square and of one size ({shown}); give a resolution")
+    items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
+    jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
+    workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
+    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=f"{index.root.name} {split}")
+    images = np.stack([img for part in parts for img in part])
+    train = index.labels[index.rows("train")]
+    return CausalImageDataset(
+        images, index.labels[rows], index.graph, train.mean(axis=0), train.std(axis=0), name=index.root.name, split=split
+    )
+
+
+# ``causaldiffae data check`` --------------------------------------------------------------------
+
+
+def _summaries(path: Path, fmt: str, resolution: int | None) -> tuple[list[tuple[str, np.ndarray, str]], CausalGraph, object]:
+    """``(split, labels, image shape)`` per split present (every image decoded once), the graph, the SCM."""
+    from causaldiffae.data import load_dataset
+
+    out = []
+    if fmt == "folder":
+        index = scan(path)
+        for split in SPLITS:
+            rows = index.rows(split)
+            if len(rows) == 0:
+                continue
+            items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
+            jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
+            parts = imap_progress(_decode_chunk, jobs, workers=1, total=len(items), desc=f"check {split}")
+            shapes = sorted({"x".join(map(str, img.shape[2:] + img.shape[:2])) for part in parts for img in part})
+            out.append((split, index.labels[rows], ", ".join(shapes)))
+        return out, index.graph, None
+    if fmt == "circuit":
+        splits = [s for s in SPLITS if (path / f"{s}.npz").is_file() or any(path.glob(f"{s}-*.npz"))]
+    elif fmt == "pendulum":
+        splits = [s for s in ("train", "test") if (path / s).is_dir()]
+    else:
+        splits = ["train", "test"]
+    datasets = [load_dataset(path, split, resolution=resolution) for split in splits]
+    out = [(ds.split, ds.labels, "x".join(map(str, ds.image_shape))) for ds in datasets]
+    return out, datasets[0].graph, datasets[0].scm
+
+
+def describe(path: str | Path, resolution: int | None = None) -> str:
+    """A human-readable report of what a dataset folder holds; raises DataError on bad input."""
+    from causaldiffae.data import detect_format
+
+    path = Path(path)
+    fmt = detect_format(path)
+    lines = [f"{path}: {fmt} dataset"]
+    if fmt == "folder":
+        index = scan(path)
+        sizes = sorted(set(index.sizes))
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
+        unused = [c for c in index.columns if c not in index.graph.variables and c not in (FILE_COLUMN, SPLIT_COLUMN)]
+        given = "from the 'split' column" if index.split_given else "seeded 90/10 train/test (no 'split' column)"
+        lines += [
+            f"  images: {len(index.files)}, {index.channels} channel(s), sizes {shown}",
+            f"  {LABELS}: columns {', '.join(index.columns)}" + (f" (unused: {', '.join(unused)})" if unused else ""),
+            f"  splits: {given}",
+        ]
+    summaries, graph, scm = _summaries(path, fmt, resolution)
+    lines.append(f"  graph: {graph} (variables: {', '.join(graph.variables)})")
+    for split, labels, shape in summaries:
+        lines.append(f"  {split}: {len(labels)} samples, images {shape} (CxHxW)")
+        for k, name in enumerate(graph.variables):
+            col = labels[:, k]
+            stats = f"min {col.min():.4g}  max {col.max():.4g}  mean {col.mean():.4g}  std {col.std():.4g}"
+            lines.append(f"    {name:<16} {stats}")
+    lines.append("  SCM: " + ("known (exact counterfactual labels)" if scm is not None else "none"))
+    return "\n".join(lines)
+
+
+def add_data_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="validate a dataset folder and print what it holds",
+        description=f"Validate a dataset folder (a user folder: {LABELS} + {GRAPH_FILE} + images; or any "
+        "generated dataset) and print counts, image shape, variable ranges, graph and splits.",
+    )
+    parser.add_argument("dir", type=Path, help="dataset folder")
+    parser.add_argument("--resolution", type=int, default=None, help="resize images to this size while checking")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print(describe(args.dir, args.resolution))
+    return 0

@@ -1,0 +1,151 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from causaldiffae.data import DataError, circuit, detect_format, folder, load_dataset, pendulum
+from causaldiffae.data.idx import write_idx
+from causaldiffae.graph import GraphError
+
+
+def make_folder(root: Path, n: int = 36, *, mode: str = "RGB", size: int = 24, split: bool = False) -> np.ndarray:
+    """A user folder: squares whose side is ``size`` and brightness is ``brightness`` (size -> brightness)."""
+    rng = np.random.default_rng(7)
+    (root / "images").mkdir(parents=True)
+    lines = ["file,side,brightness,comment" + (",split" if split else "")]
+    labels = []
+    for k in range(n):
+        side = float(rng.uniform(0.2, 0.9))
+        bright = float(np.clip(0.2 + 0.6 * side + rng.normal(0, 0.05), 0, 1))
+        canvas = np.zeros((size, size), dtype=np.uint8)
+        r = max(1, int(side * size / 2))
+        canvas[size // 2 - r : size // 2 + r, size // 2 - r : size // 2 + r] = int(255 * bright)
+        Image.fromarray(canvas).convert(mode).save(root / "images" / f"{k:03d}.png")
+        tail = "," + ("train", "val", "test")[k % 3] if split else ""
+        lines.append(f"images/{k:03d}.png,{side!r},{bright!r},note {k}{tail}")
+        labels.append((side, bright))
+    (root / folder.LABELS).write_text("\n".join(lines) + "\n")
+    (root / folder.GRAPH_FILE).write_text("variables: [side, brightness]\nedges:\n  - side -> brightness\n")
+    return np.array(labels)
+
+
+@pytest.fixture
+def user(tmp_path):
+    root = tmp_path / "user"
+    return root, make_folder(root)
+
+
+def test_load_default_split(user):
+    root, labels = user
+    assert folder.looks_like(root) and detect_format(root) == "folder"
+    train, test = load_dataset(root, "train"), load_dataset(root, "test")
+    assert (len(train), len(test)) == (32, 4)  # round(10% of 36) to test
+    assert train.variables == ("side", "brightness") and train.scm is None
+    assert train.image_shape == (3, 24, 24)
+    index = folder.scan(root)
+    np.testing.assert_allclose(np.concatenate([train.labels, test.labels]), labels[np.r_[index.rows("train"), index.rows("test")]])
+    np.testing.assert_allclose(test.label_mean, train.labels.mean(axis=0))
+    k = int(index.rows("test")[0])
+    assert np.array_equal(test.images[0], np.asarray(Image.open(root / index.files[k])))
+    with pytest.raises(DataError, match="no rows in split 'val'"):
+        load_dataset(root, "val")
+
+
+def test_default_split_ignores_row_order(user, tmp_path):
+    root, _ = user
+    before = {folder.scan(root).files[k] for k in folder.scan(root).rows("test")}
+    lines = (root / folder.LABELS).read_text().splitlines()
+    (root / folder.LABELS).write_text("\n".join([lines[0]] + lines[1:][::-1]) + "\n")
+    index = folder.scan(root)
+    assert {index.files[k] for k in index.rows("test")} == before
+
+
+def test_split_column_gray_images_and_resizing(tmp_path):
+    root = tmp_path / "gray"
+    make_folder(root, n=12, mode="L", split=True)
+    val = load_dataset(root, "val", resolution=16)
+    assert len(val) == 4 and val.image_shape == (1, 16, 16)
+    Image.new("L", (40, 30)).save(root / "images" / "000.png")  # one image of another size
+    with pytest.raises(DataError, match="give a resolution"):
+        load_dataset(root, "train")
+    assert load_dataset(root, "train", resolution=20).image_shape == (1, 20, 20)
+
+
+def test_looks_like_does_not_claim_other_formats(tmp_path):
+    pend = tmp_path / "pendulum"
+    pendulum.generate(pend, workers=1, limit=2)
+    circ = tmp_path / "circuit"
+    circuit.generate(circ, n=2, resolution=16, workers=1)
+    mnist = tmp_path / "morpho"
+    mnist.mkdir()
+    write_idx(mnist / "train-images-idx3-ubyte.gz", np.zeros((2, 28, 28), dtype=np.uint8))
+    write_idx(mnist / "train-labels-idx1-ubyte.gz", np.zeros(2, dtype=np.uint8))
+    (mnist / "train-morpho.csv").write_text("index,thickness,intensity\n0,2.0,200.0\n1,3.0,220.0\n")
+    for path, fmt in ((pend, "pendulum"), (circ, "circuit"), (mnist, "morphomnist")):
+        assert not folder.looks_like(path)
+        assert detect_format(path) == fmt
+
+
+def rewrite(root: Path, line: int, text: str) -> None:
+    lines = (root / folder.LABELS).read_text().splitlines()
+    lines[line - 1] = text
+    (root / folder.LABELS).write_text("\n".join(lines) + "\n")
+
+
+def test_bad_labels(user):
+    root, _ = user
+    good = (root / folder.LABELS).read_text()
+    cases = [
+        (5, "images/003.png,big,0.5,x", r"labels.csv, row 5, column 'side': non-numeric value 'big'"),
+        (6, "images/004.png,nan,0.5,x", r"row 6, column 'side': 'nan' is not a finite number"),
+        (7, "images/nope.png,0.5,0.5,x", r"labels.csv, row 7: image .*nope.png does not exist"),
+        (8, "images/000.png,0.5,0.5,x", r"row 8: images/000.png is listed twice \(first at row 2\)"),
+        (9, "images/007.png,0.5,0.5", r"row 9: 3 fields, the header has 4"),
+        (1, "name,side,brightness,comment", r"labels.csv: no 'file' column"),
+        (1, "file,side,luminance,comment", r"graph.yaml: variable 'brightness' is not a column of labels.csv"),
+    ]
+    for line, text, message in cases:
+        (root / folder.LABELS).write_text(good)
+        rewrite(root, line, text)
+        with pytest.raises(DataError, match=message):
+            folder.load(root, "train")
+    (root / folder.LABELS).write_text(good.replace("\n", ",train\n").replace("comment,train", "comment,split", 1))
+    rewrite(root, 4, "images/002.png,0.5,0.5,x,holdout")
+    with pytest.raises(DataError, match=r"row 4, column 'split': 'holdout' is not one of train, val, test"):
+        folder.load(root, "train")
+
+
+def test_bad_images_and_graph(user):
+    root, _ = user
+    shutil.copy(root / "images" / "000.png", root / "images" / "extra.png")
+    with pytest.raises(DataError, match=r"extra.png: image has no row in labels.csv"):
+        folder.load(root, "train")
+    (root / "images" / "extra.png").unlink()
+
+    Image.new("L", (24, 24)).save(root / "images" / "010.png")
+    with pytest.raises(DataError, match=r"mixed channel counts: images/000.png has 3, images/010.png has 1"):
+        folder.load(root, "train")
+    (root / "images" / "010.png").write_bytes(b"this is not a png")
+    with pytest.raises(DataError, match=r"010.png: unreadable image"):
+        folder.load(root, "train")
+    data = (root / "images" / "011.png").read_bytes()
+    Image.new("RGB", (24, 24)).save(root / "images" / "010.png")
+    (root / "images" / "011.png").write_bytes(data[: len(data) // 2])  # header fine, pixels truncated
+    with pytest.raises(DataError, match=r"011.png: unreadable image"):
+        for split in ("train", "test"):
+            folder.load(root, split)
+    (root / "images" / "011.png").write_bytes(data)
+
+    (root / folder.GRAPH_FILE).write_text("variables: [side, brightness, colour]\nedges: [side -> colour]\n")
+    with pytest.raises(DataError, match=r"graph.yaml: variable 'colour' is not a column of labels.csv"):
+        folder.load(root, "train")
+    (root / folder.GRAPH_FILE).write_text("variables: [side, brightness]\nedges: [side -> brightness, brightness -> side]\n")
+    with pytest.raises(GraphError, match="cycle"):
+        folder.load(root, "train")
+    (root / folder.GRAPH_FILE).unlink()
+    with pytest.raises(DataError, match="not a recognised dataset folder"):
+        load_dataset(root, "train")
+    with pytest.raises(DataError, match="no graph.yaml"):
+        folder.load(root, "train")
