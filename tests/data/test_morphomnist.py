@@ -1,0 +1,202 @@
+"""MorphoMNIST: the SCM's exact counterfactuals, the generator's determinism, and the loader."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from causaldiffae.data import detect_format, load_dataset
+from causaldiffae.data.base import DataError
+from causaldiffae.data.idx import read_idx, write_idx
+from causaldiffae.data.morphometrics import measure_intensity, measure_thickness
+from causaldiffae.data.morphomnist import (
+    GRAPH,
+    METADATA,
+    ThicknessIntensitySCM,
+    embedded_source,
+    generate,
+    load,
+    looks_like,
+)
+
+FILES = [
+    f"{p}-{kind}"
+    for p in ("train", "t10k")
+    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz", "morpho.csv")
+]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """40 train / 40 test digits generated in this process."""
+    out = tmp_path_factory.mktemp("gen") / "morpho"
+    return generate(out, workers=1, seed=7, limit=40, progress=False)
+
+
+# SCM ------------------------------------------------------------------------------------------
+
+
+def test_scm_samples_follow_the_specified_marginals():
+    labels = ThicknessIntensitySCM().sample(np.random.default_rng(0), 20000)
+    thickness, intensity = labels.T
+    assert thickness.min() > 0.5
+    assert thickness.mean() == pytest.approx(0.5 + 10 / 5, abs=0.02)  # 0.5 + shape / rate
+    assert thickness.var() == pytest.approx(10 / 25, rel=0.05)  # shape / rate^2
+    assert intensity.min() > 64 and intensity.max() < 255
+    assert np.corrcoef(thickness, intensity)[0, 1] > 0.5  # thickness -> intensity
+
+
+def test_counterfactual_with_factual_values_is_the_identity():
+    scm = ThicknessIntensitySCM()
+    labels = scm.sample(np.random.default_rng(1), 50)
+    np.testing.assert_allclose(scm.counterfactual(labels, {"thickness": labels[:, 0]}), labels, rtol=1e-9)
+    np.testing.assert_allclose(scm.counterfactual(labels, {}), labels)
+
+
+def test_counterfactual_keeps_each_individuals_noise():
+    scm = ThicknessIntensitySCM()
+    rng = np.random.default_rng(2)
+    thickness = 0.5 + rng.gamma(10, 1 / 5, 30)
+    noise = rng.normal(0, 0.5, 30)
+    labels = np.stack([thickness, scm.intensity(thickness, noise)], axis=1)
+    cf = scm.counterfactual(labels, {"thickness": 4.0})
+    np.testing.assert_allclose(cf[:, 0], 4.0)
+    np.testing.assert_allclose(cf[:, 1], scm.intensity(4.0, noise), rtol=1e-9)
+    only_intensity = scm.counterfactual(labels, {"intensity": 100.0})
+    np.testing.assert_array_equal(only_intensity[:, 0], labels[:, 0])  # a parent is not changed by its child
+    np.testing.assert_allclose(only_intensity[:, 1], 100.0)
+    with pytest.raises(DataError, match="unknown variable 'slant'"):
+        scm.counterfactual(labels, {"slant": 1.0})
+
+
+# Generator ------------------------------------------------------------------------------------
+
+
+def test_embedded_split_is_stratified_and_disjoint():
+    source = embedded_source()
+    (train_x, train_y), (test_x, test_y) = source["train"], source["test"]
+    assert len(train_x) == 4500 and len(test_x) == 500
+    assert np.bincount(test_y).tolist() == [50] * 10
+    assert np.bincount(train_y[:100], minlength=10).min() > 0  # shuffled, not sorted by digit
+    train_keys = {x.tobytes() for x in train_x}
+    assert not any(x.tobytes() in train_keys for x in test_x)
+
+
+def test_generated_digits_re_measure_at_their_targets(generated):
+    ds = load(generated, "train")
+    thickness = np.array([measure_thickness(img) for img in ds.images])
+    intensity = np.array([measure_intensity(img) for img in ds.images])
+    assert np.abs(thickness - ds.labels[:, 0]).mean() < 0.05
+    assert np.abs(intensity - ds.labels[:, 1]).mean() < 1.0
+
+
+def test_generation_is_the_same_for_any_worker_count_and_limit(generated, tmp_path):
+    two = generate(tmp_path / "two", workers=2, seed=7, limit=40, progress=False)
+    for name in FILES:
+        assert (two / name).read_bytes() == (generated / name).read_bytes(), name
+    short = generate(tmp_path / "short", workers=1, seed=7, limit=10, progress=False)
+    np.testing.assert_array_equal(load(short).images, load(generated).images[:10])
+    other_seed = generate(tmp_path / "seed", workers=1, seed=8, limit=10, progress=False)
+    assert not np.array_equal(load(other_seed).labels, load(generated).labels[:10])
+
+
+def test_generator_reads_a_real_mnist_folder(tmp_path):
+    source = embedded_source()
+    mnist = tmp_path / "mnist"
+    for prefix, split, suffix in (("train", "train", ".gz"), ("t10k", "test", "")):
+        images, digits = source[split]
+        write_idx(mnist / f"{prefix}-images-idx3-ubyte{suffix}", images[:6])
+        write_idx(mnist / f"{prefix}-labels-idx1-ubyte{suffix}", digits[:6].astype(np.uint8))
+    out = generate(tmp_path / "out", mnist_dir=mnist, workers=1, seed=0, progress=False)
+    meta = json.loads((out / METADATA).read_text())
+    assert meta["source"] == {"kind": "mnist", "path": str(mnist)} and meta["counts"] == {"train": 6, "test": 6}
+    np.testing.assert_array_equal(read_idx(out / "t10k-labels-idx1-ubyte.gz"), source["test"][1][:6])
+    (mnist / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
+        generate(tmp_path / "out2", mnist_dir=mnist, workers=1, progress=False)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_generator_refuses_to_overwrite_before_any_work(generated, monkeypatch):
+    import causaldiffae.data.morphomnist as mm
+
+    def fail():
+        raise AssertionError("source read before the overwrite check")
+
+    monkeypatch.setattr(mm, "embedded_source", fail)
+    with pytest.raises(DataError, match="already exists"):
+        generate(generated, workers=1, limit=5, progress=False)
+    with pytest.raises(DataError, match="--workers must be at least 1"):
+        generate(generated.parent / "w", workers=0, progress=False)
+
+
+# Loader ---------------------------------------------------------------------------------------
+
+
+def test_loader_on_generated_data(generated):
+    meta = json.loads((generated / METADATA).read_text())
+    assert looks_like(generated) and detect_format(generated) == "morphomnist"
+    train, test = load_dataset(generated, "train"), load_dataset(generated, "test")
+    assert train.images.shape == (40, 28, 28, 1) and train.images.dtype == np.uint8
+    assert train.graph == GRAPH and train.variables == ("thickness", "intensity")
+    assert train.num_classes == 10 and train.classes.min() >= 0 and train.classes.max() <= 9
+    assert isinstance(train.scm, ThicknessIntensitySCM)
+    np.testing.assert_allclose(train.label_mean, train.labels.mean(axis=0))
+    np.testing.assert_allclose(test.label_mean, meta["label_mean"])  # train statistics on every split
+    np.testing.assert_allclose(test.label_std, meta["label_std"])
+    assert test.split == "test"
+    np.testing.assert_array_equal(load(generated, "t10k").labels, test.labels)
+    item = train[3]
+    assert item["image"].shape == (1, 28, 28) and -1.0 <= item["image"].min() <= item["image"].max() <= 1.0
+    assert load(generated, "train", resolution=32).images.shape == (40, 32, 32, 1)
+
+
+def test_loader_on_a_folder_made_elsewhere(generated, tmp_path):
+    """Only the three file pairs, plain IDX, CSV rows shuffled: stats come from the train CSV."""
+    folder = tmp_path / "other"
+    folder.mkdir()
+    for name in FILES:
+        if name.endswith(".gz"):
+            write_idx(folder / name[:-3], read_idx(generated / name))
+        else:
+            lines = (generated / name).read_text().splitlines()
+            (folder / name).write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    ds = load_dataset(folder, "train")
+    reference = load(generated, "train")
+    np.testing.assert_allclose(ds.labels, reference.labels)
+    np.testing.assert_allclose(ds.label_mean, reference.labels.mean(axis=0))
+    np.testing.assert_allclose(ds.label_std, reference.labels.std(axis=0))
+    assert ds.graph == GRAPH and ds.scm is not None
+
+
+def test_loader_errors_name_the_file_and_field(generated, tmp_path):
+    with pytest.raises(DataError, match="MorphoMNIST folder not found"):
+        load(tmp_path / "absent")
+    with pytest.raises(DataError, match="unknown split 'val'"):
+        load(generated, "val")
+    broken = tmp_path / "broken"
+    shutil.copytree(generated, broken)
+    csv = broken / "train-morpho.csv"
+    csv.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv.read_text().splitlines()) + "\n")
+    with pytest.raises(DataError, match=r"train-morpho.csv: missing column 'intensity'"):
+        load(broken, "train")
+    test_csv = broken / "t10k-morpho.csv"
+    test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"t10k-morpho.csv has 39 rows but its images file has 40"):
+        load(broken, "test")
+    write_idx(broken / "t10k-labels-idx1-ubyte.gz", np.zeros(41, dtype=np.uint8))
+    with pytest.raises(DataError, match="has 40 images but .*t10k-labels-idx1-ubyte.gz has 41 labels"):
+        load(broken, "test")
+    (broken / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing train-images-idx3-ubyte"):
+        load(broken, "train")
+    assert looks_like(broken)  # the test split is still there
+
+
+def test_loader_refuses_broken_metadata(generated, tmp_path):
+    broken = tmp_path / "json"
+    shutil.copytree(generated, broken)
+    (broken / METADATA).write_text("{not json")
+    with pytest.raises(DataError, match=f"{METADATA}: invalid JSON"):
+        load(broken, "test")
