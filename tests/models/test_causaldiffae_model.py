@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from causaldiffae.errors import UserError
+from causaldiffae.graph import CausalGraph
+from causaldiffae.models import CausalDiffAE
+from training_fixtures import tiny_config
+
+GRAPH = CausalGraph.parse("a -> b")
+
+
+def _model(*overrides: str, num_classes: int = 0) -> CausalDiffAE:
+    config = tiny_config(*overrides)
+    return CausalDiffAE(config.model, GRAPH, (1, 8, 8), num_classes, config.diffusion)
+
+
+def _batch(b: int = 6) -> dict[str, torch.Tensor]:
+    return {
+        "image": torch.rand(b, 1, 8, 8) * 2 - 1,
+        "labels": torch.randn(b, 2),
+        "class": torch.randint(0, 3, (b,)),
+        "labeled": torch.ones(b, dtype=torch.bool),
+    }
+
+
+@pytest.mark.parametrize(
+    "variant,mechanisms,label_prior,encoder,block",
+    [
+        ("causaldiffae", True, True, True, 4),
+        ("diffae", False, False, True, 4),
+        ("diffae-aligned", False, True, True, 4),
+        ("label-conditional", False, False, False, 1),
+    ],
+)
+def test_variants_by_configuration(variant, mechanisms, label_prior, encoder, block):
+    model = _model(f"model.variant={variant}")
+    assert model.variant == variant
+    assert model.has_mechanisms is mechanisms and (model.causal is not None) is mechanisms
+    assert model.has_label_prior is label_prior
+    assert (model.encoder is not None) is encoder
+    assert model.block_size == block
+    terms = model.loss(_batch(), kl_scale=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(terms["loss"])
+    assert bool(terms["kl_label"] > 0) is label_prior
+    assert bool(terms["kl_u"] > 0) is encoder
+    terms["loss"].backward()
+
+
+def test_label_conditional_has_no_encoder_and_conditions_on_labels():
+    model = _model("model.variant=label-conditional")
+    with pytest.raises(UserError, match="no encoder"):
+        model.encode(torch.zeros(1, 1, 8, 8))
+    batch = _batch()
+    assert torch.equal(model.latent(batch)["z"], batch["labels"])
+
+
+def test_contract_shapes():
+    model = _model("model.class_conditional=true", num_classes=3)
+    x = torch.rand(5, 1, 8, 8)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (5, 8)
+    z = model.propagate(mu)
+    z2 = model.intervene(mu, {"a": torch.zeros(5, 4)})
+    assert z.shape == z2.shape == (5, 8)
+    assert torch.equal(z2[:, :4], torch.zeros(5, 4)) and not torch.equal(z2[:, 4:], z[:, 4:])
+    cond = model.condition(z, torch.tensor([0, 1, 2, -1, 0]))
+    assert cond.shape == (5, model.decoder.emb_dim)
+    eps = model.eps(x, torch.full((5,), 7), cond)
+    assert eps.shape == x.shape
+    assert model.scheduler.config.num_train_timesteps == 100
+
+
+def test_null_condition_is_zero_and_differs_from_zero_latent():
+    model = _model()
+    null = model.condition(None)
+    assert torch.equal(null, torch.zeros(1, model.decoder.emb_dim))
+    assert not torch.equal(model.condition(torch.zeros(1, 8)), null)  # Linear(z) has a bias
+    keep = torch.tensor([True, False])
+    cond = model.condition(torch.randn(2, 8), keep=keep)
+    assert torch.equal(cond[1], torch.zeros(model.decoder.emb_dim)) and cond[0].abs().sum() > 0
+
+
+def test_unlabeled_samples_have_no_label_prior_term():
+    model = _model("model.labeled_fraction=0.5")
+    batch = _batch()
+    batch["labeled"] = torch.zeros(6, dtype=torch.bool)
+    terms = model.loss(batch, 1.0, torch.Generator().manual_seed(0))
+    assert terms["kl_label"] == 0
+    # Labels of unlabeled samples are ignored entirely: changing them changes nothing.
+    batch2 = dict(batch, labels=batch["labels"] + 100.0)
+    terms2 = model.loss(batch2, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(terms["loss"], terms2["loss"])
+    assert model.has_null_condition
+
+
+def test_label_prior_counts_only_labeled_samples():
+    model = _model()
+    batch = _batch()
+    full = model.loss(batch, 1.0, torch.Generator().manual_seed(0))["kl_label"]
+    batch["labeled"] = torch.tensor([True, True, True, False, False, False])
+    half = model.loss(batch, 1.0, torch.Generator().manual_seed(0))["kl_label"]
+    assert 0 < half < full
+
+
+def test_kl_terms_are_per_dimension_means():
+    model = _model("model.z_noise_scale=0")
+    batch = _batch()
+    mu, logvar = model.encode(batch["image"])
+    terms = model.loss(batch, 1.0, torch.Generator().manual_seed(0))
+    expected_u = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).mean()
+    z = model.propagate(mu)
+    expected_label = 0.5 * (z - batch["labels"].repeat_interleave(4, 1)).square().mean()
+    torch.testing.assert_close(terms["kl_u"], expected_u)
+    torch.testing.assert_close(terms["kl_label"], expected_label)
+    torch.testing.assert_close(terms["loss"], terms["mse"] + expected_u + expected_label)
+    scaled = model.loss(batch, 0.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(scaled["loss"], scaled["mse"])
+
+
+def test_condition_dropout_uses_the_null_condition():
+    model = _model("model.cond_drop_prob=0.99")
+    batch = _batch()
+    before = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
+    model.encoder.mean.bias.data += 5.0  # a different z ...
+    after = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
+    torch.testing.assert_close(before, after)  # ... is irrelevant: this seeded draw drops every sample
