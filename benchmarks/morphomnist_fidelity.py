@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from causaldiffae.data.morphometrics import measure_intensity, measure_thickness
 from causaldiffae.data.morphomnist import embedded_source, generate_split, load
@@ -40,6 +41,11 @@ def report_fidelity(images: np.ndarray, targets: np.ndarray, label: str) -> None
           f"  p95 {np.percentile(i_err, 95):.4f}  max {i_err.max():.4f}")
 
 
+def pieces(image: np.ndarray) -> int:
+    """8-connected pieces of a digit binarised at half its range (the measurement's threshold)."""
+    return ndi.label(image >= image.min() + 0.5 * (image.max() - image.min()), np.ones((3, 3)))[1]
+
+
 def benchmark_generation(n: int, seed: int) -> None:
     images, _ = embedded_source()["train"]
     images = images[:n]
@@ -54,6 +60,10 @@ def benchmark_generation(n: int, seed: int) -> None:
           f" (need >= 3x, i.e. <= {REFERENCE_SECONDS_PER_DIGIT / 3:.3f} s)")
     print(f"  wall {wall / len(images):.4f} s/digit (provisional: the cores may be shared)")
     report_fidelity(morphed, targets, "generated")
+    broken = np.array([pieces(m) > pieces(o) for m, o in zip(morphed, images)])
+    thin = targets[:, 0] < 1.5
+    print(f"  digits in more pieces than their source: {broken.mean():.1%} overall,"
+          f" {broken[thin].mean() if thin.any() else 0.0:.1%} of targets < 1.5 px")
 
 
 def check_dataset(folder: str, n: int | None) -> None:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from skimage.morphology import medial_axis as skimage_medial_axis
 
 from causaldiffae.data import morphometrics as M
@@ -80,14 +81,25 @@ def test_blank_image_measures_zero_and_is_left_alone():
     assert not M.set_intensity(blank, 100.0).any()
 
 
-@pytest.mark.parametrize("target", [1.5, 2.5, 4.0])
-def test_set_thickness_reaches_the_target(digits, target):
+@pytest.mark.parametrize("target, worst, mean", [(1.5, 0.35, 0.1), (2.5, 0.15, 0.06), (4.0, 0.15, 0.06)])
+def test_set_thickness_reaches_the_target(digits, target, worst, mean):
+    # Below ~2 px the skeleton kept to stop strokes breaking can hold the result a little above
+    # the target (a documented trade-off), hence the looser bound for 1.5 px.
     errors = []
     for image in digits:
         out = M.set_thickness(image, target)
         assert out.dtype == np.uint8 and out.shape == (28, 28) and out.max() == 255
         errors.append(abs(M.measure_thickness(out) - target))
-    assert max(errors) < 0.15 and np.mean(errors) < 0.06, errors
+    assert max(errors) < worst and np.mean(errors) < mean, errors
+
+
+def _pieces(image: np.ndarray) -> int:
+    return ndi.label(image >= image.min() + 0.5 * (image.max() - image.min()), np.ones((3, 3)))[1]
+
+
+def test_thinning_keeps_strokes_in_one_piece(digits):
+    for image in digits:
+        assert _pieces(M.set_thickness(image, 1.2)) <= _pieces(image)
 
 
 def test_set_thickness_keeps_antialiased_edges(digits):
