@@ -112,6 +112,9 @@ def test_generator_reads_a_real_mnist_folder(tmp_path):
     meta = json.loads((out / METADATA).read_text())
     assert meta["source"] == {"kind": "mnist", "path": str(mnist)} and meta["counts"] == {"train": 6, "test": 6}
     np.testing.assert_array_equal(read_idx(out / "t10k-labels-idx1-ubyte.gz"), source["test"][1][:6])
+    write_idx(mnist / "t10k-images-idx3-ubyte", np.zeros((6, 32, 32), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"t10k images are \(32, 32\), MNIST digits are \(28, 28\)"):
+        generate(tmp_path / "out2", mnist_dir=mnist, workers=1, progress=False)
     (mnist / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
         generate(tmp_path / "out2", mnist_dir=mnist, workers=1, progress=False)

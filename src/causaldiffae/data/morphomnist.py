@@ -194,7 +194,11 @@ def mnist_source(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"MNIST folder not found: {folder}")
-    return {split: _read_pair(folder, PREFIX[split]) for split in ("train", "test")}
+    source = {split: _read_pair(folder, PREFIX[split]) for split in ("train", "test")}
+    for split, (images, _) in source.items():
+        if images.shape[1:] != (28, 28):
+            raise DataError(f"{folder}: {PREFIX[split]} images are {images.shape[1:]}, MNIST digits are (28, 28)")
+    return source
 
 
 # Generator ------------------------------------------------------------------------------------
