@@ -3,8 +3,10 @@
 A digit is measured on a x``scale`` upscaled copy (cubic spline + Gaussian smoothing, as
 ``skimage.transform.pyramid_expand(order=3)``) binarised at ``min + 0.5 * (max - min)``:
 thickness is twice the mean distance-to-background on the medial axis, over ``scale``.
-Thickness is set by dilating or eroding that binary digit with a disk and averaging it back
-down to 28x28, then correcting the radius until the result re-measures at the target.
+Thickness is set by dilating or eroding that binary digit with a disk (drawn with anti-aliased
+edges from a signed distance map) and averaging it back down to 28x28, then correcting the
+radius until the result re-measures at the target. ``length`` is the length of the medial axis,
+short branches included, so it reads a little longer than a thinned centre line.
 """
 
 from __future__ import annotations
