@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _default_mode(directory: bool) -> int:
+    """Permissions a plain ``open``/``mkdir`` would give (mkstemp/mkdtemp use 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -18,6 +25,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(_default_mode(directory=False))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -36,6 +44,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         raise FileExistsError(f"{path} already exists and is not empty; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(_default_mode(directory=True))
     try:
         yield tmp
         if path.exists():

@@ -1,0 +1,36 @@
+import pytest
+
+from causaldiffae.atomic import atomic_dir, atomic_file
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    with atomic_file(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o044, "readable by group/others like a plain open()"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_dir_refuses_existing_and_keeps_it(tmp_path):
+    target = tmp_path / "ds"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    with pytest.raises(FileExistsError, match="--force"):
+        with atomic_dir(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target, force=True) as tmp:
+            (tmp / "partial").write_text("y")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in target.iterdir()) == ["keep"]
+    with atomic_dir(target, force=True) as tmp:
+        (tmp / "new").write_text("z")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
