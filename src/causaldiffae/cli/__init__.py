@@ -13,7 +13,7 @@ import sys
 
 from causaldiffae.errors import UserError
 
-COMMANDS = ("data", "train")
+COMMANDS = ("data", "train", "predictors", "counterfactual", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,22 +41,19 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class PredictorNet(nn.Module):
     """Conv stages halving the resolution down to at most 8 px, global average pool, an MLP head.
 
-    Average pooling makes the digit reading shift-invariant; stroke width and brightness are
-    global statistics of the feature maps, which the pool keeps.
+    The full-resolution stage has a single conv (most of the cost would sit there); later
+    stages have two. Average pooling makes the digit reading shift-invariant; stroke width and
+    brightness are global statistics of the feature maps, which the pool keeps.
     """
 
-    def __init__(self, in_channels: int, image_size: int, n_out: int, width: int = 32, feature_dim: int = 128) -> None:
+    def __init__(self, in_channels: int, image_size: int, n_out: int, width: int = 16, feature_dim: int = 128) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        cin, size, c = in_channels, image_size, width
-        while True:
-            layers += [_block(cin, c), _block(c, c)]
-            cin = c
-            if size <= 8:
-                break
-            layers.append(nn.MaxPool2d(2))
-            size = math.ceil(size / 2)
-            c = min(2 * c, 4 * width)
+        layers: list[nn.Module] = [_block(in_channels, width)]
+        cin, size = width, image_size
+        while size > 8:
+            c = min(2 * cin, 8 * width)
+            layers += [nn.MaxPool2d(2), _block(cin, c), _block(c, c)]
+            cin, size = c, math.ceil(size / 2)
         self.trunk = nn.Sequential(*layers)
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(cin, feature_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(feature_dim, n_out)
@@ -81,13 +78,13 @@ class PredictorMeta:
     label_mean: list[float]
     label_std: list[float]
     num_classes: int = 0
-    width: int = 32
+    width: int = 16
     feature_dim: int = 128
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
 
     @classmethod
-    def for_dataset(cls, ds: CausalImageDataset, width: int = 32, feature_dim: int = 128) -> "PredictorMeta":
+    def for_dataset(cls, ds: CausalImageDataset, width: int = 16, feature_dim: int = 128) -> "PredictorMeta":
         return cls(
             dataset=ds.name,
             variables=list(ds.graph.variables),
@@ -133,12 +130,13 @@ class Predictors(nn.Module):
         out: dict[str, list[np.ndarray]] = {v: [] for v in self.variables}
         if self.classifier is not None:
             out["class"] = []
+        device = next(self.parameters()).device
         for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].float()
+            x = images[start : start + batch_size].to(device=device, dtype=torch.float32)
             for i, v in enumerate(self.variables):
-                out[v].append(self.regressors[v](x)[:, 0].double().numpy() * std[i] + mean[i])
+                out[v].append(self.regressors[v](x)[:, 0].double().cpu().numpy() * std[i] + mean[i])
             if self.classifier is not None:
-                out["class"].append(self.classifier(x).argmax(1).numpy())
+                out["class"].append(self.classifier(x).argmax(1).cpu().numpy())
         return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
     @torch.no_grad()
@@ -146,9 +144,10 @@ class Predictors(nn.Module):
         """Concatenated penultimate features of all networks, ``(N, F)``, for the Frechet distance."""
         self.eval()
         chunks = []
+        device = next(self.parameters()).device
         for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].float()
-            chunks.append(torch.cat([net.features(x) for net in self._nets()], dim=1).double().numpy())
+            x = images[start : start + batch_size].to(device=device, dtype=torch.float32)
+            chunks.append(torch.cat([net.features(x) for net in self._nets()], dim=1).double().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, self.meta.feature_dim * len(self._nets())))
 
     def check_compatible(self, ds: CausalImageDataset, source: str = "predictors") -> None:
@@ -194,7 +193,7 @@ def train_predictors(
     epochs: int = 12,
     batch_size: int = 64,
     lr: float = 2e-3,
-    width: int = 32,
+    width: int = 16,
     feature_dim: int = 128,
     class_shift: int = 2,
     seed: int = 0,

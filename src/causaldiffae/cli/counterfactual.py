@@ -1,0 +1,132 @@
+"""``causaldiffae counterfactual``: a grid of counterfactuals of test images, and a CSV of their values."""
+
+from __future__ import annotations
+
+import argparse
+
+from causaldiffae.errors import UserError
+
+
+def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
+    """``["thickness=1.5,3", "intensity=100"]`` -> ``[("thickness", [1.5, 3.0]), ("intensity", [100.0])]``."""
+    out: list[tuple[str, list[float]]] = []
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not raw.strip():
+            raise UserError(f"--do {item!r}: expected NAME=VALUE[,VALUE...], e.g. thickness=1.5,3,4.5")
+        values = []
+        for part in raw.split(","):
+            try:
+                values.append(float(part))
+            except ValueError:
+                raise UserError(f"--do {item!r}: value {part.strip()!r} is not a number") from None
+        if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+            raise UserError(f"--do {item!r}: values must be finite")
+        out.append((name, values))
+    return out
+
+
+# Mirrors of causaldiffae.counterfactual's constants (kept here so --help does not import torch;
+# tests/cli/test_counterfactual_cli.py checks they agree).
+MODES = ("set", "shift")
+ABDUCTIONS = ("inversion", "stochastic")
+DEFAULT_MODE = "set"
+DEFAULT_ABDUCTION = "inversion"
+DEFAULT_STEPS = 50
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``counterfactual``, ``evaluate`` and the benchmark."""
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps for inversion and decoding")
+    parser.add_argument("--w", type=float, default=1.0, help="guidance weight (w != 1 needs a model trained with a null condition)")
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="set the whole block, or shift its mean")
+    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="how x_T is abducted")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "counterfactual",
+        help="counterfactual images of dataset images under do-interventions",
+        description="Rows are images; columns are the original, its reconstruction, and one column per intervention value.",
+    )
+    parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n", type=int, default=16, help="number of images (the first n of the split)")
+    parser.add_argument("--do", action="append", required=True, metavar="NAME=V1,V2,...",
+                        help="variable and values, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
+    add_sampling_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
+    parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import csv
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from causaldiffae.atomic import atomic_file
+    from causaldiffae.checkpoint import load_run
+    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode, intervene, label_stats
+    from causaldiffae.data import load_dataset
+    from causaldiffae.evaluation.figures import image_grid
+    from causaldiffae.evaluation.predictors import images_tensor
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    interventions = parse_do(args.do)
+    model, config = load_run(args.run)
+    check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction)
+    ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
+    if tuple(ds.image_shape) != tuple(model.image_shape):
+        raise UserError(f"{args.data}: images are {ds.image_shape}, the run was trained on {tuple(model.image_shape)}")
+    n = min(args.n, len(ds))
+    columns = [(name, v) for name, values in interventions for v in values]
+    for name, v in columns:
+        check_do(model, {name: v}, n)
+    missing = [v for v in model.graph.variables if v not in ds.variables]
+    if missing:
+        raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")
+    cols = [ds.variables.index(v) for v in model.graph.variables]
+    labels = ds.labels[:n][:, cols]
+    classes = None if ds.classes is None else ds.classes[:n]
+    mean, std = label_stats(model)
+    x = images_tensor(ds, np.arange(n))
+    abd = abduct(model, x, steps=args.steps, abduction=args.abduction, labels=labels, class_labels=classes,
+                 label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
+    clip = args.abduction == "stochastic"
+    results = []
+    for name, v in tqdm([("", None)] + columns, desc="decode", disable=args.no_progress):
+        do = {} if name == "" else check_do(model, {name: v}, n)
+        z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std, mode=args.mode)
+        imgs = decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=args.w, clip_x0=clip)
+        results.append((name, v, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls))
+    factual = block_values(model, abd.z, mean, std)
+    rows = [[x[i].numpy()] + [r[2][i] for r in results] for i in range(n)]
+    titles = ["original", "reconstruction"] + [f"{name}={v:g}" for name, v in columns]
+    image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in range(n)],
+               title=f"{args.mode}, {args.abduction}, {args.steps} steps, w={args.w:g}")
+    csv_path = out.with_suffix(".csv")
+    variables = list(model.graph.variables)
+    with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
+                        + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"])
+        for i in range(n):
+            for col, (name, v, _, values, cls) in zip(titles[1:], results):
+                writer.writerow(
+                    [i, col, "" if not name else f"do({name}={v:g})"] + [f"{a:.6g}" for a in labels[i]]
+                    + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
+                    + ["" if cls is None else int(cls[i])]
+                )
+    print(f"wrote {out} ({n} images x {len(titles)} columns) and {csv_path}")
+    return 0

@@ -1,0 +1,136 @@
+"""Figures for the report (matplotlib, Agg backend, PNG): image grids, line plots, latent scatter.
+
+Each function takes plain arrays and a path and writes one PNG atomically; nothing here knows
+about models, so the figures can be regenerated from saved arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from causaldiffae.atomic import atomic_file
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` in ``[-1, 1]`` to something ``imshow`` shows: grey ``(H, W)`` or RGB ``(H, W, 3)``.
+
+    A 4th (alpha) channel, as in Pendulum's RGBA images, is dropped for display.
+    """
+    img = np.clip((np.asarray(image, dtype=np.float64) + 1.0) / 2.0, 0.0, 1.0)
+    if img.shape[0] == 1:
+        return img[0]
+    return np.transpose(img[:3], (1, 2, 0))
+
+
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    path: str | Path,
+    *,
+    col_titles: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
+    title: str | None = None,
+    cell: float = 1.1,
+) -> Path:
+    """A grid of images (rows x columns), each ``(C, H, W)`` in ``[-1, 1]``."""
+    plt = _plt()
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 0.6, cell * n_rows + 0.5), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(row):
+                ax.imshow(to_display(row[j]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=7)
+        if row_titles is not None and i < len(row_titles):
+            axes[i][0].set_ylabel(row_titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path)
+
+
+def line_plot(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    baselines: Mapping[str, float] | None = None,
+    logx: bool = False,
+) -> Path:
+    """One line per series; ``baselines`` are drawn as dashed horizontal lines (e.g. the null baseline)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, ys) in enumerate(series.items()):
+        ax.plot(x, ys, marker="o", label=name, color=colors[i % len(colors)])
+    for i, (name, y) in enumerate((baselines or {}).items()):
+        ax.axhline(y, linestyle="--", linewidth=1, color=colors[(i + len(series)) % len(colors)], label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project codes on their first two principal components; also return the explained variance ratios."""
+    x = np.asarray(codes, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:2] if vt.shape[0] >= 2 else np.vstack([vt, np.zeros_like(vt)])
+    var = s**2
+    ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
+    return x @ comps.T, np.pad(ratio, (0, 2 - len(ratio)))
+
+
+def latent_scatter(codes: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str | Path, title: str | None = None) -> Path:
+    """PCA of the codes, one panel per variable coloured by its value."""
+    plt = _plt()
+    xy, ratio = pca_2d(codes)
+    n = len(names)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), squeeze=False)
+    for j, name in enumerate(names):
+        ax = axes[0][j]
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels[:, j], s=6, cmap="viridis")
+        fig.colorbar(sc, ax=ax, fraction=0.046)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}%)", fontsize=7)
+        ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}%)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,371 @@
+"""The whole evaluation of one trained run: metrics, figures and the numbers behind the report.
+
+``evaluate(model, predictors, train, test, settings, out)`` checks every input first (model,
+predictors and data describe the same dataset and graph; options the model can honour), then
+runs: effectiveness and preservation against the SCM's true counterfactuals with the null
+baseline, composition, reversibility, realism (Frechet distance on the predictors' features,
+reconstruction error of both abductions), DCI, an abduction x intervention-mode comparison,
+sweeps over DDIM steps and guidance strength, and the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from causaldiffae.counterfactual import (
+    ABDUCTIONS,
+    DEFAULT_ABDUCTION,
+    DEFAULT_MODE,
+    DEFAULT_STEPS,
+    MODES,
+    abduct,
+    check_options,
+    decode,
+    intervene,
+    label_stats,
+)
+from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.errors import UserError
+from causaldiffae.evaluation import figures
+from causaldiffae.evaluation.dci import block_codes, dci
+from causaldiffae.evaluation.metrics import (
+    composition,
+    effectiveness,
+    identity_counterfactual,
+    model_counterfactual_fn,
+    morphometric_reader,
+    reversibility,
+)
+from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor
+from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
+
+
+@dataclass
+class EvalSettings:
+    n: int = 500  # test images for effectiveness and realism
+    seeds: int = 1  # repetitions with fresh intervention values (and abduction noise)
+    steps: int = DEFAULT_STEPS
+    w: float = 1.0
+    mode: str = DEFAULT_MODE
+    abduction: str = DEFAULT_ABDUCTION
+    batch_size: int = 100
+    n_small: int = 64  # images for composition, reversibility, comparisons and sweeps
+    grid_images: int = 8
+    composition_times: int = 10
+    sweep_steps: tuple[int, ...] = (10, 20, 50, 100)
+    sweep_w: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
+    dci_method: str = "gbt"
+    dci_train: int = 2000  # train images whose codes fit the DCI regressors
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **overrides) -> "EvalSettings":
+        """A smoke-test sized evaluation: every section runs, on few images."""
+        base = cls(n=64, n_small=16, grid_images=4, composition_times=4, sweep_steps=(10, 20), sweep_w=(1.0, 2.0), dci_train=500)
+        return replace(base, **overrides)
+
+
+def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settings: EvalSettings, source: str) -> None:
+    """Refuse mismatched model / predictors / data and impossible options before any sampling."""
+    check_meta(predictors.meta, test, source)
+    if tuple(model.graph.variables) != tuple(test.graph.variables) or sorted(model.graph.edges) != sorted(test.graph.edges):
+        raise UserError(f"the run's graph ({model.graph}) differs from the data's ({test.graph})")
+    if tuple(model.image_shape) != tuple(test.image_shape):
+        raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
+    check_options(model, steps=settings.steps, w=settings.w, mode=settings.mode, abduction=settings.abduction)
+    for s in settings.sweep_steps:
+        check_options(model, steps=s, w=1.0, mode=settings.mode, abduction=settings.abduction)
+    if settings.n < 2 or settings.seeds < 1 or settings.n_small < 2:
+        raise UserError(f"--n must be at least 2 and --seeds at least 1, got n={settings.n}, seeds={settings.seeds}")
+    if settings.dci_method not in ("gbt", "lasso"):
+        raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
+
+
+def _mean_tree(trees: list):
+    """Average numeric leaves of identically shaped nested dicts/lists."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: _mean_tree([t[k] for t in trees]) if k in trees[0] else None for k in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return float(np.mean(trees))
+    if isinstance(first, list):
+        return [_mean_tree(list(items)) for items in zip(*trees)]
+    return first
+
+
+def _std_tree(trees: list):
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: _std_tree([t[k] for t in trees]) for k in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return float(np.std(trees))
+    if isinstance(first, list):
+        return [_std_tree(list(items)) for items in zip(*trees)]
+    return first
+
+
+def _codes(model, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Factual causal latents ``z`` (posterior mean through the causal layer)."""
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(idx), batch):
+            x = images_tensor(ds, idx[s : s + batch]).to(next(model.parameters()).device)
+            u, _ = model.encode(x)
+            out.append(model.propagate(u).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _quantiles(train: CausalImageDataset, k: int, count: int, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
+    return np.quantile(train.labels[:, k], np.linspace(lo, hi, count))
+
+
+def evaluate(
+    model,
+    predictors: Predictors,
+    train: CausalImageDataset,
+    test: CausalImageDataset,
+    settings: EvalSettings,
+    out: Path,
+    *,
+    progress: Callable | None = None,
+    log: Callable[[str], None] = print,
+    source: str = "predictors",
+) -> dict:
+    """Run every metric, write figures into ``out/figures``, return the metrics (JSON-able)."""
+    check_inputs(model, predictors, test, settings, source)
+    s = settings
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    graph, variables = test.graph, test.graph.variables
+    mean, std = label_stats(model, train.label_mean, train.label_std)
+    classes_all = test.classes
+    cond_classes = classes_all if getattr(model, "num_classes", 0) else None
+    rng = np.random.default_rng(s.seed)
+    n = min(s.n, len(test))
+    idx = np.sort(rng.permutation(len(test))[:n])
+    small = idx[: min(s.n_small, n)]
+    x = images_tensor(test, idx)
+    labels = test.labels[idx]
+    classes = None if classes_all is None else classes_all[idx]
+    ccls = None if cond_classes is None else cond_classes[idx]
+    read = predictors.predict
+    measure = morphometric_reader(graph) if test.name == "morphomnist" and test.image_shape[0] == 1 else None
+    timings: dict[str, float] = {}
+
+    def cf_fn_for(seed_offset: int = 0, **kw):
+        opts = {"steps": s.steps, "w": s.w, "mode": s.mode, "abduction": s.abduction, **kw}
+        return model_counterfactual_fn(
+            model, label_mean=mean, label_std=std, batch_size=s.batch_size, seed=s.seed + seed_offset, progress=progress, **opts
+        )
+
+    metrics: dict = {
+        "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(variables), "edges": [list(e) for e in graph.edges]},
+        "model": {"variant": model.variant, "trained_steps": int(getattr(model, "trained_steps", 0)), "has_null_condition": bool(model.has_null_condition), "num_classes": int(getattr(model, "num_classes", 0))},
+        "settings": {**asdict(s), "n_used": int(n)},
+        "predictors": predictors.meta.metrics,
+        "scm": test.scm is not None,
+        "morphometrics": measure is not None,
+    }
+
+    # Effectiveness and preservation, with the null baseline ------------------------------------
+    log(f"effectiveness: {n} images x {len(variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
+    t0 = time.perf_counter()
+    per_seed, cf_images = [], {}
+    for seed in range(s.seeds):
+        values = test.labels[np.random.default_rng(s.seed + 1000 + seed).permutation(len(test))][idx]
+        res, imgs = effectiveness(
+            cf_fn_for(seed_offset=seed), read, x, labels, values, graph, scm=test.scm, classes=classes, measure=measure
+        )
+        per_seed.append(res)
+        if seed == 0:
+            cf_images = imgs
+    timings["effectiveness_s"] = time.perf_counter() - t0
+    n_cf = n * len(variables) * s.seeds
+    metrics["effectiveness"] = _mean_tree(per_seed)
+    if s.seeds > 1:
+        metrics["effectiveness_std"] = _std_tree(per_seed)
+    metrics["throughput"] = {"counterfactuals_per_s": n_cf / timings["effectiveness_s"], "steps": s.steps}
+    # identity counterfactual = the null baseline by construction (checked in the tests)
+
+    # Realism: Frechet distance and reconstruction ----------------------------------------------
+    log("realism: Frechet distance and reconstruction error")
+    t0 = time.perf_counter()
+    real_feats = predictors.features(images_tensor(test))
+    cf_all = torch.cat(list(cf_images.values()))
+    half = rng.permutation(len(test))
+    realism: dict = {
+        "frechet_counterfactual": frechet_distance(predictors.features(cf_all), real_feats),
+        "frechet_real_halves": frechet_distance(real_feats[half[: len(half) // 2]], real_feats[half[len(half) // 2 :]]),
+    }
+    recon = {}
+    for abduction in ABDUCTIONS:
+        fn = cf_fn_for(abduction=abduction)
+        rec, _ = fn(x, {}, labels, ccls)
+        err = l1_pixels(rec.numpy(), x.numpy())
+        recon[abduction] = {
+            "l1": float(err.mean()),
+            "mse": float(((rec - x) / 2).square().mean()),
+            "frechet": frechet_distance(predictors.features(rec), real_feats),
+        }
+        if abduction == s.abduction:
+            recon_images = rec
+    realism["reconstruction"] = recon
+    metrics["realism"] = realism
+    timings["realism_s"] = time.perf_counter() - t0
+
+    # Composition and reversibility --------------------------------------------------------------
+    log(f"composition (m=1..{s.composition_times}) and reversibility on {len(small)} images")
+    t0 = time.perf_counter()
+    xs, ls = images_tensor(test, small), test.labels[small]
+    cs = None if cond_classes is None else cond_classes[small]
+    base_fn = cf_fn_for()
+    metrics["composition"] = {"l1": composition(base_fn, xs, ls, cs, times=s.composition_times)}
+    rev_values = test.labels[np.random.default_rng(s.seed + 2000).permutation(len(test))][small]
+    metrics["reversibility"] = reversibility(base_fn, xs, ls, rev_values, graph, cs)
+    timings["composition_reversibility_s"] = time.perf_counter() - t0
+
+    # Abduction x mode comparison ------------------------------------------------------------------
+    log("comparison of abduction (inversion / stochastic) and intervention mode (set / shift)")
+    t0 = time.perf_counter()
+    comp_values = test.labels[np.random.default_rng(s.seed + 3000).permutation(len(test))][small]
+    comparison = {}
+    for abduction in ABDUCTIONS:
+        for mode in MODES:
+            res, _ = effectiveness(
+                cf_fn_for(abduction=abduction, mode=mode), read, xs, ls, comp_values, graph, scm=test.scm,
+                classes=None if classes_all is None else classes_all[small],
+            )
+            comparison[f"{abduction}/{mode}"] = res
+    metrics["comparison"] = {"n": int(len(small)), "results": comparison}
+    timings["comparison_s"] = time.perf_counter() - t0
+
+    # Sweeps: DDIM steps and guidance -------------------------------------------------------------
+    log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if model.has_null_condition else ""))
+    t0 = time.perf_counter()
+    steps_sweep = {}
+    for st in s.sweep_steps:
+        t1 = time.perf_counter()
+        res, _ = effectiveness(cf_fn_for(steps=st), read, xs, ls, comp_values, graph, scm=test.scm)
+        steps_sweep[str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
+    metrics["steps_sweep"] = steps_sweep
+    w_sweep = {}
+    w_images: dict[float, torch.Tensor] = {}
+    first = variables[0]
+    if model.has_null_condition:
+        for w in s.sweep_w:
+            res, imgs = effectiveness(cf_fn_for(w=w), read, xs, ls, comp_values, graph, scm=test.scm)
+            w_sweep[str(w)] = res
+            w_images[w] = imgs[first]
+    metrics["guidance_sweep"] = w_sweep
+    timings["sweeps_s"] = time.perf_counter() - t0
+
+    # DCI ----------------------------------------------------------------------------------------
+    if model.variant != "label-conditional":
+        log(f"DCI ({s.dci_method}) on codes of {min(s.dci_train, len(train))} train / {len(test)} test images")
+        t0 = time.perf_counter()
+        tr_idx = np.random.default_rng(s.seed + 4000).permutation(len(train))[: s.dci_train]
+        z_train, z_test = _codes(model, train, tr_idx), _codes(model, test, np.arange(len(test)))
+        y_train, y_test = train.labels[tr_idx], test.labels
+        nb = len(variables)
+        metrics["dci"] = {
+            "dims": dci(z_train, y_train, z_test, y_test, method=s.dci_method, seed=s.seed),
+            "blocks": dci(block_codes(z_train, nb), y_train, block_codes(z_test, nb), y_test, method=s.dci_method, seed=s.seed),
+        }
+        timings["dci_s"] = time.perf_counter() - t0
+        figures.latent_scatter(z_test, y_test, variables, out / "figures" / "latent_pca.png", title=f"PCA of z ({model.variant})")
+    else:
+        metrics["dci"] = None
+
+    # Figures -------------------------------------------------------------------------------------
+    log("figures")
+    t0 = time.perf_counter()
+    metrics["figures"] = _figures(
+        model, train, test, s, out / "figures", idx, x, recon_images, labels, ccls, mean, std, metrics, w_images, comp_values
+    )
+    timings["figures_s"] = time.perf_counter() - t0
+    metrics["timings"] = timings
+    return metrics
+
+
+def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
+    """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``."""
+    variables = test.graph.variables
+    made: dict[str, str] = {}
+    g = min(s.grid_images, len(idx))
+    xg, cg = x[:g], None if ccls is None else ccls[:g]
+    abd = abduct(
+        model, xg, steps=s.steps, abduction=s.abduction, labels=labels[:g], class_labels=cg,
+        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed),
+    )
+    clip = s.abduction == "stochastic"
+
+    def decode_do(do):
+        z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std, mode=s.mode)
+        return decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=s.w, clip_x0=clip).cpu().numpy()
+
+    for k, var in enumerate(variables):
+        vals = _quantiles(train, k, 5)
+        cols = [decode_do({var: np.full(g, v)}) for v in vals]
+        rows = [[x[i].numpy(), recon[i].numpy()] + [c[i] for c in cols] for i in range(g)]
+        name = f"grid_{var}.png"
+        figures.image_grid(
+            rows, fig_dir / name, col_titles=["original", "reconstruction"] + [f"{var}={v:.3g}" for v in vals],
+            title=f"do({var}) — {s.mode}, {s.abduction}, {s.steps} steps, w={s.w:g}",
+        )
+        made[f"grid_{var}"] = f"figures/{name}"
+
+    # traversal: one image, every variable across its train range (rows = variables)
+    one = slice(0, 1)
+    trav_rows, trav_titles = [], []
+    for k, var in enumerate(variables):
+        vals = _quantiles(train, k, 7, 0.01, 0.99)
+        row = []
+        for v in vals:
+            sub = type(abd)(u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
+                            class_labels=None if abd.class_labels is None else abd.class_labels[one], timesteps=abd.timesteps)
+            z_cf, cls = intervene(model, sub, {var: np.array([v])}, label_mean=mean, label_std=std, mode=s.mode)
+            row.append(decode(model, sub.x_T, z_cf, sub.timesteps, class_labels=cls, w=s.w, clip_x0=clip)[0].cpu().numpy())
+        trav_rows.append(row)
+        trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
+    figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="latent traversal (1st to 99th percentile)")
+    made["traversal"] = "figures/traversal.png"
+
+    if w_images:
+        first = variables[0]
+        ws = sorted(w_images)
+        gi = min(6, len(comp_values))
+        rows = [[x[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
+        figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
+                           title=f"do({first} = shuffled test value) under guidance w")
+        made["guidance_images"] = "figures/guidance_images.png"
+        series, base = {}, {}
+        for var in variables:
+            series[f"{var} (do {first})"] = [metrics["guidance_sweep"][str(w)][first]["variables"][var]["mae"] for w in ws]
+            base[f"null: {var}"] = metrics["guidance_sweep"][str(ws[0])][first]["variables"][var]["null_mae"]
+        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel="MAE (natural units)",
+                          title=f"effectiveness vs guidance, do({first})", baselines=base)
+        made["guidance_sweep"] = "figures/guidance_sweep.png"
+
+    steps = sorted(int(k) for k in metrics["steps_sweep"])
+    for var in variables:
+        res = {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}
+        series = {f"{name} ({item['role']})": [res[st][name]["mae"] for st in steps] for name, item in res[steps[0]].items()}
+        base = {f"null: {name}": item["null_mae"] for name, item in res[steps[0]].items()}
+        name = f"steps_{var}.png"
+        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel="MAE (natural units)",
+                          title=f"effectiveness vs DDIM steps, do({var})", baselines=base, logx=True)
+        made[f"steps_{var}"] = f"figures/{name}"
+
+    comp = metrics["composition"]["l1"]
+    figures.line_plot(list(range(1, len(comp) + 1)), {"null intervention applied m times": comp}, fig_dir / "composition.png",
+                      xlabel="m", ylabel="L1 to original (pixels in [0,1])", title="composition")
+    made["composition"] = "figures/composition.png"
+    if "latent_pca" not in made and (fig_dir / "latent_pca.png").exists():
+        made["latent_pca"] = "figures/latent_pca.png"
+    return made

@@ -1,0 +1,157 @@
+"""``report.md``: the metrics as tables, each figure beside its null baseline, figures embedded."""
+
+from __future__ import annotations
+
+
+def _f(v, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_f(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _effect_rows(results: dict, with_measured: bool, std: dict | None = None) -> list[list]:
+    rows = []
+    for var, entry in results.items():
+        for name, item in entry["variables"].items():
+            mae = _f(item["mae"])
+            if std is not None:
+                mae += f" ± {_f(std[var]['variables'][name]['mae'], 2)}"
+            row = [f"do({var})", name, item["role"], mae, item["null_mae"]]
+            if with_measured:
+                row += [item.get("measured_mae"), item.get("measured_null_mae")]
+            rows.append(row)
+    return rows
+
+
+def render(metrics: dict) -> str:
+    """The report as markdown, from the metrics dict written beside it."""
+    ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
+    figs = metrics.get("figures", {})
+    out = [
+        f"# Counterfactual evaluation: {model['variant']} on {ds['name']}",
+        "",
+        f"Model: `{model['variant']}`, {model['trained_steps']} training steps, "
+        f"null condition: {'yes' if model['has_null_condition'] else 'no'}, classes: {model['num_classes']}. "
+        f"Data: {ds['name']} `{ds['split']}` split ({ds['n_test']} images), variables {', '.join(ds['variables'])}, "
+        f"edges {'; '.join(f'{a} -> {b}' for a, b in ds['edges']) or 'none'}.",
+        f"Settings: {st['n_used']} images, {st['seeds']} seed(s), {st['steps']} DDIM steps, w={st['w']:g}, "
+        f"mode `{st['mode']}`, abduction `{st['abduction']}`.",
+        "",
+        "Values are read off the images by the anti-causal predictors (trained on the train split; "
+        "test scores below). *Null* is the unedited image read by the same instrument, the score of doing nothing.",
+        "",
+        "## Predictors (test split)",
+        "",
+    ]
+    pm = metrics["predictors"]
+    rows = [[v, pm["mae"][v]] for v in ds["variables"]]
+    if "accuracy" in pm:
+        rows.append(["class accuracy", pm["accuracy"]])
+    out += _table(["variable", "test MAE"], rows)
+
+    out += ["## Effectiveness and preservation", ""]
+    out.append(
+        "Intervention values are a shuffled copy of the test labels (the test marginal); MAE in natural units "
+        "against the true counterfactual of the dataset's SCM"
+        + ("" if metrics["scm"] else " (no SCM: descendants are skipped)")
+        + ". Non-descendants should keep their factual value (preservation)."
+    )
+    out.append("")
+    measured = bool(metrics["morphometrics"])
+    header = ["intervention", "variable", "role", "MAE", "null MAE"] + (["measured MAE", "measured null MAE"] if measured else [])
+    out += _table(header, _effect_rows(metrics["effectiveness"], measured, metrics.get("effectiveness_std")))
+    acc_rows = [[f"do({var})", e["class_accuracy"], e["null_class_accuracy"]] for var, e in metrics["effectiveness"].items() if "class_accuracy" in e]
+    if acc_rows:
+        out += ["Identity preservation (digit read by the classifier):", ""]
+        out += _table(["intervention", "class accuracy", "null"], acc_rows)
+    thr = metrics["throughput"]
+    out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (inversion + decoding, {thr['steps']} steps).", ""]
+    for var in ds["variables"]:
+        if f"grid_{var}" in figs:
+            out += [f"![do({var})]({figs[f'grid_{var}']})", ""]
+
+    out += ["## Abduction and intervention mode", ""]
+    comp = metrics["comparison"]
+    out.append(f"Effectiveness on {comp['n']} images for each combination (same intervention values).")
+    out.append("")
+    rows = []
+    for key, res in comp["results"].items():
+        for var, entry in res.items():
+            for name, item in entry["variables"].items():
+                rows.append([key, f"do({var})", name, item["role"], item["mae"], item["null_mae"], entry.get("class_accuracy")])
+    out += _table(["abduction/mode", "intervention", "variable", "role", "MAE", "null MAE", "class acc."], rows)
+
+    out += ["## Composition and reversibility", ""]
+    comp_l1 = metrics["composition"]["l1"]
+    out += _table(["m"] + [str(i) for i in range(1, len(comp_l1) + 1)], [["L1"] + comp_l1])
+    out.append("L1 between the original and the null intervention applied m times (pixels in [0, 1]); null baseline 0.")
+    out.append("")
+    rows = [[f"do({v})", r["l1_there"], r["l1_back"]] for v, r in metrics["reversibility"].items()]
+    out += _table(["intervention", "L1 after intervening", "L1 after intervening back"], rows)
+    if "composition" in figs:
+        out += [f"![composition]({figs['composition']})", ""]
+
+    out += ["## Realism", ""]
+    real = metrics["realism"]
+    out += _table(
+        ["images", "Frechet distance to real test images"],
+        [["counterfactuals", real["frechet_counterfactual"]], ["real vs real (two halves of the test set)", real["frechet_real_halves"]]]
+        + [[f"reconstructions ({k})", v["frechet"]] for k, v in real["reconstruction"].items()],
+    )
+    out.append("Features: the predictors' penultimate layers. Reconstruction error (abduct with the factual latent, decode):")
+    out.append("")
+    out += _table(["abduction", "L1 (pixels in [0,1])", "MSE"], [[k, v["l1"], v["mse"]] for k, v in real["reconstruction"].items()])
+
+    out += ["## Disentanglement (DCI)", ""]
+    if metrics.get("dci"):
+        rows = [
+            [level, d["method"], d["disentanglement"], d["completeness"], d["informativeness_r2"],
+             ", ".join(f"{v}: {x:.3f}" for v, x in zip(ds["variables"], d["r2"]))]
+            for level, d in metrics["dci"].items()
+        ]
+        out += _table(["codes", "regressor", "disentanglement", "completeness", "informativeness (test R²)", "R² per factor"], rows)
+        out.append("`dims`: every latent dimension is a code; `blocks`: the mean of each variable's block. "
+                   "Regressors fit train-split codes; informativeness is R² on the test split.")
+        out.append("")
+    else:
+        out += ["Not applicable: the label-conditional model has no encoder.", ""]
+    if "latent_pca" in figs:
+        out += [f"![latent PCA]({figs['latent_pca']})", ""]
+
+    out += ["## Sweeps", ""]
+    steps = metrics["steps_sweep"]
+    rows = []
+    for st, entry in steps.items():
+        for var, res in entry["results"].items():
+            item = res["variables"][var]
+            rows.append([st, f"do({var})", item["mae"], item["null_mae"], entry["seconds"]])
+    out += _table(["DDIM steps", "intervention", "MAE (intervened)", "null MAE", "seconds"], rows)
+    for var in ds["variables"]:
+        if f"steps_{var}" in figs:
+            out += [f"![steps do({var})]({figs[f'steps_{var}']})", ""]
+    if metrics["guidance_sweep"]:
+        rows = []
+        for w, res in metrics["guidance_sweep"].items():
+            for var, entry in res.items():
+                for name, item in entry["variables"].items():
+                    rows.append([w, f"do({var})", name, item["mae"], item["null_mae"]])
+        out += _table(["w", "intervention", "variable", "MAE", "null MAE"], rows)
+        for key in ("guidance_sweep", "guidance_images"):
+            if key in figs:
+                out += [f"![{key}]({figs[key]})", ""]
+    else:
+        out += ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined.", ""]
+    if "traversal" in figs:
+        out += ["## Latent traversal", "", f"![traversal]({figs['traversal']})", ""]
+    t = metrics.get("timings", {})
+    if t:
+        out += ["## Timings", ""] + _table(["section", "seconds"], [[k.removesuffix("_s"), v] for k, v in t.items()])
+    return "\n".join(out)
