@@ -174,3 +174,15 @@ def test_bad_folders(rendered, tmp_path):
         load_dataset(names_only, "test")
     with pytest.raises(DataError, match="--limit"):
         pendulum.generate(tmp_path / "none", limit=0)
+
+
+def test_generator_cli(tmp_path, capsys):
+    from causaldiffae.cli import main
+
+    out = tmp_path / "p"
+    assert main(["data", "pendulum", "--out", str(out), "--limit", "5", "--workers", "1"]) == 0
+    assert "train 4, test 1 images" in capsys.readouterr().out
+    assert main(["data", "pendulum", "--out", str(out), "--limit", "5"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["data", "pendulum", "--out", str(out), "--limit", "6", "--force", "--workers", "1"]) == 0
+    assert len(list((out / "train").iterdir())) == 5
