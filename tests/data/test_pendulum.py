@@ -174,6 +174,8 @@ def test_bad_folders(rendered, tmp_path):
         load_dataset(names_only, "test")
     with pytest.raises(DataError, match="--limit"):
         pendulum.generate(tmp_path / "none", limit=0)
+    with pytest.raises(DataError, match="--workers"):
+        pendulum.generate(tmp_path / "none", workers=0)
 
 
 def test_generator_cli(tmp_path, capsys):

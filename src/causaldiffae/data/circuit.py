@@ -222,6 +222,8 @@ def generate(
 
     if n < 1:
         raise DataError(f"--n must be at least 1, got {n}")
+    if workers is not None and workers < 1:
+        raise DataError(f"--workers must be at least 1, got {workers}")
     if not 16 <= resolution <= 1024:
         raise DataError(f"--resolution must be between 16 and 1024, got {resolution}")
     workers = max(1, workers or len(os.sched_getaffinity(0)))

@@ -175,6 +175,8 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
 
     if limit is not None and limit < 1:
         raise DataError(f"--limit must be at least 1, got {limit}")
+    if workers is not None and workers < 1:
+        raise DataError(f"--workers must be at least 1, got {workers}")
     cells = grid(limit)
     workers = max(1, workers or len(os.sched_getaffinity(0)))
     with atomic_dir(out, force=force) as tmp:
@@ -193,7 +195,7 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
             "graph": GRAPH.to_dict(),
             "image_shape": [SIZE, SIZE, 4],
             "counts": counts,
-            "complete": limit is None,
+            "complete": len(cells) == len(ANGLES) * len(LIGHTS),
             "units": {
                 "angle": "grid index i; theta = angle * pi / 200 rad",
                 "light": "grid index j; phi = light * pi / 200 rad",
