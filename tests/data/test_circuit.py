@@ -92,6 +92,16 @@ def test_bad_official_files(tmp_path):
     (tmp_path / "junk" / "train.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="unreadable npz"):
         circuit.load(tmp_path / "junk", "train")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    write_official(corrupt / "train.npz", 0, 3)
+    with np.load(corrupt / "train.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["imgs"] = arrays["imgs"].astype(object)
+    arrays["imgs"][2, 0] = b"\xff\xd8 broken"
+    np.savez(corrupt / "train.npz", **arrays)
+    with pytest.raises(DataError, match=r"train\.npz: imgs\[2, 0\] is not a readable JPEG"):
+        circuit.load(corrupt, "train")
     shapes = tmp_path / "shapes"
     shapes.mkdir()
     np.savez(shapes / "train.npz", imgs=np.array([[jpeg((1, 2, 3), 16)] * 2]), original_latents=np.zeros((1, 4)))

@@ -267,6 +267,8 @@ def generate(
             "counts": sizes,
             "latent_order": list(LATENT_ORDER),
             "intervention_labels": "0 none; 1..4 arm, blue, green, red (graph order); [:, 1] shares the noise of [:, 0]",
+            "epsilon": "the SCM noises in latent order (arm's noise is its value)",
+            "pressed": "press strength exp(-((arm - c) / width)^2 / 2) of the red, green, blue buttons",
             "scm": {"buttons": BUTTONS, "press_width": PRESS_WIDTH, "noise_std": NOISE_STD},
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
@@ -347,10 +349,10 @@ def _latents(files: list[Path]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _decode_chunk(args: tuple[list[bytes], int, str]) -> list[np.ndarray]:
+def _decode_chunk(args: tuple[list[bytes], int, str, int]) -> list[np.ndarray]:
     from PIL import Image
 
-    blobs, resolution, source = args
+    blobs, resolution, file, start = args
     out = []
     for k, blob in enumerate(blobs):
         try:
@@ -362,12 +364,13 @@ def _decode_chunk(args: tuple[list[bytes], int, str]) -> list[np.ndarray]:
                     img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
                 out.append(np.asarray(img))
         except OSError as err:
-            raise DataError(f"{source}: image {k} is not a readable JPEG ({err})") from None
+            raise DataError(f"{file}: imgs[{start + k}, 0] is not a readable JPEG ({err})") from None
     return out
 
 
 def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
-    jobs = []
+    """Decode ``imgs[:, 0]`` file by file, so only one shard's JPEG bytes are held at a time."""
+    out = np.empty((0, resolution, resolution, 3), dtype=np.uint8)
     for file in files:
         imgs = _read(file, "imgs")
         if imgs.ndim != 2 or imgs.shape[1] != 2:
@@ -375,11 +378,12 @@ def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
         if imgs.dtype.kind not in "SO":
             raise DataError(f"{file}: 'imgs' must hold JPEG bytes, got dtype {imgs.dtype}")
         first = list(imgs[:, 0])
-        jobs.extend((first[k : k + 256], resolution, str(file)) for k in range(0, len(first), 256))
-    total = sum(len(j[0]) for j in jobs)
-    workers = 1 if total < 2048 else workers
-    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=total, desc="decode")
-    return np.stack([img for part in parts for img in part])
+        del imgs
+        jobs = [(first[k : k + 256], resolution, str(file), k) for k in range(0, len(first), 256)]
+        procs = 1 if len(first) < 2048 else workers
+        parts = imap_progress(_decode_chunk, jobs, workers=procs, total=len(first), desc=f"decode {file.name}")
+        out = np.concatenate([out, np.stack([img for part in parts for img in part])])
+    return out
 
 
 def load(
