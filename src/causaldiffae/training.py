@@ -263,9 +263,9 @@ def train(
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a folder")
 
-    accelerator = Accelerator(
-        mixed_precision=mixed_precision or "no"
-    )  # gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate
+    # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
+    # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
+    accelerator = Accelerator(mixed_precision=mixed_precision or "no", cpu=not _has_accelerator())
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
     if t.batch_size % (world * t.grad_accum):
         raise ConfigError(
@@ -288,7 +288,9 @@ def train(
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    # One fused kernel for all parameters: on CPU the per-parameter loop costs more than a small UNet's convs.
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused)
 
     start = 0
     if resume:
@@ -380,6 +382,11 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return out
+
+
+def _has_accelerator() -> bool:
+    probe = getattr(torch, "accelerator", None)
+    return probe.is_available() if probe is not None else torch.cuda.is_available()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

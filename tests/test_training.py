@@ -1,0 +1,182 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run
+from causaldiffae.config import ConfigError
+from causaldiffae.models import CausalDiffAE
+from causaldiffae.training import (
+    TrainingError,
+    kl_scale,
+    labeled_mask,
+    learning_rate,
+    resolve_resume,
+    step_indices,
+    train,
+)
+from training_fixtures import synthetic_dataset, tiny_config
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_kl_schedule_is_linear_then_flat():
+    assert kl_scale(0, 100) == 0.0
+    assert kl_scale(50, 100) == 0.5
+    assert kl_scale(100, 100) == 1.0 and kl_scale(5000, 100) == 1.0
+    assert kl_scale(0, 0) == 1.0
+    assert learning_rate(0, 1e-3, 10) == pytest.approx(1e-4) and learning_rate(20, 1e-3, 10) == 1e-3
+
+
+def test_data_order_is_a_function_of_seed_and_epoch():
+    a = [step_indices(20, 8, seed=1, step=s) for s in range(4)]
+    assert torch.equal(a[0], step_indices(20, 8, seed=1, step=0))
+    assert len(set(torch.cat(a[:2]).tolist())) == 16  # one epoch (2 steps) never repeats a sample
+    assert not torch.equal(a[0], a[2])  # a new permutation in epoch 1
+    assert not torch.equal(a[0], step_indices(20, 8, seed=2, step=0))
+
+
+def test_labeled_subset_is_fixed_and_sized():
+    mask = labeled_mask(100, 0.3, seed=0)
+    assert mask.sum() == 30 and torch.equal(mask, labeled_mask(100, 0.3, seed=0))
+    assert labeled_mask(10, 1e-6, seed=0).sum() == 1
+
+
+def test_loss_decreases_and_run_folder_is_complete(tmp_path):
+    config = tiny_config("train.steps=40", "train.log_every=5", "train.checkpoint_every=20", "train.sample_every=40", "train.kl_anneal_steps=20")
+    run = train(config, synthetic_dataset(n=32), tmp_path / "run", progress=False)
+    metrics = _metrics(run)
+    assert [m["step"] for m in metrics] == list(range(5, 41, 5))
+    assert metrics[-1]["mse"] < 0.6 * metrics[0]["mse"], [m["mse"] for m in metrics]
+    assert metrics[0]["kl_scale"] == pytest.approx(4 / 20) and metrics[-1]["kl_scale"] == 1.0
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-0000020", "step-0000040"]
+    assert (run / "samples" / "step-0000040.png").is_file()
+    assert (run / "config.yaml").is_file()
+    model, config2 = load_run(run)
+    assert isinstance(model, CausalDiffAE) and not model.training and config2 == config
+    ema = load_file(str(run / "checkpoints" / "step-0000040" / "ema.safetensors"))
+    assert torch.equal(model.state_dict()["decoder.project.weight"], ema["decoder.project.weight"])
+    torch.testing.assert_close(model.label_mean.double(), torch.from_numpy(synthetic_dataset(n=32).label_mean))
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    data = synthetic_dataset(n=24)
+    base = ("model.cond_drop_prob=0.3", "model.labeled_fraction=0.7", "model.dropout=0.1", "train.steps=6", "train.checkpoint_every=2")
+    full = train(tiny_config(*base), data, tmp_path / "full", progress=False)
+    part = train(tiny_config(*base[:-2], "train.steps=3", "train.checkpoint_every=2"), data, tmp_path / "part", progress=False)
+    # Steps 3 were logged past the last checkpoint (step 2): resume must redo step 3 identically.
+    config = resolve_resume(None, part, ["train.steps=6"])
+    config = config.with_overrides(["train.checkpoint_every=2"])
+    train(config, data, part, resume=True, progress=False)
+    assert _metrics(part) == [{**m, "sec_per_step": _metrics(part)[i]["sec_per_step"], "images_per_sec": _metrics(part)[i]["images_per_sec"]} for i, m in enumerate(_metrics(full))]
+    a = load_file(str(full / "checkpoints" / "step-0000006" / "model.safetensors"))
+    b = load_file(str(part / "checkpoints" / "step-0000006" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    data = synthetic_dataset(n=16)
+    run = train(tiny_config("train.steps=2"), data, tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="disagrees.*train.lr"):
+        resolve_resume(tiny_config("train.lr=0.5"), run, [])
+    assert resolve_resume(tiny_config("train.steps=9"), run, []).train.steps == 9  # extending is fine
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config("train.steps=2"), data, run, progress=False)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(tiny_config(), data, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    original = CausalDiffAE.loss
+    calls = {"n": 0}
+
+    def exploding(self, batch, scale, generator=None):
+        terms = original(self, batch, scale, generator)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(CausalDiffAE, "loss", exploding)
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 3.*step-0000002"):
+        train(tiny_config("train.steps=5"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-0000002"]
+    model, _ = load_run(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides,size,graph,match",
+    [
+        (("model.channel_mult=[1,2,2]",), 10, "a -> b", "not divisible by 4"),
+        (("data.graph=a -> zz",), 8, "a -> b", "'zz' is missing from the data"),
+        (("train.batch_size=64",), 8, "a -> b", "fewer than train.batch_size"),
+    ],
+)
+def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, match):
+    with pytest.raises((ConfigError, TrainingError, ValueError), match=match):
+        train(tiny_config(*overrides), synthetic_dataset(n=16, size=size, graph=graph), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_run_without_a_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "run").mkdir()
+    tiny_config().to_yaml()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_run(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_run(tmp_path / "missing")
+
+
+def test_two_processes_train_in_lockstep(tmp_path):
+    """Two gloo processes (torchrun) shard each batch and end with identical weights; only rank 0 writes."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        f"""
+import hashlib, json, os, sys
+import torch
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from training_fixtures import synthetic_dataset, tiny_config
+from causaldiffae import training
+
+torch.set_num_threads(1)
+seen = {{"index": [], "digest": []}}
+batch = training.TrainData.batch
+
+def spy_batch(self, index, device, channels_last):
+    seen["index"].append(index.tolist())
+    return batch(self, index, device, channels_last)
+
+class SpyAdamW(torch.optim.AdamW):
+    def step(self, closure=None):
+        out = super().step(closure)
+        params = [p.detach().numpy().tobytes() for g in self.param_groups for p in g["params"]]
+        seen["digest"].append(hashlib.sha256(b"".join(params)).hexdigest())
+        return out
+
+training.TrainData.batch = spy_batch
+training.torch.optim.AdamW = SpyAdamW
+out = {str(tmp_path)!r}
+training.train(tiny_config("train.steps=3", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
+open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
+"""
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for step in range(3):  # disjoint halves of the same global batch
+        both = seen[0]["index"][step] + seen[1]["index"][step]
+        assert len(seen[0]["index"][step]) == 4 and sorted(both) == sorted(step_indices(32, 8, 0, step).tolist())
+    assert seen[0]["digest"] == seen[1]["digest"] and len(set(seen[0]["digest"])) == 3  # identical and moving
+    assert [m["step"] for m in _metrics(tmp_path / "run")] == [1, 2, 3]  # a single writer
