@@ -295,6 +295,11 @@ def looks_like(path: str | Path) -> bool:
     return any(_SHARD.match(p.name) for p in path.glob("*.npz"))
 
 
+def available_splits(path: str | Path) -> list[str]:
+    path = Path(path)
+    return [s for s in SPLITS if (path / f"{s}.npz").is_file() or any(path.glob(f"{s}-*.npz"))]
+
+
 def split_files(path: Path, split: str) -> list[Path]:
     """``{split}.npz`` or its shards ``{split}-0..K.npz`` in order; refuse gaps and mixtures."""
     if split not in SPLITS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import math
 import os
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ def _image_files(root: Path) -> set[str]:
     return found
 
 
-def _read_table(table: Path, graph: CausalGraph, graph_file: Path) -> tuple[list[str], list[int], np.ndarray, list | None, list]:
+def _read_table(
+    table: Path, graph: CausalGraph, graph_file: Path
+) -> tuple[list[str], list[int], np.ndarray, list | None, list]:
     """Rows of the label table: files, their line numbers, labels (graph order), splits or None, header."""
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
@@ -223,6 +226,20 @@ def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.nda
     return [_decode(Path(file), mode, resolution) for file, mode in items]
 
 
+def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, desc: str) -> list[np.ndarray]:
+    """Decode the images of ``rows``, in processes when there are many."""
+    items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
+    jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
+    workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
+    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc)
+    return [img for part in parts for img in part]
+
+
+def available_splits(path: str | Path) -> list[str]:
+    index = scan(path)
+    return [s for s in SPLITS if len(index.rows(s))]
+
+
 def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
     """One split of a user folder, images resized to ``resolution`` (required when sizes differ)."""
     index = scan(path)
@@ -236,11 +253,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None) 
         if len(sizes) > 1 or any(w != h for w, h in sizes):
             shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
             raise DataError(f"{index.root}: images are not all square and of one size ({shown}); give a resolution")
-    items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
-    jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
-    workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
-    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=f"{index.root.name} {split}")
-    images = np.stack([img for part in parts for img in part])
+    images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}"))
     train = index.labels[index.rows("train")]
     return CausalImageDataset(
         images, index.labels[rows], index.graph, train.mean(axis=0), train.std(axis=0), name=index.root.name, split=split
@@ -250,61 +263,55 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None) 
 # ``causaldiffae data check`` --------------------------------------------------------------------
 
 
-def _summaries(path: Path, fmt: str, resolution: int | None) -> tuple[list[tuple[str, np.ndarray, str]], CausalGraph, object]:
-    """``(split, labels, image shape)`` per split present (every image decoded once), the graph, the SCM."""
-    from causaldiffae.data import load_dataset
+def _shape(image: np.ndarray) -> str:
+    return f"{image.shape[2]}x{image.shape[0]}x{image.shape[1]}"
 
-    out = []
-    if fmt == "folder":
-        index = scan(path)
-        for split in SPLITS:
-            rows = index.rows(split)
-            if len(rows) == 0:
-                continue
-            items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
-            jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
-            parts = imap_progress(_decode_chunk, jobs, workers=1, total=len(items), desc=f"check {split}")
-            shapes = sorted({"x".join(map(str, img.shape[2:] + img.shape[:2])) for part in parts for img in part})
-            out.append((split, index.labels[rows], ", ".join(shapes)))
-        return out, index.graph, None
-    if fmt == "circuit":
-        splits = [s for s in SPLITS if (path / f"{s}.npz").is_file() or any(path.glob(f"{s}-*.npz"))]
-    elif fmt == "pendulum":
-        splits = [s for s in ("train", "test") if (path / s).is_dir()]
-    else:
-        splits = ["train", "test"]
-    datasets = [load_dataset(path, split, resolution=resolution) for split in splits]
-    out = [(ds.split, ds.labels, "x".join(map(str, ds.image_shape))) for ds in datasets]
-    return out, datasets[0].graph, datasets[0].scm
+
+def _folder_report(index: FolderIndex, resolution: int | None) -> list[str]:
+    sizes = sorted(set(index.sizes))
+    shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
+    unused = [c for c in index.columns if c not in index.graph.variables and c not in (FILE_COLUMN, SPLIT_COLUMN)]
+    given = "from the 'split' column" if index.split_given else "seeded 90/10 train/test (no 'split' column)"
+    lines = [
+        f"  images: {len(index.files)}, {index.channels} channel(s), sizes {shown}",
+        f"  {LABELS}: columns {', '.join(index.columns)}" + (f" (unused: {', '.join(unused)})" if unused else ""),
+        f"  splits: {given}",
+        f"  graph: {index.graph} (variables: {', '.join(index.graph.variables)})",
+    ]
+    for split in available_splits(index.root):
+        rows = index.rows(split)
+        shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}")})
+        lines += _split_report(split, index.labels[rows], ", ".join(shapes), index.graph)
+    return lines + ["  SCM: none"]
+
+
+def _split_report(split: str, labels: np.ndarray, shape: str, graph: CausalGraph) -> list[str]:
+    lines = [f"  {split}: {len(labels)} samples, images {shape} (CxHxW)"]
+    for k, name in enumerate(graph.variables):
+        col = labels[:, k]
+        lines.append(f"    {name:<16} min {col.min():.4g}  max {col.max():.4g}  mean {col.mean():.4g}  std {col.std():.4g}")
+    return lines
 
 
 def describe(path: str | Path, resolution: int | None = None) -> str:
-    """A human-readable report of what a dataset folder holds; raises DataError on bad input."""
+    """What a dataset folder holds, every image decoded once; raises DataError on bad input."""
     from causaldiffae.data import detect_format
 
     path = Path(path)
     fmt = detect_format(path)
     lines = [f"{path}: {fmt} dataset"]
     if fmt == "folder":
-        index = scan(path)
-        sizes = sorted(set(index.sizes))
-        shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
-        unused = [c for c in index.columns if c not in index.graph.variables and c not in (FILE_COLUMN, SPLIT_COLUMN)]
-        given = "from the 'split' column" if index.split_given else "seeded 90/10 train/test (no 'split' column)"
-        lines += [
-            f"  images: {len(index.files)}, {index.channels} channel(s), sizes {shown}",
-            f"  {LABELS}: columns {', '.join(index.columns)}" + (f" (unused: {', '.join(unused)})" if unused else ""),
-            f"  splits: {given}",
-        ]
-    summaries, graph, scm = _summaries(path, fmt, resolution)
+        return "\n".join(lines + _folder_report(scan(path), resolution))
+    module = importlib.import_module(f"causaldiffae.data.{fmt}")
+    splits = module.available_splits(path) if hasattr(module, "available_splits") else ["train", "test"]
+    datasets = [module.load(path, split, resolution=resolution) for split in splits]
+    if not datasets:
+        raise DataError(f"{path}: no splits found")
+    graph = datasets[0].graph
     lines.append(f"  graph: {graph} (variables: {', '.join(graph.variables)})")
-    for split, labels, shape in summaries:
-        lines.append(f"  {split}: {len(labels)} samples, images {shape} (CxHxW)")
-        for k, name in enumerate(graph.variables):
-            col = labels[:, k]
-            stats = f"min {col.min():.4g}  max {col.max():.4g}  mean {col.mean():.4g}  std {col.std():.4g}"
-            lines.append(f"    {name:<16} {stats}")
-    lines.append("  SCM: " + ("known (exact counterfactual labels)" if scm is not None else "none"))
+    for ds in datasets:
+        lines += _split_report(ds.split, ds.labels, "x".join(map(str, ds.image_shape)), graph)
+    lines.append("  SCM: " + ("known (exact counterfactual labels)" if datasets[0].scm is not None else "none"))
     return "\n".join(lines)
 
 

@@ -236,6 +236,10 @@ def looks_like(path: str | Path) -> bool:
     return first is not None and bool(_NAME.match(first))
 
 
+def available_splits(path: str | Path) -> list[str]:
+    return [s for s in SPLITS if (Path(path) / s).is_dir()]
+
+
 def _from_names(folder: Path) -> tuple[list[str], np.ndarray]:
     """Labels of an original-generator folder: angle, light from the name, exact shadow from the geometry."""
     named = []
