@@ -1,0 +1,80 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from causaldiffae.cli import main
+from causaldiffae.data.idx import write_idx
+
+TINY = [
+    "data.resolution=8",
+    "model.latent_block=2",
+    "model.encoder_channels=[8]",
+    "model.mechanism_hidden=8",
+    "model.base_channels=8",
+    "model.channel_mult=[1,2]",
+    "model.norm_groups=8",
+    "model.attention_head_dim=8",
+    "diffusion.num_train_timesteps=50",
+    "diffusion.sample_steps=5",
+    "train.batch_size=8",
+    "train.steps=2",
+    "train.log_every=1",
+    "train.checkpoint_every=2",
+    "train.sample_every=2",
+    "train.grid_steps=2",
+]
+
+
+@pytest.fixture
+def morpho_dir(tmp_path: Path) -> Path:
+    """A 16-digit MorphoMNIST-format folder (IDX + morpho CSV)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "morpho"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (16, 28, 28), dtype=np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 16).astype(np.uint8))
+    rows = ["index,thickness,intensity"] + [f"{i},{2 + rng.random()},{100 + 50 * rng.random()}" for i in range(16)]
+    (folder / "train-morpho.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out), "--no-progress"]
+    assert main(args + TINY) == 0
+    assert {"config.yaml", "model.safetensors", "metrics.jsonl", "checkpoints", "samples"} <= {p.name for p in out.iterdir()}
+    assert main(["train", "--resume", "--data", str(morpho_dir), "--out", str(out), "--no-progress", "train.steps=3"]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["model.widht=3"], "unknown key 'model.widht'"),
+        (["model.labeled_fraction=0"], "labeled_fraction"),
+        (["data.graph=thickness -> slant"], "'slant' is missing from the data"),
+        (["data.resolution=9"], "9x9 is not divisible by 2"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(morpho_dir, tmp_path, capsys, extra, match):
+    code = main(["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(tmp_path / "r"), "--no-progress"] + TINY + extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("causaldiffae train: error:") and match.split("'")[0] in err
+    import re
+
+    assert re.search(match, err), err
+
+
+def test_unknown_preset_and_existing_run(morpho_dir, tmp_path, capsys):
+    assert main(["train", "--preset", "nope", "--data", str(morpho_dir), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown preset 'nope' (valid:" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out), "--no-progress"] + TINY) == 0
+    assert main(["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out), "--no-progress"] + TINY) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    code = main(["train", "--resume", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out)] + TINY + ["train.lr=0.01"])
+    assert code == 2 and "disagrees" in capsys.readouterr().err

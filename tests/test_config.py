@@ -1,0 +1,81 @@
+import pytest
+import yaml
+
+from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape, list_presets, load_config
+from causaldiffae.graph import CausalGraph
+from causaldiffae.models import CausalDiffAE
+
+
+def test_presets_load_and_cover_the_paper_and_cpu_scales():
+    assert {"morphomnist-paper", "morphomnist-cpu"} <= set(list_presets())
+    paper = load_config("morphomnist-paper")
+    assert (paper.model.base_channels, paper.model.channel_mult, paper.model.layers_per_block) == (128, [1, 2, 2], 3)
+    assert (paper.model.latent_block, paper.train.batch_size, paper.train.lr, paper.train.ema_decay) == (256, 128, 1e-4, 0.9999)
+    assert (paper.diffusion.num_train_timesteps, paper.diffusion.sample_steps) == (1000, 250)
+    assert load_config("morphomnist-cpu").train.batch_size == 64
+
+
+def test_paper_preset_has_about_36m_parameters():
+    config = load_config("morphomnist-paper")
+    model = CausalDiffAE(config.model, CausalGraph.parse(config.data.graph), (1, 28, 28), 0, config.diffusion)
+    unet = sum(p.numel() for p in model.decoder.unet.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    assert 34.5e6 < unet < 35.5e6 and 35.5e6 < total < 37.5e6
+    assert model.decoder.unet.config.resnet_time_scale_shift == "scale_shift"
+    assert model.decoder.unet.config.class_embed_type == "identity"
+
+
+def test_overrides_parse_yaml_values():
+    config = load_config("morphomnist-cpu", ["train.lr=3e-4", "model.latent_block=32", "model.channel_mult=[1,2]", "data.graph=a -> b", "name=x"])
+    assert config.train.lr == 3e-4 and config.model.latent_block == 32 and config.model.channel_mult == [1, 2]
+    assert config.data.graph == "a -> b" and config.name == "x"
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.lrr=1", "unknown key 'train.lrr'.*train.lr"),
+        ("optim.lr=1", "unknown key 'optim.lr'.*model.variant"),
+        ("train.lr", "not key=value"),
+        ("model.labeled_fraction=0", r"labeled_fraction.*\(0, 1\]"),
+        ("model.labeled_fraction=1.5", r"labeled_fraction.*\(0, 1\]"),
+        ("model.variant=vae", "expected one of causaldiffae, diffae"),
+        ("train.steps=ten", "train.steps: expected an integer"),
+        ("model.norm_groups=7", "norm_groups"),
+        ("model.attention_levels=[5]", "attention_levels"),
+        ("train.batch_size=10", "divisible by train.grad_accum"),
+    ],
+)
+def test_bad_values_are_one_line_errors(override, match):
+    overrides = [override] + (["train.grad_accum=4"] if "batch_size" in override else [])
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config("morphomnist-cpu", overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_preset_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*morphomnist-cpu"):
+        load_config("nope")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  widht: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'widht'"):
+        load_config(bad)
+
+
+def test_yaml_round_trip_and_differences(tmp_path):
+    config = load_config("morphomnist-cpu")
+    path = tmp_path / "c.yaml"
+    path.write_text(config.to_yaml())
+    again = load_config(path)
+    assert again == config and again.differences(config) == []
+    assert again.with_overrides(["train.lr=0.1"]).differences(config) == ["train.lr"]
+    assert ExperimentConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_image_size_must_fit_the_unet_depth():
+    model = load_config("morphomnist-cpu").model
+    check_image_shape(model, (1, 28, 28))
+    with pytest.raises(ConfigError, match="30x30 is not divisible by 4"):
+        check_image_shape(model, (1, 30, 30))
