@@ -188,3 +188,19 @@ def test_generator_cli(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["data", "pendulum", "--out", str(out), "--limit", "6", "--force", "--workers", "1"]) == 0
     assert len(list((out / "train").iterdir())) == 5
+
+
+def test_measure_shadow_reads_labels_back_at_any_resolution():
+    from PIL import Image
+
+    for i, j in ((-10, 75), (0, 99), (30, 120), (12, 140)):
+        shade, mid = (float(v) for v in pendulum.shadow(i, j))
+        assert 0.5 <= mid - shade / 2 and mid + shade / 2 <= 19.5  # fully visible
+        image = pendulum.render(i, j)
+        length, centre = pendulum.measure_shadow(image)
+        assert abs(length - shade) <= LEN_TOL / PX and abs(centre - mid) <= CENTRE_TOL / PX
+        small = np.asarray(Image.fromarray(image).resize((48, 48), Image.BOX))
+        length, centre = pendulum.measure_shadow(small)
+        assert abs(length - shade) <= 2 * LEN_TOL / PX and abs(centre - mid) <= 2 * CENTRE_TOL / PX
+    blank = np.full((96, 96, 4), 255, dtype=np.uint8)
+    assert all(np.isnan(pendulum.measure_shadow(blank)))
