@@ -1,0 +1,105 @@
+"""Seconds per training step of a preset's model on synthetic data (forward, backward, AdamW, EMA).
+
+    python benchmarks/train_step.py --preset morphomnist-paper --batch 16
+    python benchmarks/train_step.py --preset morphomnist-cpu --batch 64 --mixed-precision bf16
+
+The step is the one ``causaldiffae train`` runs: the full loss (encoder, causal layer, UNet eps
+MSE, both KL terms), gradient clipping, fused AdamW and the EMA update. Reported: median
+seconds/step over the timed steps, images/s and the parameter count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+# Image shape of each preset family (the config leaves it to the data).
+IMAGE_SHAPES = {"morphomnist": (1, 28, 28), "pendulum": (4, 96, 96), "circuit": (3, 128, 128)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="morphomnist-paper")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no", help="CPU autocast dtype")
+    parser.add_argument("--channels-last", choices=("config", "on", "off"), default="config")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    parser.add_argument("--image-shape", help="C,H,W (default: from the preset's dataset)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args()
+
+    import torch
+
+    from causaldiffae.config import load_config
+    from causaldiffae.graph import CausalGraph
+    from causaldiffae.models import CausalDiffAE
+    from causaldiffae.training import ema_decay
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(args.preset, args.overrides)
+    if args.image_shape:
+        shape = tuple(int(v) for v in args.image_shape.split(","))
+    else:
+        shape = next((s for k, s in IMAGE_SHAPES.items() if config.name.startswith(k)), None)
+        if shape is None:
+            parser.error(f"no default image shape for {config.name!r}; pass --image-shape C,H,W")
+    graph = CausalGraph.parse(config.data.graph or "a -> b")
+    channels_last = config.train.channels_last if args.channels_last == "config" else args.channels_last == "on"
+    num_classes = 10 if config.model.class_conditional else 0
+
+    torch.manual_seed(0)
+    model = CausalDiffAE(config.model, graph, shape, num_classes, config.diffusion).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:
+        model.decoder.unet = torch.compile(model.decoder.unet)
+    ema = [p.detach().clone() for p in model.parameters()]
+    params = list(model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.train.lr, fused=True)
+    b = args.batch
+    batch = {
+        "image": torch.rand(b, *shape) * 2 - 1,
+        "labels": torch.randn(b, len(graph)),
+        "class": torch.randint(0, max(num_classes, 1), (b,)),
+        "labeled": torch.ones(b, dtype=torch.bool),
+    }
+    if channels_last:
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(i: int) -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
+            loss = model(batch, 1.0, generator)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, params, 1.0 - ema_decay(i, config.train.ema_decay))
+        return float(loss.detach())
+
+    for i in range(args.warmup):
+        step(i)
+    times, losses = [], []
+    for i in range(args.steps):
+        start = time.perf_counter()
+        losses.append(step(args.warmup + i))
+        times.append(time.perf_counter() - start)
+    sec = statistics.median(times)
+    n_params = sum(p.numel() for p in params)
+    unet = sum(p.numel() for p in model.decoder.unet.parameters())
+    print(
+        f"preset={config.name} batch={b} image={'x'.join(map(str, shape))} threads={torch.get_num_threads()} "
+        f"mixed_precision={args.mixed_precision} channels_last={channels_last} compile={args.compile}"
+    )
+    print(f"params={n_params / 1e6:.2f}M (unet {unet / 1e6:.2f}M)")
+    print(f"sec/step={sec:.3f} (min {min(times):.3f}, max {max(times):.3f})  images/s={b / sec:.1f}  last loss={losses[-1]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
