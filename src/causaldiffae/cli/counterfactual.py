@@ -86,13 +86,13 @@ def run(args: argparse.Namespace) -> int:
     interventions = parse_do(args.do)
     model, config = load_run(args.run)
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction)
+    columns = [(name, v) for name, values in interventions for v in values]
+    for name, v in columns:
+        check_do(model, {name: v}, 1)
     ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
     if tuple(ds.image_shape) != tuple(model.image_shape):
         raise UserError(f"{args.data}: images are {ds.image_shape}, the run was trained on {tuple(model.image_shape)}")
     n = min(args.n, len(ds))
-    columns = [(name, v) for name, values in interventions for v in values]
-    for name, v in columns:
-        check_do(model, {name: v}, n)
     missing = [v for v in model.graph.variables if v not in ds.variables]
     if missing:
         raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="report folder (metrics.json, report.md, figures/)")
     parser.add_argument("--n", type=int, default=None, help="test images for effectiveness and realism (default 500; --quick 64)")
+    parser.add_argument("--n-small", type=int, default=None,
+                        help="images for composition, reversibility, comparisons and sweeps (default 64; --quick 16)")
     parser.add_argument("--seeds", type=int, default=1, help="repetitions with fresh intervention values")
     add_sampling_options(parser)
     parser.add_argument("--quick", action="store_true", help="every section on few images (a smoke test, minutes on a CPU)")
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:
         opts["n"] = args.n
+    if args.n_small is not None:
+        opts["n_small"] = args.n_small
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     model, config = load_run(args.run, device=args.device)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)

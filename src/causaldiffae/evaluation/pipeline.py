@@ -91,7 +91,7 @@ def _mean_tree(trees: list):
     """Average numeric leaves of identically shaped nested dicts/lists."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: _mean_tree([t[k] for t in trees]) if k in trees[0] else None for k in first}
+        return {k: _mean_tree([t[k] for t in trees]) for k in first}
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return float(np.mean(trees))
     if isinstance(first, list):

@@ -1,0 +1,160 @@
+"""The predictors, counterfactual and evaluate commands end to end on a tiny run and a user folder."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import causaldiffae.cli.counterfactual as cli_cf
+import causaldiffae.counterfactual as cf
+from causaldiffae.cli import main
+from causaldiffae.training import train
+
+TINY_MODEL = {
+    "latent_block": 4, "encoder_channels": [8, 8], "mechanism_hidden": 8, "base_channels": 8, "channel_mult": [1, 2],
+    "layers_per_block": 1, "attention_levels": [], "mid_attention": False, "attention_head_dim": 8, "norm_groups": 8, "class_conditional": False,
+}
+
+
+def make_blobs(root, n=48):
+    """8x8 grey blobs: radius ``a`` causes brightness ``b``; 2/3 train, 1/3 test."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[:8, :8]
+    lines = ["file,a,b,split"]
+    for k in range(n):
+        a = rng.uniform(1.0, 3.5)
+        b = 100 + 40 * a + rng.normal(0, 8)
+        img = np.where((yy - 3.5) ** 2 + (xx - 3.5) ** 2 <= a * a, b, 0).astype(np.uint8)
+        Image.fromarray(img).save(root / "images" / f"{k:02d}.png")
+        lines.append(f"images/{k:02d}.png,{a},{b},{'test' if k % 3 == 0 else 'train'}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    (root / "graph.yaml").write_text("variables: [a, b]\nedges: [a -> b]\n")
+
+
+def error_lines(capsys) -> list[str]:
+    """The error lines on stderr (the data loaders' progress bars also write there)."""
+    return [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from causaldiffae.config import ExperimentConfig
+
+    base = tmp_path_factory.mktemp("cfcli")
+    data = base / "blobs"
+    make_blobs(data)
+    config = ExperimentConfig.from_dict(
+        {
+            "name": "tiny", "model": TINY_MODEL, "diffusion": {"num_train_timesteps": 100, "sample_steps": 10},
+            "train": {"steps": 2, "batch_size": 8, "lr": 1e-3, "log_every": 1, "sample_every": 1000, "checkpoint_every": 2,
+                      "kl_anneal_steps": 2, "grid_steps": 2},
+        },
+        "tiny",
+    )
+    run = train(config, data, base / "run", progress=False)
+    pred = base / "pred"
+    assert main(["predictors", "--data", str(data), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
+    return base, data, run, pred
+
+
+def test_sampling_option_mirrors_match_the_library():
+    assert cli_cf.MODES == cf.MODES and cli_cf.ABDUCTIONS == cf.ABDUCTIONS
+    assert (cli_cf.DEFAULT_MODE, cli_cf.DEFAULT_ABDUCTION, cli_cf.DEFAULT_STEPS) == (cf.DEFAULT_MODE, cf.DEFAULT_ABDUCTION, cf.DEFAULT_STEPS)
+
+
+def test_predictors_command_saves_safetensors_and_json(setup, capsys):
+    _, _, _, pred = setup
+    meta = json.loads((pred / "predictors.json").read_text())
+    assert meta["dataset"] == "blobs" and meta["variables"] == ["a", "b"] and meta["edges"] == [["a", "b"]]
+    assert meta["image_shape"] == [1, 8, 8] and set(meta["metrics"]["mae"]) == {"a", "b"}
+    assert (pred / "predictors.safetensors").stat().st_size > 0
+
+
+def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
+    base, data, run, _ = setup
+    out = base / "cf" / "grid.png"
+    argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "3", "--do", "a=1.5,3", "--do", "b=150",
+            "--steps", "4", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert Image.open(out).size[0] > 100
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert len(rows) == 3 * 4  # 3 images x (reconstruction + 3 interventions)
+    assert [r["column"] for r in rows[:4]] == ["reconstruction", "a=1.5", "a=3", "b=150"]
+    by_col = {r["column"]: r for r in rows[:4]}
+    assert float(by_col["a=1.5"]["a_counterfactual"]) == pytest.approx(1.5, abs=1e-4)
+    assert float(by_col["b=150"]["b_counterfactual"]) == pytest.approx(150, abs=1e-3)
+    assert by_col["b=150"]["a_counterfactual"] == by_col["b=150"]["a_factual"]  # a is not a descendant of b
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--do", "thickness=2"], "not a variable of the graph"),
+        (["--do", "a=1,big"], "value 'big' is not a number"),
+        (["--do", "a"], "expected NAME=VALUE"),
+        (["--do", "a=2", "--w", "2"], "needs a model trained with a null condition"),
+        (["--do", "digit=3"], "needs a class-conditional model"),
+    ],
+)
+def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
+    base, data, run, _ = setup
+    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    out = base / "bad" / "grid.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress", *extra]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not out.exists()
+
+
+def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):
+    _, data, run, pred = setup
+    empty = tmp_path / "run"
+    empty.mkdir()
+    shutil.copy(run / "config.yaml", empty / "config.yaml")
+    for cmd in (["counterfactual", "--do", "a=2", "--out", str(tmp_path / "g.png")],
+                ["evaluate", "--predictors", str(pred), "--out", str(tmp_path / "rep"), "--quick"]):
+        assert main([cmd[0], "--run", str(empty), "--data", str(data), *cmd[1:], "--no-progress"]) == 2
+        errors = error_lines(capsys)
+        assert len(errors) == 1 and "no model.safetensors" in errors[0], errors
+
+
+@pytest.mark.parametrize("field, value, message", [("dataset", "mnist", "trained on dataset 'mnist'"), ("edges", [], "graph edges")])
+def test_evaluate_refuses_predictors_of_another_dataset_or_graph(setup, capsys, tmp_path, field, value, message):
+    _, data, run, pred = setup
+    other = tmp_path / "pred"
+    shutil.copytree(pred, other)
+    meta = json.loads((other / "predictors.json").read_text())
+    meta[field] = value
+    (other / "predictors.json").write_text(json.dumps(meta))
+    argv = ["evaluate", "--run", str(run), "--predictors", str(other), "--data", str(data), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
+    base, data, run, pred = setup
+    out = base / "report"
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
+            "--quick", "--n", "6", "--steps", "5", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    eff = metrics["effectiveness"]
+    assert set(eff) == {"a", "b"}
+    assert set(eff["a"]["variables"]) == {"a"}  # no SCM for a user folder: the descendant b is skipped
+    assert eff["b"]["variables"]["a"]["role"] == "non-descendant"
+    assert set(metrics["comparison"]["results"]) == {"inversion/set", "inversion/shift", "stochastic/set", "stochastic/shift"}
+    assert len(metrics["composition"]["l1"]) == 4
+    assert metrics["dci"]["blocks"]["method"] == "lasso"
+    assert metrics["guidance_sweep"] == {}  # no null condition: only w = 1
+    for rel in metrics["figures"].values():
+        assert (out / rel).is_file(), rel
+    assert {"grid_a", "grid_b", "traversal", "latent_pca", "steps_a", "composition"} <= set(metrics["figures"])
+    report = (out / "report.md").read_text()
+    assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err

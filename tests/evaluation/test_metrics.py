@@ -1,0 +1,114 @@
+"""Counterfactual metrics on cases with known answers: the identity (null) and an oracle that renders the truth."""
+
+import numpy as np
+import pytest
+import torch
+from squares_data import render_squares
+
+from causaldiffae.evaluation.metrics import (
+    composition,
+    effectiveness,
+    identity_counterfactual,
+    morphometric_reader,
+    reversibility,
+    roles,
+    shuffled_values,
+    to_uint8,
+    true_counterfactual,
+)
+from causaldiffae.evaluation.predictors import images_tensor
+from causaldiffae.graph import CausalGraph
+
+
+def read_squares(images: torch.Tensor) -> dict[str, np.ndarray]:
+    """An exact instrument for the squares: side = sqrt(lit pixels), brightness = max, class = half."""
+    u8 = to_uint8(images)[:, 0].astype(np.float64)
+    lit = u8 > 0
+    right = lit[:, :, 8:].sum(axis=(1, 2)) > lit[:, :, :8].sum(axis=(1, 2))
+    return {"size": np.sqrt(lit.sum(axis=(1, 2))), "brightness": u8.max(axis=(1, 2)), "class": right.astype(int)}
+
+
+def oracle(scm, graph):
+    """A perfect counterfactual method: renders the SCM's true counterfactual labels."""
+
+    def cf_fn(images, do, labels, classes):
+        truth = true_counterfactual(scm, graph, labels, do)
+        return images_tensor_from(render_squares(truth, classes)), truth
+
+    return cf_fn
+
+
+def images_tensor_from(u8):
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+@pytest.fixture()
+def rendered(squares):
+    _, test = squares
+    labels = test.labels[:40].copy()
+    labels[:, 1] = np.round(labels[:, 1])
+    images = images_tensor_from(render_squares(labels, test.classes[:40]))
+    return test, images, labels, test.classes[:40]
+
+
+def test_identity_counterfactual_scores_exactly_the_null_baseline(rendered):
+    test, images, labels, classes = rendered
+    values = shuffled_values(labels, np.random.default_rng(0))
+    res, out = effectiveness(identity_counterfactual, read_squares, images, labels, values, test.graph, test.scm, classes)
+    for entry in res.values():
+        for item in entry["variables"].values():
+            assert item["mae"] == item["null_mae"]
+        assert entry["class_accuracy"] == entry["null_class_accuracy"] == 1.0
+    assert torch.equal(out["size"], images)
+
+
+def test_oracle_counterfactual_is_exact_and_beats_the_null_baseline(rendered):
+    test, images, labels, classes = rendered
+    values = shuffled_values(labels, np.random.default_rng(1))
+    values[:, 0] = np.round(values[:, 0])
+    values[:, 1] = np.round(values[:, 1])
+    res, _ = effectiveness(oracle(test.scm, test.graph), read_squares, images, labels, values, test.graph, test.scm, classes)
+    size = res["size"]["variables"]
+    assert size["size"]["role"] == "intervened" and size["brightness"]["role"] == "descendant"
+    assert size["size"]["mae"] == pytest.approx(0.0)
+    assert size["brightness"]["mae"] < 0.51  # only the rendering's rounding to uint8
+    assert size["size"]["null_mae"] > 1.0 and size["brightness"]["null_mae"] > 10.0
+    bright = res["brightness"]["variables"]
+    assert bright["size"]["role"] == "non-descendant" and bright["size"]["mae"] == pytest.approx(0.0)
+    assert bright["brightness"]["mae"] == pytest.approx(0.0)
+
+
+def test_descendants_are_skipped_without_an_scm(rendered):
+    test, images, labels, classes = rendered
+    truth = true_counterfactual(None, test.graph, labels, {"size": np.full(len(labels), 3.0)})
+    assert np.all(truth[:, 0] == 3.0) and np.all(np.isnan(truth[:, 1]))
+    res, _ = effectiveness(identity_counterfactual, read_squares, images, labels, labels, test.graph, None, classes)
+    assert set(res["size"]["variables"]) == {"size"}
+    assert set(res["brightness"]["variables"]) == {"size", "brightness"}
+
+
+def test_composition_and_reversibility_of_identity_are_zero_and_of_oracle_reverse_exactly(rendered):
+    test, images, labels, classes = rendered
+    assert composition(identity_counterfactual, images, labels, classes, times=3) == [0.0, 0.0, 0.0]
+    values = np.round(shuffled_values(labels, np.random.default_rng(2)))
+    rev = reversibility(oracle(test.scm, test.graph), images, labels, values, test.graph, classes)
+    assert rev["size"]["l1_there"] > 0.01
+    assert rev["size"]["l1_back"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_roles_and_shuffled_values_keep_the_marginal():
+    g = CausalGraph.parse("a -> b -> c; d")
+    assert roles(g, "b") == {"a": "non-descendant", "b": "intervened", "c": "descendant", "d": "non-descendant"}
+    labels = np.arange(20.0).reshape(10, 2)
+    v = shuffled_values(labels, np.random.default_rng(0))
+    assert sorted(v[:, 0]) == sorted(labels[:, 0]) and not np.array_equal(v, labels)
+
+
+def test_morphometric_reader_measures_a_bar():
+    g = CausalGraph.parse("thickness -> intensity")
+    img = -torch.ones(1, 1, 28, 28)
+    img[0, 0, 4:24, 12:16] = 200 / 127.5 - 1
+    out = morphometric_reader(g)(img)
+    assert out["thickness"][0] == pytest.approx(4.0, abs=0.3)
+    assert out["intensity"][0] == pytest.approx(200.0, abs=0.6)
+    assert morphometric_reader(CausalGraph.parse("a -> b")) is None
