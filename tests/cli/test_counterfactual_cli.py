@@ -141,7 +141,7 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     base, data, run, pred = setup
     out = base / "report"
     argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
-            "--quick", "--n", "6", "--steps", "5", "--dci", "lasso", "--no-progress"]
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "2,3", "--dci", "lasso", "--no-progress"]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     eff = metrics["effectiveness"]

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="images for composition, reversibility, comparisons and sweeps (default 64; --quick 16)")
     parser.add_argument("--seeds", type=int, default=1, help="repetitions with fresh intervention values")
     add_sampling_options(parser)
+    parser.add_argument("--sweep-steps", default=None, help="DDIM step counts of the steps sweep (default 10,20,50,100; --quick 10,20)")
+    parser.add_argument("--sweep-w", default=None, help="guidance weights of the w sweep (default 0,1,2,3; --quick 1,2)")
     parser.add_argument("--quick", action="store_true", help="every section on few images (a smoke test, minutes on a CPU)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
@@ -54,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         opts["n"] = args.n
     if args.n_small is not None:
         opts["n_small"] = args.n_small
+    if args.sweep_steps is not None:
+        opts["sweep_steps"] = tuple(_numbers(args.sweep_steps, "--sweep-steps", int))
+    if args.sweep_w is not None:
+        opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     model, config = load_run(args.run, device=args.device)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)
@@ -69,6 +75,18 @@ def run(args: argparse.Namespace) -> int:
     _summary(metrics)
     print(f"wrote {out / 'report.md'}, {out / 'metrics.json'} and {len(metrics['figures'])} figures")
     return 0
+
+
+def _numbers(text: str, option: str, kind: type) -> list:
+    from causaldiffae.errors import UserError
+
+    try:
+        values = [kind(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected comma-separated {kind.__name__} values") from None
+    if not values:
+        raise UserError(f"{option}: give at least one value")
+    return values
 
 
 def _summary(metrics: dict) -> None:
