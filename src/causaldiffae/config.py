@@ -150,9 +150,13 @@ class ExperimentConfig:
                 raise ConfigError(f"{source}: cannot parse value of {key}: {raw!r}") from None
         return ExperimentConfig.from_dict(data, source)
 
+    def flat(self) -> dict[str, Any]:
+        """``{"section.key": value}`` for every field."""
+        return _flatten(self.to_dict())
+
     def differences(self, other: "ExperimentConfig") -> list[str]:
         """Dotted keys whose values differ, for refusing a resume with a changed config."""
-        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        mine, theirs = self.flat(), other.flat()
         return [k for k in mine if mine[k] != theirs.get(k)]
 
 
@@ -167,7 +171,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def valid_keys() -> list[str]:
-    return [k for k in _flatten(ExperimentConfig().to_dict())]
+    return list(ExperimentConfig().flat())
 
 
 def _build_section(section_cls: type, values: Mapping[str, Any], where: str) -> Any:

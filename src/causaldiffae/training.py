@@ -222,20 +222,10 @@ def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: li
     wanted = stored.with_overrides(overrides, "command line") if config is None else config
     changed = [k for k in wanted.differences(stored) if k not in RESUMABLE_KEYS]
     if changed:
-        flat = {k: v for k, v in _items(wanted)}
-        old = {k: v for k, v in _items(stored)}
-        detail = ", ".join(f"{k}: {old.get(k)!r} -> {flat.get(k)!r}" for k in changed[:4])
+        new, old = wanted.flat(), stored.flat()
+        detail = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
         raise TrainingError(f"{run_dir}/config.yaml disagrees with the given config ({detail}); resume with the stored config or start a new --out")
     return wanted
-
-
-def _items(config: ExperimentConfig):
-    for section, values in config.to_dict().items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                yield f"{section}.{key}", value
-        else:
-            yield section, values
 
 
 def train(
@@ -263,6 +253,8 @@ def train(
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a folder")
 
+    if mixed_precision == "fp16" and not _has_accelerator():
+        raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
     # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
     accelerator = Accelerator(mixed_precision=mixed_precision or "no", cpu=not _has_accelerator())
