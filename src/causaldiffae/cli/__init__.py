@@ -13,7 +13,7 @@ import sys
 
 from causaldiffae.errors import UserError
 
-COMMANDS = ("data", "train", "predictors", "counterfactual", "evaluate")
+COMMANDS = ("data", "train", "predictors", "counterfactual", "evaluate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

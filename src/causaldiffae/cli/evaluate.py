@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from causaldiffae.cli.counterfactual import THREADS_HELP, set_threads
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from causaldiffae.cli.counterfactual import add_sampling_options
@@ -30,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
+    set_threads(args.threads)
     model, config = load_run(args.run, device=args.device)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)
     train = load_dataset(args.data, "train", resolution=config.data.resolution)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from causaldiffae.cli.counterfactual import THREADS_HELP, set_threads
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
+    set_threads(args.threads)
     train = load_dataset(args.data, "train", resolution=args.resolution)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution)
     print(f"{train.name}: {len(train)} train / {len(test)} {test.split} images, variables {', '.join(train.variables)}")
