@@ -31,7 +31,7 @@ def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
 # tests/cli/test_counterfactual_cli.py checks they agree).
 MODES = ("set", "shift")
 ABDUCTIONS = ("inversion", "stochastic")
-DEFAULT_MODE = "set"
+DEFAULT_MODE = "shift"
 DEFAULT_ABDUCTION = "stochastic"
 DEFAULT_STEPS = 20
 THREADS_HELP = (

@@ -234,12 +234,13 @@ def evaluate(
     log("comparison of abduction (inversion / stochastic) and intervention mode (set / shift)")
     t0 = time.perf_counter()
     comp_values = test.labels[np.random.default_rng(s.seed + 3000).permutation(len(test))][small]
+    # the classes condition a class-conditional decoder and score identity preservation
+    small_classes = None if classes_all is None else classes_all[small]
     comparison = {}
     for abduction in ABDUCTIONS:
         for mode in MODES:
             res, _ = effectiveness(
-                cf_fn_for(abduction=abduction, mode=mode), read, xs, ls, comp_values, graph, scm=test.scm,
-                classes=None if classes_all is None else classes_all[small],
+                cf_fn_for(abduction=abduction, mode=mode), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes
             )
             comparison[f"{abduction}/{mode}"] = res
     metrics["comparison"] = {"n": int(len(small)), "results": comparison}
@@ -251,7 +252,7 @@ def evaluate(
     steps_sweep = {}
     for st in s.sweep_steps:
         t1 = time.perf_counter()
-        res, _ = effectiveness(cf_fn_for(steps=st), read, xs, ls, comp_values, graph, scm=test.scm)
+        res, _ = effectiveness(cf_fn_for(steps=st), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes)
         steps_sweep[str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
     metrics["steps_sweep"] = steps_sweep
     w_sweep = {}
@@ -259,7 +260,7 @@ def evaluate(
     first = variables[0]
     if model.has_null_condition:
         for w in s.sweep_w:
-            res, imgs = effectiveness(cf_fn_for(w=w), read, xs, ls, comp_values, graph, scm=test.scm)
+            res, imgs = effectiveness(cf_fn_for(w=w), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes)
             w_sweep[str(w)] = res
             w_images[w] = imgs[first]
     metrics["guidance_sweep"] = w_sweep

@@ -6,6 +6,8 @@ offline, and an ImageNet network says little about 28x28 digits anyway).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -26,7 +28,9 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float 
 
     mu_a, s_a = gaussian_stats(features_a)
     mu_b, s_b = gaussian_stats(features_b)
-    covmean = linalg.sqrtm(s_a @ s_b)
+    with warnings.catch_warnings():  # singular products (dead ReLU features) are handled just below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s_a @ s_b)
     if not np.all(np.isfinite(covmean)):
         offset = np.eye(len(s_a)) * eps
         covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))

@@ -73,7 +73,7 @@ def render(metrics: dict) -> str:
         out += ["Identity preservation (digit read by the classifier):", ""]
         out += _table(["intervention", "class accuracy", "null"], acc_rows)
     thr = metrics["throughput"]
-    out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (inversion + decoding, {thr['steps']} steps).", ""]
+    out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (abduction + decoding, {thr['steps']} steps).", ""]
     for var in ds["variables"]:
         if f"grid_{var}" in figs:
             out += [f"![do({var})]({figs[f'grid_{var}']})", ""]
