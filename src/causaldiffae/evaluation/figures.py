@@ -68,9 +68,9 @@ def image_grid(
                 ax.set_title(col_titles[j], fontsize=7)
         if row_titles is not None and i < len(row_titles):
             axes[i][0].set_ylabel(row_titles[i], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.2)
+    if title:  # above the column titles, not over them
+        fig.suptitle(title, fontsize=9, y=1.0, va="bottom")
     return _save(fig, path)
 
 
