@@ -190,7 +190,7 @@ def train_predictors(
     train: CausalImageDataset,
     test: CausalImageDataset,
     *,
-    epochs: int = 12,
+    epochs: int = 6,
     batch_size: int = 64,
     lr: float = 2e-3,
     width: int = 16,
