@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from causaldiffae.cli.counterfactual import THREADS_HELP
+
     parser = subparsers.add_parser(
         "demo",
         help="counterfactual grids and scores of the shipped MorphoMNIST model (no training, no network)",
@@ -18,16 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n", type=int, default=100, help="test digits to score (default 100)")
     parser.add_argument("--grid", type=int, default=6, help="digits per grid (default 6)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from causaldiffae.cli.counterfactual import set_threads
     from causaldiffae.demo import DemoSettings, run_demo
     from causaldiffae.errors import UserError
 
     if args.n < 2 or args.grid < 1:
         raise UserError(f"--n must be at least 2 and --grid at least 1, got --n {args.n} --grid {args.grid}")
+    set_threads(args.threads)
     s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), progress=not args.no_progress)
     print()
     for name, value, target, ok in s["checks"]:
