@@ -62,7 +62,7 @@ def _grid(model, x, classes, columns: list[tuple[str, dict, float]], steps: int,
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int) -> dict:
+def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results)."""
     from causaldiffae.evaluation.metrics import composition, effectiveness, mae, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.predictors import images_tensor
@@ -71,7 +71,8 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int) -> d
     values = test.labels[np.random.default_rng(seed + 1000).permutation(len(test))][idx]
     from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE
 
-    cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION)
+    options = {"mode": DEFAULT_MODE, "abduction": DEFAULT_ABDUCTION, **options}
+    cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
     measure = morphometric_reader(test.graph)
     eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)
