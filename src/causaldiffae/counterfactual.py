@@ -56,6 +56,7 @@ class Abduction:
     x_T: torch.Tensor  # (B, C, H, W)
     class_labels: torch.Tensor | None  # (B,) or None
     timesteps: torch.Tensor  # the DDIM schedule shared by inversion and decoding
+    abduction: str = DEFAULT_ABDUCTION  # how x_T was made; decoding clips the predicted x0 only after "stochastic"
 
 
 @dataclass
@@ -187,7 +188,7 @@ def abduct(
         a_T = alphas[int(timesteps[0])]
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(device)
         x_T = (a_T.sqrt() * x0.double() + (1 - a_T).sqrt() * noise).float()
-    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps)
+    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction)
 
 
 def intervened_blocks(
@@ -265,6 +266,28 @@ def decode(
     return x0.clamp(-1, 1)
 
 
+@torch.no_grad()
+def decode_intervention(
+    model,
+    abduction: Abduction,
+    do: Mapping[str, np.ndarray],
+    *,
+    label_mean: np.ndarray,
+    label_std: np.ndarray,
+    mode: str = DEFAULT_MODE,
+    w: float = 1.0,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(images, z', class')``: one intervention on an abduction, decoded as the abduction requires.
+
+    A grid or sweep abducts once and calls this per column.
+    """
+    z_cf, cls = intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode)
+    clip = abduction.abduction == "stochastic"
+    images = decode(model, abduction.x_T, z_cf, abduction.timesteps, class_labels=cls, w=w, clip_x0=clip, progress=progress)
+    return images, z_cf, cls
+
+
 def block_values(model, z: torch.Tensor, label_mean: np.ndarray, label_std: np.ndarray) -> np.ndarray:
     """Natural-unit value of every variable read off a latent: block means, unstandardised."""
     b = z.shape[0]
@@ -305,9 +328,8 @@ def counterfactual(
         model, images, steps=steps, abduction=abduction, labels=labels, class_labels=class_labels,
         label_mean=mean, label_std=std, generator=generator, progress=progress,
     )
-    z_cf, cls = intervene(model, abd, values, label_mean=mean, label_std=std, mode=mode)
-    out = decode(
-        model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=w, clip_x0=abduction == "stochastic", progress=progress
+    out, z_cf, cls = decode_intervention(
+        model, abd, values, label_mean=mean, label_std=std, mode=mode, w=w, progress=progress
     )
     return Counterfactual(
         images=out,

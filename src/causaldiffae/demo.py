@@ -48,16 +48,14 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
 
 def _grid(model, x, classes, columns: list[tuple[str, dict, float]], steps: int, path: Path, title: str) -> Path:
     """One abduction per grid; each column is one intervention (``do``, guidance ``w``)."""
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, abduct, check_do, decode, intervene, label_stats
+    from causaldiffae.counterfactual import abduct, check_do, decode_intervention, label_stats
     from causaldiffae.evaluation.figures import image_grid
 
     mean, std = label_stats(model)
     abd = abduct(model, x, steps=steps, class_labels=classes, generator=torch.Generator().manual_seed(0))
-    clip = DEFAULT_ABDUCTION == "stochastic"
-    cols = [x, decode(model, abd.x_T, abd.z, abd.timesteps, class_labels=abd.class_labels, clip_x0=clip)]
+    cols = [x, decode_intervention(model, abd, {}, label_mean=mean, label_std=std)[0]]
     for _, do, w in columns:
-        z_cf, cls = intervene(model, abd, check_do(model, do, len(x)), label_mean=mean, label_std=std)
-        cols.append(decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=w, clip_x0=clip))
+        cols.append(decode_intervention(model, abd, check_do(model, do, len(x)), label_mean=mean, label_std=std, w=w)[0])
     rows = [[c[i].numpy() for c in cols] for i in range(len(x))]
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 

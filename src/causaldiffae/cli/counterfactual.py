@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from causaldiffae.atomic import atomic_file
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode, intervene, label_stats
+    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.figures import image_grid
     from causaldiffae.evaluation.predictors import images_tensor
@@ -117,12 +117,10 @@ def run(args: argparse.Namespace) -> int:
     x = images_tensor(ds, np.arange(n))
     abd = abduct(model, x, steps=args.steps, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
-    clip = args.abduction == "stochastic"
     results = []
     for name, v in tqdm([("", None)] + columns, desc="decode", disable=args.no_progress):
         do = {} if name == "" else check_do(model, {name: v}, n)
-        z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std, mode=args.mode)
-        imgs = decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=args.w, clip_x0=clip)
+        imgs, z_cf, cls = decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=args.mode, w=args.w)
         results.append((name, v, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls))
     factual = block_values(model, abd.z, mean, std)
     rows = [[x[i].numpy()] + [r[2][i] for r in results] for i in range(n)]

@@ -26,8 +26,7 @@ from causaldiffae.counterfactual import (
     MODES,
     abduct,
     check_options,
-    decode,
-    intervene,
+    decode_intervention,
     label_stats,
 )
 from causaldiffae.data.base import CausalImageDataset
@@ -37,7 +36,6 @@ from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     composition,
     effectiveness,
-    identity_counterfactual,
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
@@ -304,11 +302,9 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         model, xg, steps=s.steps, abduction=s.abduction, labels=labels[:g], class_labels=cg,
         label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed),
     )
-    clip = s.abduction == "stochastic"
 
-    def decode_do(do):
-        z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std, mode=s.mode)
-        return decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=s.w, clip_x0=clip).cpu().numpy()
+    def decode_do(do, abd=abd):
+        return decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=s.mode, w=s.w)[0].cpu().numpy()
 
     for k, var in enumerate(variables):
         vals = _quantiles(train, k, 5)
@@ -328,10 +324,9 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         vals = _quantiles(train, k, 7, 0.01, 0.99)
         row = []
         for v in vals:
-            sub = type(abd)(u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
-                            class_labels=None if abd.class_labels is None else abd.class_labels[one], timesteps=abd.timesteps)
-            z_cf, cls = intervene(model, sub, {var: np.array([v])}, label_mean=mean, label_std=std, mode=s.mode)
-            row.append(decode(model, sub.x_T, z_cf, sub.timesteps, class_labels=cls, w=s.w, clip_x0=clip)[0].cpu().numpy())
+            sub = replace(abd, u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
+                          class_labels=None if abd.class_labels is None else abd.class_labels[one])
+            row.append(decode_do({var: np.array([v])}, sub)[0])
         trav_rows.append(row)
         trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
     figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="latent traversal (1st to 99th percentile)")
