@@ -34,3 +34,14 @@ def test_atomic_dir_refuses_existing_and_keeps_it(tmp_path):
         (tmp / "new").write_text("z")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp_path):
+    """safetensors (and other writers) may replace the temporary file with their own 0600 one."""
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "w.safetensors"
+    with atomic_file(target) as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp))
+    assert target.stat().st_mode & 0o044

@@ -107,7 +107,8 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {"a": [1.0, 2.0]}}, "expected a scalar or 4 values"),
         ({"do": {"a": float("nan")}}, "must be finite"),
         ({"do": {"digit": 1}}, "needs a class-conditional model"),
-        ({"do": {}, "w": 2.0}, "needs a model trained with a null condition"),
+        ({"do": {}, "w": 2.0}, "from the null condition needs a model trained with one"),
+        ({"do": {}, "guidance": "prior"}, "unknown guidance reference"),
         ({"do": {}, "mode": "replace"}, "unknown mode"),
         ({"do": {}, "abduction": "guess"}, "unknown abduction"),
         ({"do": {}, "steps": 0}, "steps must be an integer"),
@@ -154,3 +155,16 @@ def test_inversion_reconstructs_better_than_stochastic_abduction(trained):
     err_inv = (inv - x).abs().mean().item()
     err_sto = (sto - x).abs().mean().item()
     assert err_inv < 0.5 * err_sto, (err_inv, err_sto)
+
+
+def test_factual_guidance_needs_no_null_condition_and_keeps_null_interventions_exact(trained):
+    """Guiding away from the factual latent amplifies only what the intervention changes."""
+    model, x = trained
+    assert not model.has_null_condition
+    opts = {"steps": 10, "abduction": "inversion", "guidance": "factual"}
+    plain = counterfactual(model, x, {}, **opts).images
+    strong = counterfactual(model, x, {}, w=3.0, **opts).images
+    torch.testing.assert_close(strong, plain, atol=1e-5, rtol=0)
+    a1 = counterfactual(model, x, {"a": 0.3}, **opts).images
+    a3 = counterfactual(model, x, {"a": 0.3}, w=3.0, **opts).images
+    assert (a3 - plain).abs().mean() > 2 * (a1 - plain).abs().mean()  # measured 0.110 vs 0.047

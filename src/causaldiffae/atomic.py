@@ -25,9 +25,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(_default_mode(directory=False))
     try:
         yield tmp_path
+        tmp_path.chmod(_default_mode(directory=False))  # after writing: some writers (safetensors) recreate the file 0600
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

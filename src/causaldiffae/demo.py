@@ -46,15 +46,16 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
     )
 
 
-def _grid(model, x, classes, columns: list[tuple[str, dict, float]], steps: int, path: Path, title: str) -> Path:
-    """One abduction per grid; each column is one intervention (``do``, guidance ``w``)."""
-    from causaldiffae.counterfactual import abduct, check_do, decode_intervention, label_stats
+def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], steps: int, path: Path, title: str) -> Path:
+    """One abduction per grid; each column is one intervention (``do``, guidance ``w``; None: the default)."""
+    from causaldiffae.counterfactual import DEFAULT_W, abduct, check_do, decode_intervention, label_stats
     from causaldiffae.evaluation.figures import image_grid
 
     mean, std = label_stats(model)
     abd = abduct(model, x, steps=steps, class_labels=classes, generator=torch.Generator().manual_seed(0))
     cols = [x, decode_intervention(model, abd, {}, label_mean=mean, label_std=std)[0]]
     for _, do, w in columns:
+        w = DEFAULT_W if w is None else w
         cols.append(decode_intervention(model, abd, check_do(model, do, len(x)), label_mean=mean, label_std=std, w=w)[0])
     rows = [[c[i].numpy() for c in cols] for i in range(len(x))]
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
@@ -67,9 +68,6 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **op
 
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = test.labels[np.random.default_rng(seed + 1000).permutation(len(test))][idx]
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE
-
-    options = {"mode": DEFAULT_MODE, "abduction": DEFAULT_ABDUCTION, **options}
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
     measure = morphometric_reader(test.graph)
     eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
@@ -159,9 +157,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     torch.manual_seed(settings.seed)
     log(f"drawing counterfactual grids ({settings.n_grid} digits, {steps} DDIM steps)")
     grids = {
-        "do(thickness)": _grid(model, x, classes, [(f"thickness={v:g}", {"thickness": v}, 1.0) for v in THICKNESS_VALUES], steps, out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity"),
-        "do(intensity)": _grid(model, x, classes, [(f"intensity={v:g}", {"intensity": v}, 1.0) for v in INTENSITY_VALUES], steps, out / "do_intensity.png", "do(intensity = v): thickness is kept"),
-        "do(thickness, intensity)": _grid(model, x, classes, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, 1.0) for t, i in BOTH_VALUES], steps, out / "do_both.png", "do(thickness, intensity) at once"),
+        "do(thickness)": _grid(model, x, classes, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], steps, out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity"),
+        "do(intensity)": _grid(model, x, classes, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], steps, out / "do_intensity.png", "do(intensity = v): thickness is kept"),
+        "do(thickness, intensity)": _grid(model, x, classes, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], steps, out / "do_both.png", "do(thickness, intensity) at once"),
         "guidance strength": _grid(model, x, classes, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], steps, out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
     }
     eval_idx = np.sort(rng.permutation(len(test))[: settings.n_eval])

@@ -89,19 +89,32 @@ def ddim_sample(
 
 @torch.no_grad()
 def ddim_invert(
-    eps_fn: EpsFn, x0: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, *, progress: bool = False
+    eps_fn: EpsFn,
+    x0: torch.Tensor,
+    timesteps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    *,
+    refine: int = 0,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Deterministic DDIM run backwards: encode ``x0`` to the ``x_T`` that ``ddim_sample`` maps back to it.
 
-    ``timesteps`` are the same descending steps the decoder will use; each move to level ``t``
-    evaluates ``eps_fn`` at the current, less noisy point with timestep ``t``.
+    ``timesteps`` are the same descending steps the decoder will use. The decoder's move from
+    level ``t`` evaluates ``eps`` at the noisier point ``x_t``, which inversion does not know yet:
+    plain inversion uses the current, less noisy point instead (exact only with many steps);
+    ``refine`` fixed-point iterations re-evaluate ``eps`` at the latest estimate of ``x_t``, so
+    that decoding retraces the path even with few steps.
     """
     x = x0
     ts = [int(t) for t in timesteps.flip(0)]
     for i, t in enumerate(tqdm(ts, desc="ddim-invert", leave=False, disable=not progress)):
-        t_prev = ts[i - 1] if i > 0 else -1
-        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
-        x = _step(x, eps, _alpha(alphas_cumprod, t_prev, x), _alpha(alphas_cumprod, t, x), clip_x0=False)
+        a_prev = _alpha(alphas_cumprod, ts[i - 1] if i > 0 else -1, x)
+        a_t = _alpha(alphas_cumprod, t, x)
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        x_t = _step(x, eps_fn(x, t_batch), a_prev, a_t, clip_x0=False)
+        for _ in range(refine):
+            x_t = _step(x, eps_fn(x_t, t_batch), a_prev, a_t, clip_x0=False)
+        x = x_t
     return x
 
 

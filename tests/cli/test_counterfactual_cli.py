@@ -62,8 +62,9 @@ def setup(tmp_path_factory):
 
 
 def test_sampling_option_mirrors_match_the_library():
-    assert cli_cf.MODES == cf.MODES and cli_cf.ABDUCTIONS == cf.ABDUCTIONS
-    assert (cli_cf.DEFAULT_MODE, cli_cf.DEFAULT_ABDUCTION, cli_cf.DEFAULT_STEPS) == (cf.DEFAULT_MODE, cf.DEFAULT_ABDUCTION, cf.DEFAULT_STEPS)
+    assert (cli_cf.MODES, cli_cf.ABDUCTIONS, cli_cf.GUIDANCES) == (cf.MODES, cf.ABDUCTIONS, cf.GUIDANCES)
+    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_W")
+    assert [getattr(cli_cf, k) for k in defaults] == [getattr(cf, k) for k in defaults]
 
 
 def test_predictors_command_saves_safetensors_and_json(setup, capsys):
@@ -96,7 +97,7 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
         (["--do", "thickness=2"], "not a variable of the graph"),
         (["--do", "a=1,big"], "value 'big' is not a number"),
         (["--do", "a"], "expected NAME=VALUE"),
-        (["--do", "a=2", "--w", "2"], "needs a model trained with a null condition"),
+        (["--do", "a=2", "--w", "2"], "from the null condition needs a model trained with one"),
         (["--do", "digit=3"], "needs a class-conditional model"),
     ],
 )

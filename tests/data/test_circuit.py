@@ -68,15 +68,20 @@ def test_official_layout_shards_order_and_images(official):
     assert train.scm is None
 
 
-def test_official_object_arrays_and_resolution(official):
+def test_official_object_arrays_need_consent_and_resolution(official, monkeypatch):
     root, latents = official
+    monkeypatch.delenv(circuit.ALLOW_PICKLE_ENV, raising=False)
+    with pytest.raises(DataError, match=r"val\.npz: 'imgs' is a pickled object array.*CAUSALDIFFAE_ALLOW_PICKLE=1"):
+        circuit.load(root, "val", resolution=64)
+    monkeypatch.setenv(circuit.ALLOW_PICKLE_ENV, "1")
     val = circuit.load(root, "val", resolution=64)
     assert val.image_shape == (3, 64, 64) and len(val) == 3
     assert np.abs(val.images[2].reshape(-1, 3).mean(0) - colour(22)).max() < 3
     np.testing.assert_allclose(val.label_mean, load_dataset(root, "train").labels.mean(0))
 
 
-def test_bad_official_files(tmp_path):
+def test_bad_official_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(circuit.ALLOW_PICKLE_ENV, "1")  # the corrupt JPEG below sits in an object array
     write_official(tmp_path / "train.npz", 0, 2, drop="original_latents")
     with pytest.raises(DataError, match=r"train\.npz: missing key 'original_latents'"):
         circuit.load(tmp_path, "train")

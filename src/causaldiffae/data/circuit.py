@@ -50,6 +50,7 @@ GRAPH = CausalGraph(
 LATENT_ORDER = ("red", "green", "blue", "arm")  # the official ``original_latents`` columns
 TO_GRAPH = [LATENT_ORDER.index(v) for v in VARIABLES]
 SPLITS = ("train", "val", "test")
+ALLOW_PICKLE_ENV = "CAUSALDIFFAE_ALLOW_PICKLE"  # "1": unpickle object arrays of files the user trusts
 KEYS = ("imgs", "original_latents", "epsilon", "pressed", "intervention_labels", "intervention_masks")
 REQUIRED = ("imgs", "original_latents")
 DEFAULT_RESOLUTION = 128
@@ -331,7 +332,9 @@ def _keys(file: Path) -> list[str]:
 
 
 def _read(file: Path, key: str) -> np.ndarray:
-    """One array of an npz file; object arrays (bytes stored by pickle) need ``allow_pickle``."""
+    """One array of an npz file. Object arrays (JPEG bytes stored by pickle, as some official files
+    are) are unpickled only when the user vouches for the file via ``ALLOW_PICKLE_ENV``: unpickling
+    can run code, and a downloaded dataset must not."""
     keys = _keys(file)
     if key not in keys:
         raise DataError(f"{file}: missing key {key!r} (has {', '.join(keys) or 'none'})")
@@ -340,7 +343,12 @@ def _read(file: Path, key: str) -> np.ndarray:
             return data[key]
         except ValueError:
             pass
-    with np.load(file, allow_pickle=True) as data:  # official files may store JPEG bytes as objects
+    if os.environ.get(ALLOW_PICKLE_ENV) != "1":
+        raise DataError(
+            f"{file}: {key!r} is a pickled object array, and unpickling can run code from the file; "
+            f"if you trust it, set {ALLOW_PICKLE_ENV}=1"
+        )
+    with np.load(file, allow_pickle=True) as data:
         return data[key]
 
 

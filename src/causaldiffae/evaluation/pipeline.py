@@ -21,8 +21,10 @@ import torch
 from causaldiffae.counterfactual import (
     ABDUCTIONS,
     DEFAULT_ABDUCTION,
+    DEFAULT_GUIDANCE,
     DEFAULT_MODE,
     DEFAULT_STEPS,
+    DEFAULT_W,
     MODES,
     abduct,
     check_options,
@@ -49,7 +51,8 @@ class EvalSettings:
     n: int = 500  # test images for effectiveness and realism
     seeds: int = 1  # repetitions with fresh intervention values (and abduction noise)
     steps: int = DEFAULT_STEPS
-    w: float = 1.0
+    w: float = DEFAULT_W
+    guidance: str = DEFAULT_GUIDANCE
     mode: str = DEFAULT_MODE
     abduction: str = DEFAULT_ABDUCTION
     batch_size: int = 100
@@ -76,9 +79,10 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
         raise UserError(f"the run's graph ({model.graph}) differs from the data's ({test.graph})")
     if tuple(model.image_shape) != tuple(test.image_shape):
         raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
-    check_options(model, steps=settings.steps, w=settings.w, mode=settings.mode, abduction=settings.abduction)
-    for s in settings.sweep_steps:
-        check_options(model, steps=s, w=1.0, mode=settings.mode, abduction=settings.abduction)
+    st = settings
+    check_options(model, steps=st.steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance)
+    for steps in st.sweep_steps:
+        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance)
     if settings.n < 2 or settings.seeds < 1 or settings.n_small < 2:
         raise UserError(f"--n must be at least 2 and --seeds at least 1, got n={settings.n}, seeds={settings.seeds}")
     if settings.dci_method not in ("gbt", "lasso"):
@@ -157,7 +161,7 @@ def evaluate(
     timings: dict[str, float] = {}
 
     def cf_fn_for(seed_offset: int = 0, **kw):
-        opts = {"steps": s.steps, "w": s.w, "mode": s.mode, "abduction": s.abduction, **kw}
+        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, **kw}
         return model_counterfactual_fn(
             model, label_mean=mean, label_std=std, batch_size=s.batch_size, seed=s.seed + seed_offset, progress=progress, **opts
         )
@@ -245,7 +249,8 @@ def evaluate(
     timings["comparison_s"] = time.perf_counter() - t0
 
     # Sweeps: DDIM steps and guidance -------------------------------------------------------------
-    log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if model.has_null_condition else ""))
+    sweep_guidance = model.has_null_condition or s.guidance == "factual"
+    log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else ""))
     t0 = time.perf_counter()
     steps_sweep = {}
     for st in s.sweep_steps:
@@ -256,7 +261,7 @@ def evaluate(
     w_sweep = {}
     w_images: dict[float, torch.Tensor] = {}
     first = variables[0]
-    if model.has_null_condition:
+    if sweep_guidance:
         for w in s.sweep_w:
             res, imgs = effectiveness(cf_fn_for(w=w), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes)
             w_sweep[str(w)] = res
@@ -304,7 +309,7 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
     )
 
     def decode_do(do, abd=abd):
-        return decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=s.mode, w=s.w)[0].cpu().numpy()
+        return decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=s.mode, w=s.w, guidance=s.guidance)[0].cpu().numpy()
 
     for k, var in enumerate(variables):
         vals = _quantiles(train, k, 5)
@@ -313,7 +318,7 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         name = f"grid_{var}.png"
         figures.image_grid(
             rows, fig_dir / name, col_titles=["original", "reconstruction"] + [f"{var}={v:.3g}" for v in vals],
-            title=f"do({var}) — {s.mode}, {s.abduction}, {s.steps} steps, w={s.w:g}",
+            title=f"do({var}) — {s.mode}, {s.abduction}, {s.steps} steps, w={s.w:g} ({s.guidance} guidance)",
         )
         made[f"grid_{var}"] = f"figures/{name}"
 

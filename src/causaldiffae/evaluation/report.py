@@ -42,7 +42,7 @@ def render(metrics: dict) -> str:
         f"null condition: {'yes' if model['has_null_condition'] else 'no'}, classes: {model['num_classes']}. "
         f"Data: {ds['name']} `{ds['split']}` split ({ds['n_test']} images), variables {', '.join(ds['variables'])}, "
         f"edges {'; '.join(f'{a} -> {b}' for a, b in ds['edges']) or 'none'}.",
-        f"Settings: {st['n_used']} images, {st['seeds']} seed(s), {st['steps']} DDIM steps, w={st['w']:g}, "
+        f"Settings: {st['n_used']} images, {st['seeds']} seed(s), {st['steps']} DDIM steps, w={st['w']:g} ({st.get('guidance', 'null')} guidance), "
         f"mode `{st['mode']}`, abduction `{st['abduction']}`.",
         "",
         "Values are read off the images by the anti-causal predictors (trained on the train split; "
@@ -142,13 +142,15 @@ def render(metrics: dict) -> str:
         for w, res in metrics["guidance_sweep"].items():
             for var, entry in res.items():
                 for name, item in entry["variables"].items():
-                    rows.append([w, f"do({var})", name, item["mae"], item["null_mae"]])
-        out += _table(["w", "intervention", "variable", "MAE", "null MAE"], rows)
+                    rows.append([w, f"do({var})", name, item["mae"], item["null_mae"], entry.get("class_accuracy")])
+        out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
+        out += _table(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows)
         for key in ("guidance_sweep", "guidance_images"):
             if key in figs:
                 out += [f"![{key}]({figs[key]})", ""]
     else:
-        out += ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined.", ""]
+        out += ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined "
+                "for `null` guidance (`--guidance factual` needs none).", ""]
     if "traversal" in figs:
         out += ["## Latent traversal", "", f"![traversal]({figs['traversal']})", ""]
     t = metrics.get("timings", {})
