@@ -3,7 +3,8 @@
     python benchmarks/counterfactual.py --run runs/morphomnist-cpu --data data/morphomnist \
         [--predictors runs/predictors] [--n 64] [--steps 250,50,20]
 
-For each step count: counterfactual images per second (DDIM inversion + decoding, batched) and
+For each step count: counterfactual images per second (abduction once per image, shared by the
+interventions as in a grid, plus one decoding per intervention; batched) and
 the effectiveness, i.e. the MAE in natural units between the intervened variable read off the
 counterfactual and its requested value, averaged over the variables (one intervention per
 variable, values a shuffled copy of the test labels). The reading is done by the anti-causal
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mode", default=None)
     parser.add_argument("--abduction", default=None)
+    parser.add_argument("--w", type=float, default=None, help="guidance weight (default: the library's)")
+    parser.add_argument("--guidance", default=None, help="guidance reference, null or factual (default: the library's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", action="store_true", help="compare inversion/stochastic x set/shift instead")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2 spin-wait on a shared 2-core machine)")
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
 
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE, DEFAULT_STEPS, check_options
+    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W, check_options
     from causaldiffae.data import load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.metrics import model_counterfactual_fn, morphometric_reader
@@ -54,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         steps_list = sorted({int(s) for s in args.steps.split(",")}, reverse=True)
         model, config = load_run(args.run)
         mode, abduction = args.mode or DEFAULT_MODE, args.abduction or DEFAULT_ABDUCTION
+        args.w = DEFAULT_W if args.w is None else args.w
+        args.guidance = args.guidance or DEFAULT_GUIDANCE
         for s in steps_list:
-            check_options(model, steps=s, w=1.0, mode=mode, abduction=abduction)
+            check_options(model, steps=s, w=args.w, mode=mode, abduction=abduction, guidance=args.guidance)
         ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
         if args.predictors:
             read = load_predictors(args.predictors, ds).predict
@@ -77,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     variables = [v for v in ds.graph.variables if args.predictors or v in read(x[:1])]
     if args.compare:
         return compare(model, ds, read, x, labels, classes, values, steps_list[0], args)
-    print(f"{ds.name}/{args.split}: {len(idx)} images, {mode}/{abduction}, effectiveness read by {instrument}")
+    print(f"{ds.name}/{args.split}: {len(idx)} images, {mode}/{abduction}, w={args.w:g} ({args.guidance}), effectiveness read by {instrument}")
     print(f"{'steps':>6} {'cf images/s':>12} " + " ".join(f"{'MAE ' + v:>16}" for v in variables) + f" {'mean MAE':>10}")
     rows = {}
     for steps in steps_list:
-        fn = model_counterfactual_fn(model, steps=steps, mode=mode, abduction=abduction, batch_size=args.batch_size, seed=args.seed)
+        fn = model_counterfactual_fn(model, steps=steps, mode=mode, abduction=abduction, w=args.w, guidance=args.guidance,
+                                     batch_size=args.batch_size, seed=args.seed)
         maes, seconds = [], 0.0
         for v in variables:
             k = ds.graph.index(v)
@@ -112,7 +118,8 @@ def compare(model, ds, read, x, labels, classes, values, steps, args) -> int:
     print(f"{len(x)} images, {steps} steps; MAE vs the SCM's true counterfactuals (null: the unedited image)")
     for abduction in ABDUCTIONS:
         for mode in MODES:
-            fn = model_counterfactual_fn(model, steps=steps, mode=mode, abduction=abduction, batch_size=args.batch_size, seed=args.seed)
+            fn = model_counterfactual_fn(model, steps=steps, mode=mode, abduction=abduction, w=args.w, guidance=args.guidance,
+                                         batch_size=args.batch_size, seed=args.seed)
             t0 = time.perf_counter()
             res, _ = effectiveness(fn, read, x, labels, values, ds.graph, scm=ds.scm, classes=classes)
             rec, _ = fn(x, {}, labels, classes)

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="autocast precision")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (default: torch's choice; 1 when sharing a small machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(handler=run)
@@ -27,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from causaldiffae.cli.counterfactual import set_threads
     from causaldiffae.config import ConfigError, load_config
     from causaldiffae.training import resolve_resume, train
 
@@ -35,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --config FILE or --preset NAME (or --resume an existing run)")
     config = load_config(spec, args.overrides) if spec is not None else None
     out = Path(args.out)
+    if args.threads is not None:
+        set_threads(args.threads)
     if args.resume:
         config = resolve_resume(config, out, args.overrides)
     train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision, progress=not args.no_progress)
