@@ -7,7 +7,7 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import counterfactual
 from causaldiffae.data.morphomnist import embedded_source, generate_split
-from causaldiffae.demo import WEIGHTS, checks
+from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.predictors import load_predictors
 
 
@@ -50,13 +50,3 @@ def test_demo_cli_runs_small(tmp_path, capsys):
         assert name in printed
     report = (out / "report.md").read_text()
     assert "do(thickness)" in report and "![" in report
-
-
-def test_checks_compare_against_the_null_baseline():
-    s = {
-        "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
-        "do_intensity": {"intensity_mae": 10.0, "intensity_null_mae": 40.0, "thickness_mae": 0.5, "thickness_mae_reconstruction": 0.3, "digit_accuracy": 0.97},
-        "composition_l1": 0.01,
-    }
-    rows = checks(s)
-    assert [ok for *_, ok in rows] == [True, True, True, False, True, True]

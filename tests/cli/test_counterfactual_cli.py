@@ -152,6 +152,7 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert set(metrics["comparison"]["results"]) == {"inversion/set", "inversion/shift", "stochastic/set", "stochastic/shift"}
     assert len(metrics["composition"]["l1"]) == 4
     assert metrics["dci"]["blocks"]["method"] == "lasso"
+    assert set(metrics["realism"]["reconstruction"]["inversion"]["mae"]) == {"a", "b"}
     assert metrics["guidance_sweep"] == {}  # no null condition: only w = 1
     for rel in metrics["figures"].values():
         assert (out / rel).is_file(), rel

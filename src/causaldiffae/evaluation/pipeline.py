@@ -38,6 +38,7 @@ from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     composition,
     effectiveness,
+    mae,
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
@@ -210,11 +211,16 @@ def evaluate(
         fn = cf_fn_for(abduction=abduction)
         rec, _ = fn(x, {}, labels, ccls)
         err = l1_pixels(rec.numpy(), x.numpy())
+        got = read(rec)
         recon[abduction] = {
             "l1": float(err.mean()),
             "mse": float(((rec - x) / 2).square().mean()),
             "frechet": frechet_distance(predictors.features(rec), real_feats),
+            "mae": {v: mae(got[v], labels[:, j]) for j, v in enumerate(variables)},  # attributes kept by reconstruction
         }
+        if measure is not None:
+            measured = measure(rec)
+            recon[abduction]["measured_mae"] = {v: mae(measured[v], labels[:, j]) for j, v in enumerate(variables) if v in measured}
         if abduction == s.abduction:
             recon_images = rec
     realism["reconstruction"] = recon

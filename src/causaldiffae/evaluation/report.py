@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from causaldiffae.evaluation.acceptance import scores_from_metrics, table
+
 
 def _f(v, digits: int = 4) -> str:
     if v is None:
@@ -72,6 +74,11 @@ def render(metrics: dict) -> str:
     if acc_rows:
         out += ["Identity preservation (digit read by the classifier):", ""]
         out += _table(["intervention", "class accuracy", "null"], acc_rows)
+    bar = scores_from_metrics(metrics)
+    if bar is not None:
+        out += ["The bar a shipped MorphoMNIST model is held to (morphometric measurement, digit classifier; "
+                "reconstruction = the null intervention through the same abduction):", ""]
+        out += table(bar) + [""]
     thr = metrics["throughput"]
     out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (abduction + decoding, {thr['steps']} steps).", ""]
     for var in ds["variables"]:
@@ -108,7 +115,14 @@ def render(metrics: dict) -> str:
     )
     out.append("Features: the predictors' penultimate layers. Reconstruction error (abduct with the factual latent, decode):")
     out.append("")
-    out += _table(["abduction", "L1 (pixels in [0,1])", "MSE"], [[k, v["l1"], v["mse"]] for k, v in real["reconstruction"].items()])
+    rec = real["reconstruction"]
+    cols = [f"MAE {v}" for v in ds["variables"]]
+    measured_cols = [f"measured MAE {v}" for v in ds["variables"] if any(v in r.get("measured_mae", {}) for r in rec.values())]
+    out += _table(
+        ["abduction", "L1 (pixels in [0,1])", "MSE"] + cols + measured_cols,
+        [[k, r["l1"], r["mse"]] + [r.get("mae", {}).get(v) for v in ds["variables"]]
+         + [r.get("measured_mae", {}).get(c.removeprefix("measured MAE ")) for c in measured_cols] for k, r in rec.items()],
+    )
 
     out += ["## Disentanglement (DCI)", ""]
     if metrics.get("dci"):

@@ -1,0 +1,38 @@
+"""The shipped model's bar: pass/fail against the null baseline, from demo scores or evaluate metrics."""
+
+from causaldiffae.evaluation.acceptance import criteria, scores_from_metrics, table
+
+SCORES = {
+    "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
+    "do_intensity": {"intensity_mae": 10.0, "intensity_null_mae": 40.0, "thickness_mae": 0.5, "thickness_mae_reconstruction": 0.3, "digit_accuracy": 0.97},
+    "composition_l1": 0.01,
+}
+
+
+def test_criteria_compare_against_the_null_baseline_and_reconstruction():
+    assert [ok for *_, ok in criteria(SCORES)] == [True, True, True, False, True, True]
+    lines = table(SCORES)
+    assert len(lines) == 8 and lines[5].endswith("| FAIL |")
+
+
+def _item(m, n, role):
+    return {"role": role, "mae": m, "null_mae": n, "measured_mae": m, "measured_null_mae": n}
+
+
+def test_scores_from_evaluate_metrics():
+    metrics = {
+        "morphometrics": True,
+        "settings": {"n_used": 500, "steps": 20, "abduction": "inversion"},
+        "effectiveness": {
+            "thickness": {"variables": {"thickness": _item(0.2, 0.8, "intervened"), "intensity": _item(20.0, 30.0, "descendant")},
+                          "class_accuracy": 0.95},
+            "intensity": {"variables": {"thickness": _item(0.5, 0.1, "non-descendant"), "intensity": _item(10.0, 40.0, "intervened")},
+                          "class_accuracy": 0.97},
+        },
+        "realism": {"reconstruction": {"inversion": {"measured_mae": {"thickness": 0.3}}, "stochastic": {"measured_mae": {"thickness": 9.0}}}},
+        "composition": {"l1": [0.01, 0.02]},
+    }
+    s = scores_from_metrics(metrics)
+    assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
+    assert [row[1] for row in criteria(s)] == [row[1] for row in criteria(SCORES)]
+    assert scores_from_metrics({**metrics, "morphometrics": False}) is None
