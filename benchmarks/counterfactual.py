@@ -12,7 +12,7 @@ predictors when given, else by Morpho-MNIST measurement. The recommended default
 step count whose MAE is within 5% of the largest step count's; the script says whether
 ``causaldiffae.counterfactual.DEFAULT_STEPS`` is that one.
 
-``--compare`` instead scores the four abduction x mode combinations at ``--steps`` (one value)
+``--compare`` instead scores every abduction x mode combination at ``--steps`` (one value)
 against the SCM's true counterfactuals: MAE of the intervened variable, of its descendants and
 of its non-descendants (preservation), and the reconstruction L1 of the null intervention.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--w", type=float, default=None, help="guidance weight (default: the library's)")
     parser.add_argument("--guidance", default=None, help="guidance reference, null or factual (default: the library's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare", action="store_true", help="compare inversion/stochastic x set/shift instead")
+    parser.add_argument("--compare", action="store_true", help="compare every abduction x set/shift instead")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2 spin-wait on a shared 2-core machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))

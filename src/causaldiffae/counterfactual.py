@@ -4,9 +4,11 @@
 like had thickness been 4?" in one call. The three steps are separate functions so that a grid
 of several interventions on the same images abducts only once:
 
-1. ``abduct``: ``u`` = posterior mean, factual ``z`` by the causal layer, and ``x_T`` either by
-   deterministic DDIM inversion conditioned on the factual ``z`` (keeps the individual) or by
-   re-noising ``x0`` with fresh noise (``"stochastic"``, what the reference did).
+1. ``abduct``: ``u`` = posterior mean, factual ``z`` by the causal layer, and the decoder's own
+   exogenous noise: ``x_T`` by deterministic DDIM inversion conditioned on the factual ``z``
+   (``"inversion"``); or ``x_T`` and one residual per step of the stochastic sampler, abducted so
+   that decoding with the factual ``z`` returns ``x0`` exactly (``"ddpm"``, edit-friendly DDPM
+   inversion); or ``x0`` re-noised with fresh noise (``"stochastic"``, what the reference did).
 2. ``intervene``: set (``"set"``) or move the mean of (``"shift"``) each intervened block to the
    standardised value; descendants are recomputed from their own abducted noise by the model,
    non-descendants are left bit-identical.
@@ -29,10 +31,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, guided
+from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided
 from causaldiffae.errors import UserError
 
-ABDUCTIONS = ("inversion", "stochastic")
+ABDUCTIONS = ("inversion", "ddpm", "stochastic")
 MODES = ("set", "shift")
 GUIDANCES = ("null", "factual")
 CLASS_NAMES = ("digit", "class")
@@ -68,6 +70,7 @@ class Abduction:
     class_labels: torch.Tensor | None  # (B,) or None
     timesteps: torch.Tensor  # the DDIM schedule shared by inversion and decoding
     abduction: str = DEFAULT_ABDUCTION  # how x_T was made; decoding clips the predicted x0 only after "stochastic"
+    residuals: list[torch.Tensor] | None = None  # per-step sampler noise abducted by "ddpm"
 
 
 @dataclass
@@ -196,14 +199,18 @@ def abduct(
         z = model.propagate(u)
     timesteps = ddim_timesteps(num_train_timesteps(model), steps)
     alphas = _alphas_cumprod(model)
+    residuals = None
     if abduction == "inversion":
         cond = model.condition(z, class_labels=cls)
         x_T = ddim_invert(lambda x, t: model.eps(x, t, cond), x0, timesteps, alphas, refine=refine, progress=progress)
+    elif abduction == "ddpm":
+        cond = model.condition(z, class_labels=cls)
+        x_T, residuals = ddpm_invert(lambda x, t: model.eps(x, t, cond), x0, timesteps, alphas, generator=generator, progress=progress)
     else:
         a_T = alphas[int(timesteps[0])]
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(device)
         x_T = (a_T.sqrt() * x0.double() + (1 - a_T).sqrt() * noise).float()
-    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction)
+    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals)
 
 
 def intervened_blocks(
@@ -268,6 +275,7 @@ def decode(
     w: float = 1.0,
     reference: torch.Tensor | None = None,
     clip_x0: bool = False,
+    residuals: list[torch.Tensor] | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """DDIM from ``x_T`` conditioned on ``z'``, guided with weight ``w`` away from ``reference``.
@@ -281,6 +289,8 @@ def decode(
     if reference is None:
         reference = model.condition(None, class_labels=class_labels)
     eps_fn = guided(model.eps, cond, reference, w)
+    if residuals is not None:
+        return ddpm_decode(eps_fn, x_T, residuals, timesteps, _alphas_cumprod(model), progress=progress).clamp(-1, 1)
     x0 = ddim_sample(eps_fn, x_T, timesteps, _alphas_cumprod(model), clip_x0=clip_x0, progress=progress)
     return x0.clamp(-1, 1)
 
@@ -308,7 +318,8 @@ def decode_intervention(
     if guidance == "factual" and w != 1.0:
         reference = model.condition(abduction.z, class_labels=abduction.class_labels)
     images = decode(
-        model, abduction.x_T, z_cf, abduction.timesteps, class_labels=cls, w=w, reference=reference, clip_x0=clip, progress=progress
+        model, abduction.x_T, z_cf, abduction.timesteps, class_labels=cls, w=w, reference=reference, clip_x0=clip,
+        residuals=abduction.residuals, progress=progress,
     )
     return images, z_cf, cls
 

@@ -118,6 +118,70 @@ def ddim_invert(
     return x
 
 
+def _ddpm_mean(x: torch.Tensor, eps: torch.Tensor, a_t: torch.Tensor, a_next: torch.Tensor, eta: float) -> torch.Tensor:
+    """The deterministic part of a DDIM move with noise level ``eta`` (1: the DDPM posterior)."""
+    sigma2 = eta**2 * (1 - a_next) / (1 - a_t) * (1 - a_t / a_next)
+    x0 = (x.double() - (1 - a_t).sqrt() * eps.double()) / a_t.sqrt()
+    return a_next.sqrt() * x0 + (1 - a_next - sigma2).clamp(min=0).sqrt() * eps.double()
+
+
+@torch.no_grad()
+def ddpm_invert(
+    eps_fn: EpsFn,
+    x0: torch.Tensor,
+    timesteps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    *,
+    eta: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Abduct a stochastic sampler's exogenous noise: ``x_T`` and one residual per step.
+
+    Each level ``x_t`` is an independent forward noising of ``x0``; the residual of a step is
+    what the sampler must add to the model's mean to land on the next level, so
+    :func:`ddpm_decode` with the same ``eps_fn`` returns ``x0`` exactly, while another condition
+    decodes with the individual's noise (edit-friendly DDPM inversion, Huberman-Spiegelglas et al. 2024).
+    """
+    ts = [int(t) for t in timesteps]
+    levels = {}
+    for t in ts:
+        a = _alpha(alphas_cumprod, t, x0)
+        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
+        levels[t] = a.sqrt() * x0.double() + (1 - a).sqrt() * noise
+    residuals = []
+    for i, t in enumerate(tqdm(ts, desc="ddpm-invert", leave=False, disable=not progress)):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        x_t = levels[t].to(x0.dtype)
+        eps = eps_fn(x_t, torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device))
+        mean = _ddpm_mean(x_t, eps, _alpha(alphas_cumprod, t, x0), _alpha(alphas_cumprod, t_next, x0), eta)
+        target = levels[t_next] if t_next >= 0 else x0.double()
+        residuals.append((target - mean).to(x0.dtype))
+    return levels[ts[0]].to(x0.dtype), residuals
+
+
+@torch.no_grad()
+def ddpm_decode(
+    eps_fn: EpsFn,
+    x_T: torch.Tensor,
+    residuals: list[torch.Tensor],
+    timesteps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    *,
+    eta: float = 1.0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """The stochastic sampler driven by abducted noise: each step is the model's mean plus its residual."""
+    x = x_T
+    ts = [int(t) for t in timesteps]
+    for i, t in enumerate(tqdm(ts, desc="ddpm", leave=False, disable=not progress)):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+        mean = _ddpm_mean(x, eps, _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x), eta)
+        x = (mean + residuals[i].double()).to(x.dtype)
+    return x
+
+
 def guided(eps_cond: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], cond: torch.Tensor, null: torch.Tensor, w: float) -> EpsFn:
     """Classifier-free guidance: ``eps = w * eps(x, t, cond) + (1 - w) * eps(x, t, null)``.
 

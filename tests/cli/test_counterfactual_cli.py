@@ -149,7 +149,7 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert set(eff) == {"a", "b"}
     assert set(eff["a"]["variables"]) == {"a"}  # no SCM for a user folder: the descendant b is skipped
     assert eff["b"]["variables"]["a"]["role"] == "non-descendant"
-    assert set(metrics["comparison"]["results"]) == {"inversion/set", "inversion/shift", "stochastic/set", "stochastic/shift"}
+    assert set(metrics["comparison"]["results"]) == {f"{a}/{m}" for a in ("inversion", "ddpm", "stochastic") for m in ("set", "shift")}
     assert len(metrics["composition"]["l1"]) == 4
     assert metrics["dci"]["blocks"]["method"] == "lasso"
     assert set(metrics["realism"]["reconstruction"]["inversion"]["mae"]) == {"a", "b"}

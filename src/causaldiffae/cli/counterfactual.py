@@ -30,7 +30,7 @@ def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
 # Mirrors of causaldiffae.counterfactual's constants (kept here so --help does not import torch;
 # tests/cli/test_counterfactual_cli.py checks they agree).
 MODES = ("set", "shift")
-ABDUCTIONS = ("inversion", "stochastic")
+ABDUCTIONS = ("inversion", "ddpm", "stochastic")
 DEFAULT_MODE = "shift"
 DEFAULT_ABDUCTION = "stochastic"
 DEFAULT_STEPS = 20
@@ -58,7 +58,8 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
                         help="guide away from the factual latent (exact null interventions) or the null condition (classifier-free; needs a model trained with one)")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="set the whole block, or shift its mean")
-    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="how x_T is abducted")
+    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="inversion: deterministic DDIM inversion; ddpm: the stochastic sampler's noise, abducted "
+                        "(exact reconstruction, freer edits); stochastic: fresh noise (the reference)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -239,7 +239,7 @@ def evaluate(
     timings["composition_reversibility_s"] = time.perf_counter() - t0
 
     # Abduction x mode comparison ------------------------------------------------------------------
-    log("comparison of abduction (inversion / stochastic) and intervention mode (set / shift)")
+    log(f"comparison of abduction ({' / '.join(ABDUCTIONS)}) and intervention mode (set / shift)")
     t0 = time.perf_counter()
     comp_values = test.labels[np.random.default_rng(s.seed + 3000).permutation(len(test))][small]
     # the classes condition a class-conditional decoder and score identity preservation
@@ -336,7 +336,8 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         row = []
         for v in vals:
             sub = replace(abd, u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
-                          class_labels=None if abd.class_labels is None else abd.class_labels[one])
+                          class_labels=None if abd.class_labels is None else abd.class_labels[one],
+                          residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
             row.append(decode_do({var: np.array([v])}, sub)[0])
         trav_rows.append(row)
         trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
