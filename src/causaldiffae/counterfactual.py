@@ -46,7 +46,7 @@ CLASS_NAMES = ("digit", "class")
 # do(thickness): 23.0 vs 30.3 at 50 steps, 20.8 vs 23.9 at 20) at equal intervened-variable error.
 DEFAULT_STEPS = 20
 DEFAULT_MODE = "shift"
-DEFAULT_ABDUCTION = "stochastic"
+DEFAULT_ABDUCTION = "ddpm"
 DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
 # Fixed-point refinements per DDIM inversion step. On the shipped model (48 test digits) the

@@ -32,7 +32,7 @@ def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
 MODES = ("set", "shift")
 ABDUCTIONS = ("inversion", "ddpm", "stochastic")
 DEFAULT_MODE = "shift"
-DEFAULT_ABDUCTION = "stochastic"
+DEFAULT_ABDUCTION = "ddpm"
 DEFAULT_STEPS = 20
 GUIDANCES = ("null", "factual")
 DEFAULT_GUIDANCE = "null"
