@@ -38,18 +38,19 @@ ABDUCTIONS = ("inversion", "ddpm", "stochastic")
 MODES = ("set", "shift")
 GUIDANCES = ("null", "factual")
 CLASS_NAMES = ("digit", "class")
-# Defaults measured on the morphomnist-cpu run (6,000 steps) against the SCM's true counterfactuals
-# (benchmarks/counterfactual.py, reports/): with stochastic abduction 20 DDIM steps are within 5%
-# of 250 for both variables at 6.7x the speed. At 20 steps inversion barely edits (do(intensity):
-# MAE 45 vs null 48; stochastic 8.1); at 50 steps it edits as well as stochastic and reconstructs
-# 10x better (L1 0.010 vs 0.095). Shift beats set on the descendant (intensity under
-# do(thickness): 23.0 vs 30.3 at 50 steps, 20.8 vs 23.9 at 20) at equal intervened-variable error.
+# Defaults measured on the shipped morphomnist-cpu model (7,000 steps) with the demo's 100 test
+# digits, 20 DDIM steps, shift mode (morphometric MAE vs the SCM; null = unedited: thickness 0.593,
+# intensity 45.7): ddpm abduction do(thickness) 0.120, descendant intensity 8.7, do(intensity)
+# 4.4, thickness kept 0.065, digits 98%, null intervention L1 0.000; DDIM inversion 0.111 / 8.4 /
+# 5.1 / 0.085 / 98% / 0.003 but speckles large edits; stochastic 0.113 / 10.6 / 7.7 / 0.139 / 96%
+# and L1 0.089 (it keeps no individual style). Factual guidance w=1.5 overshoots (0.200 / 19.9).
+# Shift beat set on the descendant with the first model (20.8 vs 23.9 at 20 steps).
 DEFAULT_STEPS = 20
 DEFAULT_MODE = "shift"
 DEFAULT_ABDUCTION = "ddpm"
 DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
-# Fixed-point refinements per DDIM inversion step. On the shipped model (48 test digits) the
+# Fixed-point refinements per DDIM inversion step. On the first shipped model (6,000 steps; 48 test digits) the
 # null intervention after inversion + decoding changes pixels by L1 0.037 / 0.0078 / 0.0026 with
 # 0 / 1 / 2 refinements at 20 steps (0.010 / 0.0016 / 0.0006 at 50), and x_T's std rises from 0.89
 # to 1.03: unrefined inversion at few steps leaves x_T off the Gaussian the decoder expects.

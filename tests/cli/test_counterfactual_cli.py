@@ -11,6 +11,7 @@ from PIL import Image
 import causaldiffae.cli.counterfactual as cli_cf
 import causaldiffae.counterfactual as cf
 from causaldiffae.cli import main
+from causaldiffae.evaluation.report import render
 from causaldiffae.training import train
 
 TINY_MODEL = {
@@ -159,4 +160,6 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert {"grid_a", "grid_b", "traversal", "latent_pca", "steps_a", "composition"} <= set(metrics["figures"])
     report = (out / "report.md").read_text()
     assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
+    metrics["guidance_sweep"] = {"1.0": metrics["effectiveness"], "2.0": metrics["effectiveness"]}
+    assert "Guidance away from the null condition." in render(metrics)  # the section a null-condition model gets
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err

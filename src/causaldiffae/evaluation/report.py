@@ -143,10 +143,10 @@ def render(metrics: dict) -> str:
     out += ["## Sweeps", ""]
     steps = metrics["steps_sweep"]
     rows = []
-    for st, entry in steps.items():
+    for n_steps, entry in steps.items():
         for var, res in entry["results"].items():
             item = res["variables"][var]
-            rows.append([st, f"do({var})", item["mae"], item["null_mae"], entry["seconds"]])
+            rows.append([n_steps, f"do({var})", item["mae"], item["null_mae"], entry["seconds"]])
     out += _table(["DDIM steps", "intervention", "MAE (intervened)", "null MAE", "seconds"], rows)
     for var in ds["variables"]:
         if f"steps_{var}" in figs:
