@@ -279,10 +279,11 @@ def decode(
     residuals: list[torch.Tensor] | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """DDIM from ``x_T`` conditioned on ``z'``, guided with weight ``w`` away from ``reference``.
+    """The abduction's sampler from ``x_T`` conditioned on ``z'``, guided with weight ``w`` away from ``reference``.
 
     ``reference`` is a decoder condition (``model.condition(...)``); ``None`` means the null
-    condition, i.e. classifier-free guidance. ``clip_x0=False`` (for inverted ``x_T``) retraces the
+    condition, i.e. classifier-free guidance. ``residuals`` (from ``"ddpm"`` abduction) drive the
+    stochastic sampler; otherwise DDIM runs. ``clip_x0=False`` (for inverted ``x_T``) retraces the
     unclipped inversion path exactly; clipping the predicted ``x0`` only helps when ``x_T`` is fresh
     noise (stochastic abduction).
     """
@@ -290,9 +291,11 @@ def decode(
     if reference is None:
         reference = model.condition(None, class_labels=class_labels)
     eps_fn = guided(model.eps, cond, reference, w)
+    alphas = _alphas_cumprod(model)
     if residuals is not None:
-        return ddpm_decode(eps_fn, x_T, residuals, timesteps, _alphas_cumprod(model), progress=progress).clamp(-1, 1)
-    x0 = ddim_sample(eps_fn, x_T, timesteps, _alphas_cumprod(model), clip_x0=clip_x0, progress=progress)
+        x0 = ddpm_decode(eps_fn, x_T, residuals, timesteps, alphas, progress=progress)
+    else:
+        x0 = ddim_sample(eps_fn, x_T, timesteps, alphas, clip_x0=clip_x0, progress=progress)
     return x0.clamp(-1, 1)
 
 

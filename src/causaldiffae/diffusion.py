@@ -46,13 +46,20 @@ def _alpha(alphas_cumprod: torch.Tensor, t: int, like: torch.Tensor) -> torch.Te
     return value.to(device=like.device, dtype=torch.float64)
 
 
-def _step(x: torch.Tensor, eps: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor, clip_x0: bool) -> torch.Tensor:
-    """Deterministic DDIM move from noise level ``a_from`` to ``a_to`` along the predicted ``x0``."""
+def _sigma2(a_from: torch.Tensor, a_to: torch.Tensor, eta: float) -> torch.Tensor:
+    """Variance of the fresh noise a DDIM move with level ``eta`` adds (1: the DDPM posterior's)."""
+    return eta**2 * (1 - a_to) / (1 - a_from) * (1 - a_from / a_to)
+
+
+def _mean(x: torch.Tensor, eps: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor, *, eta: float = 0.0, clip_x0: bool = False) -> torch.Tensor:
+    """The deterministic part of a DDIM move from noise level ``a_from`` to ``a_to`` along the
+    predicted ``x0`` (float64); with ``eta=0`` it is the whole move."""
     x0 = (x.double() - (1 - a_from).sqrt() * eps.double()) / a_from.sqrt()
     if clip_x0:
         x0 = x0.clamp(-1, 1)
-        eps = ((x.double() - a_from.sqrt() * x0) / (1 - a_from).sqrt()).to(eps.dtype)
-    return (a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps.double()).to(x.dtype)
+        eps = (x.double() - a_from.sqrt() * x0) / (1 - a_from).sqrt()
+    sigma2 = _sigma2(a_from, a_to, eta) if eta else 0.0  # inversion moves from a_from = 1, where _sigma2 is 0/0
+    return a_to.sqrt() * x0 + (1 - a_to - sigma2).clamp(min=0).sqrt() * eps.double()
 
 
 @torch.no_grad()
@@ -74,16 +81,11 @@ def ddim_sample(
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
         a_t, a_next = _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x)
-        if eta == 0.0:
-            x = _step(x, eps, a_t, a_next, clip_x0)
-            continue
-        sigma = eta * ((1 - a_next) / (1 - a_t) * (1 - a_t / a_next)).sqrt()
-        x0 = (x.double() - (1 - a_t).sqrt() * eps.double()) / a_t.sqrt()
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-        eps_dir = (x.double() - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float64)
-        x = (a_next.sqrt() * x0 + (1 - a_next - sigma**2).clamp(min=0).sqrt() * eps_dir + sigma * noise).to(x.dtype)
+        mean = _mean(x, eps, a_t, a_next, eta=eta, clip_x0=clip_x0)
+        if eta != 0.0:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float64)
+            mean = mean + _sigma2(a_t, a_next, eta).sqrt() * noise
+        x = mean.to(x.dtype)
     return x
 
 
@@ -111,18 +113,11 @@ def ddim_invert(
         a_prev = _alpha(alphas_cumprod, ts[i - 1] if i > 0 else -1, x)
         a_t = _alpha(alphas_cumprod, t, x)
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        x_t = _step(x, eps_fn(x, t_batch), a_prev, a_t, clip_x0=False)
+        x_t = _mean(x, eps_fn(x, t_batch), a_prev, a_t).to(x.dtype)
         for _ in range(refine):
-            x_t = _step(x, eps_fn(x_t, t_batch), a_prev, a_t, clip_x0=False)
+            x_t = _mean(x, eps_fn(x_t, t_batch), a_prev, a_t).to(x.dtype)
         x = x_t
     return x
-
-
-def _ddpm_mean(x: torch.Tensor, eps: torch.Tensor, a_t: torch.Tensor, a_next: torch.Tensor, eta: float) -> torch.Tensor:
-    """The deterministic part of a DDIM move with noise level ``eta`` (1: the DDPM posterior)."""
-    sigma2 = eta**2 * (1 - a_next) / (1 - a_t) * (1 - a_t / a_next)
-    x0 = (x.double() - (1 - a_t).sqrt() * eps.double()) / a_t.sqrt()
-    return a_next.sqrt() * x0 + (1 - a_next - sigma2).clamp(min=0).sqrt() * eps.double()
 
 
 @torch.no_grad()
@@ -154,7 +149,7 @@ def ddpm_invert(
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         x_t = levels[t].to(x0.dtype)
         eps = eps_fn(x_t, torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device))
-        mean = _ddpm_mean(x_t, eps, _alpha(alphas_cumprod, t, x0), _alpha(alphas_cumprod, t_next, x0), eta)
+        mean = _mean(x_t, eps, _alpha(alphas_cumprod, t, x0), _alpha(alphas_cumprod, t_next, x0), eta=eta)
         target = levels[t_next] if t_next >= 0 else x0.double()
         residuals.append((target - mean).to(x0.dtype))
     return levels[ts[0]].to(x0.dtype), residuals
@@ -177,7 +172,7 @@ def ddpm_decode(
     for i, t in enumerate(tqdm(ts, desc="ddpm", leave=False, disable=not progress)):
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
-        mean = _ddpm_mean(x, eps, _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x), eta)
+        mean = _mean(x, eps, _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x), eta=eta)
         x = (mean + residuals[i].double()).to(x.dtype)
     return x
 

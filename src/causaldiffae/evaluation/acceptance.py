@@ -23,22 +23,14 @@ def criteria(s: dict) -> list[tuple[str, float, str, bool]]:
     ]
 
 
-def scores_from_metrics(metrics: dict) -> dict | None:
-    """The summary from an evaluation's ``metrics.json``; None unless it is a MorphoMNIST
-    evaluation with morphometrics, digit classes and a thickness -> intensity graph."""
-    eff = metrics.get("effectiveness", {})
-    if not metrics.get("morphometrics") or set(eff) != {"thickness", "intensity"}:
-        return None
-    thick, inten = eff["thickness"], eff["intensity"]
-    if "class_accuracy" not in thick or "measured_mae" not in inten["variables"]["thickness"]:
-        return None
-    recon = metrics["realism"]["reconstruction"][metrics["settings"]["abduction"]]
-    if "thickness" not in recon.get("measured_mae", {}):
-        return None
+def summarise(effectiveness: dict, reconstruction_thickness_mae: float, composition_l1: float, n: int, steps: int) -> dict:
+    """The summary from ``evaluation.metrics.effectiveness`` results (with morphometrics and classes),
+    the measured thickness error of reconstructions and the pixel change of one null intervention."""
+    thick, inten = effectiveness["thickness"], effectiveness["intensity"]
     tv, iv = thick["variables"], inten["variables"]
     return {
-        "n": metrics["settings"]["n_used"],
-        "steps": metrics["settings"]["steps"],
+        "n": int(n),
+        "steps": int(steps),
         "do_thickness": {
             "thickness_mae": tv["thickness"]["measured_mae"],
             "thickness_null_mae": tv["thickness"]["measured_null_mae"],
@@ -50,11 +42,26 @@ def scores_from_metrics(metrics: dict) -> dict | None:
             "intensity_mae": iv["intensity"]["measured_mae"],
             "intensity_null_mae": iv["intensity"]["measured_null_mae"],
             "thickness_mae": iv["thickness"]["measured_mae"],
-            "thickness_mae_reconstruction": recon["measured_mae"]["thickness"],
+            "thickness_mae_reconstruction": reconstruction_thickness_mae,
             "digit_accuracy": inten["class_accuracy"],
         },
-        "composition_l1": metrics["composition"]["l1"][0],
+        "composition_l1": composition_l1,
     }
+
+
+def scores_from_metrics(metrics: dict) -> dict | None:
+    """The summary from an evaluation's ``metrics.json``; None unless it is a MorphoMNIST
+    evaluation with morphometrics, digit classes and a thickness -> intensity graph."""
+    eff = metrics.get("effectiveness", {})
+    if not metrics.get("morphometrics") or set(eff) != {"thickness", "intensity"}:
+        return None
+    if "class_accuracy" not in eff["thickness"] or "measured_mae" not in eff["intensity"]["variables"]["thickness"]:
+        return None
+    recon = metrics["realism"]["reconstruction"][metrics["settings"]["abduction"]]
+    if "thickness" not in recon.get("measured_mae", {}):
+        return None
+    st = metrics["settings"]
+    return summarise(eff, recon["measured_mae"]["thickness"], metrics["composition"]["l1"][0], st["n_used"], st["steps"])
 
 
 def table(s: dict) -> list[str]:
