@@ -1,9 +1,11 @@
 """What a perfect MorphoMNIST counterfactual scores on the measurements the evaluation uses.
 
-The dataset's own generator performs the true intervention on the real digit: do(intensity)
-rescales it with ``set_intensity``, do(thickness) redraws it with ``set_thickness`` and the
-descendant intensity from the SCM's counterfactual, exactly as the generator made the data. Each edited digit is then measured with the
-same Morpho-MNIST morphometrics as a model's counterfactual. This is the floor of the metrics:
+The dataset's own generator performs the true intervention on the real digit
+(``causaldiffae.evaluation.oracle``, also part of every MorphoMNIST ``evaluate`` and demo report):
+do(intensity) rescales it with ``set_intensity``, do(thickness) redraws it with ``set_thickness``
+and the descendant intensity from the SCM's counterfactual, exactly as the generator made the
+data. Each edited digit is then measured with the same Morpho-MNIST morphometrics as a model's
+counterfactual. This is the floor of the metrics:
 measurement and rendering error alone, the error of a model that is exactly right. In
 particular it shows whether "thickness kept under do(intensity) within 1.2 x its error on exact
 reconstructions" is attainable at all.
@@ -22,7 +24,7 @@ import argparse
 import numpy as np
 
 from causaldiffae.data import load_dataset
-from causaldiffae.data import morphometrics as mm
+from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
 
 
 def main() -> None:
@@ -35,25 +37,13 @@ def main() -> None:
     test = load_dataset(args.data, "test")
     idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: args.n])
     values = test.labels[np.random.default_rng(args.seed + 1000).permutation(len(test))][idx]
-    images = test.images[idx].reshape(len(idx), 28, 28)
-    labels = test.labels[idx]
-    truth = test.scm.counterfactual(labels, {"thickness": values[:, 0]})
-
-    def thick(imgs):
-        return np.array([mm.measure_thickness(im) for im in imgs])
-
-    def inten(imgs):
-        return np.array([mm.measure_intensity(im) for im in imgs])
-
-    base_t = thick(images)
-    do_i = [mm.set_intensity(im, v) for im, v in zip(images, values[:, 1])]
-    do_t = [mm.set_thickness(im, t, intensity=i) for im, t, i in zip(images, truth[:, 0], truth[:, 1])]
+    o = morphomnist_oracle_scores(test.images[idx], test.labels[idx], values, test.scm)
     rows = [
-        ("unedited digit (= exact reconstruction): thickness MAE", np.abs(base_t - labels[:, 0]).mean()),
-        ("do(intensity): thickness MAE (non-descendant, kept)", np.abs(thick(do_i) - labels[:, 0]).mean()),
-        ("do(intensity): intensity MAE", np.abs(inten(do_i) - values[:, 1]).mean()),
-        ("do(thickness): thickness MAE", np.abs(thick(do_t) - truth[:, 0]).mean()),
-        ("do(thickness): descendant intensity MAE", np.abs(inten(do_t) - truth[:, 1]).mean()),
+        ("unedited digit (= exact reconstruction): thickness MAE", o["unedited"]["thickness_mae"]),
+        ("do(intensity): thickness MAE (non-descendant, kept)", o["do_intensity"]["thickness_mae"]),
+        ("do(intensity): intensity MAE", o["do_intensity"]["intensity_mae"]),
+        ("do(thickness): thickness MAE", o["do_thickness"]["thickness_mae"]),
+        ("do(thickness): descendant intensity MAE", o["do_thickness"]["intensity_mae"]),
     ]
     print(f"{len(idx)} test digits of {args.data}; the true intervention by the dataset's generator, measured")
     for name, value in rows:

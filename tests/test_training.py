@@ -180,3 +180,26 @@ open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
         assert len(seen[0]["index"][step]) == 4 and sorted(both) == sorted(step_indices(32, 8, 0, step).tolist())
     assert seen[0]["digest"] == seen[1]["digest"] and len(set(seen[0]["digest"])) == 3  # identical and moving
     assert [m["step"] for m in _metrics(tmp_path / "run")] == [1, 2, 3]  # a single writer
+
+
+def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp_path):
+    source = train(tiny_config("train.steps=3"), synthetic_dataset(n=16), tmp_path / "source", progress=False)
+    trained = load_file(str(source / "model.safetensors"))
+    other_data = synthetic_dataset(n=16, seed=1)
+    tuned = train(tiny_config("train.steps=1", "train.lr=1e-9", f"train.init={source}"), other_data, tmp_path / "tuned", progress=False)
+    model, config = load_run(tuned)
+    assert config.train.init == str(source)
+    state = model.state_dict()
+    for key, value in trained.items():
+        if not key.startswith("label_"):
+            torch.testing.assert_close(state[key], value, atol=1e-6, rtol=0)
+    fresh = load_file(str(train(tiny_config("train.steps=1", "train.lr=1e-9"), other_data, tmp_path / "fresh", progress=False) / "model.safetensors"))
+    assert not torch.allclose(fresh["decoder.project.weight"], trained["decoder.project.weight"], atol=1e-6)
+    # the label statistics are the new data's, not the source run's
+    torch.testing.assert_close(model.label_mean.double(), torch.from_numpy(other_data.label_mean))
+    with pytest.raises(TrainingError, match="train.init=.*architecture"):
+        train(tiny_config("train.steps=1", "model.latent_block=2", f"train.init={source}"), other_data, tmp_path / "bad", progress=False)
+    with pytest.raises(TrainingError, match="graph"):
+        train(tiny_config("train.steps=1", f"train.init={source}"), synthetic_dataset(n=16, graph="a -> b; a -> c"), tmp_path / "bad2", progress=False)
+    with pytest.raises(TrainingError, match="no model.safetensors"):
+        train(tiny_config("train.steps=1", f"train.init={tmp_path}"), other_data, tmp_path / "bad3", progress=False)

@@ -87,6 +87,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     grid_steps: int = 25  # DDIM steps used for the periodic sample/reconstruction grids
     channels_last: bool = False  # measured slower on CPU for these small UNets; try it on GPU
+    init: str | None = None  # a run folder whose model.safetensors starts the weights (fine-tuning)
 
 
 @dataclass

@@ -66,6 +66,7 @@ def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], step
 def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results)."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader
+    from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
     from causaldiffae.evaluation.predictors import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
 
@@ -75,8 +76,9 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **op
     measure = morphometric_reader(test.graph)
     eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # one null intervention: the reconstruction
+    oracle = morphomnist_oracle_scores(test.images[idx], labels, values, test.scm)
     s = summarise(
-        eff, mae(measure(recon)["thickness"], labels[:, 0]), float(l1_pixels(recon.numpy(), x.numpy()).mean()), len(idx), steps
+        eff, mae(measure(recon)["thickness"], labels[:, 0]), float(l1_pixels(recon.numpy(), x.numpy()).mean()), len(idx), steps, oracle
     )
     return {**s, "effectiveness": eff}
 
@@ -137,4 +139,5 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     (out / "report.md").write_text(render_report(s, grids, out, seconds))
     s["files"] = [str(p) for p in grids.values()] + [str(out / "report.md"), str(out / "scores.json")]
     s["checks"] = criteria(s)
+    s["oracle_checks"] = criteria(s, s["oracle"])
     return s

@@ -14,6 +14,7 @@ import copy
 import json
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,32 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
 # The loop ----------------------------------------------------------------------------------------
 
 
+def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
+    """Start from another run's weights (``train.init``): same graph, image shape and architecture, or a clear error.
+
+    Only the weights carry over; optimiser, EMA and schedule start afresh, and the label statistics
+    are the new training data's.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    weights = Path(run_dir) / "model.safetensors"
+    if not weights.is_file():
+        raise TrainingError(f"train.init={run_dir}: no model.safetensors there")
+    with safe_open(str(weights), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    if meta.get("graph") != data.graph.to_dict():
+        raise TrainingError(f"train.init={run_dir}: its graph {meta.get('graph')} differs from the data's {data.graph.to_dict()}")
+    if list(meta.get("image_shape", [])) != list(data.image_shape):
+        raise TrainingError(f"train.init={run_dir}: image shape {meta.get('image_shape')} differs from the data's {list(data.image_shape)}")
+    state = load_file(str(weights))
+    own = model.state_dict()
+    wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]
+    if wrong or len(state) != len(own):
+        raise TrainingError(f"train.init={run_dir}: weights do not fit this model's architecture (first mismatch: {(wrong or sorted(set(state) - set(own)))[0]})")
+    model.load_state_dict(state)
+
+
 def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config of a resumed run: the stored one (plus overrides); a different given config is refused."""
     stored = read_config(run_dir)
@@ -255,6 +282,12 @@ def train(
 
     if mixed_precision == "fp16" and not _has_accelerator():
         raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
+    if mixed_precision == "bf16" and not _has_accelerator() and _cpu_bf16() is False:
+        warnings.warn(
+            "--mixed-precision bf16 on a CPU without avx512_bf16/amx_bf16 is emulated: morphomnist-cpu measured "
+            "10.9 s/step against 0.93 s/step in fp32 on such a CPU; use --mixed-precision no",
+            stacklevel=2,
+        )
     # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
     accelerator = Accelerator(mixed_precision=mixed_precision or "no", cpu=not _has_accelerator())
@@ -275,6 +308,8 @@ def train(
 
     torch.manual_seed(t.seed)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
+    if t.init:
+        init_weights(model, t.init, train_data)
     model.set_label_stats(train_data.label_mean, train_data.label_std)
     model.to(device)
     if t.channels_last:
@@ -379,6 +414,15 @@ def train(
 def _has_accelerator() -> bool:
     probe = getattr(torch, "accelerator", None)
     return probe.is_available() if probe is not None else torch.cuda.is_available()
+
+
+def _cpu_bf16() -> bool | None:
+    """Whether the CPU computes bf16 natively (Linux ``/proc/cpuinfo`` flags); None where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -36,3 +36,21 @@ def test_scores_from_evaluate_metrics():
     assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
     assert [row[1] for row in criteria(s)] == [row[1] for row in criteria(SCORES)]
     assert scores_from_metrics({**metrics, "morphometrics": False}) is None
+
+
+def test_table_scores_the_true_counterfactual_against_the_same_targets():
+    oracle = {
+        "n": 100,
+        "unedited": {"thickness_mae": 0.02, "intensity_mae": 0.2},
+        "do_thickness": {"thickness_mae": 0.02, "intensity_mae": 0.25},
+        "do_intensity": {"intensity_mae": 0.23, "thickness_mae": 0.4},
+    }
+    rows = criteria(SCORES, oracle)
+    assert [value for _, value, _, _ in rows] == [0.02, 0.25, 0.23, 0.4, None, None]
+    # targets come from the model's null baselines and reconstructions
+    assert [target for _, _, target, _ in rows] == [target for _, _, target, _ in criteria(SCORES)]
+    assert [ok for *_, ok in rows] == [True, True, True, False, None, None]
+    lines = table({**SCORES, "oracle": oracle})
+    assert lines[0].count("true counterfactual") == 1
+    assert lines[5].endswith("| FAIL | 0.400 | FAIL |") and lines[6].endswith("| pass | n/a |  |")
+    assert any("0.020" in line and "Unedited" in line for line in lines)

@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), progress=not args.no_progress)
     print()
-    for name, value, target, ok in s["checks"]:
-        print(f"  {'pass' if ok else 'FAIL'}  {name}: {value:.3f} (target {target})")
+    for (name, value, target, ok), (_, true_value, _, true_ok) in zip(s["checks"], s["oracle_checks"]):
+        floor = "" if true_value is None else f"; the true counterfactual: {true_value:.3f} {'pass' if true_ok else 'FAIL'}"
+        print(f"  {'pass' if ok else 'FAIL'}  {name}: {value:.3f} (target {target}{floor})")
     print("\nwrote:")
     for path in s["files"]:
         print(f"  {path}")

@@ -43,6 +43,7 @@ from causaldiffae.evaluation.metrics import (
     morphometric_reader,
     reversibility,
 )
+from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
 from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor
 from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
 
@@ -194,6 +195,12 @@ def evaluate(
     if s.seeds > 1:
         metrics["effectiveness_std"] = _std_tree(per_seed)
     metrics["throughput"] = {"counterfactuals_per_s": n_cf / timings["effectiveness_s"], "steps": s.steps}
+    if measure is not None and test.scm is not None and set(variables) == {"thickness", "intensity"}:
+        log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
+        t0 = time.perf_counter()
+        values = test.labels[np.random.default_rng(s.seed + 1000).permutation(len(test))][idx]
+        metrics["oracle"] = morphomnist_oracle_scores(test.images[idx], labels, values, test.scm)
+        timings["oracle_s"] = time.perf_counter() - t0
     # identity counterfactual = the null baseline by construction (checked in the tests)
 
     # Realism: Frechet distance and reconstruction ----------------------------------------------
