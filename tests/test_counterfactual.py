@@ -112,6 +112,9 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "mode": "replace"}, "unknown mode"),
         ({"do": {}, "abduction": "guess"}, "unknown abduction"),
         ({"do": {}, "steps": 0}, "steps must be an integer"),
+        ({"do": {}, "start": 0.0}, "start must lie in"),
+        ({"do": {}, "start": 1.5}, "start must lie in"),
+        ({"do": {}, "start": 0.001, "steps": 2}, "leave at least steps=2"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -177,3 +180,17 @@ def test_ddpm_abduction_reconstructs_exactly_and_still_edits(trained):
     torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
     edit = counterfactual(model, x, {"a": 1.5}, steps=10, abduction="ddpm", generator=gen()).images
     assert (edit - rec).abs().mean() > 0.02
+
+
+def test_a_later_start_abducts_from_a_partly_noised_image_and_stays_exact(trained):
+    model, x = trained
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    abd = cf.abduct(model, x, steps=10, start=0.6, generator=gen())
+    total = cf.num_train_timesteps(model)
+    assert len(abd.timesteps) == 10 and int(abd.timesteps[0]) == (int(total * 0.6) // 10) * 9
+    rec = counterfactual(model, x, {}, steps=10, start=0.6, generator=gen()).images
+    torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
+    full = counterfactual(model, x, {"a": 1.5}, steps=10, generator=gen()).images
+    late = counterfactual(model, x, {"a": 1.5}, steps=10, start=0.6, generator=gen()).images
+    # less noise to start from: the edit keeps more of the image, but still edits
+    assert 0.01 < (late - rec).abs().mean() < (full - rec).abs().mean()

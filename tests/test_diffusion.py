@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from causaldiffae.config import DiffusionConfig
@@ -19,6 +20,10 @@ def test_ddim_timesteps_match_ddim250_spacing():
     ts = ddim_timesteps(1000, 250)
     assert len(ts) == 250 and ts[0] == 996 and ts[-1] == 0
     assert torch.all(ts.diff() == -4)
+    late = ddim_timesteps(1000, 20, start=0.6)
+    assert len(late) == 20 and late[0] == 570 and late[-1] == 0 and torch.all(late.diff() == -30)
+    with pytest.raises(ValueError, match="start=0.01"):
+        ddim_timesteps(1000, 20, start=0.01)
 
 
 def test_sampling_a_point_mass_reaches_it():

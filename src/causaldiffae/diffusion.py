@@ -34,9 +34,16 @@ def make_scheduler(config: DiffusionConfig) -> DDPMScheduler:
     )
 
 
-def ddim_timesteps(num_train_timesteps: int, steps: int) -> torch.Tensor:
-    """``steps`` evenly strided timesteps, descending (``ddim250`` of 1000: 996, 992, ..., 0)."""
-    stride = num_train_timesteps // steps
+def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0) -> torch.Tensor:
+    """``steps`` evenly strided timesteps, descending (``ddim250`` of 1000: 996, 992, ..., 0).
+
+    ``start < 1`` spans only the first ``start`` fraction of the noise levels (0.6 of 1000 in 20
+    steps: 570, 540, ..., 0): abduction and decoding then begin from a partly noised image, which
+    keeps more of it, as edit-friendly DDPM's skip or SDEdit's strength.
+    """
+    stride = int(num_train_timesteps * start) // steps
+    if stride < 1:
+        raise ValueError(f"start={start} leaves fewer than {steps} of {num_train_timesteps} timesteps")
     return torch.arange(0, stride * steps, stride, dtype=torch.long).flip(0)
 
 

@@ -64,7 +64,7 @@ def setup(tmp_path_factory):
 
 def test_sampling_option_mirrors_match_the_library():
     assert (cli_cf.MODES, cli_cf.ABDUCTIONS, cli_cf.GUIDANCES) == (cf.MODES, cf.ABDUCTIONS, cf.GUIDANCES)
-    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_W")
+    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_W", "DEFAULT_START")
     assert [getattr(cli_cf, k) for k in defaults] == [getattr(cf, k) for k in defaults]
 
 

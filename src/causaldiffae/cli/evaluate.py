@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
-    opts = {"seeds": args.seeds, "steps": args.steps, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction,
+    opts = {"seeds": args.seeds, "steps": args.steps, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:
         opts["n"] = args.n

@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W
+from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
 from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
 
@@ -41,6 +41,7 @@ def model_counterfactual_fn(
     mode: str = DEFAULT_MODE,
     abduction: str = DEFAULT_ABDUCTION,
     guidance: str = DEFAULT_GUIDANCE,
+    start: float = DEFAULT_START,
     label_mean: np.ndarray | None = None,
     label_std: np.ndarray | None = None,
     batch_size: int = 100,
@@ -56,19 +57,19 @@ def model_counterfactual_fn(
     """
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
 
-    check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance)
+    check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance, start=start)
     mean, std = label_stats(model, label_mean, label_std)
     calls = {"n": 0}
     cache: dict[int, tuple[torch.Tensor, tuple, object]] = {}
 
-    def abduction_for(start: int, x: torch.Tensor, labels, classes, gen):
+    def abduction_for(first: int, x: torch.Tensor, labels, classes, gen):
         key = (None if labels is None else np.array(labels), None if classes is None else np.array(classes))
-        hit = cache.get(start)
+        hit = cache.get(first)
         if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and all(map(_same, hit[1], key)):
             return hit[2]
         abd = abduct(model, x, steps=steps, abduction=abduction, labels=labels, class_labels=classes,
-                     label_mean=mean, label_std=std, generator=gen)
-        cache[start] = (x.clone(), key, abd)
+                     label_mean=mean, label_std=std, generator=gen, start=start)
+        cache[first] = (x.clone(), key, abd)
         return abd
 
     def cf_fn(images, do, labels, classes=None):

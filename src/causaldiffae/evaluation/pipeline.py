@@ -23,6 +23,7 @@ from causaldiffae.counterfactual import (
     DEFAULT_ABDUCTION,
     DEFAULT_GUIDANCE,
     DEFAULT_MODE,
+    DEFAULT_START,
     DEFAULT_STEPS,
     DEFAULT_W,
     MODES,
@@ -57,6 +58,7 @@ class EvalSettings:
     guidance: str = DEFAULT_GUIDANCE
     mode: str = DEFAULT_MODE
     abduction: str = DEFAULT_ABDUCTION
+    start: float = DEFAULT_START
     batch_size: int = 100
     n_small: int = 64  # images for composition, reversibility, comparisons and sweeps
     grid_images: int = 8
@@ -82,9 +84,8 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
     if tuple(model.image_shape) != tuple(test.image_shape):
         raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
     st = settings
-    check_options(model, steps=st.steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance)
-    for steps in st.sweep_steps:
-        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance)
+    for steps in (st.steps, *st.sweep_steps):
+        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start)
     if settings.n < 2 or settings.seeds < 1 or settings.n_small < 2:
         raise UserError(f"--n must be at least 2 and --seeds at least 1, got n={settings.n}, seeds={settings.seeds}")
     if settings.dci_method not in ("gbt", "lasso"):
@@ -163,7 +164,7 @@ def evaluate(
     timings: dict[str, float] = {}
 
     def cf_fn_for(seed_offset: int = 0, **kw):
-        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, **kw}
+        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start, **kw}
         return model_counterfactual_fn(
             model, label_mean=mean, label_std=std, batch_size=s.batch_size, seed=s.seed + seed_offset, progress=progress, **opts
         )
@@ -318,7 +319,7 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
     xg, cg = x[:g], None if ccls is None else ccls[:g]
     abd = abduct(
         model, xg, steps=s.steps, abduction=s.abduction, labels=labels[:g], class_labels=cg,
-        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed),
+        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start,
     )
 
     def decode_do(do, abd=abd):
