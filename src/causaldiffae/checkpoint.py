@@ -132,6 +132,12 @@ def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: di
         save_file(_contiguous(weights), str(tmp), metadata={"causaldiffae": json.dumps(meta)})
 
 
+def read_model_meta(weights: str | Path) -> dict[str, Any]:
+    """The facts ``export_model`` stored beside the weights (graph, image shape, classes, step); {} if none."""
+    with safe_open(str(weights), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(model, config)`` of a trained run: EMA weights, eval mode, on ``device``."""
     from causaldiffae.models import CausalDiffAE
@@ -143,8 +149,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     if not weights.is_file():
         raise CheckpointError(f"{run_dir}: no model.safetensors yet (the run has not written its first checkpoint)")
     config = read_config(run_dir)
-    with safe_open(str(weights), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    meta = read_model_meta(weights)
     if "graph" not in meta:
         raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
     graph = CausalGraph.from_dict(meta["graph"], source=str(weights))

@@ -28,6 +28,7 @@ from causaldiffae.checkpoint import (
     export_model,
     load_checkpoint,
     read_config,
+    read_model_meta,
     save_checkpoint,
     save_config,
 )
@@ -223,14 +224,12 @@ def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
     Only the weights carry over; optimiser, EMA and schedule start afresh, and the label statistics
     are the new training data's.
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     weights = Path(run_dir) / "model.safetensors"
     if not weights.is_file():
         raise TrainingError(f"train.init={run_dir}: no model.safetensors there")
-    with safe_open(str(weights), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    meta = read_model_meta(weights)
     if meta.get("graph") != data.graph.to_dict():
         raise TrainingError(f"train.init={run_dir}: its graph {meta.get('graph')} differs from the data's {data.graph.to_dict()}")
     if list(meta.get("image_shape", [])) != list(data.image_shape):

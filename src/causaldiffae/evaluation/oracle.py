@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from causaldiffae.evaluation.metrics import mae
+
 
 def morphomnist_true_counterfactuals(images: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
     """``{variable: (uint8 digits, true labels)}`` under do(variable = values[:, j]) for thickness and intensity.
 
-    ``images`` are uint8 ``(N, 28, 28)`` (or ``(N, 28, 28, 1)``), ``labels`` and ``values`` the
-    factual and intervention values ``(N, 2)`` in the graph order thickness, intensity.
+    ``images`` are uint8 ``(N, 28, 28)``, ``labels`` and ``values`` the factual and intervention
+    values ``(N, 2)`` in the graph order thickness, intensity.
     """
     from causaldiffae.data import morphometrics as mm
 
-    images = np.asarray(images).reshape(len(images), 28, 28)
     truth_t = scm.counterfactual(labels, {"thickness": values[:, 0]})
     truth_i = scm.counterfactual(labels, {"intensity": values[:, 1]})
     do_t = np.stack([mm.set_thickness(im, t, intensity=i) for im, t, i in zip(images, truth_t[:, 0], truth_t[:, 1])])
@@ -30,17 +31,18 @@ def morphomnist_true_counterfactuals(images: np.ndarray, labels: np.ndarray, val
 
 
 def morphomnist_oracle_scores(images: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
-    """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``."""
+    """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``.
+
+    ``images`` are uint8 ``(N, 28, 28)`` or a dataset's ``(N, 28, 28, 1)``.
+    """
     from causaldiffae.data import morphometrics as mm
 
     def read(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (np.array([mm.measure_thickness(d) for d in digits]), np.array([mm.measure_intensity(d) for d in digits]))
 
-    def mae(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.abs(a - b).mean())
-
+    images = np.asarray(images).reshape(len(images), 28, 28)
     cf = morphomnist_true_counterfactuals(images, labels, values, scm)
-    base_t, base_i = read(np.asarray(images).reshape(len(images), 28, 28))
+    base_t, base_i = read(images)
     (dt, truth_t), (di, truth_i) = cf["thickness"], cf["intensity"]
     t_t, t_i = read(dt)
     i_t, i_i = read(di)
