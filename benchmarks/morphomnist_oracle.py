@@ -1,14 +1,16 @@
-"""What a perfect MorphoMNIST counterfactual scores on the measurements the evaluation uses.
+"""What a perfect MorphoMNIST counterfactual scores on the measurements the evaluation uses, and
+what one a few grey levels off the perfect image scores.
 
-The dataset's own generator performs the true intervention on the real digit
-(``causaldiffae.evaluation.oracle``, also part of every MorphoMNIST ``evaluate`` and demo report):
-do(intensity) rescales it with ``set_intensity``, do(thickness) redraws it with ``set_thickness``
-and the descendant intensity from the SCM's counterfactual, exactly as the generator made the
-data. Each edited digit is then measured with the same Morpho-MNIST morphometrics as a model's
-counterfactual. This is the floor of the metrics:
-measurement and rendering error alone, the error of a model that is exactly right. In
-particular it shows whether "thickness kept under do(intensity) within 1.2 x its error on exact
-reconstructions" is attainable at all.
+The dataset's own generator performs the true intervention (``causaldiffae.evaluation.oracle``,
+also part of every MorphoMNIST ``evaluate`` and demo report): it redraws each digit from the same
+real MNIST original with the SCM's counterfactual labels, exactly as it drew the data. Each
+redrawn digit is measured with the same Morpho-MNIST morphometrics as a model's counterfactual:
+the floor of the metrics, the error of a model that is exactly right.
+
+The medial-axis thickness reacts to small grey-level changes, so the benchmark also scores the
+true do(intensity) counterfactuals with every stroke pixel moved by a random integer in
+[-k, k] grey levels (seeded): how close to the exact image a model must be for "thickness kept
+under do(intensity) within 1.2 x its error on exact reconstructions".
 
     python benchmarks/morphomnist_oracle.py --data data/morphomnist --n 100
 
@@ -24,7 +26,20 @@ import argparse
 import numpy as np
 
 from causaldiffae.data import load_dataset
-from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
+from causaldiffae.data import morphometrics as mm
+from causaldiffae.data.morphomnist import source_digits
+from causaldiffae.evaluation.metrics import mae
+from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
+
+GREY_LEVELS = (1, 2, 4)
+
+
+def jittered(digits: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Stroke pixels (>= 1/4 of the digit's peak) moved by a random integer in [-k, k]."""
+    out = digits.astype(np.int64)
+    stroke = out >= out.max(axis=(1, 2), keepdims=True) // 4
+    out[stroke] += rng.integers(-k, k + 1, size=int(stroke.sum()))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -35,9 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     test = load_dataset(args.data, "test")
+    sources = source_digits(args.data, "test")
     idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: args.n])
+    images, labels = test.images[idx], test.labels[idx]
     values = test.labels[np.random.default_rng(args.seed + 1000).permutation(len(test))][idx]
-    o = morphomnist_oracle_scores(test.images[idx], test.labels[idx], values, test.scm)
+    o = morphomnist_oracle_scores(images, sources[idx], labels, values, test.scm)
     rows = [
         ("unedited digit (= exact reconstruction): thickness MAE", o["unedited"]["thickness_mae"]),
         ("do(intensity): thickness MAE (non-descendant, kept)", o["do_intensity"]["thickness_mae"]),
@@ -45,11 +62,17 @@ def main() -> None:
         ("do(thickness): thickness MAE", o["do_thickness"]["thickness_mae"]),
         ("do(thickness): descendant intensity MAE", o["do_thickness"]["intensity_mae"]),
     ]
+    drawn, truth = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)["intensity"]
+    rng = np.random.default_rng(args.seed)
+    for k in GREY_LEVELS:
+        measured = np.array([mm.measure_thickness(d) for d in jittered(drawn, k, rng)])
+        rows.append((f"do(intensity), true image +-{k} grey levels: thickness MAE", mae(measured, truth[:, 0])))
     print(f"{len(idx)} test digits of {args.data}; the true intervention by the dataset's generator, measured")
     for name, value in rows:
-        print(f"{name:<58} {value:.4f}")
-    ratio = rows[1][1] / rows[0][1]
-    print(f"thickness error under do(intensity) / on exact reconstructions = {ratio:.2f} (the bar asks <= 1.2)")
+        print(f"{name:<64} {value:.4f}")
+    bar = 1.2 * rows[0][1]
+    print(f"bar for thickness kept under do(intensity): 1.2 x {rows[0][1]:.4f} = {bar:.4f}; "
+          f"the true counterfactual is at {rows[1][1] / rows[0][1]:.2f} x")
 
 
 if __name__ == "__main__":

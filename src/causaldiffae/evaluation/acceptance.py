@@ -97,7 +97,7 @@ def table(s: dict) -> list[str]:
         lines.append(f"| {name} | {value:.3f} | {target} | {verdict[ok]} | {o_text} | {verdict[o_ok]} |")
     return lines + [
         "",
-        f"*True counterfactual*: the dataset's generator performs the same do() on the same {oracle['n']} real digits "
-        f"(`evaluation/oracle.py`), measured with the same morphometrics: what an exact model would score. Unedited digits "
-        f"measure thickness MAE {oracle['unedited']['thickness_mae']:.3f} against their labels.",
+        f"*True counterfactual*: the dataset's generator redraws the same {oracle['n']} digits from their real MNIST "
+        f"originals with the counterfactual labels (`evaluation/oracle.py`), measured with the same morphometrics: what an "
+        f"exact model would score. Unedited digits measure thickness MAE {oracle['unedited']['thickness_mae']:.3f} against their labels.",
     ]

@@ -1,39 +1,45 @@
 """The true counterfactual image, where the dataset's own generator can make it: the floor of the scores.
 
-MorphoMNIST is built by editing real digits, so the generator can perform a do() exactly:
-do(intensity) rescales the digit (``set_intensity``), do(thickness) redraws it (``set_thickness``)
-with the descendant intensity of the SCM's counterfactual. Measured with the same morphometrics as
-a model's counterfactual, these images show what a perfect model would score: measurement and
-rendering error alone. A criterion the true counterfactual fails says more about the instrument
-than about the model.
+MorphoMNIST draws every digit from a real MNIST digit (its exogenous image) and the labels:
+``set_thickness(source, thickness, intensity=intensity)``. The true counterfactual under a do()
+is the same drawing from the same source with the SCM's counterfactual labels: do(intensity)
+keeps the thickness label, do(thickness) moves the descendant intensity. Measured with the same
+morphometrics as a model's counterfactual, these images show what an exact model would score:
+rendering and measurement error alone.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from causaldiffae.evaluation.metrics import mae
 
 
-def morphomnist_true_counterfactuals(images: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
+def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
     """``{variable: (uint8 digits, true labels)}`` under do(variable = values[:, j]) for thickness and intensity.
 
-    ``images`` are uint8 ``(N, 28, 28)``, ``labels`` and ``values`` the factual and intervention
+    ``sources`` are the real digits the factual ones were drawn from, uint8 ``(N, 28, 28)``
+    (``data.morphomnist.source_digits``); ``labels`` and ``values`` the factual and intervention
     values ``(N, 2)`` in the graph order thickness, intensity.
     """
     from causaldiffae.data import morphometrics as mm
 
-    truth_t = scm.counterfactual(labels, {"thickness": values[:, 0]})
-    truth_i = scm.counterfactual(labels, {"intensity": values[:, 1]})
-    do_t = np.stack([mm.set_thickness(im, t, intensity=i) for im, t, i in zip(images, truth_t[:, 0], truth_t[:, 1])])
-    do_i = np.stack([mm.set_intensity(im, v) for im, v in zip(images, values[:, 1])])
-    return {"thickness": (do_t, truth_t), "intensity": (do_i, truth_i)}
+    out = {}
+    for j, variable in enumerate(("thickness", "intensity")):
+        truth = scm.counterfactual(labels, {variable: values[:, j]})
+        drawn = np.stack([mm.set_thickness(d, t, intensity=i) for d, (t, i) in zip(sources, truth)])
+        out[variable] = (drawn, truth)
+    return out
 
 
-def morphomnist_oracle_scores(images: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
+def morphomnist_oracle_scores(images: np.ndarray, sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
     """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``.
 
-    ``images`` are uint8 ``(N, 28, 28)`` or a dataset's ``(N, 28, 28, 1)``.
+    ``images`` are the factual uint8 digits ``(N, 28, 28)`` (or a dataset's ``(N, 28, 28, 1)``),
+    ``sources`` the real digits they were drawn from.
     """
     from causaldiffae.data import morphometrics as mm
 
@@ -41,7 +47,7 @@ def morphomnist_oracle_scores(images: np.ndarray, labels: np.ndarray, values: np
         return (np.array([mm.measure_thickness(d) for d in digits]), np.array([mm.measure_intensity(d) for d in digits]))
 
     images = np.asarray(images).reshape(len(images), 28, 28)
-    cf = morphomnist_true_counterfactuals(images, labels, values, scm)
+    cf = morphomnist_true_counterfactuals(np.asarray(sources).reshape(len(images), 28, 28), labels, values, scm)
     base_t, base_i = read(images)
     (dt, truth_t), (di, truth_i) = cf["thickness"], cf["intensity"]
     t_t, t_i = read(dt)
@@ -52,3 +58,16 @@ def morphomnist_oracle_scores(images: np.ndarray, labels: np.ndarray, values: np
         "do_thickness": {"thickness_mae": mae(t_t, truth_t[:, 0]), "intensity_mae": mae(t_i, truth_t[:, 1])},
         "do_intensity": {"intensity_mae": mae(i_i, truth_i[:, 1]), "thickness_mae": mae(i_t, truth_i[:, 0])},
     }
+
+
+def sources_or_none(data: str | Path, split: str, log: Callable[[str], None] = print) -> np.ndarray | None:
+    """The real digits a MorphoMNIST folder's ``split`` was drawn from, or None (and why, logged):
+    a report without the true counterfactual is still a report."""
+    from causaldiffae.data.base import DataError
+    from causaldiffae.data.morphomnist import source_digits
+
+    try:
+        return source_digits(data, split)
+    except DataError as err:
+        log(f"no true counterfactual in this report: {err}")
+        return None
