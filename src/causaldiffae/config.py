@@ -66,7 +66,7 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    sample_steps: int = 250
+    sample_steps: int = 250  # counterfactual / evaluate / demo steps when --steps is not given (the reference's)
 
 
 @dataclass

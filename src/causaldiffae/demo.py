@@ -31,7 +31,7 @@ GUIDANCE_DO = {"thickness": 4.5}
 class DemoSettings:
     n_grid: int = 6  # digits per grid
     n_eval: int = 100  # digits scored
-    steps: int | None = None  # DDIM steps; None: the counterfactual module's measured default
+    steps: int | None = None  # DDIM steps; None: the shipped run's diffusion.sample_steps
     seed: int = 0
 
 
@@ -114,9 +114,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     start = time.perf_counter()
     out = Path(out)
     model, config = load_run(WEIGHTS)
-    from causaldiffae.counterfactual import DEFAULT_STEPS
-
-    steps = settings.steps or DEFAULT_STEPS
+    steps = settings.steps or config.diffusion.sample_steps
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
         test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)

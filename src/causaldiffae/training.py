@@ -37,8 +37,11 @@ from causaldiffae.data.base import CausalImageDataset, DataError
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
-# Keys that may change when a run is resumed: how long it runs and how often it reports.
-RESUMABLE_KEYS = ("train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints")
+# Keys that may change when a run is resumed: how long it runs, how often it reports, and the
+# inference default (training never samples with it).
+RESUMABLE_KEYS = (
+    "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints", "diffusion.sample_steps",
+)
 
 
 class TrainingError(UserError):

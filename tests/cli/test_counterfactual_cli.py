@@ -64,7 +64,7 @@ def setup(tmp_path_factory):
 
 def test_sampling_option_mirrors_match_the_library():
     assert (cli_cf.MODES, cli_cf.ABDUCTIONS, cli_cf.GUIDANCES) == (cf.MODES, cf.ABDUCTIONS, cf.GUIDANCES)
-    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_W", "DEFAULT_START")
+    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_GUIDANCE", "DEFAULT_W", "DEFAULT_START")
     assert [getattr(cli_cf, k) for k in defaults] == [getattr(cf, k) for k in defaults]
 
 
@@ -90,6 +90,13 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     assert float(by_col["a=1.5"]["a_counterfactual"]) == pytest.approx(1.5, abs=1e-4)
     assert float(by_col["b=150"]["b_counterfactual"]) == pytest.approx(150, abs=1e-3)
     assert by_col["b=150"]["a_counterfactual"] == by_col["b=150"]["a_factual"]  # a is not a descendant of b
+
+
+def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
+    base, data, run, _ = setup
+    out = base / "cf-default" / "grid.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--out", str(out), "--no-progress"]) == 0
+    assert "10 DDIM steps" in capsys.readouterr().out  # the tiny config's diffusion.sample_steps
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,6 @@ MODES = ("set", "shift")
 ABDUCTIONS = ("inversion", "ddpm", "stochastic")
 DEFAULT_MODE = "shift"
 DEFAULT_ABDUCTION = "ddpm"
-DEFAULT_STEPS = 20
 GUIDANCES = ("null", "factual")
 DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
@@ -54,7 +53,7 @@ def set_threads(n: int) -> None:
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``counterfactual``, ``evaluate`` and the benchmark."""
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps for inversion and decoding")
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
     parser.add_argument("--w", type=float, default=DEFAULT_W, help="guidance weight: 1 plain, > 1 stronger interventions")
     parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
                         help="guide away from the factual latent (exact null interventions) or the null condition (classifier-free; needs a model trained with one)")
@@ -108,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     interventions = parse_do(args.do)
     set_threads(args.threads)
     model, config = load_run(args.run)
+    args.steps = args.steps or config.diffusion.sample_steps
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start)
     columns = [(name, v) for name, values in interventions for v in values]
     for name, v in columns:
@@ -149,5 +149,5 @@ def run(args: argparse.Namespace) -> int:
                     + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
                     + ["" if cls is None else int(cls[i])]
                 )
-    print(f"wrote {out} ({n} images x {len(titles)} columns) and {csv_path}")
+    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps) and {csv_path}")
     return 0

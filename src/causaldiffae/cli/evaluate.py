@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
-    opts = {"seeds": args.seeds, "steps": args.steps, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
+    opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:
         opts["n"] = args.n
@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         opts["sweep_steps"] = tuple(_numbers(args.sweep_steps, "--sweep-steps", int))
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
-    settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     set_threads(args.threads)
     model, config = load_run(args.run, device=args.device)
+    opts["steps"] = args.steps or config.diffusion.sample_steps
+    settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)
     train = load_dataset(args.data, "train", resolution=config.data.resolution)
     predictors = load_predictors(args.predictors, test).to(args.device)
