@@ -51,3 +51,4 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "do(thickness)" in report and "![" in report
     assert "true counterfactual" in report and printed.count("the true counterfactual:") == 4  # the four measured criteria
+    assert "Distance to the true counterfactual image" in report and "Distance to the true counterfactual image" in printed

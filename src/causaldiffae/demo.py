@@ -68,7 +68,7 @@ def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], step
 def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results), with
     the true counterfactual's when the real ``sources`` of the test digits are given."""
-    from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader
+    from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader, to_uint8
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
     from causaldiffae.evaluation.predictors import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
@@ -77,9 +77,12 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sour
     values = test.labels[np.random.default_rng(seed + 1000).permutation(len(test))][idx]
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
     measure = morphometric_reader(test.graph)
-    eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
+    eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # one null intervention: the reconstruction
-    oracle = None if sources is None else morphomnist_oracle_scores(test.images[idx], sources[idx], labels, values, test.scm)
+    oracle = None
+    if sources is not None:
+        model_digits = {v: to_uint8(imgs)[:, 0] for v, imgs in cf_images.items()}
+        oracle = morphomnist_oracle_scores(test.images[idx], sources[idx], labels, values, test.scm, model_digits)
     s = summarise(
         eff, mae(measure(recon)["thickness"], labels[:, 0]), float(l1_pixels(recon.numpy(), x.numpy()).mean()), len(idx), steps, oracle
     )

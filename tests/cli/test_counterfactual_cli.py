@@ -184,6 +184,9 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     metrics = json.loads((out / "metrics.json").read_text())
     oracle = metrics["oracle"]
     assert oracle["n"] == 6 and oracle["do_thickness"]["thickness_mae"] < 0.1 and oracle["do_intensity"]["intensity_mae"] <= 1.0
+    # the model's counterfactuals are nearer the true images than the unedited digits are
+    assert all(0 < d["model"] < d["null"] for d in oracle["image_l1"].values())
     report = (out / "report.md").read_text()
+    assert "Distance to the true counterfactual image" in report
     assert "| criterion | measured | target | | true counterfactual | |" in report
     assert "do(intensity): thickness error (preserved)" in report

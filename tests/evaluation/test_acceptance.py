@@ -54,3 +54,7 @@ def test_table_scores_the_true_counterfactual_against_the_same_targets():
     assert lines[0].count("true counterfactual") == 1
     assert lines[5].endswith("| FAIL | 0.400 | FAIL |") and lines[6].endswith("| pass | n/a |  |")
     assert any("0.020" in line and "Unedited" in line for line in lines)
+    assert not any("Distance to the true" in line for line in lines)
+    image_l1 = {"thickness": {"model": 0.05, "null": 0.09}, "intensity": {"model": 0.02, "null": 0.06}}
+    lines = table({**SCORES, "oracle": {**oracle, "image_l1": image_l1}})
+    assert lines[-1].endswith("do(thickness) 0.0500 (unedited 0.0900); do(intensity) 0.0200 (unedited 0.0600).")

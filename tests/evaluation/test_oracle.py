@@ -58,3 +58,14 @@ def test_a_folder_without_a_recorded_source_gives_no_oracle_and_says_why(tmp_pat
     said = []
     assert sources_or_none(tmp_path, "test", said.append) is None
     assert said == [f"no true counterfactual in this report: {tmp_path / 'morphomnist.json'}: no source recorded, so the digits' real originals are unknown"]
+
+
+def test_image_distance_is_zero_for_the_true_images_and_the_nulls_for_the_unedited(digits):
+    images, sources, labels, values = digits
+    scm = ThicknessIntensitySCM()
+    true = {v: drawn for v, (drawn, _) in morphomnist_true_counterfactuals(sources, labels, values, scm).items()}
+    exact = morphomnist_oracle_scores(images, sources, labels, values, scm, true)["image_l1"]
+    assert all(d["model"] == 0 and d["null"] > 0.01 for d in exact.values())
+    lazy = morphomnist_oracle_scores(images, sources, labels, values, scm, {v: images for v in true})["image_l1"]
+    assert all(d["model"] == d["null"] for d in lazy.values())
+    assert "image_l1" not in morphomnist_oracle_scores(images, sources, labels, values, scm)

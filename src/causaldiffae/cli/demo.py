@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from causaldiffae.cli.counterfactual import set_threads
     from causaldiffae.demo import DemoSettings, run_demo
+    from causaldiffae.evaluation.acceptance import distance_line
     from causaldiffae.errors import UserError
 
     if args.n < 2 or args.grid < 1:
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     for (name, value, target, ok), (_, true_value, _, true_ok) in zip(s["checks"], s["oracle_checks"]):
         floor = "" if true_value is None else f"; the true counterfactual: {true_value:.3f} {'pass' if true_ok else 'FAIL'}"
         print(f"  {'pass' if ok else 'FAIL'}  {name}: {value:.3f} (target {target}{floor})")
+    if "image_l1" in s.get("oracle", {}):
+        print(f"  {distance_line(s['oracle']['image_l1'])}")
     print("\nwrote:")
     for path in s["files"]:
         print(f"  {path}")

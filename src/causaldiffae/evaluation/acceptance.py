@@ -95,9 +95,18 @@ def table(s: dict) -> list[str]:
     for (name, value, target, ok), (_, o_value, _, o_ok) in zip(criteria(s), criteria(s, oracle)):
         o_text = "n/a" if o_value is None else f"{o_value:.3f}"
         lines.append(f"| {name} | {value:.3f} | {target} | {verdict[ok]} | {o_text} | {verdict[o_ok]} |")
-    return lines + [
+    lines += [
         "",
         f"*True counterfactual*: the dataset's generator redraws the same {oracle['n']} digits from their real MNIST "
         f"originals with the counterfactual labels (`evaluation/oracle.py`), measured with the same morphometrics: what an "
         f"exact model would score. Unedited digits measure thickness MAE {oracle['unedited']['thickness_mae']:.3f} against their labels.",
     ]
+    if "image_l1" in oracle:
+        lines += ["", distance_line(oracle["image_l1"])]
+    return lines
+
+
+def distance_line(image_l1: dict) -> str:
+    """The model's pixel distance to the true counterfactual images, beside the unedited digit's."""
+    parts = [f"do({v}) {d['model']:.4f} (unedited {d['null']:.4f})" for v, d in image_l1.items()]
+    return "Distance to the true counterfactual image (mean abs. pixel difference, pixels in [0,1]): " + "; ".join(parts) + "."

@@ -11,7 +11,7 @@ rendering and measurement error alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -35,11 +35,21 @@ def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, va
     return out
 
 
-def morphomnist_oracle_scores(images: np.ndarray, sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
+def morphomnist_oracle_scores(
+    images: np.ndarray,
+    sources: np.ndarray,
+    labels: np.ndarray,
+    values: np.ndarray,
+    scm,
+    counterfactuals: Mapping[str, np.ndarray] | None = None,
+) -> dict:
     """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``.
 
     ``images`` are the factual uint8 digits ``(N, 28, 28)`` (or a dataset's ``(N, 28, 28, 1)``),
-    ``sources`` the real digits they were drawn from.
+    ``sources`` the real digits they were drawn from. With a model's uint8 ``counterfactuals``
+    per intervened variable (same digits and values), ``image_l1`` also says how far they are
+    from the true images (mean absolute difference, pixels in [0, 1]) beside the unedited digit's
+    distance: a direct score that needs no instrument.
     """
     from causaldiffae.data import morphometrics as mm
 
@@ -52,12 +62,23 @@ def morphomnist_oracle_scores(images: np.ndarray, sources: np.ndarray, labels: n
     (dt, truth_t), (di, truth_i) = cf["thickness"], cf["intensity"]
     t_t, t_i = read(dt)
     i_t, i_i = read(di)
-    return {
+    out = {
         "n": int(len(images)),
         "unedited": {"thickness_mae": mae(base_t, labels[:, 0]), "intensity_mae": mae(base_i, labels[:, 1])},
         "do_thickness": {"thickness_mae": mae(t_t, truth_t[:, 0]), "intensity_mae": mae(t_i, truth_t[:, 1])},
         "do_intensity": {"intensity_mae": mae(i_i, truth_i[:, 1]), "thickness_mae": mae(i_t, truth_i[:, 0])},
     }
+    if counterfactuals is not None:
+        out["image_l1"] = {
+            v: {"model": _l1(np.asarray(counterfactuals[v]).reshape(images.shape), true), "null": _l1(images, true)}
+            for v, (true, _) in cf.items()
+        }
+    return out
+
+
+def _l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of uint8 images, pixels scaled to [0, 1]."""
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255.0)
 
 
 def sources_or_none(data: str | Path, split: str, log: Callable[[str], None] = print) -> np.ndarray | None:

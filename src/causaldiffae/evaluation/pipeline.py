@@ -43,6 +43,7 @@ from causaldiffae.evaluation.metrics import (
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
+    to_uint8,
 )
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
 from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor
@@ -204,7 +205,8 @@ def evaluate(
     if sources is not None and measure is not None and test.scm is not None and set(variables) == {"thickness", "intensity"}:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
         t0 = time.perf_counter()
-        metrics["oracle"] = morphomnist_oracle_scores(test.images[idx], sources[idx], labels, first_values, test.scm)
+        model_digits = {v: to_uint8(imgs)[:, 0] for v, imgs in cf_images.items()}
+        metrics["oracle"] = morphomnist_oracle_scores(test.images[idx], sources[idx], labels, first_values, test.scm, model_digits)
         timings["oracle_s"] = time.perf_counter() - t0
     # identity counterfactual = the null baseline by construction (checked in the tests)
 
