@@ -54,7 +54,8 @@ def main() -> None:
     idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: args.n])
     images, labels = test.images[idx], test.labels[idx]
     values = test.labels[np.random.default_rng(args.seed + 1000).permutation(len(test))][idx]
-    o = morphomnist_oracle_scores(images, sources[idx], labels, values, test.scm)
+    true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)
+    o = morphomnist_oracle_scores(images, true, labels)
     rows = [
         ("unedited digit (= exact reconstruction): thickness MAE", o["unedited"]["thickness_mae"]),
         ("do(intensity): thickness MAE (non-descendant, kept)", o["do_intensity"]["thickness_mae"]),
@@ -62,7 +63,7 @@ def main() -> None:
         ("do(thickness): thickness MAE", o["do_thickness"]["thickness_mae"]),
         ("do(thickness): descendant intensity MAE", o["do_thickness"]["intensity_mae"]),
     ]
-    drawn, truth = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)["intensity"]
+    drawn, truth = true["intensity"]
     rng = np.random.default_rng(args.seed)
     for k in GREY_LEVELS:
         measured = np.array([mm.measure_thickness(d) for d in jittered(drawn, k, rng)])

@@ -68,8 +68,8 @@ def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], step
 def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results), with
     the true counterfactual's when the real ``sources`` of the test digits are given."""
-    from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader, to_uint8
-    from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
+    from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader
+    from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.evaluation.predictors import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
 
@@ -81,8 +81,8 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sour
     recon, _ = cf_fn(x, {}, labels, classes)  # one null intervention: the reconstruction
     oracle = None
     if sources is not None:
-        model_digits = {v: to_uint8(imgs)[:, 0] for v, imgs in cf_images.items()}
-        oracle = morphomnist_oracle_scores(test.images[idx], sources[idx], labels, values, test.scm, model_digits)
+        true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)
+        oracle = morphomnist_oracle_scores(test.images[idx], true, labels, cf_images)
     s = summarise(
         eff, mae(measure(recon)["thickness"], labels[:, 0]), float(l1_pixels(recon.numpy(), x.numpy()).mean()), len(idx), steps, oracle
     )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import ThicknessIntensitySCM, embedded_source, generate_split
@@ -36,7 +37,8 @@ def test_true_counterfactuals_reach_the_scm_counterfactual(digits):
 
 def test_oracle_scores_have_the_acceptance_shape(digits):
     images, sources, labels, values = digits
-    o = morphomnist_oracle_scores(images, sources, labels, values, ThicknessIntensitySCM())
+    true = morphomnist_true_counterfactuals(sources, labels, values, ThicknessIntensitySCM())
+    o = morphomnist_oracle_scores(images, true, labels)
     assert o["n"] == 6
     assert o["do_thickness"]["thickness_mae"] < 0.1 and o["do_intensity"]["intensity_mae"] <= 1.0
     # the unedited digits were generated to re-measure at their labels
@@ -63,9 +65,14 @@ def test_a_folder_without_a_recorded_source_gives_no_oracle_and_says_why(tmp_pat
 def test_image_distance_is_zero_for_the_true_images_and_the_nulls_for_the_unedited(digits):
     images, sources, labels, values = digits
     scm = ThicknessIntensitySCM()
-    true = {v: drawn for v, (drawn, _) in morphomnist_true_counterfactuals(sources, labels, values, scm).items()}
-    exact = morphomnist_oracle_scores(images, sources, labels, values, scm, true)["image_l1"]
+    true = morphomnist_true_counterfactuals(sources, labels, values, scm)
+    exact = morphomnist_oracle_scores(images, true, labels, {v: model_output(drawn) for v, (drawn, _) in true.items()})["image_l1"]
     assert all(d["model"] == 0 and d["null"] > 0.01 for d in exact.values())
-    lazy = morphomnist_oracle_scores(images, sources, labels, values, scm, {v: images for v in true})["image_l1"]
+    lazy = morphomnist_oracle_scores(images, true, labels, {v: model_output(images) for v in true})["image_l1"]
     assert all(d["model"] == d["null"] for d in lazy.values())
-    assert "image_l1" not in morphomnist_oracle_scores(images, sources, labels, values, scm)
+    assert "image_l1" not in morphomnist_oracle_scores(images, true, labels)
+
+
+def model_output(digits: np.ndarray) -> torch.Tensor:
+    """uint8 digits as a model returns images: float (N, 1, 28, 28) in [-1, 1]."""
+    return torch.as_tensor(digits, dtype=torch.float64)[:, None] / 127.5 - 1

@@ -21,7 +21,7 @@ from causaldiffae.evaluation.metrics import mae
 def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
     """``{variable: (uint8 digits, true labels)}`` under do(variable = values[:, j]) for thickness and intensity.
 
-    ``sources`` are the real digits the factual ones were drawn from, uint8 ``(N, 28, 28)``
+    ``sources`` are the real digits the factual ones were drawn from, uint8 ``(N, 28, 28)`` or ``(N, 28, 28, 1)``
     (``data.morphomnist.source_digits``); ``labels`` and ``values`` the factual and intervention
     values ``(N, 2)`` in the graph order thickness, intensity.
     """
@@ -30,36 +30,34 @@ def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, va
     out = {}
     for j, variable in enumerate(("thickness", "intensity")):
         truth = scm.counterfactual(labels, {variable: values[:, j]})
-        drawn = np.stack([mm.set_thickness(d, t, intensity=i) for d, (t, i) in zip(sources, truth)])
+        drawn = np.stack([mm.set_thickness(d, t, intensity=i) for d, (t, i) in zip(np.asarray(sources).reshape(-1, 28, 28), truth)])
         out[variable] = (drawn, truth)
     return out
 
 
-def morphomnist_oracle_scores(
-    images: np.ndarray,
-    sources: np.ndarray,
-    labels: np.ndarray,
-    values: np.ndarray,
-    scm,
-    counterfactuals: Mapping[str, np.ndarray] | None = None,
-) -> dict:
+def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray, counterfactuals: Mapping | None = None) -> dict:
     """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``.
 
     ``images`` are the factual uint8 digits ``(N, 28, 28)`` (or a dataset's ``(N, 28, 28, 1)``),
-    ``sources`` the real digits they were drawn from. With a model's uint8 ``counterfactuals``
-    per intervened variable (same digits and values), ``image_l1`` also says how far they are
-    from the true images (mean absolute difference, pixels in [0, 1]) beside the unedited digit's
-    distance: a direct score that needs no instrument.
+    ``true`` what ``morphomnist_true_counterfactuals`` drew for them. With a model's
+    ``counterfactuals`` per intervened variable (same digits and values, as ``effectiveness``
+    returns them: ``(N, 1, 28, 28)`` in ``[-1, 1]``), ``image_l1`` also says how far they are from
+    the true images (mean absolute difference of the uint8 digits, pixels in [0, 1]) beside the
+    unedited digit's distance: a direct score that needs no instrument.
     """
     from causaldiffae.data import morphometrics as mm
+    from causaldiffae.evaluation.metrics import to_uint8
+    from causaldiffae.evaluation.realism import l1_pixels
 
     def read(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (np.array([mm.measure_thickness(d) for d in digits]), np.array([mm.measure_intensity(d) for d in digits]))
 
+    def l1(a: np.ndarray, b: np.ndarray) -> float:
+        return float(l1_pixels(a / 127.5 - 1, b / 127.5 - 1).mean())
+
     images = np.asarray(images).reshape(len(images), 28, 28)
-    cf = morphomnist_true_counterfactuals(np.asarray(sources).reshape(len(images), 28, 28), labels, values, scm)
     base_t, base_i = read(images)
-    (dt, truth_t), (di, truth_i) = cf["thickness"], cf["intensity"]
+    (dt, truth_t), (di, truth_i) = true["thickness"], true["intensity"]
     t_t, t_i = read(dt)
     i_t, i_i = read(di)
     out = {
@@ -70,15 +68,9 @@ def morphomnist_oracle_scores(
     }
     if counterfactuals is not None:
         out["image_l1"] = {
-            v: {"model": _l1(np.asarray(counterfactuals[v]).reshape(images.shape), true), "null": _l1(images, true)}
-            for v, (true, _) in cf.items()
+            v: {"model": l1(to_uint8(counterfactuals[v])[:, 0], drawn), "null": l1(images, drawn)} for v, (drawn, _) in true.items()
         }
     return out
-
-
-def _l1(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of uint8 images, pixels scaled to [0, 1]."""
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255.0)
 
 
 def sources_or_none(data: str | Path, split: str, log: Callable[[str], None] = print) -> np.ndarray | None:

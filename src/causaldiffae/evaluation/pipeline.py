@@ -43,9 +43,8 @@ from causaldiffae.evaluation.metrics import (
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
-    to_uint8,
 )
-from causaldiffae.evaluation.oracle import morphomnist_oracle_scores
+from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor
 from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
 
@@ -205,8 +204,8 @@ def evaluate(
     if sources is not None and measure is not None and test.scm is not None and set(variables) == {"thickness", "intensity"}:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
         t0 = time.perf_counter()
-        model_digits = {v: to_uint8(imgs)[:, 0] for v, imgs in cf_images.items()}
-        metrics["oracle"] = morphomnist_oracle_scores(test.images[idx], sources[idx], labels, first_values, test.scm, model_digits)
+        true = morphomnist_true_counterfactuals(sources[idx], labels, first_values, test.scm)
+        metrics["oracle"] = morphomnist_oracle_scores(test.images[idx], true, labels, cf_images)
         timings["oracle_s"] = time.perf_counter() - t0
     # identity counterfactual = the null baseline by construction (checked in the tests)
 
