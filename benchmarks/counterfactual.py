@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", default=None, help="guidance reference, null or factual (default: the library's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", action="store_true", help="compare every abduction x set/shift instead")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2 spin-wait on a shared 2-core machine)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W, check_options

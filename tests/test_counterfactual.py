@@ -194,3 +194,43 @@ def test_a_later_start_abducts_from_a_partly_noised_image_and_stays_exact(traine
     late = counterfactual(model, x, {"a": 1.5}, steps=10, start=0.6, generator=gen()).images
     # less noise to start from: the edit keeps more of the image, but still edits
     assert 0.01 < (late - rec).abs().mean() < (full - rec).abs().mean()
+
+
+def _one_column(model, abd, do, w=1.0, guidance="null"):
+    """The reference: one intervention decoded on its own with the low-level steps."""
+    z_cf, cls = intervene(model, abd, do, label_mean=MEAN, label_std=STD)
+    reference = model.condition(abd.z, class_labels=abd.class_labels) if guidance == "factual" and w != 1.0 else None
+    return cf.decode(model, abd.x_T, z_cf, abd.timesteps, class_labels=cls, w=w, reference=reference,
+                     clip_x0=abd.abduction == "stochastic", residuals=abd.residuals)
+
+
+@pytest.mark.parametrize("abduction", cf.ABDUCTIONS)
+@pytest.mark.parametrize("w, guidance", [(1.0, "null"), (2.0, "null"), (2.0, "factual")])
+def test_columns_decoded_together_equal_columns_decoded_alone(abduction, w, guidance):
+    model = tiny(num_classes=3, cond_drop=0.1)
+    abd = abduct(model, images(), steps=3, abduction=abduction, class_labels=[0, 1, 2, 0], generator=torch.Generator().manual_seed(0))
+    dos = [{}, {"a": np.full(4, 3.0)}, {"c": np.full(4, -2.0), "a": np.full(4, 1.0)}, {"digit": np.full(4, 2.0)}]
+    together = cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, w=w, guidance=guidance)
+    assert len(together) == len(dos)
+    for do, (images_, z_cf, cls) in zip(dos, together):
+        torch.testing.assert_close(images_, _one_column(model, abd, do, w, guidance), atol=1e-5, rtol=0)
+        assert torch.equal(z_cf, intervene(model, abd, do, label_mean=MEAN, label_std=STD)[0])
+    assert together[3][2].tolist() == [2, 2, 2, 2] and together[1][2].tolist() == [0, 1, 2, 0]
+
+
+def test_columns_are_batched_up_to_max_batch_and_split_where_only_some_have_a_class(monkeypatch):
+    model = tiny(num_classes=3, cond_drop=0.1)
+    abd = abduct(model, images(), steps=2, generator=torch.Generator().manual_seed(0))  # no class labels
+    sizes = []
+    decode = cf.decode
+    monkeypatch.setattr(cf, "decode", lambda model, x_T, *a, **k: sizes.append(len(x_T)) or decode(model, x_T, *a, **k))
+    dos = [{"a": np.full(4, v)} for v in (1.0, 2.0, 3.0)]
+    cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD)
+    cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, max_batch=8)
+    assert sizes == [12, 8, 4]
+    sizes.clear()
+    mixed = [{}, {"digit": np.full(4, 1.0)}, {"digit": np.full(4, 2.0)}, {"a": np.full(4, 3.0)}]
+    out = cf.decode_interventions(model, abd, mixed, label_mean=MEAN, label_std=STD)
+    assert sizes == [4, 8, 4]  # a class input for the middle two columns only
+    for do, (images_, _, _) in zip(mixed, out):
+        torch.testing.assert_close(images_, _one_column(model, abd, do), atol=1e-5, rtol=0)

@@ -59,6 +59,9 @@ DEFAULT_START = 1.0
 # 0 / 1 / 2 refinements at 20 steps (0.010 / 0.0016 / 0.0006 at 50), and x_T's std rises from 0.89
 # to 1.03: unrefined inversion at few steps leaves x_T off the Gaussian the decoder expects.
 INVERSION_REFINE = 2
+# Images per decoder call when a grid's columns are decoded together: on 2 CPU cores the shipped model
+# takes 7.8 ms per image at batch 6 and 5.4 ms from batch 30 up, and memory grows with the batch.
+MAX_DECODE_BATCH = 64
 
 
 class CounterfactualError(UserError):
@@ -324,18 +327,61 @@ def decode_intervention(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``(images, z', class')``: one intervention on an abduction, decoded as the abduction requires.
 
-    A grid or sweep abducts once and calls this per column.
+    A grid or sweep abducts once and calls ``decode_interventions`` with all its columns.
     """
-    z_cf, cls = intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode)
-    clip = abduction.abduction == "stochastic"
-    reference = None
-    if guidance == "factual" and w != 1.0:
-        reference = model.condition(abduction.z, class_labels=abduction.class_labels)
-    images = decode(
-        model, abduction.x_T, z_cf, abduction.timesteps, class_labels=cls, w=w, reference=reference, clip_x0=clip,
-        residuals=abduction.residuals, progress=progress,
-    )
-    return images, z_cf, cls
+    return decode_interventions(
+        model, abduction, [do], label_mean=label_mean, label_std=label_std, mode=mode, w=w, guidance=guidance, progress=progress
+    )[0]
+
+
+@torch.no_grad()
+def decode_interventions(
+    model,
+    abduction: Abduction,
+    dos: Sequence[Mapping[str, np.ndarray]],
+    *,
+    label_mean: np.ndarray,
+    label_std: np.ndarray,
+    mode: str = DEFAULT_MODE,
+    w: float = DEFAULT_W,
+    guidance: str = DEFAULT_GUIDANCE,
+    max_batch: int = MAX_DECODE_BATCH,
+    progress: bool = False,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """``decode_intervention`` for each of ``dos`` (the columns of a grid), decoded together.
+
+    The columns are stacked into batches of at most ``max_batch`` images (whole columns), so a
+    grid of small batches runs the decoder a few times on a large batch instead of once per column.
+    """
+    b = abduction.x_T.shape[0]
+    per_call = max(1, max_batch // b)
+    edits = [intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode) for do in dos]
+    groups: list[list[int]] = []  # consecutive columns that fit one call and agree on having a class input
+    for j, (_, c) in enumerate(edits):
+        if groups and len(groups[-1]) < per_call and (edits[groups[-1][0]][1] is None) == (c is None):
+            groups[-1].append(j)
+        else:
+            groups.append([j])
+    images: list[torch.Tensor] = []
+    for group in groups:
+        k = len(group)
+        z_cf = torch.cat([edits[j][0] for j in group])
+        cls = None if edits[group[0]][1] is None else torch.cat([edits[j][1] for j in group])
+        reference = None
+        if guidance == "factual" and w != 1.0:
+            reference = model.condition(_tile(abduction.z, k), class_labels=_tile(abduction.class_labels, k))
+        residuals = None if abduction.residuals is None else [_tile(r, k) for r in abduction.residuals]
+        decoded = decode(
+            model, _tile(abduction.x_T, k), z_cf, abduction.timesteps, class_labels=cls, w=w, reference=reference,
+            clip_x0=abduction.abduction == "stochastic", residuals=residuals, progress=progress,
+        )
+        images += list(decoded.split(b))
+    return [(img, z, c) for img, (z, c) in zip(images, edits)]
+
+
+def _tile(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """``k`` copies of a batch, one after another (column-major, as ``decode_interventions`` stacks them)."""
+    return None if t is None else t.repeat(k, *([1] * (t.dim() - 1)))
 
 
 def block_values(model, z: torch.Tensor, label_mean: np.ndarray, label_std: np.ndarray) -> np.ndarray:

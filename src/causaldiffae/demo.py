@@ -50,17 +50,21 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
     return test, images
 
 
-def _grid(model, x, classes, columns: list[tuple[str, dict, float | None]], steps: int, path: Path, title: str) -> Path:
-    """One abduction per grid; each column is one intervention (``do``, guidance ``w``; None: the default)."""
-    from causaldiffae.counterfactual import DEFAULT_W, abduct, check_do, decode_intervention, label_stats
+def _grid(model, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str) -> Path:
+    """One grid from the shared abduction of its digits; each column is one intervention (``do``,
+    guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
+    from causaldiffae.counterfactual import DEFAULT_W, check_do, decode_interventions, label_stats
     from causaldiffae.evaluation.figures import image_grid
 
     mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, class_labels=classes, generator=torch.Generator().manual_seed(0))
-    cols = [x, decode_intervention(model, abd, {}, label_mean=mean, label_std=std)[0]]
-    for _, do, w in columns:
-        w = DEFAULT_W if w is None else w
-        cols.append(decode_intervention(model, abd, check_do(model, do, len(x)), label_mean=mean, label_std=std, w=w)[0])
+    ws = [DEFAULT_W if w is None else w for _, _, w in columns]
+    decoded: dict[int, torch.Tensor] = {}
+    for w in dict.fromkeys(ws):
+        picked = [j for j, wj in enumerate(ws) if wj == w]
+        dos = [check_do(model, columns[j][1], len(x)) for j in picked]
+        for j, (images, _, _) in zip(picked, decode_interventions(model, abd, dos, label_mean=mean, label_std=std, w=w)):
+            decoded[j] = images
+    cols = [x, recon] + [decoded[j] for j in range(len(columns))]
     rows = [[c[i].numpy() for c in cols] for i in range(len(x))]
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
@@ -110,6 +114,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
     from causaldiffae.checkpoint import load_run
+    from causaldiffae.counterfactual import abduct, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.predictors import images_tensor, load_predictors
@@ -130,11 +135,14 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])
     torch.manual_seed(settings.seed)
     log(f"drawing counterfactual grids ({settings.n_grid} digits, {steps} DDIM steps)")
+    abd = abduct(model, x, steps=steps, class_labels=classes, generator=torch.Generator().manual_seed(settings.seed))
+    mean, std = label_stats(model)
+    recon = decode_intervention(model, abd, {}, label_mean=mean, label_std=std)[0]
     grids = {
-        "do(thickness)": _grid(model, x, classes, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], steps, out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity"),
-        "do(intensity)": _grid(model, x, classes, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], steps, out / "do_intensity.png", "do(intensity = v): thickness is kept"),
-        "do(thickness, intensity)": _grid(model, x, classes, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], steps, out / "do_both.png", "do(thickness, intensity) at once"),
-        "guidance strength": _grid(model, x, classes, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], steps, out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
+        "do(thickness)": _grid(model, abd, x, recon, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity"),
+        "do(intensity)": _grid(model, abd, x, recon, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], out / "do_intensity.png", "do(intensity = v): thickness is kept"),
+        "do(thickness, intensity)": _grid(model, abd, x, recon, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], out / "do_both.png", "do(thickness, intensity) at once"),
+        "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
     }
     eval_idx = np.sort(rng.permutation(len(test))[: settings.n_eval])
     log(f"scoring {len(eval_idx)} test digits")

@@ -38,14 +38,17 @@ DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
 DEFAULT_START = 1.0
 THREADS_HELP = (
-    "torch CPU threads (default 1: on a shared 2-core machine two threads spin-wait, measured 2.3 vs 0.19 CPU-s per UNet call)"
+    "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
+    "than 1, benchmarks/grid_decoding.py; use 1 when other work keeps the cores busy, where extra threads spin-wait)"
 )
 
 
-def set_threads(n: int) -> None:
-    """Apply ``--threads`` before any tensor work."""
+def set_threads(n: int | None) -> None:
+    """Apply ``--threads`` before any tensor work; None keeps torch's default."""
     import torch
 
+    if n is None:
+        return
     if n < 1:
         raise UserError(f"--threads must be at least 1, got {n}")
     torch.set_num_threads(n)
@@ -79,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_sampling_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
-    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -90,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
     import torch
-    from tqdm.auto import tqdm
 
     from causaldiffae.atomic import atomic_file
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
+    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.figures import image_grid
     from causaldiffae.evaluation.predictors import images_tensor
@@ -126,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
     x = images_tensor(ds, np.arange(n))
     abd = abduct(model, x, steps=args.steps, start=args.start, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
-    results = []
-    for name, v in tqdm([("", None)] + columns, desc="decode", disable=args.no_progress):
-        do = {} if name == "" else check_do(model, {name: v}, n)
-        imgs, z_cf, cls = decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance)
-        results.append((name, v, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls))
+    dos = [{}] + [check_do(model, {name: v}, n) for name, v in columns]
+    decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
+                                   progress=not args.no_progress)
+    results = [(name, v, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls)
+               for (name, v), (imgs, z_cf, cls) in zip([("", None)] + columns, decoded)]
     factual = block_values(model, abd.z, mean, std)
     rows = [[x[i].numpy()] + [r[2][i] for r in results] for i in range(n)]
     titles = ["original", "reconstruction"] + [f"{name}={v:g}" for name, v in columns]

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n", type=int, default=100, help="test digits to score (default 100)")
     parser.add_argument("--grid", type=int, default=6, help="digits per grid (default 6)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the shipped run's diffusion.sample_steps, 20)")
-    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
-    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
-    parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=run)
 

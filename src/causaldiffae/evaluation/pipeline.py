@@ -29,7 +29,7 @@ from causaldiffae.counterfactual import (
     MODES,
     abduct,
     check_options,
-    decode_intervention,
+    decode_interventions,
     label_stats,
 )
 from causaldiffae.data.base import CausalImageDataset
@@ -327,12 +327,13 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start,
     )
 
-    def decode_do(do, abd=abd):
-        return decode_intervention(model, abd, do, label_mean=mean, label_std=std, mode=s.mode, w=s.w, guidance=s.guidance)[0].cpu().numpy()
+    def decode_columns(dos, abd=abd) -> list[np.ndarray]:
+        decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=s.mode, w=s.w, guidance=s.guidance)
+        return [images.cpu().numpy() for images, _, _ in decoded]
 
     for k, var in enumerate(variables):
         vals = _quantiles(train, k, 5)
-        cols = [decode_do({var: np.full(g, v)}) for v in vals]
+        cols = decode_columns([{var: np.full(g, v)} for v in vals])
         rows = [[x[i].numpy(), recon[i].numpy()] + [c[i] for c in cols] for i in range(g)]
         name = f"grid_{var}.png"
         figures.image_grid(
@@ -343,16 +344,13 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
 
     # traversal: one image, every variable across its train range (rows = variables)
     one = slice(0, 1)
+    sub = replace(abd, u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
+                  class_labels=None if abd.class_labels is None else abd.class_labels[one],
+                  residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
     trav_rows, trav_titles = [], []
     for k, var in enumerate(variables):
         vals = _quantiles(train, k, 7, 0.01, 0.99)
-        row = []
-        for v in vals:
-            sub = replace(abd, u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
-                          class_labels=None if abd.class_labels is None else abd.class_labels[one],
-                          residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
-            row.append(decode_do({var: np.array([v])}, sub)[0])
-        trav_rows.append(row)
+        trav_rows.append([images[0] for images in decode_columns([{var: np.array([v])} for v in vals], sub)])
         trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
     figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="latent traversal (1st to 99th percentile)")
     made["traversal"] = "figures/traversal.png"
