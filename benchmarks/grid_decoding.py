@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     thread_counts = sorted({1, default_threads})
     print(f"{args.run}: grid of {args.digits} digits x {args.columns} columns do({var}), {args.steps} DDIM steps, "
           f"best of {args.repeats}; torch's default is {default_threads} thread(s)")
-    print(f"| threads | per column s/grid | together s/grid | together vs per column |")
+    print("| threads | per column s/grid | together s/grid | together vs per column |")
     print("|---|---|---|---|")
     results = {}
     for n in thread_counts:

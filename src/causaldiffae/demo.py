@@ -154,4 +154,3 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     s["checks"] = criteria(s)
     s["oracle_checks"] = criteria(s, s["oracle"]) if "oracle" in s else [(name, None, target, None) for name, _, target, _ in s["checks"]]
     return s
-
