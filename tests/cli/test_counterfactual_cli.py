@@ -179,10 +179,14 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     data = generate(tmp_path / "mm", workers=1, seed=0, limit=12, progress=False)
     out = tmp_path / "report"
     argv = ["evaluate", "--run", str(WEIGHTS), "--predictors", str(WEIGHTS / "predictors"), "--data", str(data), "--out", str(out),
-            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1", "--dci", "lasso", "--no-progress"]
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1", "--dci", "lasso",
+            "--seeds", "2", "--no-progress"]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    oracle = metrics["oracle"]
+    oracle, spread = metrics["oracle"], metrics["oracle_std"]
+    # the true counterfactual is scored on both draws of values, like the model: same digits, other targets
+    assert spread["unedited"]["thickness_mae"] == 0 and spread["do_thickness"]["thickness_mae"] > 0
+    assert metrics["effectiveness_std"]["thickness"]["variables"]["thickness"]["mae"] > 0
     assert oracle["n"] == 6 and oracle["do_thickness"]["thickness_mae"] < 0.1 and oracle["do_intensity"]["intensity_mae"] <= 1.0
     # the model's counterfactuals are nearer the true images than the unedited digits are
     assert all(0 < d["model"] < d["null"] for d in oracle["image_l1"].values())
@@ -190,3 +194,4 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     assert "Distance to the true counterfactual image" in report
     assert "| criterion | measured | target | | true counterfactual | |" in report
     assert "do(intensity): thickness error (preserved)" in report
+    assert "averaged over the same 2 draws of values" in report

@@ -76,8 +76,10 @@ def render(metrics: dict) -> str:
         out += _table(["intervention", "class accuracy", "null"], acc_rows)
     bar = scores_from_metrics(metrics)
     if bar is not None:
+        draws = metrics["settings"]["seeds"]
         out += ["The bar a shipped MorphoMNIST model is held to (morphometric measurement, digit classifier; "
-                "reconstruction = the null intervention through the same abduction):", ""]
+                "reconstruction = the null intervention through the same abduction"
+                + (f"; model and true counterfactual averaged over the same {draws} draws of values" if draws > 1 else "") + "):", ""]
         out += table(bar) + [""]
     thr = metrics["throughput"]
     out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (abduction + decoding, {thr['steps']} steps).", ""]
