@@ -72,13 +72,13 @@ def _grid(model, abd, x, recon, columns: list[tuple[str, dict, float | None]], p
 def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results), with
     the true counterfactual's when the real ``sources`` of the test digits are given."""
-    from causaldiffae.evaluation.metrics import effectiveness, mae, model_counterfactual_fn, morphometric_reader
+    from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.evaluation.predictors import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
 
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
-    values = test.labels[np.random.default_rng(seed + 1000).permutation(len(test))][idx]
+    values = marginal_values(test.labels, idx, seed)
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
     measure = morphometric_reader(test.graph)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)

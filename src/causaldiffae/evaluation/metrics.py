@@ -98,6 +98,13 @@ def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
+def marginal_values(labels: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarray:
+    """Intervention values from the test marginal for the test images ``idx``, as ``evaluate``, the
+    demo and the benchmarks draw them: the rows of a copy of all test ``labels`` permuted with
+    ``seed + 1000``, so each image gets another test image's whole label vector."""
+    return np.asarray(labels)[np.random.default_rng(seed + 1000).permutation(len(labels))][idx]
+
+
 def shuffled_values(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Intervention values drawn from the empirical marginal: each column independently permuted."""
     labels = np.asarray(labels, dtype=np.float64)

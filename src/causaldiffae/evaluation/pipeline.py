@@ -40,6 +40,7 @@ from causaldiffae.evaluation.metrics import (
     composition,
     effectiveness,
     mae,
+    marginal_values,
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
@@ -192,7 +193,7 @@ def evaluate(
     with_oracle = sources is not None and measure is not None and test.scm is not None and set(variables) == {"thickness", "intensity"}
     per_seed, draws = [], []  # draws: every seed's values and images, kept only for the true counterfactual
     for seed in range(s.seeds):
-        values = test.labels[np.random.default_rng(s.seed + 1000 + seed).permutation(len(test))][idx]
+        values = marginal_values(test.labels, idx, s.seed + seed)
         res, imgs = effectiveness(
             cf_fn_for(seed_offset=seed), read, x, labels, values, graph, scm=test.scm, classes=classes, measure=measure
         )
