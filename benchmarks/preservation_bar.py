@@ -49,6 +49,7 @@ def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed
     idx = np.sort(np.random.default_rng(seed).permutation(len(test))[:n])
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
+    do = {"intensity": values[:, test.graph.index("intensity")]}
     readers = {"morphometric": lambda im: measure(im)["thickness"], "predictor": lambda im: predictors.predict(im)["thickness"]}
 
     def errors(images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -60,13 +61,11 @@ def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed
         if abduction == "inversion":
             reconstruction["autoencoding"] = errors(cf_fn(x, {}, labels, classes)[0])
         # a first call on these images abducts as evaluate's first does: same noise, same images
-        images, _ = cf_fn(x, {"intensity": values[:, test.graph.index("intensity")]}, labels, classes)
+        images, _ = cf_fn(x, do, labels, classes)
         counterfactual[f"model, {abduction} abduction"] = errors(images)
     drawn, _ = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)["intensity"]
     counterfactual["true counterfactual"] = errors(torch.as_tensor(drawn, dtype=torch.float32)[:, None] / 127.5 - 1)
-    requested = labels.copy()
-    requested[:, test.graph.index("intensity")] = values[:, test.graph.index("intensity")]
-    support = np.abs(test.scm.abduct(requested)) / test.scm.noise_std
+    support = np.abs(test.scm.abduct(test.scm.counterfactual(labels, do))) / test.scm.noise_std
     return reconstruction, counterfactual, support
 
 
