@@ -81,6 +81,22 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path, capsys):
+    data = synthetic_dataset(n=16)
+    config = tiny_config("train.steps=6", "train.checkpoint_every=4", "train.log_every=4")
+    run = train(config, data, tmp_path / "run", progress=False, time_limit=0.0)  # past due after the first step
+    assert "stopped at step 1 of 6" in capsys.readouterr().out
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
+    assert [m["step"] for m in _metrics(run)] == [1]  # the partial logging window is written
+    assert (run / "samples" / "step-0000001.png").is_file()
+    assert load_file(str(run / "model.safetensors"))  # the exported EMA weights, loadable
+    train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
+    full = train(config, data, tmp_path / "full", progress=False)
+    a = load_file(str(full / "checkpoints" / "step-0000006" / "model.safetensors"))
+    b = load_file(str(run / "checkpoints" / "step-0000006" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # stopping early changes nothing but the pause
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path):
     data = synthetic_dataset(n=16)
     run = train(tiny_config("train.steps=2"), data, tmp_path / "run", progress=False)

@@ -265,8 +265,14 @@ def train(
     resume: bool = False,
     mixed_precision: str | None = None,
     progress: bool = True,
+    time_limit: float | None = None,
 ) -> Path:
-    """Train a model described by ``config`` on ``data`` into the run folder ``out``; returns ``out``."""
+    """Train a model described by ``config`` on ``data`` into the run folder ``out``; returns ``out``.
+
+    ``time_limit`` (seconds of training, counted from the first step) ends the run early with a
+    checkpoint, an exported model and a sample grid, for a fixed budget on hardware of unknown
+    speed; ``--resume`` later continues it towards ``train.steps``.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -358,6 +364,8 @@ def train(
     model_params = [p for p in raw_model.parameters()]
     sums: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    done = start
     model.train()
     for step in range(start, t.steps):
         lr = learning_rate(step, t.lr, t.warmup_steps)
@@ -394,7 +402,8 @@ def train(
         sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
         window_steps += 1
         bar.update(1)
-        if done % t.log_every == 0 or done == t.steps:
+        last = done == t.steps or _out_of_time(deadline, accelerator)
+        if done % t.log_every == 0 or last:
             elapsed = time.perf_counter() - window_start
             record = {k: v / window_steps for k, v in sums.items()}
             record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
@@ -403,14 +412,28 @@ def train(
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
             sums, window_start, window_steps = {}, time.perf_counter(), 0
-        if done % t.checkpoint_every == 0 or done == t.steps:
+        if done % t.checkpoint_every == 0 or last:
             checkpoint(done)
-        if main and (done % t.sample_every == 0 or done == t.steps):
+        if main and (done % t.sample_every == 0 or last):
             save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed)
+        if last:
+            break
     bar.close()
+    if done < t.steps and main:
+        print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return out
+
+
+def _out_of_time(deadline: float | None, accelerator) -> bool:
+    """Whether the time limit has passed; under DDP one late process stops all, so they stay in step."""
+    if deadline is None:
+        return False
+    late = torch.tensor(float(time.monotonic() > deadline), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        late = accelerator.reduce(late, "max")
+    return bool(late)
 
 
 def _has_accelerator() -> bool:

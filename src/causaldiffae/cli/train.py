@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="autocast precision")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (default: torch's choice; 1 when sharing a small machine)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop after this many minutes of training, with a checkpoint and an exported model "
+                        "(continue later with --resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(handler=run)
@@ -42,5 +45,9 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     if args.resume:
         config = resolve_resume(config, out, args.overrides)
-    train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision, progress=not args.no_progress)
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ConfigError(f"--time-limit {args.time_limit:g}: must be a positive number of minutes")
+    time_limit = None if args.time_limit is None else args.time_limit * 60
+    train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
+          progress=not args.no_progress, time_limit=time_limit)
     return 0
