@@ -15,7 +15,8 @@ draws, so one draw near the bar decides nothing.
     python benchmarks/preservation_bar.py --data data/morphomnist --n 500 --seeds 0,1,2
 
 Seed 0 draws digits and values as ``causaldiffae evaluate`` does (about 7 minutes per seed on a
-quiet 2-core CPU).
+quiet 2-core CPU). ``--run`` scores another run folder (the GPU-trained widths of
+``docs/results/morphomnist-h200-width``), ``--w`` a classifier-free guidance weight.
 
 A second table per seed splits the morphometric error by how far each requested (thickness,
 intensity) pair lies from the data the model was trained on: the SCM noise the pair implies,
@@ -42,7 +43,7 @@ RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
 
 
-def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed: int) -> tuple[dict, dict, np.ndarray]:
+def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0) -> tuple[dict, dict, np.ndarray]:
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
     measure = morphometric_reader(test.graph)
@@ -57,7 +58,7 @@ def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed
 
     reconstruction, counterfactual = {"exact copy": errors(x)}, {}
     for abduction in ("ddpm", "inversion"):
-        cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, abduction=abduction)
+        cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, abduction=abduction, w=w)
         if abduction == "inversion":
             reconstruction["autoencoding"] = errors(cf_fn(x, {}, labels, classes)[0])
         # a first call on these images abducts as evaluate's first does: same noise, same images
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--predictors", default=str(WEIGHTS / "predictors"))
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
+    parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
     args = parser.parse_args()
     seeds = [int(v) for v in args.seeds.split(",")]
@@ -108,11 +110,11 @@ def main() -> None:
     predictors = load_predictors(args.predictors, test)
     sources = source_digits(args.data, "test")
     n = min(args.n, len(test))
-    print(f"{n} test digits, {steps} DDIM steps; thickness MAE under do(intensity) against the bar "
+    print(f"{n} test digits, {steps} DDIM steps, guidance w = {args.w:g}; thickness MAE under do(intensity) against the bar "
           f"{RATIO} x the reconstruction's thickness MAE (ratio to the reconstruction in brackets)")
     for seed in seeds:
         print(f"\nseed {seed}")
-        print_tables(*score(model, steps, test, predictors, sources, n, seed))
+        print_tables(*score(model, steps, test, predictors, sources, n, seed, args.w))
 
 
 if __name__ == "__main__":
