@@ -152,8 +152,8 @@ def test_load_run_without_a_checkpoint_is_a_clear_error(tmp_path):
         load_run(tmp_path / "missing")
 
 
-def test_two_processes_train_in_lockstep(tmp_path):
-    """Two gloo processes (torchrun) shard each batch and end with identical weights; only rank 0 writes."""
+def _torchrun(tmp_path: Path, body: str) -> None:
+    """Run ``body`` (after importing the fixtures and ``training``) in two gloo processes; ``out`` is ``tmp_path``."""
     script = tmp_path / "worker.py"
     script.write_text(
         f"""
@@ -164,7 +164,22 @@ from training_fixtures import synthetic_dataset, tiny_config
 from causaldiffae import training
 
 torch.set_num_threads(1)
-seen = {{"index": [], "digest": []}}
+out = {str(tmp_path)!r}
+"""
+        + body
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
+        env=env, capture_output=True, text=True, timeout=120,  # a disagreement between processes hangs DDP
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_processes_train_in_lockstep(tmp_path):
+    """Two gloo processes (torchrun) shard each batch and end with identical weights; only rank 0 writes."""
+    _torchrun(tmp_path, """
+seen = {"index": [], "digest": []}
 batch = training.TrainData.batch
 
 def spy_batch(self, index, device, channels_last):
@@ -180,17 +195,9 @@ class SpyAdamW(torch.optim.AdamW):
 
 training.TrainData.batch = spy_batch
 training.torch.optim.AdamW = SpyAdamW
-out = {str(tmp_path)!r}
 training.train(tiny_config("train.steps=3", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
 open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
-"""
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+""")
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for step in range(3):  # disjoint halves of the same global batch
         both = seen[0]["index"][step] + seen[1]["index"][step]
@@ -220,3 +227,22 @@ def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp
         train(tiny_config("train.steps=1", f"train.init={source}"), synthetic_dataset(n=16, graph="a -> b; a -> c"), tmp_path / "bad2", progress=False)
     with pytest.raises(TrainingError, match="no model.safetensors"):
         train(tiny_config("train.steps=1", f"train.init={tmp_path}"), other_data, tmp_path / "bad3", progress=False)
+
+
+def test_a_late_process_stops_every_process_at_the_same_step(tmp_path):
+    """Under DDP the time limit is agreed: rank 1 is past due at once, rank 0 has an hour, both stop after step 1."""
+    _torchrun(tmp_path, """
+steps = []
+
+class SpyAdamW(torch.optim.AdamW):
+    def step(self, closure=None):
+        steps.append(1)
+        return super().step(closure)
+
+training.torch.optim.AdamW = SpyAdamW
+limit = 0.0 if os.environ["RANK"] == "1" else 3600.0
+training.train(tiny_config("train.steps=5", "train.checkpoint_every=5"), synthetic_dataset(n=32), out + "/run", progress=False, time_limit=limit)
+open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(steps))
+""")
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [[1], [1]]  # one step each
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-0000001"]
