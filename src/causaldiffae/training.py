@@ -427,13 +427,16 @@ def train(
 
 
 def _out_of_time(deadline: float | None, accelerator) -> bool:
-    """Whether the time limit has passed; under DDP one late process stops all, so they stay in step."""
+    """Whether the time limit has passed; under DDP one late process stops all, so they stay in step.
+
+    A single process reads its clock alone: no device tensor and no sync on the step's hot path.
+    """
     if deadline is None:
         return False
-    late = torch.tensor(float(time.monotonic() > deadline), device=accelerator.device)
-    if accelerator.num_processes > 1:
-        late = accelerator.reduce(late, "max")
-    return bool(late)
+    late = time.monotonic() > deadline
+    if accelerator.num_processes == 1:
+        return late
+    return bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
 
 
 def _has_accelerator() -> bool:
