@@ -101,10 +101,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
     parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
+    parser.add_argument("--device", default="cpu", help="where the model runs (measurement stays on the CPU)")
     args = parser.parse_args()
     seeds = [int(v) for v in args.seeds.split(",")]
 
-    model, config = load_run(args.run)
+    model, config = load_run(args.run, device=args.device)
     steps = args.steps or config.diffusion.sample_steps
     test = load_dataset(args.data, "test")
     predictors = load_predictors(args.predictors, test)

@@ -129,6 +129,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+
 @pytest.mark.parametrize(
     "overrides,size,graph,match",
     [
@@ -246,3 +247,29 @@ open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(steps))
 """)
     assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [[1], [1]]  # one step each
     assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-0000001"]
+
+
+def test_a_non_finite_loss_on_one_process_stops_every_process_at_that_step(tmp_path):
+    """Under DDP a bad loss on rank 1 alone stops both processes at its step, before anything is written."""
+    _torchrun(tmp_path, """
+from causaldiffae.models import CausalDiffAE
+original, calls = CausalDiffAE.loss, {"n": 0}
+
+def exploding(self, batch, scale, generator=None):
+    terms = original(self, batch, scale, generator)
+    calls["n"] += 1
+    if calls["n"] == 2 and os.environ["RANK"] == "1":
+        terms["loss"] = terms["loss"] * float("nan")
+    return terms
+
+CausalDiffAE.loss = exploding
+try:
+    training.train(tiny_config("train.steps=6", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
+    message = "finished"
+except training.TrainingError as error:
+    message = str(error)
+open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps([message, calls["n"]]))
+""")
+    expected = ["non-finite loss (nan) at step 2; stopped, no checkpoint was written yet", 2]
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [expected, expected]
+    assert checkpoint_dirs(tmp_path / "run") == [] and not (tmp_path / "run" / "model.safetensors").exists()
