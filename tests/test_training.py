@@ -129,7 +129,6 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-
 @pytest.mark.parametrize(
     "overrides,size,graph,match",
     [
