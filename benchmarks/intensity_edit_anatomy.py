@@ -26,7 +26,7 @@ from causaldiffae.data import load_dataset
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.diffusion import ddpm_decode
-from causaldiffae.evaluation.metrics import marginal_values, morphometric_reader
+from causaldiffae.evaluation.metrics import abduction_generator, marginal_values, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import images_tensor
 
@@ -51,8 +51,7 @@ def main() -> None:
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, args.seed)
     mean, std = label_stats(model)
-    generator = torch.Generator().manual_seed(args.seed * 100_003 + 1)  # evaluate's first abduction
-    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=classes, generator=generator)
+    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=classes, generator=abduction_generator(args.seed, 1))
     unedited = measure(x)
     print(f"{len(idx)} test digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
 

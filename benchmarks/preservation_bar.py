@@ -73,9 +73,9 @@ def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed
 def print_tables(reconstruction: dict, counterfactual: dict, support: np.ndarray) -> None:
     names = list(counterfactual)
     print(f"{'instrument':<13} {'reconstruction':<15} {'recon':>7} {'bar':>7}" + "".join(f" | {n:>26}" for n in names))
+    recon_means = {name: {k: float(v.mean()) for k, v in errs.items()} for name, errs in reconstruction.items()}
     for instrument in next(iter(reconstruction.values())):
-        for recon_name, errs in reconstruction.items():
-            recon = {k: float(v.mean()) for k, v in errs.items()}
+        for recon_name, recon in recon_means.items():
             bar = RATIO * recon[instrument]
             cells = []
             for n in names:

@@ -20,7 +20,7 @@ from causaldiffae.training import (
     step_indices,
     train,
 )
-from training_fixtures import synthetic_dataset, tiny_config
+from training_fixtures import exploding_loss, synthetic_dataset, tiny_config
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -111,17 +111,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    original = CausalDiffAE.loss
-    calls = {"n": 0}
-
-    def exploding(self, batch, scale, generator=None):
-        terms = original(self, batch, scale, generator)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms
-
-    monkeypatch.setattr(CausalDiffAE, "loss", exploding)
+    monkeypatch.setattr(CausalDiffAE, "loss", exploding_loss(3))
     with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 3.*step-0000002"):
         train(tiny_config("train.steps=5"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
     assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-0000002"]
@@ -252,22 +242,15 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_at_that_step(tmp_p
     """Under DDP a bad loss on rank 1 alone stops both processes at its step, before anything is written."""
     _torchrun(tmp_path, """
 from causaldiffae.models import CausalDiffAE
-original, calls = CausalDiffAE.loss, {"n": 0}
+from training_fixtures import exploding_loss
 
-def exploding(self, batch, scale, generator=None):
-    terms = original(self, batch, scale, generator)
-    calls["n"] += 1
-    if calls["n"] == 2 and os.environ["RANK"] == "1":
-        terms["loss"] = terms["loss"] * float("nan")
-    return terms
-
-CausalDiffAE.loss = exploding
+CausalDiffAE.loss = exploding = exploding_loss(2, here=os.environ["RANK"] == "1")
 try:
     training.train(tiny_config("train.steps=6", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
     message = "finished"
 except training.TrainingError as error:
     message = str(error)
-open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps([message, calls["n"]]))
+open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps([message, exploding.calls]))
 """)
     expected = ["non-finite loss (nan) at step 2; stopped, no checkpoint was written yet", 2]
     assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [expected, expected]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from causaldiffae.config import ExperimentConfig
 from causaldiffae.data.base import CausalImageDataset
 from causaldiffae.graph import CausalGraph
+from causaldiffae.models import CausalDiffAE
 
 TINY = {
     "name": "tiny",
@@ -54,3 +57,19 @@ def synthetic_dataset(n: int = 32, size: int = 8, graph: str = "a -> b", seed: i
     return CausalImageDataset(
         images, labels, g, labels.mean(0), labels.std(0), name="synthetic", split="train", classes=classes, num_classes=3
     )
+
+
+def exploding_loss(at_call: int, here: bool = True) -> Callable:
+    """A replacement for ``CausalDiffAE.loss`` whose ``at_call``-th call (from 1) returns a NaN loss
+    when ``here``; its ``calls`` attribute counts the calls."""
+    original = CausalDiffAE.loss
+
+    def loss(self, batch, scale, generator=None):
+        terms = original(self, batch, scale, generator)
+        loss.calls += 1
+        if here and loss.calls == at_call:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    loss.calls = 0
+    return loss

@@ -52,8 +52,8 @@ def model_counterfactual_fn(
 
     Calls on the same images (one per intervened variable, say) reuse the abduction, as a grid
     does: inversion is the costliest step, and every intervention is then scored on the same
-    ``x_T``. Stochastic abduction noise comes from a generator seeded by ``seed`` and a call
-    counter, so a whole evaluation is reproducible.
+    ``x_T``. Stochastic abduction noise comes from ``abduction_generator(seed, call)``, ``call``
+    counting this function's calls from 1, so a whole evaluation is reproducible.
     """
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
 
@@ -74,7 +74,7 @@ def model_counterfactual_fn(
 
     def cf_fn(images, do, labels, classes=None):
         calls["n"] += 1
-        gen = torch.Generator().manual_seed(seed * 100_003 + calls["n"])
+        gen = abduction_generator(seed, calls["n"])
         outs, values = [], []
         starts = range(0, len(images), batch_size)
         if progress is not None and len(starts) > 1:
@@ -92,6 +92,12 @@ def model_counterfactual_fn(
         return torch.cat(outs), np.concatenate(values)
 
     return cf_fn
+
+
+def abduction_generator(seed: int, call: int) -> torch.Generator:
+    """The noise of the ``call``-th abduction (from 1) of a ``model_counterfactual_fn`` seeded ``seed``,
+    for scripts that abduct by hand as ``evaluate`` does."""
+    return torch.Generator().manual_seed(seed * 100_003 + call)
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
