@@ -1,16 +1,24 @@
-"""Where the thickness drift of a do(intensity) edit comes from: the edit's size and the noise levels.
+"""Where the thickness drift of a do(intensity) edit comes from: edit size, noise levels, cut or edges.
 
     python benchmarks/intensity_edit_anatomy.py --data data/morphomnist
 
 On ``causaldiffae evaluate``'s test digits and intervention values (seed 0, default ``ddpm``
-abduction, abducted once as ``evaluate`` does), two tables:
+abduction, abducted once as ``evaluate`` does), three tables:
 
 1. Edit size. Intensity set ``k`` grey levels away from the value the digit's own latent reads,
-   and the measured thickness change from the unedited digit (MAE), beside the true
+   and the measured thickness change from the unedited digit (MAE) and how far its stroke pixels
+   are from the unedited digit scaled by the edit's gain (see 3), beside the true
    counterfactual's change for the full edit ``evaluate`` asks for. A drift that is already large
    for ``k = 1`` is the decoder redrawing the strokes, not the edit's size.
 2. Noise levels. The same full edit decoded with the counterfactual condition only above
    timestep ``s`` and the factual one below it: what the low noise levels draw.
+3. Cut or edges. The full edit's thickness change measured as usual and at the grey level a
+   proportional scaling of the unedited digit would be cut at (its threshold x the edit's gain,
+   the ratio of measured intensities), and how far stroke pixels (all, edges, core) are from
+   that scaled digit.
+   If the first two agree, the drift is the strokes' own edges, not one brighter pixel moving
+   the half-maximum cut. (The true counterfactual reads worse at that cut than at its own:
+   clipping at 255 lowers its real cut below the proportional one.)
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import abduct, block_values, decode_intervention, intervene, label_stats
 from causaldiffae.data import load_dataset
+from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.diffusion import ddpm_decode
-from causaldiffae.evaluation.metrics import abduction_generator, marginal_values, morphometric_reader
+from causaldiffae.evaluation.metrics import abduction_generator, marginal_values, morphometric_reader, to_uint8
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import images_tensor
 
@@ -56,11 +65,13 @@ def main() -> None:
     print(f"{len(idx)} test digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
 
     own = block_values(model, abd.z, mean, std)[:, i_int]
-    print("\nedit size (grey levels from the latent's own intensity) | thickness change MAE | intensity change")
+    before = to_uint8(x)[:, 0].astype(np.float64)
+    print("\nedit size (grey levels from the latent's own intensity) | thickness change MAE | intensity change | stroke pixels from the scaled digit")
     for k in EDIT_SIZES:
         images, _, _ = decode_intervention(model, abd, {"intensity": own + k}, label_mean=mean, label_std=std)
         m = measure(images)
-        print(f"{k:+4d} | {np.abs(m['thickness'] - unedited['thickness']).mean():.4f} | {np.mean(m['intensity'] - unedited['intensity']):+.1f}")
+        pixels = cut_or_edges(before, to_uint8(images)[:, 0].astype(np.float64))["stroke"]
+        print(f"{k:+4d} | {np.abs(m['thickness'] - unedited['thickness']).mean():.4f} | {np.mean(m['intensity'] - unedited['intensity']):+.1f} | {pixels:.2f}")
     sources = source_digits(args.data, "test")[idx]
     drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, test.scm)["intensity"]
     true = measure(torch.as_tensor(drawn, dtype=torch.float32)[:, None] / 127.5 - 1)
@@ -71,14 +82,46 @@ def main() -> None:
     z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std)
     c_cf, c_f = model.condition(z_cf, class_labels=cls), model.condition(abd.z, class_labels=cls)
     print("\ncounterfactual condition above timestep s, factual below | thickness kept (MAE vs label) | intensity MAE")
+    i_th = test.graph.index("thickness")
+    full = None
     for s in (-1, *SWITCHES):
         with torch.no_grad():
             images = ddpm_decode(
                 lambda xt, t, s=s: model.eps(xt, t, c_cf if int(t[0]) > s else c_f), abd.x_T, abd.residuals, abd.timesteps, model.scheduler.alphas_cumprod
             ).clamp(-1, 1)
+        full = images if s < 0 else full
         m = measure(images)
         name = "all levels" if s < 0 else f"s = {s}"
-        print(f"{name:<10} | {np.abs(m['thickness'] - labels[:, 0]).mean():.4f} | {np.abs(m['intensity'] - values[:, i_int]).mean():.2f}")
+        print(f"{name:<10} | {np.abs(m['thickness'] - labels[:, i_th]).mean():.4f} | {np.abs(m['intensity'] - values[:, i_int]).mean():.2f}")
+
+    print(
+        "\nfull edit | thickness change MAE | at the proportional cut "
+        "| grey levels from the scaled digit: stroke pixels | edges (unedited 32-159) | core (160-255)"
+    )
+    for name, after in (("model", to_uint8(full)[:, 0]), ("true counterfactual", drawn)):
+        r = cut_or_edges(before, np.asarray(after, dtype=np.float64))
+        print(f"{name} | {r['change']:.4f} | {r['at_cut']:.4f} | {r['stroke']:.2f} | {r['edges']:.2f} | {r['core']:.2f}")
+
+
+def cut_or_edges(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """Mean |thickness change|, the same at ``before``'s cut scaled by the edit's gain, and the mean
+    |pixel difference| from ``before`` scaled by that gain (clipped as the dataset clips) over the
+    unedited digit's stroke pixels, its edges (grey 32-159) and its core (160 and above)."""
+    change, at_cut, pixels = [], [], {"stroke": [], "edges": [], "core": []}
+    for b, a in zip(before, after):
+        gain = mm.measure_intensity(a) / mm.measure_intensity(b)
+        low_b, low_a = mm.upscale(b).min(), mm.upscale(a).min()
+        thickness = mm.measure_thickness(b)
+        change.append(abs(mm.measure_thickness(a) - thickness))
+        at_cut.append(abs(mm.measure_thickness(a, level=low_a + gain * (mm.threshold(b) - low_b)) - thickness))
+        off = np.abs(a - np.clip(gain * b, 0, 255))
+        for name, where in (("stroke", b > 0), ("edges", (b >= 32) & (b < 160)), ("core", b >= 160)):
+            pixels[name].append(off[where])
+    return {
+        "change": float(np.mean(change)),
+        "at_cut": float(np.mean(at_cut)),
+        **{name: float(np.concatenate(v).mean()) for name, v in pixels.items()},
+    }
 
 
 if __name__ == "__main__":

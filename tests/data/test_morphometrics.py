@@ -49,6 +49,15 @@ def test_ring_thickness_is_its_drawn_width(width):
     assert M.measure_thickness(ring(width)) == pytest.approx(width, abs=0.1)
 
 
+def test_a_fixed_level_follows_a_scaled_digit_and_a_higher_one_thins_it():
+    image = ring(3.0)
+    level = M.threshold(image)
+    assert M.measure_thickness(image, level=level) == M.measure_thickness(image)
+    # upscaling is linear, so a digit scaled by g and cut at g x its level keeps the same foreground
+    assert M.measure_thickness(0.6 * image, level=0.6 * level) == pytest.approx(M.measure_thickness(image), abs=1e-9)
+    assert M.measure_thickness(image, level=1.3 * level) < M.measure_thickness(image) - 0.2
+
+
 def test_thickness_grows_with_stroke_width_at_any_angle():
     for angle in (0.0, 0.3, np.pi / 4):
         widths = [M.measure_thickness(bar(w, angle=angle)) for w in (2.0, 3.0, 4.0, 5.0)]

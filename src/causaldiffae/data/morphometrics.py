@@ -62,10 +62,19 @@ def upscale(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return pyramid_expand(_as_image(image), upscale=scale, order=3)
 
 
-def binarise(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    """The upscaled digit's foreground, thresholded half way between its darkest and brightest pixel."""
+def threshold(image: np.ndarray, scale: int = SCALE) -> float:
+    """The grey level ``binarise`` cuts the upscaled digit at: half way from its darkest to its brightest."""
+    return _threshold(upscale(image, scale))
+
+
+def binarise(image: np.ndarray, scale: int = SCALE, level: float | None = None) -> np.ndarray:
+    """The upscaled digit's foreground: at or above ``level`` (default ``threshold``), in grey levels.
+
+    A fixed ``level`` lets an analysis separate a shift of the cut (one brighter pixel moves it)
+    from changes of the strokes' own edges.
+    """
     up = upscale(image, scale)
-    return up >= _threshold(up)
+    return up >= (_threshold(up) if level is None else level)
 
 
 @lru_cache(maxsize=1)
@@ -124,12 +133,12 @@ def _thickness_of(binary: np.ndarray, scale: int) -> float:
     return float(2.0 * distance[skeleton].mean() / scale)
 
 
-def measure_thickness(image: np.ndarray, scale: int = SCALE) -> float:
-    """Mean stroke width in original pixels (0 for a blank image)."""
+def measure_thickness(image: np.ndarray, scale: int = SCALE, level: float | None = None) -> float:
+    """Mean stroke width in original pixels (0 for a blank image); ``level`` as in ``binarise``."""
     image = _as_image(image)
     if image.max() <= image.min():
         return 0.0
-    return _thickness_of(binarise(image, scale), scale)
+    return _thickness_of(binarise(image, scale, level), scale)
 
 
 def measure_intensity(image: np.ndarray) -> float:
