@@ -23,44 +23,28 @@ abduction, abducted once as ``evaluate`` does), three tables:
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
+from evaluate_draw import arguments, evaluate_draw
 
-from causaldiffae.checkpoint import load_run
-from causaldiffae.counterfactual import abduct, block_values, decode_intervention, intervene, label_stats
-from causaldiffae.data import load_dataset
+from causaldiffae.counterfactual import block_values, decode_intervention, intervene
 from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
-from causaldiffae.demo import WEIGHTS
 from causaldiffae.diffusion import ddpm_decode
-from causaldiffae.evaluation.metrics import abduction_generator, marginal_values, morphometric_reader, to_uint8
+from causaldiffae.evaluation.metrics import morphometric_reader, to_uint8
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import images_tensor
 
 EDIT_SIZES = (1, 3, 10, 30, -10, -30)
 SWITCHES = (50, 150, 300, 500)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
-    parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
-    parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    model, config = load_run(args.run)
-    steps = config.diffusion.sample_steps
-    test = load_dataset(args.data, "test")
+    args = arguments(__doc__.splitlines()[0]).parse_args()
+    d = evaluate_draw(args)
+    model, steps, test, idx, x, labels, values, abd = d.model, d.steps, d.test, d.idx, d.x, d.labels, d.values, d.abduction
+    mean, std = d.label_mean, d.label_std
     measure = morphometric_reader(test.graph)
     i_int = test.graph.index("intensity")
-    idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: min(args.n, len(test))])
-    x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
-    values = marginal_values(test.labels, idx, args.seed)
-    mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=classes, generator=abduction_generator(args.seed, 1))
     unedited = measure(x)
     print(f"{len(idx)} test digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
 

@@ -18,29 +18,21 @@ against the SCM's counterfactual labels:
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
+from evaluate_draw import arguments, evaluate_draw
 
-from causaldiffae.checkpoint import load_run
-from causaldiffae.counterfactual import abduct, block_values, intervene, label_stats
-from causaldiffae.data import load_dataset
-from causaldiffae.demo import WEIGHTS
+from causaldiffae.counterfactual import block_values, intervene
 from causaldiffae.diffusion import ddpm_decode, ddpm_invert
-from causaldiffae.evaluation.metrics import abduction_generator, marginal_values, morphometric_reader
-from causaldiffae.evaluation.predictors import images_tensor
+from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
 
 LEVERS = ("eta", "path", "delta")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
-    parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
-    parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--only", choices=LEVERS, action="append", help="run only these levers (repeatable)")
     parser.add_argument("--etas", default="1,1.5,2")
     parser.add_argument("--paths", default="1,3,6")
@@ -49,14 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     levers = args.only or LEVERS
 
-    model, config = load_run(args.run)
-    test = load_dataset(args.data, "test")
+    d = evaluate_draw(args)
+    model, test, x, labels, values, abd = d.model, d.test, d.x, d.labels, d.values, d.abduction
+    mean, std = d.label_mean, d.label_std
     measure = morphometric_reader(test.graph)
-    idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: min(args.n, len(test))])
-    x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
-    values = marginal_values(test.labels, idx, args.seed)
-    mean, std = label_stats(model)
-    abd = abduct(model, x, steps=config.diffusion.sample_steps, abduction="ddpm", class_labels=classes, generator=abduction_generator(args.seed, 1))
     alphas = model.scheduler.alphas_cumprod
     variables = ("thickness", "intensity")
     col = {v: test.graph.index(v) for v in variables}
@@ -78,7 +66,7 @@ def main() -> None:
             return ddpm_decode(lambda xt, t: model.eps(xt, t, c_to), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
-    print(f"{len(idx)} test digits, {config.diffusion.sample_steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
+    print(f"{len(x)} test digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
     if "eta" in levers:
         print("\neta | do(thickness): thickness | intensity | do(intensity): thickness | intensity")
         for eta in (float(e) for e in args.etas.split(",")):

@@ -1,0 +1,52 @@
+"""``causaldiffae evaluate``'s test digits, intervention values and one ``ddpm`` abduction, for the
+benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from causaldiffae.checkpoint import load_run
+from causaldiffae.counterfactual import Abduction, abduct, label_stats
+from causaldiffae.data import load_dataset
+from causaldiffae.demo import WEIGHTS
+from causaldiffae.evaluation.metrics import abduction_generator, marginal_values
+from causaldiffae.evaluation.predictors import images_tensor
+
+
+@dataclass
+class Draw:
+    model: torch.nn.Module
+    steps: int  # the run's DDIM steps
+    test: object  # the MorphoMNIST test split
+    idx: np.ndarray
+    x: torch.Tensor  # the digits in [-1, 1]
+    labels: np.ndarray
+    values: np.ndarray  # evaluate's intervention values, one row per digit
+    label_mean: np.ndarray
+    label_std: np.ndarray
+    abduction: Abduction
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
+    parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def evaluate_draw(args: argparse.Namespace) -> Draw:
+    """The digits and values ``evaluate --seed`` scores, abducted once with its first abduction seed."""
+    model, config = load_run(args.run)
+    steps = config.diffusion.sample_steps
+    test = load_dataset(args.data, "test")
+    idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: min(args.n, len(test))])
+    x = images_tensor(test, idx)
+    mean, std = label_stats(model)
+    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=test.classes[idx], generator=abduction_generator(args.seed, 1))
+    return Draw(model, steps, test, idx, x, test.labels[idx], marginal_values(test.labels, idx, args.seed), mean, std, abd)
