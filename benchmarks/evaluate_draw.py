@@ -12,6 +12,7 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
+from causaldiffae.data.base import CausalImageDataset
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.metrics import abduction_generator, marginal_values
 from causaldiffae.evaluation.predictors import images_tensor
@@ -21,7 +22,7 @@ from causaldiffae.evaluation.predictors import images_tensor
 class Draw:
     model: torch.nn.Module
     steps: int  # the run's DDIM steps
-    test: object  # the MorphoMNIST test split
+    test: CausalImageDataset  # the MorphoMNIST test split
     idx: np.ndarray
     x: torch.Tensor  # the digits in [-1, 1]
     labels: np.ndarray

@@ -59,18 +59,23 @@ def main() -> None:
         thickness, intensity = (np.abs(m[v] - truth[variable][:, col[v]]).mean() for v in variables)
         return f"{thickness:.4f} | {intensity:.2f}"
 
-    def edit(z_from: torch.Tensor, z_to: torch.Tensor, images: torch.Tensor, eta: float, generator: torch.Generator) -> torch.Tensor:
-        c_from, c_to = condition(z_from), condition(z_to)
+    def invert(z: torch.Tensor, images: torch.Tensor, eta: float, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        c = condition(z)
         with torch.no_grad():
-            x_T, residuals = ddpm_invert(lambda xt, t: model.eps(xt, t, c_from), images, abd.timesteps, alphas, generator=generator, eta=eta)
-            return ddpm_decode(lambda xt, t: model.eps(xt, t, c_to), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
+            return ddpm_invert(lambda xt, t: model.eps(xt, t, c), images, abd.timesteps, alphas, generator=generator, eta=eta)
+
+    def decode(z: torch.Tensor, x_T: torch.Tensor, residuals: list[torch.Tensor], eta: float) -> torch.Tensor:
+        c = condition(z)
+        with torch.no_grad():
+            return ddpm_decode(lambda xt, t: model.eps(xt, t, c), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
     print(f"{len(x)} test digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
     if "eta" in levers:
         print("\neta | do(thickness): thickness | intensity | do(intensity): thickness | intensity")
         for eta in (float(e) for e in args.etas.split(",")):
-            row = [score(v, edit(abd.z, z_cf[v], x, eta, abduction_generator(args.seed, 1))) for v in variables]
+            x_T, residuals = invert(abd.z, x, eta, abduction_generator(args.seed, 1))
+            row = [score(v, decode(z_cf[v], x_T, residuals, eta)) for v in variables]
             print(f"{eta:g} | " + " | ".join(row))
 
     if "path" in levers:
@@ -81,7 +86,7 @@ def main() -> None:
             generator = abduction_generator(args.seed, 1)
             for i in range(1, k + 1):
                 z_next = intervene(model, abd, {"intensity": own + (target - own) * i / k}, label_mean=mean, label_std=std)[0]
-                images, z_prev = edit(z_prev, z_next, images, 1.0, generator), z_next
+                images, z_prev = decode(z_next, *invert(z_prev, images, 1.0, generator), 1.0), z_next
                 images = ((images + 1) * 127.5).round() / 127.5 - 1  # each step's result as a dataset would store it
             print(f"{k} | {score('intensity', images)} | {time.perf_counter() - t0:.0f}")
 
