@@ -15,12 +15,12 @@ MEAN = np.array([2.0, 10.0, -1.0])
 STD = np.array([0.5, 4.0, 2.0])
 
 
-def tiny(variant="causaldiffae", num_classes=0, cond_drop=0.0, graph=GRAPH, block=4, seed=0) -> CausalDiffAE:
+def tiny(variant="causaldiffae", num_classes=0, cond_drop=0.0, graph=GRAPH, block=4, seed=0, style=0) -> CausalDiffAE:
     torch.manual_seed(seed)
     config = ModelConfig(
         variant=variant, latent_block=block, encoder_channels=[8, 16], base_channels=8, channel_mult=[1, 2],
         layers_per_block=1, attention_levels=[], mid_attention=False, norm_groups=4,
-        class_conditional=num_classes > 0, cond_drop_prob=cond_drop,
+        class_conditional=num_classes > 0, cond_drop_prob=cond_drop, style_dim=style,
     )
     model = CausalDiffAE(config, graph, (1, 8, 8), num_classes=num_classes)
     model.set_label_stats(MEAN[: len(graph)], STD[: len(graph)])
@@ -72,6 +72,19 @@ def test_counterfactual_reports_values_in_natural_units_and_supports_joint_batch
     np.testing.assert_allclose(out.values[:, 0], [1, 2, 3, 4], atol=1e-5)
     np.testing.assert_allclose(out.values[:, 2], 5.0, atol=1e-5)
     np.testing.assert_allclose(out.factual_values[:, 2], out.z.view(4, 3, -1)[:, 2].mean(1).numpy() * 2 - 1, atol=1e-5)
+
+
+def test_the_style_block_survives_every_intervention_and_is_not_read_as_a_value():
+    model = tiny(style=5)
+    abd = abduct(model, images(), steps=2)
+    assert abd.z.shape == (4, 3 * 4 + 5)
+    for mode in ("set", "shift"):
+        z_cf, _ = intervene(model, abd, {"a": np.full(4, 3.0), "c": np.zeros(4)}, label_mean=MEAN, label_std=STD, mode=mode)
+        assert torch.equal(z_cf[:, 12:], abd.z[:, 12:])
+        torch.testing.assert_close(model.blocks(z_cf)[:, 0].mean(1), torch.full((4,), 2.0))
+    out = counterfactual(model, images(), {"a": [1.0, 2.0, 3.0, 4.0]}, steps=2)
+    np.testing.assert_allclose(out.values[:, 0], [1, 2, 3, 4], atol=1e-5)
+    assert out.values.shape == (4, 3)
 
 
 def test_variants_without_mechanisms_do_not_propagate():

@@ -57,6 +57,9 @@ class ModelConfig:
     z_noise_scale: float = 0.001  # s: training z uses u = mu + sqrt(s * var) * eps
     kl_weight: float = 1.0  # weight of KL(q(u|x) || N(0, I)), per-dimension mean
     label_weight: float = 1.0  # weight of the label-aligned prior, per-dimension mean
+    style_dim: int = 0  # width of an exogenous style block outside the graph, kept by every intervention
+    style_kl_weight: float = 1e-4  # weight of the style block's KL to N(0, I), per-dimension mean
+    style_drop_prob: float = 0.0  # labeled samples also train with the style block zeroed this often
 
 
 @dataclass
@@ -242,6 +245,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         need(0 <= level < len(m.channel_mult), "model.attention_levels", m.attention_levels, f"levels are 0..{len(m.channel_mult) - 1}")
     need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "must lie in [0, 1)")
     need(m.z_noise_scale >= 0 and m.kl_weight >= 0 and m.label_weight >= 0, "model.z_noise_scale/kl_weight/label_weight", (m.z_noise_scale, m.kl_weight, m.label_weight), "must be >= 0")
+    need(m.style_dim >= 0, "model.style_dim", m.style_dim, "must be >= 0")
+    need(m.style_dim == 0 or m.variant != "label-conditional", "model.style_dim", m.style_dim, "the label-conditional variant has no encoder for a style block")
+    need(m.style_kl_weight >= 0, "model.style_kl_weight", m.style_kl_weight, "must be >= 0")
+    need(0.0 <= m.style_drop_prob < 1.0, "model.style_drop_prob", m.style_drop_prob, "must lie in [0, 1)")
     need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(1 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 1..{d.num_train_timesteps}")

@@ -238,7 +238,7 @@ def intervened_blocks(
     ``shift`` moves the block's mean there and keeps the individual's residual around it.
     """
     b, d = z.shape[0], model.block_size
-    blocks = z.view(b, -1, d)
+    blocks = model.blocks(z)
     out = {}
     for name, values in do.items():
         if name not in model.graph.variables:
@@ -388,8 +388,7 @@ def _tile(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
 
 def block_values(model, z: torch.Tensor, label_mean: np.ndarray, label_std: np.ndarray) -> np.ndarray:
     """Natural-unit value of every variable read off a latent: block means, unstandardised."""
-    b = z.shape[0]
-    means = z.view(b, len(model.graph), -1).mean(dim=2).double().cpu().numpy()
+    means = model.blocks(z).mean(dim=2).double().cpu().numpy()
     return means * np.asarray(label_std) + np.asarray(label_mean)
 
 

@@ -124,3 +124,42 @@ def test_condition_dropout_uses_the_null_condition():
     model.encoder.mean.bias.data += 5.0  # a different z ...
     after = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
     torch.testing.assert_close(before, after)  # ... is irrelevant: this seeded draw drops every sample
+
+
+def test_style_block_is_exogenous_to_every_variable():
+    model = _model("model.style_dim=3")
+    assert model.encode(_batch()["image"])[0].shape == (6, 2 * 4 + 3)
+    u = torch.randn(5, 2 * 4 + 3)
+    z = model.propagate(u)
+    torch.testing.assert_close(z[:, 8:], u[:, 8:])
+    assert model.blocks(z).shape == (5, 2, 4)
+    torch.testing.assert_close(model.blocks(z).reshape(5, -1), model.causal(u[:, :8]))
+    for name in ("a", "b"):
+        z_cf = model.intervene(u, {name: torch.full((5, 4), 2.0)})
+        torch.testing.assert_close(z_cf[:, 8:], u[:, 8:], rtol=0, atol=0)
+        assert torch.equal(model.blocks(z_cf)[:, GRAPH.index(name)], torch.full((5, 4), 2.0))
+    assert not torch.equal(model.intervene(u, {"a": torch.full((5, 4), 2.0)})[:, 4:8], z[:, 4:8])  # b is a's child
+
+
+def test_style_block_has_its_own_kl_and_no_label_prior():
+    model = _model("model.z_noise_scale=0", "model.style_dim=3", "model.style_kl_weight=0.5")
+    batch = _batch()
+    mu, logvar = model.encode(batch["image"])
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar)
+    terms = model.loss(batch, 1.0, torch.Generator().manual_seed(0))
+    z = model.propagate(mu)
+    expected_label = 0.5 * (z[:, :8] - batch["labels"].repeat_interleave(4, 1)).square().mean()
+    torch.testing.assert_close(terms["kl_u"], kl[:, :8].mean())
+    torch.testing.assert_close(terms["kl_style"], kl[:, 8:].mean())
+    torch.testing.assert_close(terms["kl_label"], expected_label)
+    torch.testing.assert_close(terms["loss"], terms["mse"] + terms["kl_u"] + expected_label + 0.5 * terms["kl_style"])
+
+
+def test_style_dropout_hides_only_the_style_block():
+    model = _model("model.style_dim=3", "model.style_drop_prob=0.99")
+    batch = _batch()
+    before = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
+    model.encoder.mean.bias.data[8:] += 5.0  # a different style ...
+    torch.testing.assert_close(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], before)  # ... is dropped
+    model.encoder.mean.bias.data[:8] += 5.0  # a different causal latent is not
+    assert not torch.equal(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], before)

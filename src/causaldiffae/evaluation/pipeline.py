@@ -120,13 +120,13 @@ def _std_tree(trees: list):
 
 
 def _codes(model, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
-    """Factual causal latents ``z`` (posterior mean through the causal layer)."""
+    """Factual causal latents ``z`` (posterior mean through the causal layer), style block left out."""
     out = []
     with torch.no_grad():
         for s in range(0, len(idx), batch):
             x = images_tensor(ds, idx[s : s + batch]).to(next(model.parameters()).device)
             u, _ = model.encode(x)
-            out.append(model.propagate(u).double().cpu().numpy())
+            out.append(model.blocks(model.propagate(u)).flatten(1).double().cpu().numpy())
     return np.concatenate(out)
 
 

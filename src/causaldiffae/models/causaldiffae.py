@@ -47,7 +47,9 @@ class CausalDiffAE(nn.Module):
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes if config.class_conditional else 0
         self.block_size = 1 if self.variant == "label-conditional" else config.latent_block
-        latent_dim = len(graph) * self.block_size
+        self.causal_dim = len(graph) * self.block_size
+        self.style_dim = config.style_dim
+        latent_dim = self.causal_dim + self.style_dim
         self.encoder = None if self.variant == "label-conditional" else Encoder(self.image_shape, config.encoder_channels, latent_dim)
         self.causal = (
             CausalLayer(graph, self.block_size, config.mechanism_hidden, config.mechanism_layers) if self.has_mechanisms else None
@@ -89,21 +91,31 @@ class CausalDiffAE(nn.Module):
             raise UserError("the label-conditional variant has no encoder: its condition is the labels themselves")
         return self.encoder(x)
 
+    def blocks(self, z: torch.Tensor) -> torch.Tensor:
+        """The causal blocks of a latent, ``(B, n, block)``; the style block is left out."""
+        return z[:, : self.causal_dim].reshape(z.shape[0], len(self.graph), self.block_size)
+
     def propagate(self, u: torch.Tensor) -> torch.Tensor:
-        """``z`` from ``u`` through the causal layer (identity for variants without mechanisms)."""
-        return self.causal(u) if self.causal is not None else u
+        """``z`` from ``u`` through the causal layer (identity for variants without mechanisms).
+
+        The style block is exogenous to every variable, so it passes through unchanged.
+        """
+        u_causal, u_style = u[:, : self.causal_dim], u[:, self.causal_dim :]
+        z = self.causal(u_causal) if self.causal is not None else u_causal
+        return torch.cat([z, u_style], dim=1)
 
     def intervene(self, u: torch.Tensor, do: Mapping[str, torch.Tensor | float]) -> torch.Tensor:
-        """``z`` under ``do(name = block)``; descendants recomputed, non-descendants bit-identical."""
+        """``z`` under ``do(name = block)``; descendants recomputed, non-descendants (and style) bit-identical."""
         for name in do:
             self.graph.index(name)
+        u_causal, u_style = u[:, : self.causal_dim], u[:, self.causal_dim :]
         if self.causal is not None:
-            return self.causal.intervene(u, do)
+            return torch.cat([self.causal.intervene(u_causal, do), u_style], dim=1)
         b, d = u.shape[0], self.block_size
-        blocks = list(u.view(b, -1, d).unbind(1))
+        blocks = list(u_causal.reshape(b, -1, d).unbind(1))
         for name, value in do.items():
             blocks[self.graph.index(name)] = torch.as_tensor(value, dtype=u.dtype, device=u.device).expand(b, d)
-        return torch.cat(blocks, dim=1)
+        return torch.cat([*blocks, u_style], dim=1)
 
     def condition(
         self, z: torch.Tensor | None, class_labels: torch.Tensor | None = None, keep: torch.Tensor | None = None
@@ -145,16 +157,23 @@ class CausalDiffAE(nn.Module):
         lat = self.latent(batch, generator)
         z = lat["z"]
         zero = torch.zeros((), device=device)
-        kl_u = kl_label = zero
+        kl_u = kl_label = kl_style = zero
         if "mu" in lat:
             mu, logvar = lat["mu"].float(), lat["logvar"].float()
-            kl_u = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
+            kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+            kl_u = kl[:, : self.causal_dim].mean()
+            if self.style_dim:
+                kl_style = kl[:, self.causal_dim :].mean()
         if self.has_label_prior:
             target = batch["labels"].float().repeat_interleave(self.block_size, dim=1)
-            per_sample = 0.5 * (z.float() - target).square().mean(dim=1)
+            per_sample = 0.5 * (z[:, : self.causal_dim].float() - target).square().mean(dim=1)
             kl_label = (per_sample * labeled.float()).sum() / b
         drop = torch.rand(b, generator=generator, device=device) < self.config.cond_drop_prob
         keep = labeled & ~drop
+        if self.style_dim:
+            # Without style the decoder must draw the labelled factors from their own blocks.
+            drop_style = torch.rand(b, generator=generator, device=device) < self.config.style_drop_prob
+            z = torch.cat([z[:, : self.causal_dim], z[:, self.causal_dim :] * (~drop_style).unsqueeze(1).to(z.dtype)], dim=1)
         cond = self.condition(z, batch.get("class"), keep)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator, device=device)
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
@@ -163,5 +182,8 @@ class CausalDiffAE(nn.Module):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         mse = (self.eps(x_t, t, cond).float() - noise.float()).square().mean()
         c = self.config
-        loss = mse + kl_scale * (c.kl_weight * kl_u + c.label_weight * kl_label)
-        return {"loss": loss, "mse": mse.detach(), "kl_u": kl_u.detach(), "kl_label": kl_label.detach()}
+        loss = mse + kl_scale * (c.kl_weight * kl_u + c.label_weight * kl_label + c.style_kl_weight * kl_style)
+        out = {"loss": loss, "mse": mse.detach(), "kl_u": kl_u.detach(), "kl_label": kl_label.detach()}
+        if self.style_dim:
+            out["kl_style"] = kl_style.detach()
+        return out
