@@ -43,15 +43,14 @@ def test_overrides_parse_yaml_values():
         ("train.steps=ten", "train.steps: expected an integer"),
         ("model.norm_groups=7", "norm_groups"),
         ("model.attention_levels=[5]", "attention_levels"),
-        ("train.batch_size=10", "divisible by train.grad_accum"),
+        (["train.batch_size=10", "train.grad_accum=4"], "divisible by train.grad_accum"),
         ("model.style_dim=-1", "style_dim=-1: must be >= 0"),
         ("model.style_drop_prob=1", r"style_drop_prob.*\[0, 1\)"),
-        ("model.style_dim=8", "label-conditional variant has no encoder for a style block"),
+        (["model.style_dim=8", "model.variant=label-conditional"], "label-conditional variant has no encoder for a style block"),
     ],
 )
 def test_bad_values_are_one_line_errors(override, match):
-    overrides = [override] + (["train.grad_accum=4"] if "batch_size" in override else [])
-    overrides += ["model.variant=label-conditional"] if "style_dim=8" in override else []
+    overrides = [override] if isinstance(override, str) else override
     with pytest.raises(ConfigError, match=match) as err:
         load_config("morphomnist-cpu", overrides)
     assert "\n" not in str(err.value)

@@ -91,16 +91,20 @@ class CausalDiffAE(nn.Module):
             raise UserError("the label-conditional variant has no encoder: its condition is the labels themselves")
         return self.encoder(x)
 
+    def split(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A latent (``u`` or ``z``) as its causal part ``(B, n * block)`` and its style block ``(B, style)``."""
+        return v[:, : self.causal_dim], v[:, self.causal_dim :]
+
     def blocks(self, z: torch.Tensor) -> torch.Tensor:
         """The causal blocks of a latent, ``(B, n, block)``; the style block is left out."""
-        return z[:, : self.causal_dim].reshape(z.shape[0], len(self.graph), self.block_size)
+        return self.split(z)[0].reshape(z.shape[0], len(self.graph), self.block_size)
 
     def propagate(self, u: torch.Tensor) -> torch.Tensor:
         """``z`` from ``u`` through the causal layer (identity for variants without mechanisms).
 
         The style block is exogenous to every variable, so it passes through unchanged.
         """
-        u_causal, u_style = u[:, : self.causal_dim], u[:, self.causal_dim :]
+        u_causal, u_style = self.split(u)
         z = self.causal(u_causal) if self.causal is not None else u_causal
         return torch.cat([z, u_style], dim=1)
 
@@ -108,11 +112,11 @@ class CausalDiffAE(nn.Module):
         """``z`` under ``do(name = block)``; descendants recomputed, non-descendants (and style) bit-identical."""
         for name in do:
             self.graph.index(name)
-        u_causal, u_style = u[:, : self.causal_dim], u[:, self.causal_dim :]
+        u_causal, u_style = self.split(u)
         if self.causal is not None:
             return torch.cat([self.causal.intervene(u_causal, do), u_style], dim=1)
         b, d = u.shape[0], self.block_size
-        blocks = list(u_causal.reshape(b, -1, d).unbind(1))
+        blocks = list(self.blocks(u).unbind(1))
         for name, value in do.items():
             blocks[self.graph.index(name)] = torch.as_tensor(value, dtype=u.dtype, device=u.device).expand(b, d)
         return torch.cat([*blocks, u_style], dim=1)
@@ -146,7 +150,8 @@ class CausalDiffAE(nn.Module):
     def loss(
         self, batch: Mapping[str, torch.Tensor], kl_scale: float, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """``mse + kl_scale * (kl_weight * KL_u + label_weight * KL_label)``; terms are per-dim means.
+        """``mse + kl_scale * (kl_weight * KL_u + label_weight * KL_label + style_kl_weight * KL_style)``;
+        terms are per-dim means (``KL_u`` over the causal blocks, ``KL_style`` over the style block).
 
         ``batch["labeled"]`` (bool, B) marks samples that keep labels; the others train with the
         null condition and contribute no label-prior term.
@@ -160,20 +165,21 @@ class CausalDiffAE(nn.Module):
         kl_u = kl_label = kl_style = zero
         if "mu" in lat:
             mu, logvar = lat["mu"].float(), lat["logvar"].float()
-            kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
-            kl_u = kl[:, : self.causal_dim].mean()
+            kl_causal, kl_style_dims = self.split(0.5 * (mu.square() + logvar.exp() - 1.0 - logvar))
+            kl_u = kl_causal.mean()
             if self.style_dim:
-                kl_style = kl[:, self.causal_dim :].mean()
+                kl_style = kl_style_dims.mean()
+        z_causal, z_style = self.split(z)
         if self.has_label_prior:
             target = batch["labels"].float().repeat_interleave(self.block_size, dim=1)
-            per_sample = 0.5 * (z[:, : self.causal_dim].float() - target).square().mean(dim=1)
+            per_sample = 0.5 * (z_causal.float() - target).square().mean(dim=1)
             kl_label = (per_sample * labeled.float()).sum() / b
         drop = torch.rand(b, generator=generator, device=device) < self.config.cond_drop_prob
         keep = labeled & ~drop
         if self.style_dim:
             # Without style the decoder must draw the labelled factors from their own blocks.
             drop_style = torch.rand(b, generator=generator, device=device) < self.config.style_drop_prob
-            z = torch.cat([z[:, : self.causal_dim], z[:, self.causal_dim :] * (~drop_style).unsqueeze(1).to(z.dtype)], dim=1)
+            z = torch.cat([z_causal, z_style * (~drop_style).unsqueeze(1).to(z.dtype)], dim=1)
         cond = self.condition(z, batch.get("class"), keep)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator, device=device)
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
