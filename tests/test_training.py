@@ -64,6 +64,13 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path):
     ema = load_file(str(run / "checkpoints" / "step-0000040" / "ema.safetensors"))
     assert torch.equal(model.state_dict()["decoder.project.weight"], ema["decoder.project.weight"])
     torch.testing.assert_close(model.label_mean.double(), torch.from_numpy(synthetic_dataset(n=32).label_mean))
+    earlier, _ = load_run(run, step=20)
+    ema20 = load_file(str(run / "checkpoints" / "step-0000020" / "ema.safetensors"))
+    assert earlier.trained_steps == 20 and model.trained_steps == 40
+    assert torch.equal(earlier.state_dict()["decoder.project.weight"], ema20["decoder.project.weight"])
+    assert not torch.equal(ema20["decoder.project.weight"], ema["decoder.project.weight"])
+    with pytest.raises(CheckpointError, match=r"no checkpoint at step 30 \(kept: 20, 40\)"):
+        load_run(run, step=30)
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):

@@ -138,8 +138,12 @@ def read_model_meta(weights: str | Path) -> dict[str, Any]:
         return json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(model, config)`` of a trained run: EMA weights, eval mode, on ``device``."""
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None):
+    """``(model, config)`` of a trained run: EMA weights, eval mode, on ``device``.
+
+    ``step`` takes the EMA weights of that kept checkpoint instead of the latest exported ones, to
+    score a run along its training.
+    """
     from causaldiffae.models import CausalDiffAE
 
     run_dir = Path(run_dir)
@@ -152,8 +156,17 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     meta = read_model_meta(weights)
     if "graph" not in meta:
         raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
+    tensors = weights if step is None else _checkpoint_ema(run_dir, step)
     graph = CausalGraph.from_dict(meta["graph"], source=str(weights))
     model = CausalDiffAE(config.model, graph, tuple(meta["image_shape"]), meta.get("num_classes", 0), config.diffusion)
-    model.load_state_dict(load_file(str(weights)))
-    model.trained_steps = int(meta.get("step", 0))
+    model.load_state_dict(load_file(str(tensors)))
+    model.trained_steps = int(meta.get("step", 0)) if step is None else step
     return model.to(device).eval(), config
+
+
+def _checkpoint_ema(run_dir: Path, step: int) -> Path:
+    path = run_dir / CHECKPOINTS / f"step-{step:07d}" / "ema.safetensors"
+    if not path.is_file():
+        kept = ", ".join(str(int(p.name.removeprefix("step-"))) for p in checkpoint_dirs(run_dir)) or "none"
+        raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {kept})")
+    return path

@@ -107,6 +107,7 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
         (["--do", "a"], "expected NAME=VALUE"),
         (["--do", "a=2", "--w", "2"], "from the null condition needs a model trained with one"),
         (["--do", "digit=3"], "needs a class-conditional model"),
+        (["--do", "a=2", "--step", "1"], "no checkpoint at step 1 (kept: 2)"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):

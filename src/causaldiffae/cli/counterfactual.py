@@ -74,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Rows are images; columns are the original, its reconstruction, and one column per intervention value.",
     )
     parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
+    parser.add_argument("--step", type=int, default=None,
+                        help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=16, help="number of images (the first n of the split)")
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--n must be at least 1, got {args.n}")
     interventions = parse_do(args.do)
     set_threads(args.threads)
-    model, config = load_run(args.run)
+    model, config = load_run(args.run, step=args.step)
     args.steps = args.steps or config.diffusion.sample_steps
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start)
     columns = [(name, v) for name, values in interventions for v in values]

@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Scores a trained run with anti-causal predictors (see 'causaldiffae predictors') on a dataset split.",
     )
     parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
+    parser.add_argument("--step", type=int, default=None,
+                        help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--predictors", required=True, help="folder made by 'causaldiffae predictors' on the same dataset")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
     set_threads(args.threads)
-    model, config = load_run(args.run, device=args.device)
+    model, config = load_run(args.run, device=args.device, step=args.step)
     opts["steps"] = args.steps or config.diffusion.sample_steps
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)
