@@ -36,6 +36,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
     parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
+    parser.add_argument("--step", type=int, default=None, help="a kept checkpoint's EMA weights (default: the run's latest)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -43,7 +44,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
 
 def evaluate_draw(args: argparse.Namespace) -> Draw:
     """The digits and values ``evaluate --seed`` scores, abducted once with its first abduction seed."""
-    model, config = load_run(args.run)
+    model, config = load_run(args.run, step=args.step)
     steps = config.diffusion.sample_steps
     test = load_dataset(args.data, "test")
     idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: min(args.n, len(test))])

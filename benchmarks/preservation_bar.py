@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
     parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
+    parser.add_argument("--step", type=int, default=None, help="a kept checkpoint's EMA weights (default: the run's latest)")
     parser.add_argument("--predictors", default=str(WEIGHTS / "predictors"))
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
@@ -105,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(v) for v in args.seeds.split(",")]
 
-    model, config = load_run(args.run, device=args.device)
+    model, config = load_run(args.run, device=args.device, step=args.step)
     steps = args.steps or config.diffusion.sample_steps
     test = load_dataset(args.data, "test")
     predictors = load_predictors(args.predictors, test)
