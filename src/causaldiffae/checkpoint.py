@@ -65,6 +65,11 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
 # Checkpoints -----------------------------------------------------------------------------------
 
 
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives (it may not exist)."""
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:07d}"
+
+
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     root = Path(run_dir) / CHECKPOINTS
@@ -83,7 +88,7 @@ def save_checkpoint(
     keep: int,
 ) -> Path:
     """Write ``checkpoints/step-XXXXXXX`` atomically, then delete all but the newest ``keep``."""
-    path = Path(run_dir) / CHECKPOINTS / f"step-{step:07d}"
+    path = checkpoint_dir(run_dir, step)
     opt_tensors, opt_meta = flatten_optimizer(optimizer)
     with atomic_dir(path, force=True) as tmp:
         save_file(_contiguous(model), str(tmp / "model.safetensors"))
@@ -165,7 +170,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:
-    path = run_dir / CHECKPOINTS / f"step-{step:07d}" / "ema.safetensors"
+    path = checkpoint_dir(run_dir, step) / "ema.safetensors"
     if not path.is_file():
         kept = ", ".join(str(int(p.name.removeprefix("step-"))) for p in checkpoint_dirs(run_dir)) or "none"
         raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {kept})")
