@@ -1,5 +1,8 @@
 """``causaldiffae evaluate``'s test digits, intervention values and one ``ddpm`` abduction, for the
-benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``)."""
+benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``).
+
+``--split train`` draws training digits (and values from the training marginal) the same way: a
+diagnostic of how much of an error is the model not generalising, never a reported score."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from causaldiffae.evaluation.predictors import images_tensor
 class Draw:
     model: torch.nn.Module
     steps: int  # the run's DDIM steps
-    test: CausalImageDataset  # the MorphoMNIST test split
+    data: CausalImageDataset  # the MorphoMNIST split drawn from (test unless --split train)
     idx: np.ndarray
     x: torch.Tensor  # the digits in [-1, 1]
     labels: np.ndarray
@@ -39,16 +42,17 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--step", type=int, default=None, help="a kept checkpoint's EMA weights (default: the run's latest)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("test", "train"), default="test", help="digits to draw (default: test, as evaluate)")
     return parser
 
 
 def evaluate_draw(args: argparse.Namespace) -> Draw:
-    """The digits and values ``evaluate --seed`` scores, abducted once with its first abduction seed."""
+    """The digits and values ``evaluate --seed`` scores (or their like from ``--split``), abducted once with its first abduction seed."""
     model, config = load_run(args.run, step=args.step)
     steps = config.diffusion.sample_steps
-    test = load_dataset(args.data, "test")
-    idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: min(args.n, len(test))])
-    x = images_tensor(test, idx)
+    data = load_dataset(args.data, args.split)
+    idx = np.sort(np.random.default_rng(args.seed).permutation(len(data))[: min(args.n, len(data))])
+    x = images_tensor(data, idx)
     mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=test.classes[idx], generator=abduction_generator(args.seed, 1))
-    return Draw(model, steps, test, idx, x, test.labels[idx], marginal_values(test.labels, idx, args.seed), mean, std, abd)
+    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))
+    return Draw(model, steps, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)

@@ -41,12 +41,12 @@ SWITCHES = (50, 150, 300, 500)
 def main() -> None:
     args = arguments(__doc__.splitlines()[0]).parse_args()
     d = evaluate_draw(args)
-    model, steps, test, idx, x, labels, values, abd = d.model, d.steps, d.test, d.idx, d.x, d.labels, d.values, d.abduction
+    model, steps, ds, idx, x, labels, values, abd = d.model, d.steps, d.data, d.idx, d.x, d.labels, d.values, d.abduction
     mean, std = d.label_mean, d.label_std
-    measure = morphometric_reader(test.graph)
-    i_int = test.graph.index("intensity")
+    measure = morphometric_reader(ds.graph)
+    i_int = ds.graph.index("intensity")
     unedited = measure(x)
-    print(f"{len(idx)} test digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
+    print(f"{len(idx)} {args.split} digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
 
     own = block_values(model, abd.z, mean, std)[:, i_int]
     before = to_uint8(x)[:, 0].astype(np.float64)
@@ -56,8 +56,8 @@ def main() -> None:
         m = measure(images)
         pixels = off_the_scaled_digit(before, to_uint8(images)[:, 0].astype(np.float64))["stroke"]
         print(f"{k:+4d} | {np.abs(m['thickness'] - unedited['thickness']).mean():.4f} | {np.mean(m['intensity'] - unedited['intensity']):+.1f} | {pixels:.2f}")
-    sources = source_digits(args.data, "test")[idx]
-    drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, test.scm)["intensity"]
+    sources = source_digits(args.data, args.split)[idx]
+    drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, ds.scm)["intensity"]
     true = measure(torch.as_tensor(drawn, dtype=torch.float32)[:, None] / 127.5 - 1)
     change = np.abs(values[:, i_int] - labels[:, i_int]).mean()
     print(f"true counterfactual, full edit (mean |change| {change:.0f}) | {np.abs(true['thickness'] - unedited['thickness']).mean():.4f} |")
@@ -66,7 +66,7 @@ def main() -> None:
     z_cf, cls = intervene(model, abd, do, label_mean=mean, label_std=std)
     c_cf, c_f = model.condition(z_cf, class_labels=cls), model.condition(abd.z, class_labels=cls)
     print("\ncounterfactual condition above timestep s, factual below | thickness kept (MAE vs label) | intensity MAE")
-    i_th = test.graph.index("thickness")
+    i_th = ds.graph.index("thickness")
     full = full_thickness = None
     for s in (-1, *SWITCHES):
         with torch.no_grad():

@@ -2,6 +2,7 @@
 
     python benchmarks/intensity_edit_levers.py --data data/morphomnist            # 100 digits, ~9 min
     python benchmarks/intensity_edit_levers.py --data data/morphomnist --n 500 --only eta
+    python benchmarks/intensity_edit_levers.py --data data/morphomnist --n 200 --only eta --etas 1 --split train
 
 On ``causaldiffae evaluate``'s test digits and intervention values (seed 0), morphometric MAE
 against the SCM's counterfactual labels:
@@ -42,14 +43,14 @@ def main() -> None:
     levers = args.only or LEVERS
 
     d = evaluate_draw(args)
-    model, test, x, labels, values, abd = d.model, d.test, d.x, d.labels, d.values, d.abduction
+    model, ds, x, labels, values, abd = d.model, d.data, d.x, d.labels, d.values, d.abduction
     mean, std = d.label_mean, d.label_std
-    measure = morphometric_reader(test.graph)
+    measure = morphometric_reader(ds.graph)
     alphas = model.scheduler.alphas_cumprod
     variables = ("thickness", "intensity")
-    col = {v: test.graph.index(v) for v in variables}
+    col = {v: ds.graph.index(v) for v in variables}
     do = {v: {v: values[:, col[v]]} for v in variables}
-    truth = {v: test.scm.counterfactual(labels, do[v]) for v in variables}
+    truth = {v: ds.scm.counterfactual(labels, do[v]) for v in variables}
 
     def condition(z: torch.Tensor) -> torch.Tensor:
         return model.condition(z, class_labels=abd.class_labels)
@@ -70,7 +71,10 @@ def main() -> None:
             return ddpm_decode(lambda xt, t: model.eps(xt, t, c), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
-    print(f"{len(x)} test digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
+    print(f"{len(x)} {args.split} digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
+    unedited = measure(x)
+    thickness, intensity = (np.abs(unedited[v] - labels[:, col[v]]).mean() for v in variables)
+    print(f"unedited digits against their labels: {thickness:.4f} | {intensity:.2f}")
     if "eta" in levers:
         print("\neta | do(thickness): thickness | intensity | do(intensity): thickness | intensity")
         for eta in (float(e) for e in args.etas.split(",")):
