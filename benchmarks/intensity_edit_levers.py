@@ -55,10 +55,13 @@ def main() -> None:
     def condition(z: torch.Tensor) -> torch.Tensor:
         return model.condition(z, class_labels=abd.class_labels)
 
-    def score(variable: str, images: torch.Tensor) -> str:
+    def errors(images: torch.Tensor, target: np.ndarray) -> str:
         m = measure(images)
-        thickness, intensity = (np.abs(m[v] - truth[variable][:, col[v]]).mean() for v in variables)
+        thickness, intensity = (np.abs(m[v] - target[:, col[v]]).mean() for v in variables)
         return f"{thickness:.4f} | {intensity:.2f}"
+
+    def score(variable: str, images: torch.Tensor) -> str:
+        return errors(images, truth[variable])
 
     def invert(z: torch.Tensor, images: torch.Tensor, eta: float, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
         c = condition(z)
@@ -72,9 +75,7 @@ def main() -> None:
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
     print(f"{len(x)} {args.split} digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
-    unedited = measure(x)
-    thickness, intensity = (np.abs(unedited[v] - labels[:, col[v]]).mean() for v in variables)
-    print(f"unedited digits against their labels: {thickness:.4f} | {intensity:.2f}")
+    print(f"unedited digits against their labels: {errors(x, labels)}")
     if "eta" in levers:
         print("\neta | do(thickness): thickness | intensity | do(intensity): thickness | intensity")
         for eta in (float(e) for e in args.etas.split(",")):
