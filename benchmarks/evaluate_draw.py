@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from causaldiffae.checkpoint import load_run
+from causaldiffae.config import SPACINGS
 from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
 from causaldiffae.data.base import CausalImageDataset
@@ -25,6 +26,7 @@ from causaldiffae.evaluation.predictors import images_tensor
 class Draw:
     model: torch.nn.Module
     steps: int  # the run's DDIM steps
+    spacing: str  # where they sit on the noise levels
     data: CausalImageDataset  # the MorphoMNIST split drawn from (test unless --split train)
     idx: np.ndarray
     x: torch.Tensor  # the digits in [-1, 1]
@@ -42,6 +44,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--step", type=int, default=None, help="a kept checkpoint's EMA weights (default: the run's latest)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the DDIM steps sit (default: the run's sample_spacing)")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="digits to draw (default: test, as evaluate)")
     return parser
 
@@ -49,10 +52,10 @@ def arguments(description: str) -> argparse.ArgumentParser:
 def evaluate_draw(args: argparse.Namespace) -> Draw:
     """The digits and values ``evaluate --seed`` scores (or their like from ``--split``), abducted once with its first abduction seed."""
     model, config = load_run(args.run, step=args.step)
-    steps = config.diffusion.sample_steps
+    steps, spacing = config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
     data = load_dataset(args.data, args.split)
     idx = np.sort(np.random.default_rng(args.seed).permutation(len(data))[: min(args.n, len(data))])
     x = images_tensor(data, idx)
     mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))
-    return Draw(model, steps, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)
+    abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))
+    return Draw(model, steps, spacing, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)

@@ -46,7 +46,7 @@ def main() -> None:
     measure = morphometric_reader(ds.graph)
     i_int = ds.graph.index("intensity")
     unedited = measure(x)
-    print(f"{len(idx)} {args.split} digits, {steps} DDIM steps, ddpm abduction, seed {args.seed}")
+    print(f"{len(idx)} {args.split} digits, {steps} DDIM steps ({d.spacing} spacing), ddpm abduction, seed {args.seed}")
 
     own = block_values(model, abd.z, mean, std)[:, i_int]
     before = to_uint8(x)[:, 0].astype(np.float64)

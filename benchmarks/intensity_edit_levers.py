@@ -74,7 +74,7 @@ def main() -> None:
             return ddpm_decode(lambda xt, t: model.eps(xt, t, c), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
-    print(f"{len(x)} {args.split} digits, {d.steps} DDIM steps, seed {args.seed}; MAE thickness | intensity")
+    print(f"{len(x)} {args.split} digits, {d.steps} DDIM steps ({d.spacing} spacing), seed {args.seed}; MAE thickness | intensity")
     print(f"unedited digits against their labels: {errors(x, labels)}")
     if "eta" in levers:
         print("\neta | do(thickness): thickness | intensity | do(intensity): thickness | intensity")

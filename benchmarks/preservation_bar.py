@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from causaldiffae.checkpoint import load_run
+from causaldiffae.config import SPACINGS
 from causaldiffae.data import load_dataset
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
@@ -43,7 +44,7 @@ RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
 
 
-def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0) -> tuple[dict, dict, np.ndarray]:
+def score(model, steps: int, spacing: str, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0) -> tuple[dict, dict, np.ndarray]:
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
     measure = morphometric_reader(test.graph)
@@ -58,7 +59,7 @@ def score(model, steps: int, test, predictors, sources: np.ndarray, n: int, seed
 
     reconstruction, counterfactual = {"exact copy": errors(x)}, {}
     for abduction in ("ddpm", "inversion"):
-        cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, abduction=abduction, w=w)
+        cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed, abduction=abduction, w=w)
         if abduction == "inversion":
             reconstruction["autoencoding"] = errors(cf_fn(x, {}, labels, classes)[0])
         # a first call on these images abducts as evaluate's first does: same noise, same images
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--predictors", default=str(WEIGHTS / "predictors"))
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
+    parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the steps sit (default: the run's sample_spacing)")
     parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
     parser.add_argument("--device", default="cpu", help="where the model runs (measurement stays on the CPU)")
@@ -107,16 +109,16 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
 
     model, config = load_run(args.run, device=args.device, step=args.step)
-    steps = args.steps or config.diffusion.sample_steps
+    steps, spacing = args.steps or config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
     test = load_dataset(args.data, "test")
     predictors = load_predictors(args.predictors, test)
     sources = source_digits(args.data, "test")
     n = min(args.n, len(test))
-    print(f"{n} test digits, {steps} DDIM steps, guidance w = {args.w:g}; thickness MAE under do(intensity) against the bar "
+    print(f"{n} test digits, {steps} DDIM steps ({spacing} spacing), guidance w = {args.w:g}; thickness MAE under do(intensity) against the bar "
           f"{RATIO} x the reconstruction's thickness MAE (ratio to the reconstruction in brackets)")
     for seed in seeds:
         print(f"\nseed {seed}")
-        print_tables(*score(model, steps, test, predictors, sources, n, seed, args.w))
+        print_tables(*score(model, steps, spacing, test, predictors, sources, n, seed, args.w))
 
 
 if __name__ == "__main__":

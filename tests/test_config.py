@@ -46,6 +46,7 @@ def test_overrides_parse_yaml_values():
         (["train.batch_size=10", "train.grad_accum=4"], "divisible by train.grad_accum"),
         ("model.style_dim=-1", "style_dim=-1: must be >= 0"),
         ("model.style_drop_prob=1", r"style_drop_prob.*\[0, 1\)"),
+        ("diffusion.sample_spacing=cosine", "sample_spacing='cosine': must be one of uniform, quadratic"),
         (["model.style_dim=8", "model.variant=label-conditional"], "label-conditional variant has no encoder for a style block"),
     ],
 )

@@ -7,6 +7,7 @@ import torch
 import causaldiffae.counterfactual as cf
 from causaldiffae.config import ModelConfig
 from causaldiffae.counterfactual import CounterfactualError, abduct, counterfactual, intervene
+from causaldiffae.diffusion import ddim_timesteps
 from causaldiffae.graph import CausalGraph
 from causaldiffae.models import CausalDiffAE
 
@@ -128,6 +129,7 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "start": 0.0}, "start must lie in"),
         ({"do": {}, "start": 1.5}, "start must lie in"),
         ({"do": {}, "start": 0.001, "steps": 2}, "leave at least steps=2"),
+        ({"do": {}, "spacing": "cosine"}, "unknown timestep spacing"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -207,6 +209,18 @@ def test_a_later_start_abducts_from_a_partly_noised_image_and_stays_exact(traine
     late = counterfactual(model, x, {"a": 1.5}, steps=10, start=0.6, generator=gen()).images
     # less noise to start from: the edit keeps more of the image, but still edits
     assert 0.01 < (late - rec).abs().mean() < (full - rec).abs().mean()
+
+
+def test_quadratic_spacing_abducts_on_its_own_levels_and_stays_exact(trained):
+    model, x = trained
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    abd = cf.abduct(model, x, steps=10, spacing="quadratic", generator=gen())
+    assert torch.equal(abd.timesteps, ddim_timesteps(cf.num_train_timesteps(model), 10, spacing="quadratic"))
+    rec = counterfactual(model, x, {}, steps=10, spacing="quadratic", generator=gen()).images
+    torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
+    quad = counterfactual(model, x, {"a": 1.5}, steps=10, spacing="quadratic", generator=gen()).images
+    uniform = counterfactual(model, x, {"a": 1.5}, steps=10, generator=gen()).images
+    assert (quad - rec).abs().mean() > 0.02 and not torch.allclose(quad, uniform, atol=1e-3)
 
 
 def _one_column(model, abd, do, w=1.0, guidance="null"):

@@ -26,6 +26,19 @@ def test_ddim_timesteps_match_ddim250_spacing():
         ddim_timesteps(1000, 20, start=0.01)
 
 
+@pytest.mark.parametrize("start", [1.0, 0.6])
+def test_quadratic_spacing_shares_the_top_level_and_crowds_the_low_noise_end(start):
+    for steps in (2, 3, 20, 100, 250, int(1000 * start)):
+        quad, uniform = ddim_timesteps(1000, steps, start, "quadratic"), ddim_timesteps(1000, steps, start)
+        assert len(quad) == steps and quad[0] == uniform[0] and quad[-1] == 0
+        assert torch.all(quad.diff() < 0), steps  # distinct, descending, even where rounding would merge levels
+        assert torch.all(quad.diff().abs().flip(0).diff() >= -1), steps  # gaps widen towards the noise (up to rounding)
+    assert ddim_timesteps(1000, 20, spacing="quadratic")[-5:].tolist() == [42, 24, 11, 3, 0]
+    assert ddim_timesteps(1000, 1, spacing="quadratic").tolist() == [0]
+    with pytest.raises(ValueError, match="unknown timestep spacing 'cosine'"):
+        ddim_timesteps(1000, 20, spacing="cosine")
+
+
 def test_sampling_a_point_mass_reaches_it():
     """With the exact eps of a point mass x*, DDIM lands on x* from any noise."""
     a = _alphas()

@@ -111,6 +111,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
         resolve_resume(tiny_config("train.lr=0.5"), run, [])
     assert resolve_resume(tiny_config("train.steps=9"), run, []).train.steps == 9  # extending is fine
     assert resolve_resume(None, run, ["diffusion.sample_steps=7"]).diffusion.sample_steps == 7  # inference only
+    assert resolve_resume(None, run, ["diffusion.sample_spacing=quadratic"]).diffusion.sample_spacing == "quadratic"
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny_config("train.steps=2"), data, run, progress=False)
     with pytest.raises(TrainingError, match="nothing to resume"):

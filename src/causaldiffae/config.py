@@ -62,6 +62,9 @@ class ModelConfig:
     style_drop_prob: float = 0.0  # labeled samples also train with the style block zeroed this often
 
 
+SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
+
+
 @dataclass
 class DiffusionConfig:
     """The forward process (linear betas) and the default number of DDIM steps at inference."""
@@ -70,6 +73,7 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     sample_steps: int = 250  # counterfactual / evaluate / demo steps when --steps is not given (the reference's)
+    sample_spacing: str = "uniform"  # how those steps sit on the noise levels: "uniform" or "quadratic" (more at low noise)
 
 
 @dataclass
@@ -252,6 +256,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(1 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 1..{d.num_train_timesteps}")
+    need(d.sample_spacing in SPACINGS, "diffusion.sample_spacing", d.sample_spacing, f"must be one of {', '.join(SPACINGS)}")
     need(t.steps >= 1 and t.batch_size >= 1 and t.grad_accum >= 1, "train.steps/batch_size/grad_accum", (t.steps, t.batch_size, t.grad_accum), "must be >= 1")
     need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")
     need(t.lr > 0, "train.lr", t.lr, "must be > 0")

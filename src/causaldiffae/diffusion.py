@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
-from causaldiffae.config import DiffusionConfig
+from causaldiffae.config import SPACINGS, DiffusionConfig
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,17 +35,29 @@ def make_scheduler(config: DiffusionConfig) -> DDPMScheduler:
     )
 
 
-def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0) -> torch.Tensor:
-    """``steps`` evenly strided timesteps, descending (``ddim250`` of 1000: 996, 992, ..., 0).
+def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spacing: str = "uniform") -> torch.Tensor:
+    """``steps`` timesteps from the top level ``stride * (steps - 1)`` down to 0, descending.
 
-    ``start < 1`` spans only the first ``start`` fraction of the noise levels (0.6 of 1000 in 20
-    steps: 570, 540, ..., 0): abduction and decoding then begin from a partly noised image, which
-    keeps more of it, as edit-friendly DDPM's skip or SDEdit's strength.
+    ``uniform`` strides evenly (``ddim250`` of 1000: 996, 992, ..., 0). ``quadratic`` places level
+    ``i`` of ``steps`` at ``top * (i / (steps - 1))**2`` (the DDIM paper's "quad" schedule): the same
+    top level, but most steps at low noise, where an edit's fine detail is drawn (20 steps: 950,
+    853, ..., 11, 3, 0). ``start < 1`` spans only the first ``start`` fraction of the noise levels
+    (0.6 of 1000 in 20 steps: 570, 540, ..., 0): abduction and decoding then begin from a partly
+    noised image, which keeps more of it, as edit-friendly DDPM's skip or SDEdit's strength.
     """
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
     stride = int(num_train_timesteps * start) // steps
     if stride < 1:
         raise ValueError(f"start={start} leaves fewer than {steps} of {num_train_timesteps} timesteps")
-    return torch.arange(0, stride * steps, stride, dtype=torch.long).flip(0)
+    if spacing == "uniform" or steps == 1:
+        return torch.arange(0, stride * steps, stride, dtype=torch.long).flip(0)
+    top = stride * (steps - 1)
+    levels = np.round(top * np.linspace(0.0, 1.0, steps) ** 2).astype(np.int64)
+    # Rounding merges the lowest levels when steps are many; lifting each to at least its index
+    # keeps them distinct (the quadratic's slope exceeds 1 wherever it passes the diagonal).
+    levels = np.maximum(levels, np.arange(steps))
+    return torch.from_numpy(levels).flip(0).contiguous()
 
 
 def _alpha(alphas_cumprod: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:

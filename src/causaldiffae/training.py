@@ -38,9 +38,10 @@ from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
-# inference default (training never samples with it).
+# inference defaults (training never samples with them).
 RESUMABLE_KEYS = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints", "diffusion.sample_steps",
+    "diffusion.sample_spacing",
 )
 
 

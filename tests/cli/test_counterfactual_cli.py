@@ -96,7 +96,10 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
     base, data, run, _ = setup
     out = base / "cf-default" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--out", str(out), "--no-progress"]) == 0
-    assert "10 DDIM steps" in capsys.readouterr().out  # the tiny config's diffusion.sample_steps
+    assert "10 DDIM steps, uniform spacing" in capsys.readouterr().out  # the tiny config's diffusion.sample_steps / spacing
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--out", str(out), "--no-progress",
+                 "--spacing", "quadratic"]) == 0
+    assert "10 DDIM steps, quadratic spacing" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -196,3 +199,4 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     assert "| criterion | measured | target | | true counterfactual | |" in report
     assert "do(intensity): thickness error (preserved)" in report
     assert "averaged over the same 2 draws of values" in report
+    assert metrics["settings"]["spacing"] == "quadratic" and "(quadratic spacing)" in report  # the shipped config's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from causaldiffae.config import SPACINGS
 from causaldiffae.errors import UserError
 
 
@@ -62,6 +63,8 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
                         help="guide away from the factual latent (exact null interventions) or the null condition (classifier-free; needs a model trained with one)")
     parser.add_argument("--start", type=float, default=DEFAULT_START,
                         help="fraction of the noise levels to abduct and decode through (1: all; 0.6 keeps more of the image)")
+    parser.add_argument("--spacing", choices=SPACINGS, default=None,
+                        help="how the steps sit on the noise levels: evenly, or quadratic (more at low noise; default: the run's diffusion.sample_spacing)")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="set the whole block, or shift its mean")
     parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="inversion: deterministic DDIM inversion; ddpm: the stochastic sampler's noise, abducted "
                         "(exact reconstruction, freer edits); stochastic: fresh noise (the reference)")
@@ -112,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
     args.steps = args.steps or config.diffusion.sample_steps
-    check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start)
+    args.spacing = args.spacing or config.diffusion.sample_spacing
+    check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,
+                  spacing=args.spacing)
     columns = [(name, v) for name, values in interventions for v in values]
     for name, v in columns:
         check_do(model, {name: v}, 1)
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     classes = None if ds.classes is None else ds.classes[:n]
     mean, std = label_stats(model)
     x = images_tensor(ds, np.arange(n))
-    abd = abduct(model, x, steps=args.steps, start=args.start, abduction=args.abduction, labels=labels, class_labels=classes,
+    abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
     dos = [{}] + [check_do(model, {name: v}, n) for name, v in columns]
     decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
@@ -153,5 +158,5 @@ def run(args: argparse.Namespace) -> int:
                     + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
                     + ["" if cls is None else int(cls[i])]
                 )
-    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps) and {csv_path}")
+    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0

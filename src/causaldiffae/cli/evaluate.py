@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     model, config = load_run(args.run, device=args.device, step=args.step)
     opts["steps"] = args.steps or config.diffusion.sample_steps
+    opts["spacing"] = args.spacing or config.diffusion.sample_spacing
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
     test = load_dataset(args.data, args.split, resolution=config.data.resolution)
     train = load_dataset(args.data, "train", resolution=config.data.resolution)

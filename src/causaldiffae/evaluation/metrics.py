@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
+from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_SPACING, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
 from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
 
@@ -42,6 +42,7 @@ def model_counterfactual_fn(
     abduction: str = DEFAULT_ABDUCTION,
     guidance: str = DEFAULT_GUIDANCE,
     start: float = DEFAULT_START,
+    spacing: str = DEFAULT_SPACING,
     label_mean: np.ndarray | None = None,
     label_std: np.ndarray | None = None,
     batch_size: int = 100,
@@ -57,7 +58,7 @@ def model_counterfactual_fn(
     """
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
 
-    check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance, start=start)
+    check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance, start=start, spacing=spacing)
     mean, std = label_stats(model, label_mean, label_std)
     calls = {"n": 0}
     cache: dict[int, tuple[torch.Tensor, tuple, object]] = {}
@@ -68,7 +69,7 @@ def model_counterfactual_fn(
         if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and all(map(_same, hit[1], key)):
             return hit[2]
         abd = abduct(model, x, steps=steps, abduction=abduction, labels=labels, class_labels=classes,
-                     label_mean=mean, label_std=std, generator=gen, start=start)
+                     label_mean=mean, label_std=std, generator=gen, start=start, spacing=spacing)
         cache[first] = (x.clone(), key, abd)
         return abd
 

@@ -23,6 +23,7 @@ from causaldiffae.counterfactual import (
     DEFAULT_ABDUCTION,
     DEFAULT_GUIDANCE,
     DEFAULT_MODE,
+    DEFAULT_SPACING,
     DEFAULT_START,
     DEFAULT_STEPS,
     DEFAULT_W,
@@ -60,6 +61,7 @@ class EvalSettings:
     mode: str = DEFAULT_MODE
     abduction: str = DEFAULT_ABDUCTION
     start: float = DEFAULT_START
+    spacing: str = DEFAULT_SPACING
     batch_size: int = 100
     n_small: int = 64  # images for composition, reversibility, comparisons and sweeps
     grid_images: int = 8
@@ -86,7 +88,7 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
         raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
     st = settings
     for steps in (st.steps, *st.sweep_steps):
-        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start)
+        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
     if settings.n < 2 or settings.seeds < 1 or settings.n_small < 2:
         raise UserError(f"--n must be at least 2 and --seeds at least 1, got n={settings.n}, seeds={settings.seeds}")
     if settings.dci_method not in ("gbt", "lasso"):
@@ -173,7 +175,8 @@ def evaluate(
     timings: dict[str, float] = {}
 
     def cf_fn_for(seed_offset: int = 0, **kw):
-        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start, **kw}
+        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start,
+                "spacing": s.spacing, **kw}
         return model_counterfactual_fn(
             model, label_mean=mean, label_std=std, batch_size=s.batch_size, seed=s.seed + seed_offset, progress=progress, **opts
         )
@@ -337,7 +340,7 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
     xg, cg = x[:g], None if ccls is None else ccls[:g]
     abd = abduct(
         model, xg, steps=s.steps, abduction=s.abduction, labels=labels[:g], class_labels=cg,
-        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start,
+        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start, spacing=s.spacing,
     )
 
     def decode_columns(dos, abd=abd) -> list[np.ndarray]:

@@ -1,0 +1,67 @@
+"""Where the DDIM steps sit on the noise levels: ``uniform`` against ``quadratic``, scored as ``evaluate`` scores.
+
+    python benchmarks/timestep_spacing.py --data data/morphomnist --n 500 --seeds 0,1,2
+
+For each seed and spacing: ``causaldiffae evaluate``'s draw of test digits and intervention values
+(seed 0 is its default draw), one abduction per spacing shared by do(thickness) and do(intensity)
+as in ``evaluate``, morphometric MAE against the SCM's counterfactual labels, and digit accuracy by
+the shipped classifier. ``quadratic`` keeps the top noise level and puts most steps near the clean
+image, where the edit's stroke edges are drawn (``causaldiffae.diffusion.ddim_timesteps``). About
+4.5 minutes per spacing and seed for 500 digits on a quiet 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from causaldiffae.checkpoint import load_run
+from causaldiffae.config import SPACINGS
+from causaldiffae.data import load_dataset
+from causaldiffae.demo import WEIGHTS
+from causaldiffae.evaluation.metrics import effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.predictors import images_tensor, load_predictors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
+    parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
+    parser.add_argument("--predictors", default=str(WEIGHTS / "predictors"))
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one draw each")
+    parser.add_argument("--spacings", default=",".join(SPACINGS))
+    args = parser.parse_args()
+
+    model, config = load_run(args.run)
+    steps = args.steps or config.diffusion.sample_steps
+    test = load_dataset(args.data, "test")
+    predictors = load_predictors(args.predictors, test)
+    measure = morphometric_reader(test.graph)
+    print(f"{min(args.n, len(test))} test digits, {steps} DDIM steps, ddpm abduction; morphometric MAE, digit accuracy")
+    print("seed | spacing | do(thickness): thickness | intensity (descendant) | digits | do(intensity): intensity | thickness kept | digits | s")
+    for seed in (int(s) for s in args.seeds.split(",")):
+        idx = np.sort(np.random.default_rng(seed).permutation(len(test))[: args.n])
+        x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
+        values = marginal_values(test.labels, idx, seed)
+        for spacing in args.spacings.split(","):
+            t0 = time.perf_counter()
+            cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed)
+            eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
+            th, it = eff["thickness"], eff["intensity"]
+
+            def m(entry: dict, name: str) -> float:
+                return entry["variables"][name]["measured_mae"]
+
+            print(
+                f"{seed} | {spacing} | {m(th, 'thickness'):.4f} | {m(th, 'intensity'):.2f} | {th['class_accuracy']:.3f} | "
+                f"{m(it, 'intensity'):.2f} | {m(it, 'thickness'):.4f} | {it['class_accuracy']:.3f} | {time.perf_counter() - t0:.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
