@@ -25,6 +25,11 @@ from causaldiffae.evaluation.metrics import effectiveness, marginal_values, mode
 from causaldiffae.evaluation.predictors import images_tensor, load_predictors
 
 
+def m(entry: dict, name: str) -> float:
+    """The morphometric MAE of ``name`` in one intervention's ``effectiveness`` entry."""
+    return entry["variables"][name]["measured_mae"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
@@ -52,10 +57,6 @@ def main() -> None:
             cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed)
             eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
             th, it = eff["thickness"], eff["intensity"]
-
-            def m(entry: dict, name: str) -> float:
-                return entry["variables"][name]["measured_mae"]
-
             print(
                 f"{seed} | {spacing} | {m(th, 'thickness'):.4f} | {m(th, 'intensity'):.2f} | {th['class_accuracy']:.3f} | "
                 f"{m(it, 'intensity'):.2f} | {m(it, 'thickness'):.4f} | {it['class_accuracy']:.3f} | {time.perf_counter() - t0:.0f}",

@@ -50,7 +50,7 @@ def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spa
     stride = int(num_train_timesteps * start) // steps
     if stride < 1:
         raise ValueError(f"start={start} leaves fewer than {steps} of {num_train_timesteps} timesteps")
-    if spacing == "uniform" or steps == 1:
+    if spacing == "uniform":
         return torch.arange(0, stride * steps, stride, dtype=torch.long).flip(0)
     top = stride * (steps - 1)
     levels = np.round(top * np.linspace(0.0, 1.0, steps) ** 2).astype(np.int64)
