@@ -73,6 +73,22 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path):
         load_run(run, step=30)
 
 
+def test_sample_grids_place_their_steps_as_the_runs_counterfactuals(tmp_path, monkeypatch):
+    import causaldiffae.diffusion as diffusion
+
+    seen = []
+    original = diffusion.ddim_timesteps
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("spacing"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "ddim_timesteps", spy)
+    config = tiny_config("train.steps=1", "train.sample_every=1", "train.grid_steps=4", "diffusion.sample_spacing=quadratic")
+    run = train(config, synthetic_dataset(n=8), tmp_path / "run", progress=False)
+    assert (run / "samples" / "step-0000001.png").is_file() and seen == ["quadratic"]
+
+
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     data = synthetic_dataset(n=24)
     base = ("model.cond_drop_prob=0.3", "model.labeled_fraction=0.7", "model.dropout=0.1", "train.steps=6", "train.checkpoint_every=2")

@@ -190,8 +190,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 @torch.no_grad()
-def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: int = 8) -> None:
-    """Rows: training images, their DDIM reconstructions (inversion then decoding), fresh samples with the same z."""
+def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: int = 8, spacing: str = "uniform") -> None:
+    """Rows: training images, their DDIM reconstructions (inversion then decoding), fresh samples with the same z.
+
+    ``spacing`` places the steps as the run's counterfactuals will (``diffusion.sample_spacing``).
+    """
     from PIL import Image
 
     from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps
@@ -205,7 +208,7 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
         z = model.propagate(model.encode(batch["image"])[0])
     cond = model.condition(z, batch["class"])
     eps_fn = lambda x, t: model.eps(x, t, cond)  # noqa: E731
-    ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, steps)
+    ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, steps, spacing=spacing)
     x_T = ddim_invert(eps_fn, batch["image"], ts, model.alphas_cumprod)
     recon = ddim_sample(eps_fn, x_T, ts, model.alphas_cumprod)
     noise = torch.randn(batch["image"].shape, generator=torch.Generator().manual_seed(seed)).to(device)
@@ -416,7 +419,7 @@ def train(
         if done % t.checkpoint_every == 0 or last:
             checkpoint(done)
         if main and (done % t.sample_every == 0 or last):
-            save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed)
+            save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed, spacing=config.diffusion.sample_spacing)
         if last:
             break
     bar.close()
