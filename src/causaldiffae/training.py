@@ -38,7 +38,7 @@ from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
-# inference defaults (training never samples with them).
+# inference defaults (the loss never uses them; the sample grids follow sample_spacing).
 RESUMABLE_KEYS = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints", "diffusion.sample_steps",
     "diffusion.sample_spacing",

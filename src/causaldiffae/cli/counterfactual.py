@@ -56,11 +56,11 @@ def set_threads(n: int | None) -> None:
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``counterfactual``, ``evaluate`` and the benchmark."""
+    """Options shared by ``counterfactual`` and ``evaluate``."""
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
     parser.add_argument("--w", type=float, default=DEFAULT_W, help="guidance weight: 1 plain, > 1 stronger interventions")
     parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
-                        help="guide away from the factual latent (exact null interventions) or the null condition (classifier-free; needs a model trained with one)")
+                        help="null: guide away from the null condition (classifier-free; needs a model trained with one); factual: away from the factual latent (exact null interventions)")
     parser.add_argument("--start", type=float, default=DEFAULT_START,
                         help="fraction of the noise levels to abduct and decode through (1: all; 0.6 keeps more of the image)")
     parser.add_argument("--spacing", choices=SPACINGS, default=None,

@@ -7,14 +7,15 @@ where the generating process is known, an SCM that answers counterfactual label 
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DataError(UserError):
@@ -43,8 +44,11 @@ class SCM(Protocol):
         ...
 
 
-class CausalImageDataset(Dataset):
+class CausalImageDataset:
     """Images in ``[-1, 1]`` with natural and standardised labels of the graph's variables.
+
+    A map-style dataset (``len`` and indexing, as ``torch.utils.data.DataLoader`` takes) that imports
+    torch only when indexed, so the CLI's ``data`` commands and ``--help`` start without it.
 
     ``images``: uint8 ``(N, H, W, C)``. ``labels``: float ``(N, n)`` natural units, columns in
     ``graph.variables`` order. ``label_mean``/``label_std``: train-split statistics (the same
@@ -105,6 +109,8 @@ class CausalImageDataset(Dataset):
         return np.asarray(labels, dtype=np.float64) * self.label_std + self.label_mean
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import torch
+
         image = torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
         raw = self.labels[i]
         return {
