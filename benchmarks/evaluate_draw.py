@@ -18,7 +18,7 @@ from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
 from causaldiffae.data.base import CausalImageDataset
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import abduction_generator, marginal_values
+from causaldiffae.evaluation.metrics import abduction_generator, draw_indices, marginal_values
 from causaldiffae.evaluation.predictors import images_tensor
 
 
@@ -54,7 +54,7 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
     model, config = load_run(args.run, step=args.step)
     steps, spacing = config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
     data = load_dataset(args.data, args.split)
-    idx = np.sort(np.random.default_rng(args.seed).permutation(len(data))[: min(args.n, len(data))])
+    idx = draw_indices(np.random.default_rng(args.seed), len(data), args.n)
     x = images_tensor(data, idx)
     mean, std = label_stats(model)
     abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))

@@ -28,7 +28,7 @@ import numpy as np
 from causaldiffae.data import load_dataset
 from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
-from causaldiffae.evaluation.metrics import mae, marginal_values
+from causaldiffae.evaluation.metrics import draw_indices, mae, marginal_values
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
 
 GREY_LEVELS = (1, 2, 4)
@@ -51,7 +51,7 @@ def main() -> None:
 
     test = load_dataset(args.data, "test")
     sources = source_digits(args.data, "test")
-    idx = np.sort(np.random.default_rng(args.seed).permutation(len(test))[: args.n])
+    idx = draw_indices(np.random.default_rng(args.seed), len(test), args.n)
     images, labels = test.images[idx], test.labels[idx]
     values = marginal_values(test.labels, idx, args.seed)
     true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)

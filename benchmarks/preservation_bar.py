@@ -36,7 +36,7 @@ from causaldiffae.config import SPACINGS
 from causaldiffae.data import load_dataset
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import marginal_values, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.metrics import draw_indices, marginal_values, model_counterfactual_fn, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import images_tensor, load_predictors
 
@@ -48,7 +48,7 @@ def score(model, steps: int, spacing: str, test, predictors, sources: np.ndarray
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
     measure = morphometric_reader(test.graph)
-    idx = np.sort(np.random.default_rng(seed).permutation(len(test))[:n])
+    idx = draw_indices(np.random.default_rng(seed), len(test), n)
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
     do = {"intensity": values[:, test.graph.index("intensity")]}

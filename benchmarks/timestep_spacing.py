@@ -21,7 +21,7 @@ from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.data import load_dataset
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.metrics import draw_indices, effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
 from causaldiffae.evaluation.predictors import images_tensor, load_predictors
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     print(f"{min(args.n, len(test))} test digits, {steps} DDIM steps, ddpm abduction; morphometric MAE, digit accuracy")
     print("seed | spacing | do(thickness): thickness | intensity (descendant) | digits | do(intensity): intensity | thickness kept | digits | s")
     for seed in (int(s) for s in args.seeds.split(",")):
-        idx = np.sort(np.random.default_rng(seed).permutation(len(test))[: args.n])
+        idx = draw_indices(np.random.default_rng(seed), len(test), args.n)
         x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
         values = marginal_values(test.labels, idx, seed)
         for spacing in args.spacings.split(","):

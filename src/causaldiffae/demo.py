@@ -116,6 +116,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
+    from causaldiffae.evaluation.metrics import draw_indices
     from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.predictors import images_tensor, load_predictors
 
@@ -131,7 +132,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)
-    grid_idx = np.sort(rng.permutation(len(test))[: settings.n_grid])
+    grid_idx = draw_indices(rng, len(test), settings.n_grid)
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])
     torch.manual_seed(settings.seed)
     log(f"drawing counterfactual grids ({settings.n_grid} digits, {steps} DDIM steps, {spacing} spacing)")
@@ -144,7 +145,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         "do(thickness, intensity)": _grid(model, abd, x, recon, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], out / "do_both.png", "do(thickness, intensity) at once"),
         "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
     }
-    eval_idx = np.sort(rng.permutation(len(test))[: settings.n_eval])
+    eval_idx = draw_indices(rng, len(test), settings.n_eval)
     log(f"scoring {len(eval_idx)} test digits")
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start

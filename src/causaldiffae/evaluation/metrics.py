@@ -105,6 +105,12 @@ def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
+def draw_indices(rng: np.random.Generator, n_items: int, n: int) -> np.ndarray:
+    """``n`` distinct indices of ``n_items`` (all if fewer), ascending: how ``evaluate`` (its first draw
+    from ``default_rng(seed)``), the demo and the benchmarks pick their test images."""
+    return np.sort(rng.permutation(n_items)[:n])
+
+
 def marginal_values(labels: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarray:
     """Intervention values from the test marginal for the test images ``idx``, as ``evaluate``, the
     demo and the benchmarks draw them: the rows of a copy of all test ``labels`` permuted with

@@ -39,6 +39,7 @@ from causaldiffae.evaluation import figures
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     composition,
+    draw_indices,
     effectiveness,
     mae,
     marginal_values,
@@ -164,7 +165,7 @@ def evaluate(
     cond_classes = classes_all if getattr(model, "num_classes", 0) else None
     rng = np.random.default_rng(s.seed)
     n = min(s.n, len(test))
-    idx = np.sort(rng.permutation(len(test))[:n])
+    idx = draw_indices(rng, len(test), n)
     small = idx[: min(s.n_small, n)]
     x = images_tensor(test, idx)
     labels = test.labels[idx]
