@@ -36,6 +36,16 @@ def test_atomic_dir_refuses_existing_and_keeps_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+def test_atomic_dir_refuses_a_file_even_with_force(tmp_path):
+    target = tmp_path / "out"
+    target.write_text("a user's file")
+    for force in (False, True):
+        with pytest.raises(FileExistsError, match="is not a folder"):
+            with atomic_dir(target, force=force):
+                pass
+    assert target.read_text() == "a user's file"
+
+
 def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp_path):
     """safetensors (and other writers) may replace the temporary file with their own 0600 one."""
     import torch

@@ -245,9 +245,9 @@ def test_columns_decoded_together_equal_columns_decoded_alone(abduction, w, guid
     assert together[3][2].tolist() == [2, 2, 2, 2] and together[1][2].tolist() == [0, 1, 2, 0]
 
 
-def test_columns_are_batched_up_to_max_batch_and_split_where_only_some_have_a_class(monkeypatch):
+def test_columns_are_batched_up_to_max_batch(monkeypatch):
     model = tiny(num_classes=3, cond_drop=0.1)
-    abd = abduct(model, images(), steps=2, generator=torch.Generator().manual_seed(0))  # no class labels
+    abd = abduct(model, images(), steps=2, class_labels=[0, 1, 2, 0], generator=torch.Generator().manual_seed(0))
     sizes = []
     decode = cf.decode
     monkeypatch.setattr(cf, "decode", lambda model, x_T, *a, **k: sizes.append(len(x_T)) or decode(model, x_T, *a, **k))
@@ -255,9 +255,15 @@ def test_columns_are_batched_up_to_max_batch_and_split_where_only_some_have_a_cl
     cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD)
     cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, max_batch=8)
     assert sizes == [12, 8, 4]
-    sizes.clear()
-    mixed = [{}, {"digit": np.full(4, 1.0)}, {"digit": np.full(4, 2.0)}, {"a": np.full(4, 3.0)}]
-    out = cf.decode_interventions(model, abd, mixed, label_mean=MEAN, label_std=STD)
-    assert sizes == [4, 8, 4]  # a class input for the middle two columns only
-    for do, (images_, _, _) in zip(mixed, out):
-        torch.testing.assert_close(images_, _one_column(model, abd, do), atol=1e-5, rtol=0)
+
+
+def test_a_class_conditional_model_needs_one_class_per_image():
+    model = tiny(num_classes=3, cond_drop=0.1)
+    with pytest.raises(CounterfactualError, match="class-conditional: pass class_labels"):
+        abduct(model, images(), steps=2)
+    with pytest.raises(CounterfactualError, match="class_labels: expected 4 values"):
+        abduct(model, images(), steps=2, class_labels=[0, 1])
+    unknown = abduct(model, images(), steps=2, class_labels=[-1] * 4, generator=torch.Generator().manual_seed(0))
+    mixed = [{}, {"digit": np.full(4, 1.0)}, {"a": np.full(4, 3.0)}]
+    for do, (images_, _, _) in zip(mixed, cf.decode_interventions(model, unknown, mixed, label_mean=MEAN, label_std=STD)):
+        torch.testing.assert_close(images_, _one_column(model, unknown, do), atol=1e-5, rtol=0)

@@ -52,3 +52,15 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert "do(thickness)" in report and "![" in report
     assert "true counterfactual" in report and printed.count("the true counterfactual:") == 4  # the four measured criteria
     assert "Distance to the true counterfactual image" in report and "Distance to the true counterfactual image" in printed
+
+
+@pytest.mark.parametrize("steps", ["0", "1", "5000"])
+def test_demo_refuses_impossible_steps_before_building_data(tmp_path, capsys, monkeypatch, steps):
+    import causaldiffae.demo as demo
+    from causaldiffae.cli import main
+
+    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", steps, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"steps must be an integer in 2..1000, got {steps}" in err[0], err
+    assert not (tmp_path / "demo").exists()

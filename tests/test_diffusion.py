@@ -34,7 +34,8 @@ def test_quadratic_spacing_shares_the_top_level_and_crowds_the_low_noise_end(sta
         assert torch.all(quad.diff() < 0), steps  # distinct, descending, even where rounding would merge levels
         assert torch.all(quad.diff().abs().flip(0).diff() >= -1), steps  # gaps widen towards the noise (up to rounding)
     assert ddim_timesteps(1000, 20, spacing="quadratic")[-5:].tolist() == [42, 24, 11, 3, 0]
-    assert ddim_timesteps(1000, 1, spacing="quadratic").tolist() == [0]
+    with pytest.raises(ValueError, match="steps must be >= 2"):
+        ddim_timesteps(1000, 1, spacing="quadratic")
     with pytest.raises(ValueError, match="unknown timestep spacing 'cosine'"):
         ddim_timesteps(1000, 20, spacing="cosine")
 

@@ -35,6 +35,27 @@ def test_pendulum_graph_levels():
     assert g.descendants("shadow_len") == ()
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["angle, light -> shadow_len, shadow_pos", "angle, light -> shadow_len; angle, light -> shadow_pos"],
+)
+def test_comma_groups_link_every_name_to_the_next_group(text):
+    g = CausalGraph.parse(text)
+    assert g.variables == ("angle", "light", "shadow_len", "shadow_pos")
+    assert sorted(g.edges) == [("angle", "shadow_len"), ("angle", "shadow_pos"), ("light", "shadow_len"), ("light", "shadow_pos")]
+    path_form = CausalGraph.from_dict({"variables": list(g.variables), "edges": [text.split(";")[0]]})
+    assert set(path_form.edges) <= set(g.edges)
+
+
+def test_circuit_graph_in_grouped_form_and_edgeless_statements():
+    g = CausalGraph.parse("arm -> blue, green, red; blue, green -> red", variables=["arm", "blue", "green", "red"])
+    assert g.parents("red") == ("arm", "blue", "green")
+    assert g.levels == (("arm",), ("blue", "green"), ("red",))
+    lone = CausalGraph.parse("a -> b; c, d")
+    assert lone.variables == ("a", "b", "c", "d") and lone.edges == (("a", "b"),)
+    assert CausalGraph.parse(str(CausalGraph(("x", "y")))) == CausalGraph(("x", "y"))
+
+
 def test_yaml_round_trip(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text("variables: [thickness, intensity]\nedges:\n  - thickness -> intensity\n")
@@ -52,6 +73,8 @@ def test_yaml_round_trip(tmp_path):
         ("a->a", "self-loop"),
         ("a->b; a->b", "duplicate edge"),
         ("a->", "cannot parse"),
+        ("a, -> b", "cannot parse"),
+        ("a -> b, c -> d", "ambiguous"),
         ("a b -> c", "invalid variable name"),
     ],
 )
@@ -63,8 +86,8 @@ def test_inline_errors(text, message):
 def test_dict_errors(tmp_path):
     with pytest.raises(GraphError, match="duplicate variable 'a'"):
         CausalGraph.from_dict({"variables": ["a", "a"], "edges": []})
-    with pytest.raises(GraphError, match="unknown variable 'c'"):
-        CausalGraph.from_dict({"variables": ["a", "b"], "edges": ["a -> c"]})
+    with pytest.raises(GraphError, match="^g.yaml: edge names unknown variable 'c'"):
+        CausalGraph.from_dict({"variables": ["a", "b"], "edges": ["a -> c"]}, source="g.yaml")
     with pytest.raises(GraphError, match="unknown variable 'q'"):
         CausalGraph.parse("a->b").index("q")
     with pytest.raises(GraphError, match="graph file not found"):

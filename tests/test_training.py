@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run
+from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, save_config
 from causaldiffae.config import ConfigError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
@@ -159,11 +159,38 @@ def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, m
 
 def test_load_run_without_a_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
-    tiny_config().to_yaml()
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         load_run(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not found"):
         load_run(tmp_path / "missing")
+
+
+def test_load_run_names_a_corrupt_or_mismatched_weights_file(tmp_path):
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    weights = run / "model.safetensors"
+    good = weights.read_bytes()
+    save_config(run, tiny_config("train.steps=1", "model.base_channels=16"))
+    with pytest.raises(CheckpointError, match="model.safetensors: the weights do not fit the model that .*config.yaml describes"):
+        load_run(run)
+    weights.write_bytes(good[:40])
+    with pytest.raises(CheckpointError, match="model.safetensors: not a readable safetensors file"):
+        load_run(run)
+    (run / "config.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(CheckpointError, match="config.yaml: invalid YAML"):
+        load_run(run)
+
+
+def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_line(tmp_path):
+    data = synthetic_dataset(n=16)
+    run = train(tiny_config("train.steps=2", "train.log_every=1"), data, tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="disagrees.*train.lr"):
+        train(tiny_config("train.steps=3", "train.lr=0.5"), data, run, resume=True, progress=False)
+    with pytest.raises(TrainingError, match="data order .*'num_samples': 16.*'num_samples': 20"):
+        train(tiny_config("train.steps=3"), synthetic_dataset(n=20), run, resume=True, progress=False)
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 3, "lo')  # a run killed mid-write
+    train(tiny_config("train.steps=3", "train.log_every=1"), data, run, resume=True, progress=False)
+    assert [m["step"] for m in _metrics(run)] == [1, 2, 3]
 
 
 def _torchrun(tmp_path: Path, body: str) -> None:

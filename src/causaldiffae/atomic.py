@@ -40,6 +40,8 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     Without ``force`` an existing non-empty ``path`` is refused before any work starts.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder")
     if path.exists() and any(path.iterdir()) and not force:
         raise FileExistsError(f"{path} already exists and is not empty; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
@@ -128,7 +128,11 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml; is this a run folder made by 'causaldiffae train'?")
-    return ExperimentConfig.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CheckpointError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+    return ExperimentConfig.from_dict(data or {}, str(path))
 
 
 def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -139,8 +143,12 @@ def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: di
 
 def read_model_meta(weights: str | Path) -> dict[str, Any]:
     """The facts ``export_model`` stored beside the weights (graph, image shape, classes, step); {} if none."""
-    with safe_open(str(weights), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("causaldiffae", "{}"))
+    except (SafetensorError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None):
@@ -159,12 +167,17 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
         raise CheckpointError(f"{run_dir}: no model.safetensors yet (the run has not written its first checkpoint)")
     config = read_config(run_dir)
     meta = read_model_meta(weights)
-    if "graph" not in meta:
+    if "graph" not in meta or "image_shape" not in meta:
         raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
     tensors = weights if step is None else _checkpoint_ema(run_dir, step)
     graph = CausalGraph.from_dict(meta["graph"], source=str(weights))
     model = CausalDiffAE(config.model, graph, tuple(meta["image_shape"]), meta.get("num_classes", 0), config.diffusion)
-    model.load_state_dict(load_file(str(tensors)))
+    try:
+        model.load_state_dict(load_file(str(tensors)))
+    except SafetensorError as err:
+        raise CheckpointError(f"{tensors}: not a readable safetensors file ({err})") from None
+    except RuntimeError as err:
+        raise CheckpointError(f"{tensors}: the weights do not fit the model that {run_dir}/config.yaml describes ({str(err).splitlines()[0]})") from None
     model.trained_steps = int(meta.get("step", 0)) if step is None else step
     return model.to(device).eval(), config
 

@@ -123,8 +123,8 @@ def check_options(
     if abduction not in ABDUCTIONS:
         raise CounterfactualError(f"unknown abduction {abduction!r} (use {' or '.join(ABDUCTIONS)})")
     total = num_train_timesteps(model)
-    if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= total:
-        raise CounterfactualError(f"steps must be an integer in 1..{total}, got {steps!r}")
+    if not isinstance(steps, (int, np.integer)) or not 2 <= steps <= total:
+        raise CounterfactualError(f"steps must be an integer in 2..{total}, got {steps!r}")
     if not (np.isfinite(start) and 0 < start <= 1) or int(total * start) < steps:
         raise CounterfactualError(f"start must lie in (0, 1] and leave at least steps={steps} of {total} timesteps, got {start!r}")
     if spacing not in SPACINGS:
@@ -217,6 +217,10 @@ def abduct(
     cls = None
     if class_labels is not None:
         cls = torch.as_tensor(class_labels, dtype=torch.long, device=device).reshape(-1)
+        if cls.shape[0] != x0.shape[0]:
+            raise CounterfactualError(f"class_labels: expected {x0.shape[0]} values (one per image), got {cls.shape[0]}")
+    elif is_class_conditional(model):
+        raise CounterfactualError("this model is class-conditional: pass class_labels, the class of each image (-1 where unknown)")
     if model.variant == "label-conditional":
         if labels is None:
             raise CounterfactualError("a label-conditional model needs the images' labels to abduct its condition")
@@ -371,12 +375,7 @@ def decode_interventions(
     b = abduction.x_T.shape[0]
     per_call = max(1, max_batch // b)
     edits = [intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode) for do in dos]
-    groups: list[list[int]] = []  # consecutive columns that fit one call and agree on having a class input
-    for j, (_, c) in enumerate(edits):
-        if groups and len(groups[-1]) < per_call and (edits[groups[-1][0]][1] is None) == (c is None):
-            groups[-1].append(j)
-        else:
-            groups.append([j])
+    groups = [list(range(j, min(j + per_call, len(dos)))) for j in range(0, len(dos), per_call)]
     images: list[torch.Tensor] = []
     for group in groups:
         k = len(group)

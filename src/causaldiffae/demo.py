@@ -114,7 +114,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import abduct, decode_intervention, label_stats
+    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE, abduct, check_options, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.metrics import draw_indices
     from causaldiffae.evaluation.oracle import sources_or_none
@@ -123,7 +123,10 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     start = time.perf_counter()
     out = Path(out)
     model, config = load_run(WEIGHTS)
-    steps, spacing = settings.steps or config.diffusion.sample_steps, config.diffusion.sample_spacing
+    steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
+    spacing = config.diffusion.sample_spacing
+    for w in (1.0, *GUIDANCE_VALUES):
+        check_options(model, steps=steps, w=w, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION, spacing=spacing)
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
         test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)

@@ -47,6 +47,8 @@ def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spa
     """
     if spacing not in SPACINGS:
         raise ValueError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2 (one step would sit at t=0 and draw nothing), got {steps}")
     stride = int(num_train_timesteps * start) // steps
     if stride < 1:
         raise ValueError(f"start={start} leaves fewer than {steps} of {num_train_timesteps} timesteps")

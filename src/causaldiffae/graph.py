@@ -1,7 +1,7 @@
 """Causal graphs as data: named variables and directed edges, never a matrix in model code.
 
 A graph is parsed from a YAML file (``variables:`` and ``edges:`` written ``"a -> b"``) or an
-inline string such as ``"thickness->intensity; angle->shadow_len"``. Everything the model needs
+inline string such as ``"thickness -> intensity"`` or ``"angle, light -> shadow_len, shadow_pos"``. Everything the model needs
 (parents, descendants, topological order and levels, adjacency) is derived here once.
 """
 
@@ -91,20 +91,27 @@ class CausalGraph:
 
     @classmethod
     def parse(cls, text: str, variables: Iterable[str] | None = None) -> "CausalGraph":
-        """Parse ``"a->b; b->c"`` (separators ``;``, ``,`` or newlines); ``variables`` fixes the order."""
+        """Parse ``"a -> b; b -> c"`` or the grouped ``"angle, light -> shadow_len, shadow_pos"``.
+
+        Statements are separated by ``;`` or newlines. Within one, ``->`` links groups of
+        comma-separated names, every name to every name of the next group; a statement without
+        ``->`` lists variables with no edges. ``variables`` fixes the order.
+        """
         edges: list[tuple[str, str]] = []
         names: list[str] = []
-        for part in re.split(r"[;,\n]", text):
+        for part in re.split(r"[;\n]", text):
             part = part.strip()
             if not part:
                 continue
-            chain = [p.strip() for p in part.split("->")]
-            if any(not p for p in chain):
-                raise GraphError(f"cannot parse edge {part!r}: expected 'a -> b'")
-            for p in chain:
-                if p not in names:
-                    names.append(p)
-            edges.extend(zip(chain[:-1], chain[1:]))
+            groups = [[n.strip() for n in g.split(",")] for g in part.split("->")]
+            if any(not n for g in groups for n in g):
+                raise GraphError(f"cannot parse {part!r}: expected 'a -> b' or 'a, b -> c'")
+            if any(len(g) > 1 for g in groups[1:-1]):
+                raise GraphError(f"ambiguous {part!r}: separate edges with ';' (commas group names, as in 'a, b -> c')")
+            for n in (n for g in groups for n in g):
+                if n not in names:
+                    names.append(n)
+            edges.extend((a, b) for left, right in zip(groups[:-1], groups[1:]) for a in left for b in right)
         if variables is not None:
             order = list(variables)
             missing = [n for n in names if n not in order]
@@ -124,10 +131,12 @@ class CausalGraph:
         edges: list[tuple[str, str]] = []
         for item in data.get("edges") or []:
             if isinstance(item, str):
-                parsed = cls.parse(item, variables=variables) if "->" in item else None
-                if parsed is None:
+                if "->" not in item:
                     raise GraphError(f"{source}: cannot parse edge {item!r}: expected 'a -> b'")
-                edges.extend(parsed.edges)
+                try:
+                    edges.extend(cls.parse(item, variables=variables).edges)
+                except GraphError as err:
+                    raise GraphError(f"{source}: {err}") from None
             elif isinstance(item, (list, tuple)) and len(item) == 2:
                 edges.append((str(item[0]), str(item[1])))
             else:

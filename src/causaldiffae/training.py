@@ -32,7 +32,7 @@ from causaldiffae.checkpoint import (
     save_checkpoint,
     save_config,
 )
-from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
+from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, check_image_shape
 from causaldiffae.data.base import CausalImageDataset, DataError
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
@@ -197,6 +197,7 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
     """
     from PIL import Image
 
+    from causaldiffae.counterfactual import INVERSION_REFINE
     from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps
 
     device = model.label_mean.device
@@ -209,8 +210,8 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
     cond = model.condition(z, batch["class"])
     eps_fn = lambda x, t: model.eps(x, t, cond)  # noqa: E731
     ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, steps, spacing=spacing)
-    x_T = ddim_invert(eps_fn, batch["image"], ts, model.alphas_cumprod)
-    recon = ddim_sample(eps_fn, x_T, ts, model.alphas_cumprod)
+    x_T = ddim_invert(eps_fn, batch["image"], ts, model.alphas_cumprod, refine=INVERSION_REFINE)
+    recon = ddim_sample(eps_fn, x_T, ts, model.alphas_cumprod, clip_x0=False)  # as counterfactual.decode after inversion
     noise = torch.randn(batch["image"].shape, generator=torch.Generator().manual_seed(seed)).to(device)
     sample = ddim_sample(eps_fn, noise, ts, model.alphas_cumprod)
     rows = torch.stack([batch["image"], recon, sample])  # (3, B, C, H, W)
@@ -283,15 +284,19 @@ def train(
     from causaldiffae.models import CausalDiffAE
 
     out = Path(out)
-    t = config.train
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} exists and is not a folder")
     has_run = (out / "config.yaml").is_file() or bool(checkpoint_dirs(out))
     if has_run and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_run:
         raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
-    if out.exists() and not out.is_dir():
-        raise TrainingError(f"--out {out} exists and is not a folder")
+    if resume and (out / "config.yaml").is_file():
+        config = resolve_resume(config, out, [])
+    t = config.train
 
+    if mixed_precision not in (None, *MIXED_PRECISION):
+        raise TrainingError(f"unknown mixed_precision {mixed_precision!r} (use {', '.join(MIXED_PRECISION)})")
     if mixed_precision == "fp16" and not _has_accelerator():
         raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
     if mixed_precision == "bf16" and not _has_accelerator() and _cpu_bf16() is False:
@@ -331,11 +336,17 @@ def train(
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused)
 
+    data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start = 0
     if resume:
         last = checkpoint_dirs(out)
         if last:
             ckpt = load_checkpoint(last[-1])
+            order = ckpt["state"].get("data_order")
+            if order is not None and order != data_order:
+                raise TrainingError(
+                    f"{last[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
+                )
             model.load_state_dict(ckpt["model"])
             ema.load_state_dict(ckpt["ema"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -358,7 +369,7 @@ def train(
 
     def checkpoint(step: int) -> None:
         if main:
-            state = {"rng": rng_state(), "data_order": {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}}
+            state = {"rng": rng_state(), "data_order": data_order}
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
             export_model(out, ema.state_dict(), {**meta, "step": step})
         accelerator.wait_for_everyone()
@@ -461,6 +472,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop lines logged after the checkpoint so the metrics match an uninterrupted run."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = [line for line in path.read_text().splitlines() if (n := _logged_step(line)) is not None and n <= step]
     with atomic_file(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def _logged_step(line: str) -> int | None:
+    """The step of one metrics line; ``None`` for a blank line or one cut short by a killed run."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

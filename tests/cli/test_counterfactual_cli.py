@@ -111,6 +111,8 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
         (["--do", "a=2", "--w", "2"], "from the null condition needs a model trained with one"),
         (["--do", "digit=3"], "needs a class-conditional model"),
         (["--do", "a=2", "--step", "1"], "no checkpoint at step 1 (kept: 2)"),
+        (["--do", "a=2", "--steps", "0"], "steps must be an integer in 2..100, got 0"),
+        (["--do", "a=2", "--steps", "1"], "steps must be an integer in 2..100, got 1"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
@@ -133,6 +135,26 @@ def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):
         assert main([cmd[0], "--run", str(empty), "--data", str(data), *cmd[1:], "--no-progress"]) == 2
         errors = error_lines(capsys)
         assert len(errors) == 1 and "no model.safetensors" in errors[0], errors
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--n-small", "1"], "--n-small must be at least 2, got 1"),
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--steps", "1"], "steps must be an integer in 2..100, got 1"),
+    ],
+)
+def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
+    _, data, run, pred = setup
+    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    out = setup[0] / "bad-eval"
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out), "--quick", "--no-progress", *extra]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("field, value, message", [("dataset", "mnist", "trained on dataset 'mnist'"), ("edges", [], "graph edges")])

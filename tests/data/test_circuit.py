@@ -169,8 +169,9 @@ def light_brightness(image: np.ndarray, name: str) -> float:
 
 
 def test_standin_images_show_the_arm_and_the_lights(standin):
-    ds = load_dataset(standin, "train", resolution=64)
+    ds = load_dataset(standin, "train")  # no resolution: the size it was rendered at
     assert ds.scm is not None and ds.image_shape == (3, 64, 64)
+    assert load_dataset(standin, "test", resolution=32).image_shape == (3, 32, 32)
     for k, name in ((1, "blue"), (2, "green"), (3, "red")):
         seen = [light_brightness(img, name) for img in ds.images]
         assert np.corrcoef(seen, ds.labels[:, k])[0, 1] > 0.97, name

@@ -16,7 +16,6 @@ from causaldiffae.evaluation.metrics import (
     to_uint8,
     true_counterfactual,
 )
-from causaldiffae.evaluation.predictors import images_tensor
 from causaldiffae.graph import CausalGraph
 
 

@@ -163,3 +163,11 @@ def test_style_dropout_hides_only_the_style_block():
     torch.testing.assert_close(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], before)  # ... is dropped
     model.encoder.mean.bias.data[:8] += 5.0  # a different causal latent is not
     assert not torch.equal(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], before)
+
+
+@pytest.mark.parametrize("mult", ["[2,2]", "[1,2]"])
+def test_the_condition_matches_the_unets_time_embedding_whatever_the_first_multiplier(mult):
+    model = _model(f"model.channel_mult={mult}", num_classes=3)
+    assert model.decoder.emb_dim == 4 * 8 * int(mult[1])
+    terms = model(_batch(), kl_scale=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(terms["loss"])

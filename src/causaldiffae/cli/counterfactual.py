@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     interventions = parse_do(args.do)
     set_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
-    args.steps = args.steps or config.diffusion.sample_steps
+    args.steps = config.diffusion.sample_steps if args.steps is None else args.steps
     args.spacing = args.spacing or config.diffusion.sample_spacing
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,
                   spacing=args.spacing)

@@ -105,9 +105,6 @@ class CausalImageDataset:
     def standardise(self, labels: np.ndarray) -> np.ndarray:
         return (np.asarray(labels, dtype=np.float64) - self.label_mean) / self.label_std
 
-    def unstandardise(self, labels: np.ndarray) -> np.ndarray:
-        return np.asarray(labels, dtype=np.float64) * self.label_std + self.label_mean
-
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         import torch
 

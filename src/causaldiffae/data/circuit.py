@@ -402,9 +402,15 @@ def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
 def load(
     path: str | Path, split: str = "train", resolution: int | None = None, *, workers: int | None = None
 ) -> CausalImageDataset:
-    """The observational samples of ``split`` resized to ``resolution`` (default 128)."""
+    """The observational samples of ``split`` resized to ``resolution``.
+
+    ``None`` keeps a stand-in at the size it was rendered at and brings the official 512 px
+    renders to the reference's 128.
+    """
     path = Path(path)
-    resolution = resolution or DEFAULT_RESOLUTION
+    meta = _metadata(path)
+    if resolution is None:
+        resolution = int((meta or {}).get("resolution") or DEFAULT_RESOLUTION)
     files = split_files(path, split)
     for file in files:  # every file's keys checked before any decoding
         keys = _keys(file)
@@ -416,7 +422,6 @@ def load(
     images = _images(files, resolution, max(1, workers or len(os.sched_getaffinity(0))))
     if len(images) != len(labels):
         raise DataError(f"{path}/{split}: {len(images)} images but {len(labels)} latent rows")
-    meta = _metadata(path)
     standin = meta is not None and meta.get("source") == "stand-in"
     return CausalImageDataset(
         images,

@@ -278,7 +278,7 @@ def _folder_report(index: FolderIndex, resolution: int | None) -> list[str]:
         f"  splits: {given}",
         f"  graph: {index.graph} (variables: {', '.join(index.graph.variables)})",
     ]
-    for split in available_splits(index.root):
+    for split in (s for s in SPLITS if len(index.rows(s))):
         rows = index.rows(split)
         shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}")})
         lines += _split_report(split, index.labels[rows], ", ".join(shapes), index.graph)

@@ -11,7 +11,7 @@ short branches included, so it reads a little longer than a thinned centre line.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -38,9 +38,6 @@ class Morphometrics:
     area: float
     length: float
     slant: float
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:

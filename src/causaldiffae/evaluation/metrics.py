@@ -29,7 +29,7 @@ Reader = Callable[[torch.Tensor], dict[str, np.ndarray]]
 
 
 def identity_counterfactual(images: torch.Tensor, do: Mapping[str, np.ndarray], labels: np.ndarray, classes=None):
-    """The null baseline: the unedited image, whose (claimed) values are the requested ones."""
+    """The null baseline: the unedited image, claiming the factual values (nothing changed)."""
     return images, np.asarray(labels, dtype=np.float64).copy()
 
 

@@ -90,8 +90,11 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
     st = settings
     for steps in (st.steps, *st.sweep_steps):
         check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
-    if settings.n < 2 or settings.seeds < 1 or settings.n_small < 2:
-        raise UserError(f"--n must be at least 2 and --seeds at least 1, got n={settings.n}, seeds={settings.seeds}")
+    for option, value, least in (("--n", st.n, 2), ("--n-small", st.n_small, 2), ("--seeds", st.seeds, 1), ("--batch-size", st.batch_size, 1)):
+        if value < least:
+            raise UserError(f"{option} must be at least {least}, got {value}")
+    if len(test) < 4:
+        raise UserError(f"{source}: the test split has {len(test)} images; evaluate needs at least 4 (two per half for the Frechet distance)")
     if settings.dci_method not in ("gbt", "lasso"):
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
 

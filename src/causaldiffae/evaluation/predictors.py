@@ -150,10 +150,6 @@ class Predictors(nn.Module):
             chunks.append(torch.cat([net.features(x) for net in self._nets()], dim=1).double().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, self.meta.feature_dim * len(self._nets())))
 
-    def check_compatible(self, ds: CausalImageDataset, source: str = "predictors") -> None:
-        """Refuse predictors trained for another dataset, graph or image shape (one clear line)."""
-        check_meta(self.meta, ds, source)
-
 
 def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None:
     if meta.dataset != ds.name:

@@ -9,7 +9,6 @@ level's variables) rather than a Python loop over variables or samples.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch

@@ -79,10 +79,6 @@ class CausalDiffAE(nn.Module):
         self.label_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.label_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
-    def standardise(self, labels: torch.Tensor) -> torch.Tensor:
-        """Natural units -> the standardised scale of the label prior (columns in graph order)."""
-        return (labels - self.label_mean) / self.label_std
-
     # Model contract (docs/design.md) -----------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

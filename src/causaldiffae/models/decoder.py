@@ -45,7 +45,7 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], cond_dim: int, num_classes: int) -> None:
         super().__init__()
         self.unet = build_unet(config, image_shape)
-        self.emb_dim = config.base_channels * 4  # UNet2DModel's time-embedding width
+        self.emb_dim = self.unet.time_embedding.linear_2.out_features
         self.project = nn.Linear(cond_dim, self.emb_dim)
         self.class_embedding = nn.Embedding(num_classes, self.emb_dim) if num_classes > 0 else None
 
