@@ -64,3 +64,14 @@ def test_demo_refuses_impossible_steps_before_building_data(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"steps must be an integer in 2..1000, got {steps}" in err[0], err
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_refuses_an_out_that_is_a_file(tmp_path, capsys, monkeypatch):
+    import causaldiffae.demo as demo
+    from causaldiffae.cli import main
+
+    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert main(["demo", "--out", str(tmp_path / "notes.txt"), "--no-progress"]) == 2
+    assert "notes.txt exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

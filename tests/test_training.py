@@ -187,6 +187,14 @@ def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_lin
         train(tiny_config("train.steps=3", "train.lr=0.5"), data, run, resume=True, progress=False)
     with pytest.raises(TrainingError, match="data order .*'num_samples': 16.*'num_samples': 20"):
         train(tiny_config("train.steps=3"), synthetic_dataset(n=20), run, resume=True, progress=False)
+    with pytest.raises(TrainingError, match="--resume .*: its graph .* differs from the data's"):
+        train(tiny_config("train.steps=3"), synthetic_dataset(n=16, graph="a -> b; a -> c"), run, resume=True, progress=False)
+    last = checkpoint_dirs(run)[-1]
+    state = (last / "state.json").read_text()
+    (last / "state.json").write_text(state[:20])
+    with pytest.raises(CheckpointError, match="step-0000002: unreadable checkpoint \\(JSONDecodeError"):
+        train(tiny_config("train.steps=3"), data, run, resume=True, progress=False)
+    (last / "state.json").write_text(state)
     metrics = run / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"step": 3, "lo')  # a run killed mid-write
     train(tiny_config("train.steps=3", "train.log_every=1"), data, run, resume=True, progress=False)

@@ -103,13 +103,16 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The tensors and state of one checkpoint folder (CPU tensors)."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
-    return {
-        "model": load_file(str(path / "model.safetensors")),
-        "ema": load_file(str(path / "ema.safetensors")),
-        "optimizer": unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer")),
-        "state": state,
-    }
+    try:
+        state = json.loads((path / "state.json").read_text())
+        return {
+            "model": load_file(str(path / "model.safetensors")),
+            "ema": load_file(str(path / "ema.safetensors")),
+            "optimizer": unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer")),
+            "state": state,
+        }
+    except (OSError, json.JSONDecodeError, KeyError, SafetensorError) as err:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it to resume from the one before") from None
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

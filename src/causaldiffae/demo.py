@@ -122,6 +122,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
 
     start = time.perf_counter()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} exists and is not a folder")
     model, config = load_run(WEIGHTS)
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing
@@ -131,7 +133,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
         test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)
     else:
-        test, sources = load_dataset(data, "test"), sources_or_none(data, "test", log)
+        test, sources = load_dataset(data, "test", progress=progress), sources_or_none(data, "test", log)
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)

@@ -226,6 +226,14 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
 # The loop ----------------------------------------------------------------------------------------
 
 
+def _check_same_data(meta: dict, data: TrainData, where: str) -> None:
+    """Weights carried over (``train.init``, ``--resume``) must be for this data's graph and image shape."""
+    if meta.get("graph") != data.graph.to_dict():
+        raise TrainingError(f"{where}: its graph {meta.get('graph')} differs from the data's {data.graph.to_dict()}")
+    if list(meta.get("image_shape", [])) != list(data.image_shape):
+        raise TrainingError(f"{where}: image shape {meta.get('image_shape')} differs from the data's {list(data.image_shape)}")
+
+
 def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
     """Start from another run's weights (``train.init``): same graph, image shape and architecture, or a clear error.
 
@@ -237,11 +245,7 @@ def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
     weights = Path(run_dir) / "model.safetensors"
     if not weights.is_file():
         raise TrainingError(f"train.init={run_dir}: no model.safetensors there")
-    meta = read_model_meta(weights)
-    if meta.get("graph") != data.graph.to_dict():
-        raise TrainingError(f"train.init={run_dir}: its graph {meta.get('graph')} differs from the data's {data.graph.to_dict()}")
-    if list(meta.get("image_shape", [])) != list(data.image_shape):
-        raise TrainingError(f"train.init={run_dir}: image shape {meta.get('image_shape')} differs from the data's {list(data.image_shape)}")
+    _check_same_data(read_model_meta(weights), data, f"train.init={run_dir}")
     state = load_file(str(weights))
     own = model.state_dict()
     wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]
@@ -318,11 +322,13 @@ def train(
     if not isinstance(data, CausalImageDataset):
         from causaldiffae.data import load_dataset
 
-        data = load_dataset(data, "train", resolution=config.data.resolution)
+        data = load_dataset(data, "train", resolution=config.data.resolution, progress=progress and accelerator.is_main_process)
     train_data = prepare_data(data, config)
     if len(train_data) < t.batch_size:
         raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}")
 
+    if resume and (out / "model.safetensors").is_file():
+        _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
     torch.manual_seed(t.seed)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     if t.init:
@@ -436,6 +442,8 @@ def train(
     bar.close()
     if done < t.steps and main:
         print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
+    if main and progress:
+        print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return out

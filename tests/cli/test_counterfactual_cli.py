@@ -10,6 +10,7 @@ from PIL import Image
 
 import causaldiffae.cli.counterfactual as cli_cf
 import causaldiffae.counterfactual as cf
+from causaldiffae.checkpoint import read_config
 from causaldiffae.cli import main
 from causaldiffae.evaluation.report import render
 from causaldiffae.training import train
@@ -90,6 +91,10 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     assert float(by_col["a=1.5"]["a_counterfactual"]) == pytest.approx(1.5, abs=1e-4)
     assert float(by_col["b=150"]["b_counterfactual"]) == pytest.approx(150, abs=1e-3)
     assert by_col["b=150"]["a_counterfactual"] == by_col["b=150"]["a_factual"]  # a is not a descendant of b
+    assert "note:" not in capsys.readouterr().err  # values like the training data's
+    far = base / "cf-far" / "grid.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=1e6", "--steps", "2", "--out", str(far), "--no-progress"]) == 0
+    assert "note: a=1e+06 lies" in capsys.readouterr().err and far.is_file()  # extrapolation is allowed, with a note
 
 
 def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
@@ -198,6 +203,20 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path):
+    base, data, run, pred = setup
+    config = read_config(run).with_overrides(["model.cond_drop_prob=0.3"])
+    guided_run = train(config, data, tmp_path / "run", progress=False)
+    out = tmp_path / "report"
+    argv = ["evaluate", "--run", str(guided_run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
+    assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it
+    assert (out / metrics["figures"]["guidance_sweep"]).is_file()
+
+
 def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):
     from causaldiffae.data.morphomnist import generate
     from causaldiffae.demo import WEIGHTS
@@ -222,3 +241,30 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     assert "do(intensity): thickness error (preserved)" in report
     assert "averaged over the same 2 draws of values" in report
     assert metrics["settings"]["spacing"] == "quadratic" and "(quadratic spacing)" in report  # the shipped config's
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--device", "banana"], "--device 'banana': not a torch device"),
+        (["evaluate", "--out", "FILE"], "FILE exists and is not a folder"),
+        (["predictors", "--lr", "-1"], "--lr must be positive, got -1"),
+        (["predictors", "--out", "FILE"], "FILE exists and is not a folder"),
+        (["predictors", "--resolution", "0"], "resolution must be a positive number of pixels, got 0"),
+        (["data", "check", "DATA", "--resolution", "-5"], "resolution must be a positive number of pixels, got -5"),
+    ],
+)
+def test_bad_devices_rates_sizes_and_outputs_are_one_line(setup, tmp_path, capsys, argv, message):
+    _, data, run, pred = setup
+    file = tmp_path / "FILE"
+    file.write_text("keep me")
+    defaults = {
+        "evaluate": ["--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(tmp_path / "rep"), "--quick"],
+        "predictors": ["--data", str(data), "--out", str(tmp_path / "pred")],
+        "data": [],
+    }[argv[0]]
+    argv = [str(file) if a == "FILE" else str(data) if a == "DATA" else a for a in argv]
+    assert main([argv[0], *defaults, *argv[1:], "--no-progress"] if argv[0] != "data" else argv) == 2  # later options win
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message.replace("FILE", str(file)) in errors[0], errors
+    assert file.read_text() == "keep me"

@@ -42,8 +42,8 @@ def morpho_dir(tmp_path: Path) -> Path:
 
 def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out), "--no-progress"]
-    assert main(args + TINY) == 0
+    args = ["train", "--preset", "morphomnist-cpu", *TINY[:8], "--data", str(morpho_dir), "--out", str(out), *TINY[8:], "--no-progress"]
+    assert main(args) == 0  # overrides may sit between options
     assert {"config.yaml", "model.safetensors", "metrics.jsonl", "checkpoints", "samples"} <= {p.name for p in out.iterdir()}
     assert main(["train", "--resume", "--data", str(morpho_dir), "--out", str(out), "--no-progress", "train.steps=3"]) == 0
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -79,3 +79,15 @@ def test_unknown_preset_and_existing_run(morpho_dir, tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     code = main(["train", "--resume", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(out)] + TINY + ["train.lr=0.01"])
     assert code == 2 and "disagrees" in capsys.readouterr().err
+
+
+def test_unknown_options_and_stray_words_are_refused(morpho_dir, tmp_path, capsys):
+    base = ["--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(tmp_path / "r")]
+    for argv in (["train", *base, "--bogus"], ["demo", "train.steps=3"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
+    assert main(["train", *base, "train.steps=3", "--no-progress", "stray"]) == 2
+    assert "override 'stray' is not key=value" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

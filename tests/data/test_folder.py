@@ -62,11 +62,14 @@ def test_default_split_ignores_row_order(user, tmp_path):
     assert {index.files[k] for k in index.rows("test")} == before
 
 
-def test_split_column_gray_images_and_resizing(tmp_path):
+def test_split_column_gray_images_and_resizing(tmp_path, capsys):
     root = tmp_path / "gray"
     make_folder(root, n=12, mode="L", split=True)
-    val = load_dataset(root, "val", resolution=16)
+    val = load_dataset(root, "val", resolution=16, progress=False)
     assert len(val) == 4 and val.image_shape == (1, 16, 16)
+    assert capsys.readouterr().err == ""  # no bar
+    load_dataset(root, "val", resolution=16)
+    assert "gray val: 100%" in capsys.readouterr().err
     Image.new("L", (40, 30)).save(root / "images" / "000.png")  # one image of another size
     with pytest.raises(DataError, match="give a resolution"):
         load_dataset(root, "train")
@@ -145,7 +148,7 @@ def test_bad_images_and_graph(user):
     with pytest.raises(GraphError, match="cycle"):
         folder.load(root, "train")
     (root / folder.GRAPH_FILE).unlink()
-    with pytest.raises(DataError, match="not a recognised dataset folder"):
+    with pytest.raises(DataError, match="has labels.csv but no graph.yaml; a user dataset folder needs both"):
         load_dataset(root, "train")
     with pytest.raises(DataError, match="no graph.yaml"):
         folder.load(root, "train")

@@ -26,10 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may sit between options, not only in one run
+        if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileExistsError, FileNotFoundError) as err:
+    except (UserError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
         print(f"causaldiffae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from causaldiffae.config import SPACINGS
 from causaldiffae.errors import UserError
@@ -38,6 +39,7 @@ GUIDANCES = ("null", "factual")
 DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
 DEFAULT_START = 1.0
+FAR_SD = 4  # interventions further than this from the training mean get a note: extrapolation
 THREADS_HELP = (
     "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
     "than 1, benchmarks/grid_decoding.py; use 1 when other work keeps the cores busy, where extra threads spin-wait)"
@@ -53,6 +55,20 @@ def set_threads(n: int | None) -> None:
     if n < 1:
         raise UserError(f"--threads must be at least 1, got {n}")
     torch.set_num_threads(n)
+
+
+def check_device(name: str) -> None:
+    """Refuse a device torch cannot parse or this machine does not have, before loading anything."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device here (this torch build: {torch.__version__})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here")
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
 
@@ -119,9 +135,15 @@ def run(args: argparse.Namespace) -> int:
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,
                   spacing=args.spacing)
     columns = [(name, v) for name, values in interventions for v in values]
+    mean, std = label_stats(model)
     for name, v in columns:
         check_do(model, {name: v}, 1)
-    ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
+        if name in model.graph.variables:
+            k = model.graph.index(name)
+            if abs(v - mean[k]) > FAR_SD * std[k]:
+                print(f"note: {name}={v:g} lies {abs(v - mean[k]) / std[k]:.0f} training standard deviations from the mean "
+                      f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
+    ds = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
     if tuple(ds.image_shape) != tuple(model.image_shape):
         raise UserError(f"{args.data}: images are {ds.image_shape}, the run was trained on {tuple(model.image_shape)}")
     n = min(args.n, len(ds))
@@ -131,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
     cols = [ds.variables.index(v) for v in model.graph.variables]
     labels = ds.labels[:n][:, cols]
     classes = None if ds.classes is None else ds.classes[:n]
-    mean, std = label_stats(model)
     x = images_tensor(ds, np.arange(n))
     abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)

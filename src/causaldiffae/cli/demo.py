@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid", type=int, default=6, help="digits per grid (default 6)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the shipped run's diffusion.sample_steps, 20)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
 

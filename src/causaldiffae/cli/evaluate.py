@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from causaldiffae.cli.counterfactual import THREADS_HELP, set_threads
+from causaldiffae.cli.counterfactual import THREADS_HELP, check_device, set_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="every section on few images (a smoke test, minutes on a CPU)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device for the model and predictors (default cpu)")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
 
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.report import render
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
@@ -67,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
     set_threads(args.threads)
+    check_device(args.device)
     model, config = load_run(args.run, device=args.device, step=args.step)
     opts["steps"] = config.diffusion.sample_steps if args.steps is None else args.steps
     opts["spacing"] = args.spacing or config.diffusion.sample_spacing
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)
-    test = load_dataset(args.data, args.split, resolution=config.data.resolution)
-    train = load_dataset(args.data, "train", resolution=config.data.resolution)
+    test = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
+    train = load_dataset(args.data, "train", resolution=config.data.resolution, progress=not args.no_progress)
     predictors = load_predictors(args.predictors, test).to(args.device)
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
     sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None

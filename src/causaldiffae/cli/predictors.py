@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
 
@@ -41,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
     for name in ("epochs", "batch_size", "width"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr:g}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
     set_threads(args.threads)
-    train = load_dataset(args.data, "train", resolution=args.resolution)
-    test = load_dataset(args.data, args.test_split, resolution=args.resolution)
+    train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
+    test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)
     print(f"{train.name}: {len(train)} train / {len(test)} {test.split} images, variables {', '.join(train.variables)}")
     model = train_predictors(
         train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,

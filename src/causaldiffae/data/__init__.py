@@ -1,8 +1,9 @@
 """Datasets: generators that build them offline and loaders that detect their layout.
 
 Every dataset module exposes ``looks_like(path) -> bool`` and
-``load(path, split, resolution=None) -> CausalImageDataset``; ``load_dataset`` picks the first
-module that recognises the folder, so users never name the format.
+``load(path, split, resolution=None, progress=True) -> CausalImageDataset`` (``progress``: a bar
+while images are decoded one by one); ``load_dataset`` picks the first module that recognises the
+folder, so users never name the format.
 """
 
 from __future__ import annotations
@@ -33,9 +34,21 @@ def detect_format(path: str | Path) -> str:
             continue
         if module.looks_like(path):
             return fmt
+    from causaldiffae.data.folder import GRAPH_FILE, LABELS
+
+    half = [name for name in (LABELS, GRAPH_FILE) if (path / name).is_file()]
+    if len(half) == 1:  # a user folder missing one of its two files
+        missing = GRAPH_FILE if half == [LABELS] else LABELS
+        raise DataError(f"{path}: has {half[0]} but no {missing}; a user dataset folder needs both (README, 'Your own data')")
     raise DataError(f"{path}: not a recognised dataset folder (formats: {', '.join(FORMATS)})")
 
 
-def load_dataset(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
+def check_resolution(resolution: int | None) -> None:
+    if resolution is not None and resolution < 1:
+        raise DataError(f"resolution must be a positive number of pixels, got {resolution}")
+
+
+def load_dataset(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
     """Load ``split`` of the dataset in ``path``, resized to ``resolution`` if given."""
-    return _module(detect_format(path)).load(Path(path), split, resolution=resolution)
+    check_resolution(resolution)
+    return _module(detect_format(path)).load(Path(path), split, resolution=resolution, progress=progress)

@@ -381,7 +381,7 @@ def _decode_chunk(args: tuple[list[bytes], int, str, int]) -> list[np.ndarray]:
     return out
 
 
-def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
+def _images(files: list[Path], resolution: int, workers: int, progress: bool = True) -> np.ndarray:
     """Decode ``imgs[:, 0]`` file by file, so only one shard's JPEG bytes are held at a time."""
     out = np.empty((0, resolution, resolution, 3), dtype=np.uint8)
     for file in files:
@@ -394,13 +394,13 @@ def _images(files: list[Path], resolution: int, workers: int) -> np.ndarray:
         del imgs
         jobs = [(first[k : k + 256], resolution, str(file), k) for k in range(0, len(first), 256)]
         procs = 1 if len(first) < 2048 else workers
-        parts = imap_progress(_decode_chunk, jobs, workers=procs, total=len(first), desc=f"decode {file.name}")
+        parts = imap_progress(_decode_chunk, jobs, workers=procs, total=len(first), desc=f"decode {file.name}", progress=progress)
         out = np.concatenate([out, np.stack([img for part in parts for img in part])])
     return out
 
 
 def load(
-    path: str | Path, split: str = "train", resolution: int | None = None, *, workers: int | None = None
+    path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True, *, workers: int | None = None
 ) -> CausalImageDataset:
     """The observational samples of ``split`` resized to ``resolution``.
 
@@ -419,7 +419,7 @@ def load(
                 raise DataError(f"{file}: missing key {key!r} (has {', '.join(keys) or 'none'})")
     labels = _latents(files)
     train = labels if split == "train" else _latents(split_files(path, "train"))
-    images = _images(files, resolution, max(1, workers or len(os.sched_getaffinity(0))))
+    images = _images(files, resolution, max(1, workers or len(os.sched_getaffinity(0))), progress)
     if len(images) != len(labels):
         raise DataError(f"{path}/{split}: {len(images)} images but {len(labels)} latent rows")
     standin = meta is not None and meta.get("source") == "stand-in"

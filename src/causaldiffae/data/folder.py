@@ -226,12 +226,12 @@ def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.nda
     return [_decode(Path(file), mode, resolution) for file, mode in items]
 
 
-def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, desc: str) -> list[np.ndarray]:
+def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, desc: str, progress: bool = True) -> list[np.ndarray]:
     """Decode the images of ``rows``, in processes when there are many."""
     items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
     jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
     workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
-    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc)
+    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc, progress=progress)
     return [img for part in parts for img in part]
 
 
@@ -240,7 +240,7 @@ def available_splits(path: str | Path) -> list[str]:
     return [s for s in SPLITS if len(index.rows(s))]
 
 
-def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
+def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
     """One split of a user folder, images resized to ``resolution`` (required when sizes differ)."""
     index = scan(path)
     if split not in SPLITS:
@@ -252,8 +252,8 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None) 
         sizes = {index.sizes[k] for k in rows}
         if len(sizes) > 1 or any(w != h for w, h in sizes):
             shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-            raise DataError(f"{index.root}: images are not all square and of one size ({shown}); give a resolution")
-    images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}"))
+            raise DataError(f"{index.root}: images are not all square and of one size ({shown}); give a resolution (data.resolution=N to train, --resolution N for predictors)")
+    images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}", progress))
     train = index.labels[index.rows("train")]
     return CausalImageDataset(
         images, index.labels[rows], index.graph, train.mean(axis=0), train.std(axis=0), name=index.root.name, split=split
@@ -295,8 +295,9 @@ def _split_report(split: str, labels: np.ndarray, shape: str, graph: CausalGraph
 
 def describe(path: str | Path, resolution: int | None = None) -> str:
     """What a dataset folder holds, every image decoded once; raises DataError on bad input."""
-    from causaldiffae.data import detect_format
+    from causaldiffae.data import check_resolution, detect_format
 
+    check_resolution(resolution)
     path = Path(path)
     fmt = detect_format(path)
     lines = [f"{path}: {fmt} dataset"]

@@ -378,8 +378,11 @@ def _statistics(path: Path, metadata: dict | None) -> tuple[np.ndarray, np.ndarr
     return train.mean(axis=0), train.std(axis=0)
 
 
-def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
-    """One split (``train``, or ``test``/``t10k``) of a MorphoMNIST folder as a dataset."""
+def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
+    """One split (``train``, or ``test``/``t10k``) of a MorphoMNIST folder as a dataset.
+
+    ``progress`` is accepted for the loaders' common signature; the IDX files are read at once.
+    """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"MorphoMNIST folder not found: {path}")

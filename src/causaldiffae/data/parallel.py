@@ -9,7 +9,7 @@ R = TypeVar("R")
 
 
 def imap_progress(
-    fn: Callable[..., R], jobs: Iterable, *, workers: int, total: int, desc: str, unit: str = "img"
+    fn: Callable[..., R], jobs: Iterable, *, workers: int, total: int, desc: str, unit: str = "img", progress: bool = True
 ) -> Iterator[R]:
     """Yield ``fn(job)`` in job order, from ``workers`` forked processes when more than one.
 
@@ -18,7 +18,7 @@ def imap_progress(
     """
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit=unit) as bar:
+    with tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
         if workers <= 1:
             for job in jobs:
                 result = fn(job)

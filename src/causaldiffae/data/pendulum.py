@@ -320,9 +320,10 @@ def _labels(path: Path, split: str) -> tuple[list[str], np.ndarray]:
     return files, labels
 
 
-def load(path: str | Path, split: str = "train", resolution: int | None = None) -> CausalImageDataset:
+def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
     """Load a split made by ``causaldiffae data pendulum`` or by the original generator."""
     from PIL import Image
+    from tqdm import tqdm
 
     path = Path(path)
     if split not in SPLITS:
@@ -332,7 +333,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None) 
     if len(files) == 0 or len(train) == 0:
         raise DataError(f"{path / split}: no images")
     images = np.empty((len(files), SIZE, SIZE, 4), dtype=np.uint8)
-    for k, name in enumerate(files):
+    for k, name in enumerate(tqdm(files, desc=f"pendulum {split}", unit="img", disable=not progress)):
         file = path / split / name
         try:
             with Image.open(file) as img:

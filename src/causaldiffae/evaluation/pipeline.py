@@ -383,10 +383,9 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
                            title=f"do({first} = shuffled test value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
-        series, base = {}, {}
-        for var in variables:
-            series[f"{var} (do {first})"] = [metrics["guidance_sweep"][str(w)][first]["variables"][var]["mae"] for w in ws]
-            base[f"null: {var}"] = metrics["guidance_sweep"][str(ws[0])][first]["variables"][var]["null_mae"]
+        scored = metrics["guidance_sweep"][str(ws[0])][first]["variables"]  # effects without a known SCM are not scored
+        series = {f"{var} (do {first})": [metrics["guidance_sweep"][str(w)][first]["variables"][var]["mae"] for w in ws] for var in scored}
+        base = {f"null: {var}": item["null_mae"] for var, item in scored.items()}
         figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel="MAE (natural units)",
                           title=f"effectiveness vs guidance, do({first})", baselines=base)
         made["guidance_sweep"] = "figures/guidance_sweep.png"
