@@ -34,7 +34,7 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default=str(SHIPPED))
     parser.add_argument("--data", default=None, help="dataset folder for real test digits (default: noise images)")
     parser.add_argument("--digits", type=int, default=6, help="digits per grid (the demo's 6)")

@@ -74,7 +74,7 @@ def check_dataset(folder: str, n: int | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=None, help="digits to generate (default 500) or check (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", help="check this generated folder instead of generating")

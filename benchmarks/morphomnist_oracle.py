@@ -43,7 +43,7 @@ def jittered(digits: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

@@ -37,7 +37,7 @@ def report(images: np.ndarray, labels: np.ndarray, label: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--every", type=int, default=4, help="render every k-th grid image (default 4)")
     parser.add_argument("--dataset", help="check an existing pendulum folder instead")
     args = parser.parse_args()

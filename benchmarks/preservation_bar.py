@@ -94,7 +94,7 @@ def print_tables(reconstruction: dict, counterfactual: dict, support: np.ndarray
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
     parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
     parser.add_argument("--step", type=int, default=None, help="a kept checkpoint's EMA weights (default: the run's latest)")

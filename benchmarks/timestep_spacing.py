@@ -31,7 +31,7 @@ def m(entry: dict, name: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a MorphoMNIST folder (causaldiffae data morphomnist)")
     parser.add_argument("--run", default=str(WEIGHTS), help="run folder (default: the shipped model)")
     parser.add_argument("--predictors", default=str(WEIGHTS / "predictors"))

@@ -21,7 +21,7 @@ IMAGE_SHAPES = {"morphomnist": (1, 28, 28), "pendulum": (4, 96, 96), "circuit": 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="morphomnist-paper")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
