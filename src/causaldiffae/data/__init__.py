@@ -44,6 +44,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def check_resolution(resolution: int | None) -> None:
+    """Refuse a non-positive size before any image is decoded (PIL's own error names no option)."""
     if resolution is not None and resolution < 1:
         raise DataError(f"resolution must be a positive number of pixels, got {resolution}")
 

@@ -235,11 +235,6 @@ def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, d
     return [img for part in parts for img in part]
 
 
-def available_splits(path: str | Path) -> list[str]:
-    index = scan(path)
-    return [s for s in SPLITS if len(index.rows(s))]
-
-
 def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
     """One split of a user folder, images resized to ``resolution`` (required when sizes differ)."""
     index = scan(path)
