@@ -189,7 +189,11 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert set(eff["a"]["variables"]) == {"a"}  # no SCM for a user folder: the descendant b is skipped
     assert eff["b"]["variables"]["a"]["role"] == "non-descendant"
     assert set(metrics["comparison"]["results"]) == {f"{a}/{m}" for a in ("inversion", "ddpm", "stochastic") for m in ("set", "shift")}
-    assert len(metrics["composition"]["l1"]) == 4
+    assert len(metrics["composition"]["l1"]) == 4 and metrics["composition"]["n"] == 4
+    assert len(metrics["composition"]["inversion_l1"]) == 4  # the default ddpm abduction composes exactly by construction
+    realism = metrics["realism"]
+    assert realism["reference"] == {"split": "train", "n": 6}  # as many train images as counterfactuals per intervention
+    assert set(realism["frechet_counterfactual"]) == {"a", "b"} and realism["frechet_unedited"] > 0
     assert metrics["dci"]["blocks"]["method"] == "lasso"
     assert set(metrics["realism"]["reconstruction"]["inversion"]["mae"]) == {"a", "b"}
     assert metrics["guidance_sweep"] == {}  # no null condition: only w = 1
@@ -240,6 +244,9 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     assert "| criterion | measured | target | | true counterfactual | |" in report
     assert "do(intensity): thickness error (preserved)" in report
     assert "averaged over the same 2 draws of values" in report
+    true_fd = metrics["realism"]["frechet_true_counterfactual"]
+    assert set(true_fd) == {"thickness", "intensity"} and all(v > 0 for v in true_fd.values())
+    assert "true counterfactuals, do(intensity) (the dataset's generator)" in report
     assert metrics["settings"]["spacing"] == "quadratic" and "(quadratic spacing)" in report  # the shipped config's
 
 

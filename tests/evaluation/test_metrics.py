@@ -95,6 +95,25 @@ def test_composition_and_reversibility_of_identity_are_zero_and_of_oracle_revers
     assert rev["size"]["l1_back"] == pytest.approx(0.0, abs=1e-3)
 
 
+def test_reversibility_goes_back_to_the_models_own_reading_not_the_label(rendered):
+    """A model whose latent reads every image with an offset from its label, but edits exactly."""
+    test, images, labels, classes = rendered
+    offset = np.array([1.0, 3.0])
+
+    def biased(images_, do, labels_, classes_):
+        got = read_squares(images_)
+        values = np.stack([got["size"], got["brightness"]], axis=1) + offset
+        for name, v in do.items():
+            values[:, test.graph.index(name)] = v
+        return images_tensor_from(render_squares(values - offset, classes_)), values
+
+    values = np.round(shuffled_values(labels, np.random.default_rng(3)))
+    rev = reversibility(biased, images, labels, values, test.graph, classes)
+    for var in test.graph.variables:
+        assert rev[var]["l1_there"] > 0.005, var
+        assert rev[var]["l1_back"] == pytest.approx(0.0, abs=1e-6), var  # back to the label would cost the offset
+
+
 def test_roles_and_shuffled_values_keep_the_marginal():
     g = CausalGraph.parse("a -> b -> c; d")
     assert roles(g, "b") == {"a": "non-descendant", "b": "intervened", "c": "descendant", "d": "non-descendant"}

@@ -215,12 +215,17 @@ def reversibility(
     graph: CausalGraph,
     classes=None,
 ) -> dict[str, dict[str, float]]:
-    """Intervene on each variable, then intervene back to its factual value; L1 of both to the original."""
+    """Intervene on each variable, then intervene back to its factual value; L1 of both to the original.
+
+    "Back" is the value the model itself reads off the image (its null counterfactual's), not the
+    dataset label: the gap between those two is the encoder's error, not irreversibility.
+    """
     labels = np.asarray(labels, dtype=np.float64)
+    _, factual = cf_fn(images, {}, labels, classes)
     out = {}
     for k, var in enumerate(graph.variables):
         x1, vals1 = cf_fn(images, {var: values[:, k]}, labels, classes)
-        x2, _ = cf_fn(x1, {var: labels[:, k]}, vals1, classes)
+        x2, _ = cf_fn(x1, {var: factual[:, k]}, vals1, classes)
         out[var] = {
             "l1_there": float(l1_pixels(x1.numpy(), images.numpy()).mean()),
             "l1_back": float(l1_pixels(x2.numpy(), images.numpy()).mean()),
