@@ -75,3 +75,15 @@ def test_demo_refuses_an_out_that_is_a_file(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--out", str(tmp_path / "notes.txt"), "--no-progress"]) == 2
     assert "notes.txt exists and is not a folder" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_refuses_data_that_is_not_morphomnist(tmp_path, capsys):
+    from causaldiffae.cli import main
+    from causaldiffae.data.pendulum import generate
+
+    data = tmp_path / "pendulum"
+    generate(data, limit=8, workers=1)
+    capsys.readouterr()  # the generator's own bar
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--data", str(data), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a pendulum dataset; the shipped model is for MorphoMNIST" in err[0], err

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from causaldiffae.evaluation.acceptance import criteria, summarise, table
+from causaldiffae.errors import UserError
 
 WEIGHTS = Path(__file__).parent / "weights" / "morphomnist"
 THICKNESS_VALUES = (1.5, 2.5, 3.5, 4.5)
@@ -133,7 +134,10 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
         test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)
     else:
-        test, sources = load_dataset(data, "test", progress=progress), sources_or_none(data, "test", log)
+        test = load_dataset(data, "test", progress=progress)
+        if test.name != "morphomnist":
+            raise UserError(f"--data {data}: a {test.name} dataset; the shipped model is for MorphoMNIST")
+        sources = sources_or_none(data, "test", log)
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)
