@@ -42,6 +42,7 @@ def test_overrides_parse_yaml_values():
         ("model.variant=vae", "expected one of causaldiffae, diffae"),
         ("train.steps=ten", "train.steps: expected an integer"),
         ("model.norm_groups=7", "norm_groups"),
+        ("data.graph={variables: [a, b], edges: []}", "data.graph: expected a string, got \\{'variables'"),
         ("model.norm_groups=0", r"norm_groups/attention_head_dim=\(0, 32\): must be >= 1"),
         ("model.attention_head_dim=0", "attention_head_dim.*must be >= 1"),
         ("data.resolution=0", "data.resolution=0: must be >= 1"),

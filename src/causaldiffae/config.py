@@ -222,6 +222,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if hint is str or text.startswith("str"):
+        if isinstance(value, (dict, list)):  # a YAML mapping or list where a string belongs
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value
 
