@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from causaldiffae.errors import UserError
 
@@ -24,6 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str):
+    """Warnings as the errors are printed: one line naming the command, without Python's source echo."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"causaldiffae {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
@@ -33,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.handler(args) or 0)
     except (UserError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
         print(f"causaldiffae {args.command}: error: {err}", file=sys.stderr)
         return 2
