@@ -33,6 +33,7 @@ from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.diffusion import ddpm_decode
 from causaldiffae.evaluation.metrics import morphometric_reader, to_uint8
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
+from causaldiffae.evaluation.predictors import pixels_tensor
 
 EDIT_SIZES = (1, 3, 10, 30, -10, -30)
 SWITCHES = (50, 150, 300, 500)
@@ -58,7 +59,7 @@ def main() -> None:
         print(f"{k:+4d} | {np.abs(m['thickness'] - unedited['thickness']).mean():.4f} | {np.mean(m['intensity'] - unedited['intensity']):+.1f} | {pixels:.2f}")
     sources = source_digits(args.data, args.split)[idx]
     drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, ds.scm)["intensity"]
-    true = measure(torch.as_tensor(drawn, dtype=torch.float32)[:, None] / 127.5 - 1)
+    true = measure(pixels_tensor(drawn))
     change = np.abs(values[:, i_int] - labels[:, i_int]).mean()
     print(f"true counterfactual, full edit (mean |change| {change:.0f}) | {np.abs(true['thickness'] - unedited['thickness']).mean():.4f} |")
 

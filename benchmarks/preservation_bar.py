@@ -38,7 +38,7 @@ from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.metrics import draw_indices, marginal_values, model_counterfactual_fn, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import images_tensor, load_predictors
+from causaldiffae.evaluation.predictors import images_tensor, load_predictors, pixels_tensor
 
 RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
@@ -66,7 +66,7 @@ def score(model, steps: int, spacing: str, test, predictors, sources: np.ndarray
         images, _ = cf_fn(x, do, labels, classes)
         counterfactual[f"model, {abduction} abduction"] = errors(images)
     drawn, _ = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)["intensity"]
-    counterfactual["true counterfactual"] = errors(torch.as_tensor(drawn, dtype=torch.float32)[:, None] / 127.5 - 1)
+    counterfactual["true counterfactual"] = errors(pixels_tensor(drawn))
     support = np.abs(test.scm.abduct(test.scm.counterfactual(labels, do))) / test.scm.noise_std
     return reconstruction, counterfactual, support
 

@@ -33,6 +33,18 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def check_out_dir(path: str | Path, force: bool = False) -> None:
+    """Refuse an output folder that is a file, or (without ``force``) one that already holds something.
+
+    Commands call it before their long work; ``atomic_dir`` calls it again when it starts writing.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not force:
+        raise FileExistsError(f"{path} already exists and is not empty; pass --force to overwrite it")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
@@ -40,10 +52,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     Without ``force`` an existing non-empty ``path`` is refused before any work starts.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise FileExistsError(f"{path} already exists and is not empty; pass --force to overwrite it")
+    check_out_dir(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(_default_mode(directory=True))

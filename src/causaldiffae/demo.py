@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from causaldiffae.atomic import check_out_dir
 from causaldiffae.evaluation.acceptance import criteria, summarise, table
 from causaldiffae.errors import UserError
 
@@ -123,8 +124,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
 
     start = time.perf_counter()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a folder")
+    check_out_dir(out, force=True)  # the demo rewrites its own files in an existing folder
     model, config = load_run(WEIGHTS)
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing

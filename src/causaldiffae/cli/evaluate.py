@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from causaldiffae.atomic import atomic_dir
+    from causaldiffae.atomic import atomic_dir, check_out_dir
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.oracle import sources_or_none
@@ -54,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.report import render
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
+    check_out_dir(out, args.force)
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    from causaldiffae.atomic import check_out_dir
     from causaldiffae.data import load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.predictors import save_predictors, train_predictors
@@ -44,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
+    check_out_dir(out, args.force)
     set_threads(args.threads)
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)

@@ -48,7 +48,7 @@ from causaldiffae.evaluation.metrics import (
     reversibility,
 )
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor
+from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor, pixels_tensor
 from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
 
 
@@ -94,7 +94,7 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
         if value < least:
             raise UserError(f"{option} must be at least {least}, got {value}")
     if len(test) < 4:
-        raise UserError(f"{source}: the test split has {len(test)} images; evaluate needs at least 4 (two per half for the Frechet distance)")
+        raise UserError(f"{source}: the test split has {len(test)} images; evaluate needs at least 4")
     if settings.dci_method not in ("gbt", "lasso"):
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
 
@@ -244,7 +244,7 @@ def evaluate(
     }
     if with_oracle:  # an intervention that breaks the data's correlations leaves the data even when exact
         realism["frechet_true_counterfactual"] = {
-            var: frechet_distance(predictors.features(torch.from_numpy(digits).float().div(127.5).sub(1.0).unsqueeze(1)), ref_feats)
+            var: frechet_distance(predictors.features(pixels_tensor(digits)), ref_feats)
             for var, (digits, _) in trues[0].items()
         }
     recon = {}

@@ -167,8 +167,13 @@ def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None
 
 def images_tensor(ds: CausalImageDataset, indices: np.ndarray | None = None) -> torch.Tensor:
     """Images of a dataset as float ``(N, C, H, W)`` in ``[-1, 1]`` (the dataset contract's range)."""
-    arr = ds.images if indices is None else ds.images[indices]
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return pixels_tensor(ds.images if indices is None else ds.images[indices])
+
+
+def pixels_tensor(u8: np.ndarray) -> torch.Tensor:
+    """uint8 images ``(N, H, W, C)``, or ``(N, H, W)`` for one channel, as float ``(N, C, H, W)`` in ``[-1, 1]``."""
+    arr = np.ascontiguousarray(u8 if u8.ndim == 4 else u8[..., None])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
