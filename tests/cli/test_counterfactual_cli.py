@@ -103,8 +103,24 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--out", str(out), "--no-progress"]) == 0
     assert "10 DDIM steps, uniform spacing" in capsys.readouterr().out  # the tiny config's diffusion.sample_steps / spacing
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--out", str(out), "--no-progress",
-                 "--spacing", "quadratic"]) == 0
+                 "--spacing", "quadratic", "--force"]) == 0
     assert "10 DDIM steps, quadratic spacing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("existing", ["grid.png", "grid.csv"])
+def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, capsys, monkeypatch, tmp_path, existing):
+    _, data, run, _ = setup
+    out = tmp_path / "grid.png"
+    (tmp_path / existing).write_text("earlier work")
+    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{tmp_path / existing} already exists; pass --force" in errors[0], errors
+    assert (tmp_path / existing).read_text() == "earlier work"
+    monkeypatch.undo()
+    assert main(argv + ["--force"]) == 0
+    assert Image.open(out).size[0] > 0 and "a=2" in out.with_suffix(".csv").read_text()
 
 
 @pytest.mark.parametrize(
@@ -162,13 +178,13 @@ def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkey
     assert not out.exists()
 
 
-@pytest.mark.parametrize("field, value, message", [("dataset", "mnist", "trained on dataset 'mnist'"), ("edges", [], "graph edges")])
-def test_evaluate_refuses_predictors_of_another_dataset_or_graph(setup, capsys, tmp_path, field, value, message):
+@pytest.mark.parametrize("changes, message", [({"dataset": "mnist", "label_mean": [0.0, 0.0]}, "trained on dataset 'mnist'"), ({"edges": []}, "graph edges")])
+def test_evaluate_refuses_predictors_of_another_dataset_or_graph(setup, capsys, tmp_path, changes, message):
     _, data, run, pred = setup
     other = tmp_path / "pred"
     shutil.copytree(pred, other)
     meta = json.loads((other / "predictors.json").read_text())
-    meta[field] = value
+    meta.update(changes)
     (other / "predictors.json").write_text(json.dumps(meta))
     argv = ["evaluate", "--run", str(run), "--predictors", str(other), "--data", str(data), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
     assert main(argv) == 2

@@ -49,9 +49,11 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
     )
     with pytest.raises(PredictorError, match="graph edges"):
         load_predictors(out, other_graph)
-    other_name = CausalImageDataset(test.images, test.labels, test.graph, test.label_mean, test.label_std, name="pendulum", split="test")
-    with pytest.raises(PredictorError, match="'squares', not 'pendulum'"):
-        load_predictors(out, other_name)
+    renamed = CausalImageDataset(test.images, test.labels, test.graph, test.label_mean, test.label_std, name="squares-copy", split="test")
+    assert load_predictors(out, renamed).meta.dataset == "squares"  # a renamed copy: the same training labels
+    other_data = CausalImageDataset(test.images, test.labels, test.graph, test.label_mean * 1.001, test.label_std, name="pendulum", split="test")
+    with pytest.raises(PredictorError, match="'squares', not 'pendulum' \\(and its training labels differ\\)"):
+        load_predictors(out, other_data)
     with pytest.raises(PredictorError, match="no predictors here"):
         load_predictors(tmp_path / "nothing")
     (out / "predictors.safetensors").write_bytes(b"garbage")

@@ -103,6 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_sampling_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing grid PNG or CSV")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
@@ -125,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
+    csv_path = out.with_suffix(".csv")
+    for path in (out, csv_path):
+        if path.is_dir():
+            raise UserError(f"--out {out}: {path} is a folder")
+        if path.exists() and not args.force:
+            raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     interventions = parse_do(args.do)
@@ -166,7 +173,6 @@ def run(args: argparse.Namespace) -> int:
     titles = ["original", "reconstruction"] + [f"{name}={v:g}" for name, v in columns]
     image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in range(n)],
                title=f"{args.mode}, {args.abduction}, {args.steps} steps, w={args.w:g} ({args.guidance} guidance)")
-    csv_path = out.with_suffix(".csv")
     variables = list(model.graph.variables)
     with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)

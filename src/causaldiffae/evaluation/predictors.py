@@ -151,9 +151,17 @@ class Predictors(nn.Module):
         return np.concatenate(chunks) if chunks else np.zeros((0, self.meta.feature_dim * len(self._nets())))
 
 
+def same_training_labels(meta: PredictorMeta, ds: CausalImageDataset) -> bool:
+    """Whether ``ds`` has the train-split label statistics the predictors were fitted with: a renamed copy of a folder does."""
+    return len(meta.label_mean) == len(ds.label_mean) and bool(
+        np.allclose(meta.label_mean, ds.label_mean, rtol=1e-9, atol=0) and np.allclose(meta.label_std, ds.label_std, rtol=1e-9, atol=0)
+    )
+
+
 def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None:
-    if meta.dataset != ds.name:
-        raise PredictorError(f"{source}: trained on dataset {meta.dataset!r}, not {ds.name!r}")
+    """Refuse predictors fitted on other data; a dataset under another name passes when its training labels are the same."""
+    if meta.dataset != ds.name and not same_training_labels(meta, ds):
+        raise PredictorError(f"{source}: trained on dataset {meta.dataset!r}, not {ds.name!r} (and its training labels differ)")
     if list(meta.variables) != list(ds.graph.variables):
         raise PredictorError(
             f"{source}: trained for variables {', '.join(meta.variables)}, the data has {', '.join(ds.graph.variables)}"
