@@ -22,9 +22,8 @@ from causaldiffae.data import pendulum
 
 
 def visible(labels: np.ndarray) -> np.ndarray:
-    """Shadows whose line (with its caps) lies inside x in [0, 20]."""
-    cap = 2 * 20 / pendulum.SIZE
-    return (labels[:, 3] - labels[:, 2] / 2 - cap >= 0) & (labels[:, 3] + labels[:, 2] / 2 + cap <= 20)
+    """Shadows whose line lies inside x in [0, 20]."""
+    return (labels[:, 3] - labels[:, 2] / 2 >= 0) & (labels[:, 3] + labels[:, 2] / 2 <= 20)
 
 
 def report(images: np.ndarray, labels: np.ndarray, label: str) -> None:

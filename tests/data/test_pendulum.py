@@ -9,7 +9,6 @@ from causaldiffae.data import DataError, detect_format, load_dataset
 from causaldiffae.data import pendulum
 
 PX = 96 / 20  # pixels per scene unit horizontally
-CAP = 2.0  # matplotlib's projecting cap: half the 3 pt = 4 px line width at 96 dpi
 # Agg snaps the horizontal shadow line's ends to the pixel grid (<= 0.5 px each) and
 # anti-aliasing coverage is summed to 1/255 precision: visible length within 1 px, centre within 0.5 px.
 LEN_TOL, CENTRE_TOL = 1.05, 0.55
@@ -68,14 +67,14 @@ def test_rendered_shadow_matches_labels():
         image = pendulum.render(i, j)
         assert image.shape == (96, 96, 4) and image.dtype == np.uint8 and (image[..., 3] == 255).all()
         shade, mid = (float(v) for v in pendulum.shadow(i, j))
-        lo, hi = (mid - shade / 2) * PX - CAP, (mid + shade / 2) * PX + CAP
+        lo, hi = (mid - shade / 2) * PX, (mid + shade / 2) * PX
         length, centre = measure_shadow(image)
         vis_lo, vis_hi = max(lo, 0), min(hi, 96)
         assert abs(length - (vis_hi - vis_lo)) <= LEN_TOL, (i, j)
         assert abs(centre - (vis_lo + vis_hi) / 2) <= CENTRE_TOL, (i, j)
         if lo >= 0 and hi <= 96:  # fully visible: read the labels back in scene units
             checked_unclipped += 1
-            assert abs((length - 2 * CAP) / PX - shade) <= LEN_TOL / PX
+            assert abs(length / PX - shade) <= LEN_TOL / PX
             assert abs(centre / PX - mid) <= CENTRE_TOL / PX
     assert checked_unclipped >= 20
 
@@ -90,6 +89,14 @@ def test_sun_and_bob_positions():
     ys, xs = np.nonzero(red)
     bob_x = 10 + 8 * math.sin(20 * math.pi / 200)
     assert abs((xs + 0.5).mean() / PX - bob_x) < 0.3
+
+
+@pytest.mark.parametrize("angle", [-40, 0, 20, 43])
+def test_bob_is_drawn_over_the_rod(angle):
+    theta = angle * math.pi / 200
+    x, y = 10 + 8 * math.sin(theta), 10.5 - 8 * math.cos(theta)
+    row, col = int((21 - y) / 22 * 96), int(x / 20 * 96)
+    assert tuple(pendulum.render(angle, 80)[row, col, :3]) == (178, 34, 34)  # firebrick, not the black rod
 
 
 def test_generated_folder(rendered):

@@ -98,8 +98,8 @@ def measure_shadow(image: np.ndarray, floor: float = 0.1) -> tuple[float, float]
     """Shadow length and midpoint (scene units) read off an image's ground rows, at any resolution.
 
     Darkness is summed along the rows y in [-1, 0.4] (only the shadow lies there), column-wise
-    maximum, ignoring darkness below ``floor`` (noise of generated images); the line's projecting
-    caps (half its 4-px-at-96 width at each end) are taken off the length. Exact to the pixel
+    maximum, ignoring darkness below ``floor`` (noise of generated images); the line ends flat at
+    its endpoints, so the dark run's length is the shadow's. Exact to the pixel
     snapping of the renderer (<= 1 px in length, 0.5 px in midpoint) when the shadow lies fully
     inside the image; a shadow cut by the border measures its visible part. NaN when none is seen.
     """
@@ -112,7 +112,7 @@ def measure_shadow(image: np.ndarray, floor: float = 0.1) -> tuple[float, float]
         return math.nan, math.nan
     unit = 20 / w
     centre = float((coverage * (np.arange(w) + 0.5)).sum() / total)
-    return float(total * unit - 4 * 20 / SIZE), centre * unit
+    return float(total * unit), centre * unit
 
 
 class PendulumSCM:
@@ -141,8 +141,7 @@ class _Scene:
     def __init__(self) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Circle
+        from matplotlib.patches import Circle, Polygon
 
         fig = Figure(figsize=(1.0, 1.0), dpi=SIZE, facecolor="white")
         self.canvas = FigureCanvasAgg(fig)
@@ -150,22 +149,24 @@ class _Scene:
         ax.set_xlim(0, 20)
         ax.set_ylim(-1, 21)
         ax.set_axis_off()
-        # Explicit styles (matplotlib's defaults) so a user's matplotlibrc cannot change the data.
-        line = dict(color="black", linewidth=3, solid_capstyle="projecting", antialiased=True)
+        # The reference's artists: every shape a patch, so they draw in insertion order (rod, bob, sun,
+        # shadow: the bob covers the rod's end), and the rod and shadow are two-point polygons, whose
+        # outline ends flat at the endpoints. Explicit styles so a user's matplotlibrc cannot change the data.
+        line = dict(closed=True, color="black", linewidth=3, antialiased=True)
         patch = dict(linewidth=1.0, antialiased=True)
-        self.rod = ax.add_artist(Line2D([0, 0], [0, 0], **line))
+        self.rod = ax.add_artist(Polygon([[0, 0], [0, 0]], **line))
         self.bob = ax.add_artist(Circle((0, 0), 1.5, color="firebrick", **patch))
         self.sun = ax.add_artist(Circle((0, 0), 3, color="orange", **patch))
-        self.shadow = ax.add_artist(Line2D([0, 0], [0, 0], **line))
+        self.shadow = ax.add_artist(Polygon([[0, 0], [0, 0]], **line))
 
     def draw(self, angle: float, light: float) -> np.ndarray:
         theta = angle * math.pi / 200.0
         bob = (_PIVOT[0] + 8 * math.sin(theta), _PIVOT[1] - 8 * math.cos(theta))
         length, mid = (float(v) for v in shadow(angle, light))
-        self.rod.set_data([_PIVOT[0], bob[0]], [_PIVOT[1], bob[1]])
+        self.rod.set_xy([_PIVOT, bob])
         self.bob.center = bob
         self.sun.center = (float(sun_x(light)), 20.5)
-        self.shadow.set_data([mid - length / 2, mid + length / 2], [_GROUND, _GROUND])
+        self.shadow.set_xy([(mid - length / 2, _GROUND), (mid + length / 2, _GROUND)])
         self.canvas.draw()
         return np.array(self.canvas.buffer_rgba(), dtype=np.uint8)
 
