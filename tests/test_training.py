@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     base = ("model.cond_drop_prob=0.3", "model.labeled_fraction=0.7", "model.dropout=0.1", "train.steps=6", "train.checkpoint_every=2")
     full = train(tiny_config(*base), data, tmp_path / "full", progress=False)
     part = train(tiny_config(*base[:-2], "train.steps=3", "train.checkpoint_every=2"), data, tmp_path / "part", progress=False)
-    # Steps 3 were logged past the last checkpoint (step 2): resume must redo step 3 identically.
+    shutil.rmtree(part / "checkpoints" / "step-0000003")  # as if killed after step 3 was logged, before its checkpoint
+    assert [m["step"] for m in _metrics(part)] == [1, 2, 3]
+    # Step 3 was logged past the last checkpoint (step 2): resume must drop its line and redo it identically.
     config = resolve_resume(None, part, ["train.steps=6"])
     config = config.with_overrides(["train.checkpoint_every=2"])
     train(config, data, part, resume=True, progress=False)
@@ -106,7 +109,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path, capsys):
     data = synthetic_dataset(n=16)
-    config = tiny_config("train.steps=6", "train.checkpoint_every=4", "train.log_every=4")
+    config = tiny_config("train.steps=6", "train.checkpoint_every=4", "train.log_every=2")
     run = train(config, data, tmp_path / "run", progress=False, time_limit=0.0)  # past due after the first step
     assert "stopped at step 1 of 6" in capsys.readouterr().out
     assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
@@ -118,6 +121,12 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path
     a = load_file(str(full / "checkpoints" / "step-0000006" / "model.safetensors"))
     b = load_file(str(run / "checkpoints" / "step-0000006" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # stopping early changes nothing but the pause
+    timing = ("sec_per_step", "images_per_sec")
+    # The stop's part-window line (step 1) is replaced by the full window, which carried step 1 over.
+    assert [{k: v for k, v in m.items() if k not in timing} for m in _metrics(run)] == [
+        {k: v for k, v in m.items() if k not in timing} for m in _metrics(full)
+    ]
+    assert [m["step"] for m in _metrics(run)] == [2, 4, 6]
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from causaldiffae.atomic import check_out_dir
+from causaldiffae.atomic import atomic_file, check_out_dir
 from causaldiffae.evaluation.acceptance import criteria, summarise, table
 from causaldiffae.errors import UserError
 
@@ -158,8 +158,10 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     log(f"scoring {len(eval_idx)} test digits")
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start
-    (out / "scores.json").write_text(json.dumps(s, indent=2))
-    (out / "report.md").write_text(render_report(s, grids, out, seconds))
+    report = render_report(s, grids, out, seconds)
+    for name, text in (("scores.json", json.dumps(s, indent=2)), ("report.md", report)):
+        with atomic_file(out / name) as tmp:
+            tmp.write_text(text)
     s["files"] = [str(p) for p in grids.values()] + [str(out / "report.md"), str(out / "scores.json")]
     s["checks"] = criteria(s)
     s["oracle_checks"] = criteria(s, s["oracle"]) if "oracle" in s else [(name, None, target, None) for name, _, target, _ in s["checks"]]

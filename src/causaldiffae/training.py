@@ -344,6 +344,7 @@ def train(
 
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start = 0
+    window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
     if resume:
         last = checkpoint_dirs(out)
         if last:
@@ -358,6 +359,7 @@ def train(
             optimizer.load_state_dict(ckpt["optimizer"])
             set_rng_state(ckpt["state"]["rng"])
             start = int(ckpt["state"]["step"])
+            window = ckpt["state"].get("log_window", window)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     main = accelerator.is_main_process
@@ -370,12 +372,13 @@ def train(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out, config)
-        _truncate_metrics(out / "metrics.jsonl", start)
+        _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
     accelerator.wait_for_everyone()
 
     def checkpoint(step: int) -> None:
         if main:
-            state = {"rng": rng_state(), "data_order": data_order}
+            log_window = {"sums": sums, "steps": window_steps, "seconds": time.perf_counter() - window_start}
+            state = {"rng": rng_state(), "data_order": data_order, "log_window": log_window}
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
             export_model(out, ema.state_dict(), {**meta, "step": step})
         accelerator.wait_for_everyone()
@@ -383,8 +386,9 @@ def train(
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
     ema_params = [p for p in ema.parameters()]
     model_params = [p for p in raw_model.parameters()]
-    sums: dict[str, float] = {}
-    window_start, window_steps = time.perf_counter(), 0
+    # A logging window cut by a checkpoint carries over into a resumed run, so its lines match an uninterrupted one.
+    sums: dict[str, float] = dict(window["sums"])
+    window_start, window_steps = time.perf_counter() - window["seconds"], window["steps"]
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = start
     model.train()
@@ -424,7 +428,8 @@ def train(
         window_steps += 1
         bar.update(1)
         last = done == t.steps or _out_of_time(deadline, accelerator)
-        if done % t.log_every == 0 or last:
+        on_grid = done % t.log_every == 0
+        if on_grid or last:
             elapsed = time.perf_counter() - window_start
             record = {k: v / window_steps for k, v in sums.items()}
             record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
@@ -432,6 +437,7 @@ def train(
             if main:
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
+        if on_grid:
             sums, window_start, window_steps = {}, time.perf_counter(), 0
         if done % t.checkpoint_every == 0 or last:
             checkpoint(done)
@@ -476,11 +482,15 @@ def _cpu_bf16() -> bool | None:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint so the metrics match an uninterrupted run."""
+def _truncate_metrics(path: Path, step: int, log_every: int) -> None:
+    """On resume, drop lines logged after the checkpoint, and the part-window line a stop logged at it
+    (its steps carry over in the checkpoint's ``log_window``), so the metrics match an uninterrupted run."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if (n := _logged_step(line)) is not None and n <= step]
+    keep = [
+        line for line in path.read_text().splitlines()
+        if (n := _logged_step(line)) is not None and (n < step or (n == step and n % log_every == 0))
+    ]
     with atomic_file(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))
 
