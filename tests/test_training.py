@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, save_config
+from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_config, save_config
 from causaldiffae.config import ConfigError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
@@ -323,3 +323,40 @@ open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps([messag
     expected = ["non-finite loss (nan) at step 2; stopped, no checkpoint was written yet", 2]
     assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [expected, expected]
     assert checkpoint_dirs(tmp_path / "run") == [] and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_resume_needs_no_init_folder_and_names_what_changed(tmp_path, capsys):
+    data = synthetic_dataset(n=16)
+    source = train(tiny_config("train.steps=2"), data, tmp_path / "source", progress=False)
+    run = train(tiny_config("train.steps=2", f"train.init={source}"), data, tmp_path / "ft", progress=False)
+    shutil.rmtree(source)  # the checkpoint holds the weights; the folder it started from may be gone
+    capsys.readouterr()
+    train(resolve_resume(None, run, ["train.steps=3"]), data, run, resume=True, progress=False)
+    out = capsys.readouterr().out
+    assert f"resuming {run} at step 2 with train.steps 2 -> 3" in out
+    assert f"step 3: EMA weights in {run / 'model.safetensors'}" in out  # said without progress bars too
+    assert read_config(run).train.steps == 3
+
+
+def test_resume_behind_the_runs_step_is_refused_and_a_finished_run_says_so(tmp_path, capsys):
+    data = synthetic_dataset(n=16)
+    run = train(tiny_config("train.steps=4"), data, tmp_path / "run", progress=False)
+    before = (run / "config.yaml").read_text()
+    with pytest.raises(TrainingError, match=r"the run is at step 4, past train.steps=2; pass a larger train.steps"):
+        train(resolve_resume(None, run, ["train.steps=2"]), data, run, resume=True, progress=False)
+    assert (run / "config.yaml").read_text() == before
+    capsys.readouterr()
+    train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
+    assert "already at train.steps=4: nothing to train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("graph, message", [
+    ("a -> b -> a", "data.graph: the graph has a cycle"),
+    ("missing/graph.yaml", "data.graph: graph file not found"),
+])
+def test_a_bad_data_graph_fails_before_any_image_is_decoded(tmp_path, monkeypatch, graph, message):
+    import causaldiffae.data
+
+    monkeypatch.setattr(causaldiffae.data, "load_dataset", lambda *a, **k: pytest.fail("images were decoded"))
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_config(f"data.graph={graph}"), tmp_path / "data", tmp_path / "run", progress=False)

@@ -41,7 +41,7 @@ from causaldiffae.graph import CausalGraph
 # inference defaults (the loss never uses them; the sample grids follow sample_spacing).
 RESUMABLE_KEYS = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints", "diffusion.sample_steps",
-    "diffusion.sample_spacing",
+    "diffusion.sample_spacing", "train.init",
 )
 
 
@@ -116,7 +116,7 @@ def prepare_data(dataset: CausalImageDataset, config: ExperimentConfig) -> Train
     """Select and standardise the graph's label columns; check the graph and image size against the data."""
     graph = dataset.graph
     if config.data.graph:
-        graph = CausalGraph.load(config.data.graph)
+        graph = configured_graph(config)
         missing = [v for v in graph.variables if v not in dataset.variables]
         if missing:
             raise ConfigError(
@@ -141,6 +141,16 @@ def prepare_data(dataset: CausalImageDataset, config: ExperimentConfig) -> Train
         num_classes=dataset.num_classes if config.model.class_conditional else 0,
         name=dataset.name,
     )
+
+
+def configured_graph(config: ExperimentConfig) -> CausalGraph | None:
+    """The graph ``data.graph`` names (None: the dataset's own), with errors that name the field."""
+    if not config.data.graph:
+        return None
+    try:
+        return CausalGraph.load(config.data.graph)
+    except UserError as err:
+        raise ConfigError(f"data.graph: {err}") from None
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -295,9 +305,14 @@ def train(
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_run:
         raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
+    changes: list[str] = []
     if resume and (out / "config.yaml").is_file():
+        stored = read_config(out)
         config = resolve_resume(config, out, [])
+        new, old = config.flat(), stored.flat()
+        changes = [f"{k} {old[k]} -> {new[k]}" for k in config.differences(stored)]
     t = config.train
+    configured_graph(config)  # a bad data.graph fails here, before any image is decoded
 
     if mixed_precision not in (None, *MIXED_PRECISION):
         raise TrainingError(f"unknown mixed_precision {mixed_precision!r} (use {', '.join(MIXED_PRECISION)})")
@@ -331,7 +346,8 @@ def train(
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
     torch.manual_seed(t.seed)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
-    if t.init:
+    resuming = resume and bool(checkpoint_dirs(out))
+    if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
         init_weights(model, t.init, train_data)
     model.set_label_stats(train_data.label_mean, train_data.label_std)
     model.to(device)
@@ -360,6 +376,8 @@ def train(
             set_rng_state(ckpt["state"]["rng"])
             start = int(ckpt["state"]["step"])
             window = ckpt["state"].get("log_window", window)
+            if start > t.steps:
+                raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     main = accelerator.is_main_process
@@ -370,6 +388,10 @@ def train(
         "dataset": train_data.name,
     }
     if main:
+        if changes:
+            print(f"resuming {out} at step {start} with {', '.join(changes)}")
+        if resume and start == t.steps:
+            print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)")
         out.mkdir(parents=True, exist_ok=True)
         save_config(out, config)
         _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
@@ -448,7 +470,7 @@ def train(
     bar.close()
     if done < t.steps and main:
         print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
-    if main and progress:
+    if main:
         print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
