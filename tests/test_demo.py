@@ -1,5 +1,7 @@
 """The shipped MorphoMNIST model: loads, answers counterfactuals, and the demo runs end to end."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import counterfactual
 from causaldiffae.data.morphomnist import embedded_source, generate_split
-from causaldiffae.demo import WEIGHTS
+from causaldiffae.demo import WEIGHTS, render_report
 from causaldiffae.evaluation.predictors import load_predictors
 
 
@@ -52,6 +54,10 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert "do(thickness)" in report and "![" in report
     assert "true counterfactual" in report and printed.count("the true counterfactual:") == 4  # the four measured criteria
     assert "Distance to the true counterfactual image" in report and "Distance to the true counterfactual image" in printed
+    assert "Scored on 4 embedded test digits" in report
+    scores = json.loads((out / "scores.json").read_text())
+    elsewhere = render_report(scores, {"do(thickness)": out / "do_thickness.png"}, out, 1.0, data="data/mm")
+    assert "Scored on 4 test digits of data/mm" in elsewhere  # digits from --data are not called embedded
 
 
 @pytest.mark.parametrize("steps", ["0", "1", "5000"])

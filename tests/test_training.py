@@ -168,7 +168,11 @@ def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, m
 
 def test_load_run_without_a_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
-    with pytest.raises(CheckpointError, match="no model.safetensors"):
+    (tmp_path / "run" / "predictors.json").write_text("{}")  # some other command's folder
+    with pytest.raises(CheckpointError, match="no config.yaml; is this a run folder"):
+        load_run(tmp_path / "run")
+    save_config(tmp_path / "run", tiny_config())
+    with pytest.raises(CheckpointError, match="no model.safetensors yet"):
         load_run(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not found"):
         load_run(tmp_path / "missing")

@@ -165,10 +165,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder not found: {run_dir}")
+    config = read_config(run_dir)  # first: a folder that is not a run says so
     weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"{run_dir}: no model.safetensors yet (the run has not written its first checkpoint)")
-    config = read_config(run_dir)
     meta = read_model_meta(weights)
     if "graph" not in meta or "image_shape" not in meta:
         raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")

@@ -95,11 +95,12 @@ def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sour
     return {**s, "effectiveness": eff}
 
 
-def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float) -> str:
+def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, data: str | Path | None = None) -> str:
+    digits = "embedded test digits" if data is None else f"test digits of {data}"
     lines = [
         "# causaldiffae demo: the shipped MorphoMNIST CausalDiffAE",
         "",
-        f"Scored on {s['n']} embedded test digits, {s['steps']} DDIM steps ({s['spacing']} spacing), the default abduction and intervention mode,",
+        f"Scored on {s['n']} {digits}, {s['steps']} DDIM steps ({s['spacing']} spacing), the default abduction and intervention mode,",
         "intervention values drawn from the test marginal; true counterfactual values from the dataset's SCM;",
         "thickness and intensity measured with Morpho-MNIST morphometrics, digits read by the shipped classifier.",
         "",
@@ -158,7 +159,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     log(f"scoring {len(eval_idx)} test digits")
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start
-    report = render_report(s, grids, out, seconds)
+    report = render_report(s, grids, out, seconds, data)
     for name, text in (("scores.json", json.dumps(s, indent=2)), ("report.md", report)):
         with atomic_file(out / name) as tmp:
             tmp.write_text(text)
