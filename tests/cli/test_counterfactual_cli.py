@@ -107,6 +107,15 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
     assert "10 DDIM steps, quadratic spacing" in capsys.readouterr().out
 
 
+def test_counterfactual_refuses_an_out_that_is_a_folder_before_sampling(setup, capsys, monkeypatch, tmp_path):
+    _, data, run, _ = setup
+    (tmp_path / "d.png").mkdir()
+    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--do", "a=2", "--out", str(tmp_path / "d.png"), "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{tmp_path / 'd.png'} is a folder" in errors[0], errors
+
+
 @pytest.mark.parametrize("existing", ["grid.png", "grid.csv"])
 def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, capsys, monkeypatch, tmp_path, existing):
     _, data, run, _ = setup
@@ -165,6 +174,7 @@ def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):
         (["--n-small", "1"], "--n-small must be at least 2, got 1"),
         (["--seeds", "0"], "--seeds must be at least 1, got 0"),
         (["--steps", "1"], "steps must be an integer in 2..100, got 1"),
+        (["--sweep-w", "1,nan"], "--sweep-w values must be finite, got 1, nan"),
     ],
 )
 def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):

@@ -90,13 +90,23 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
     st = settings
     for steps in (st.steps, *st.sweep_steps):
         check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
+    if not all(np.isfinite(st.sweep_w)):
+        raise UserError(f"--sweep-w values must be finite, got {', '.join(f'{w:g}' for w in st.sweep_w)}")
+    if sweeps_guidance(model, st):
+        for w in st.sweep_w:
+            check_options(model, steps=st.steps, w=w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
     for option, value, least in (("--n", st.n, 2), ("--n-small", st.n_small, 2), ("--seeds", st.seeds, 1), ("--batch-size", st.batch_size, 1)):
         if value < least:
             raise UserError(f"{option} must be at least {least}, got {value}")
     if len(test) < 4:
-        raise UserError(f"{source}: the test split has {len(test)} images; evaluate needs at least 4")
+        raise UserError(f"{test.name}: the test split has {len(test)} images; evaluate needs at least 4")
     if settings.dci_method not in ("gbt", "lasso"):
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
+
+
+def sweeps_guidance(model, settings: EvalSettings) -> bool:
+    """The guidance sweep needs a reference condition: the null one (a model trained with it) or the factual latent."""
+    return model.has_null_condition or settings.guidance == "factual"
 
 
 def _mean_tree(trees: list):
@@ -298,8 +308,9 @@ def evaluate(
     timings["comparison_s"] = time.perf_counter() - t0
 
     # Sweeps: DDIM steps and guidance -------------------------------------------------------------
-    sweep_guidance = model.has_null_condition or s.guidance == "factual"
-    log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else ""))
+    sweep_guidance = sweeps_guidance(model, s)
+    log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else
+        " (no guidance sweep: the model has no null condition, model.cond_drop_prob=0; --guidance factual sweeps against the factual latent)"))
     t0 = time.perf_counter()
     steps_sweep = {}
     for st in s.sweep_steps:
