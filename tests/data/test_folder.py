@@ -108,6 +108,9 @@ def test_bad_labels(user):
         (9, "images/007.png,0.5,0.5", r"row 9: 3 fields, the header has 4"),
         (1, "name,side,brightness,comment", r"labels.csv: no 'file' column"),
         (1, "file,side,luminance,comment", r"graph.yaml: variable 'brightness' is not a column of labels.csv"),
+        (1, "file,side,brightness,side", r"labels.csv: column 'side' appears more than once in the header"),
+        (3, "/tmp/001.png,0.5,0.5,x", r"row 3: /tmp/001.png must be a path inside the folder, relative to it"),
+        (3, "images/../images/001.png,0.5,0.5,x", r"row 3: images/../images/001.png must be a path inside the folder"),
     ]
     for line, text, message in cases:
         (root / folder.LABELS).write_text(good)
@@ -152,3 +155,18 @@ def test_bad_images_and_graph(user):
         load_dataset(root, "train")
     with pytest.raises(DataError, match="no graph.yaml"):
         folder.load(root, "train")
+
+
+def test_paths_are_normalised_and_symlinked_folders_followed(tmp_path):
+    real = tmp_path / "real"
+    labels = make_folder(real, n=12)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "images").symlink_to(real / "images", target_is_directory=True)
+    (real / "images" / "loop").symlink_to(real / "images", target_is_directory=True)  # a cycle is walked once
+    rows = (real / folder.LABELS).read_text().replace("\nimages/", "\n./images/")
+    (linked / folder.LABELS).write_text(rows)
+    shutil.copy(real / folder.GRAPH_FILE, linked / folder.GRAPH_FILE)
+    ours, theirs = folder.load(linked, "train"), folder.load(real, "train")
+    assert np.array_equal(ours.images, theirs.images) and np.array_equal(ours.labels, theirs.labels)
+    assert len(ours) + len(folder.load(linked, "test")) == len(labels)

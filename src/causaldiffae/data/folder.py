@@ -23,7 +23,7 @@ import importlib
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -81,8 +81,14 @@ def _channels(file: Path, mode: str, info: dict) -> tuple[int, str]:
 
 
 def _image_files(root: Path) -> set[str]:
-    found = set()
-    for dirpath, dirnames, filenames in os.walk(root):
+    """Image paths under ``root``, relative and POSIX-style; symlinked folders are followed, each real folder once."""
+    found, seen = set(), set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already walked
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
@@ -102,6 +108,9 @@ def _read_table(
     if not rows:
         raise DataError(f"{table}: empty file")
     header = [h.strip() for h in rows[0]]
+    twice = [h for h in header if header.count(h) > 1]
+    if twice:
+        raise DataError(f"{table}: column {twice[0]!r} appears more than once in the header")
     if FILE_COLUMN not in header:
         raise DataError(f"{table}: no {FILE_COLUMN!r} column (columns: {', '.join(header)})")
     for name in graph.variables:
@@ -119,6 +128,10 @@ def _read_table(
         name = row[at[FILE_COLUMN]].strip()
         if not name:
             raise DataError(f"{table}, row {line}: empty {FILE_COLUMN!r}")
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise DataError(f"{table}, row {line}: {name} must be a path inside the folder, relative to it (e.g. images/0001.png)")
+        name = path.as_posix()  # ./images/a.png and images//a.png name images/a.png
         if name in first_row:
             raise DataError(f"{table}, row {line}: {name} is listed twice (first at row {first_row[name]})")
         first_row[name] = line
