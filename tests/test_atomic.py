@@ -36,6 +36,22 @@ def test_atomic_dir_refuses_existing_and_keeps_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+def test_force_replaces_only_an_earlier_output_of_the_same_command(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "model.safetensors").write_text("a run's weights")
+    with pytest.raises(FileExistsError, match=r"holds files but no predictors.json, so it is not an earlier output"):
+        with atomic_dir(target, force=True, made_by="predictors.json"):
+            pytest.fail("work started")
+    assert [p.name for p in target.iterdir()] == ["model.safetensors"]
+    (target / "predictors.json").write_text("{}")
+    with atomic_dir(target, force=True, made_by="predictors.json") as tmp:
+        (tmp / "predictors.json").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["predictors.json"]
+    with atomic_dir(tmp_path / "fresh", made_by="predictors.json") as tmp:  # a new or empty folder needs nothing
+        (tmp / "a").write_text("x")
+
+
 def test_atomic_dir_refuses_a_file_even_with_force(tmp_path):
     target = tmp_path / "out"
     target.write_text("a user's file")

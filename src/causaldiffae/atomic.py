@@ -33,26 +33,34 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def check_out_dir(path: str | Path, force: bool = False) -> None:
+def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = None) -> None:
     """Refuse an output folder that is a file, or (without ``force``) one that already holds something.
 
-    Commands call it before their long work; ``atomic_dir`` calls it again when it starts writing.
+    ``force`` replaces the whole folder, so with ``made_by`` (a file the command always writes) it
+    replaces only an earlier output of the same command, never a folder of other work. Commands
+    call it before their long work; ``atomic_dir`` calls it again when it starts writing.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise FileExistsError(f"{path} already exists and is not empty; pass --force to overwrite it")
+    if not (path.exists() and any(path.iterdir())):
+        return
+    if not force:
+        raise FileExistsError(f"{path} already exists and is not empty; pass --force to replace it (everything in it is deleted)")
+    if made_by is not None and not (path / made_by).is_file():
+        raise FileExistsError(f"{path} holds files but no {made_by}, so it is not an earlier output of this command; "
+                              "--force replaces only those: choose another --out or empty it")
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
 
-    Without ``force`` an existing non-empty ``path`` is refused before any work starts.
+    An existing non-empty ``path`` is refused before any work starts, unless ``force`` (and, with
+    ``made_by``, only when it holds that file: see ``check_out_dir``).
     """
     path = Path(path)
-    check_out_dir(path, force)
+    check_out_dir(path, force, made_by)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(_default_mode(directory=True))

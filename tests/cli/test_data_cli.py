@@ -26,6 +26,15 @@ def test_morphomnist_cli_builds_and_refuses_to_overwrite(tmp_path, capsys):
     assert json.loads((out / "morphomnist.json").read_text())["seed"] == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
+    capsys.readouterr()
+    other = tmp_path / "my-work"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert main(["data", "morphomnist", "--out", str(other), "--limit", "5", "--workers", "1", "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds files but no morphomnist.json" in err and len(err.splitlines()) == 1
+    assert (other / "notes.txt").read_text() == "keep me"  # --force never deletes a folder of other work
+
 
 def test_morphomnist_cli_reports_a_missing_mnist_folder(tmp_path, capsys):
     code = main(["data", "morphomnist", "--out", str(tmp_path / "o"), "--mnist-dir", str(tmp_path / "none")])

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
     parser.add_argument("--device", default="cpu", help="torch device for the model and predictors (default cpu)")
-    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--force", action="store_true", help="replace an earlier report folder at --out (the whole folder)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.report import render
 
     out = Path(args.out)
-    check_out_dir(out, args.force)
+    check_out_dir(out, args.force, made_by="metrics.json")
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
     sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None
     progress = None if args.no_progress else tqdm
-    with atomic_dir(out, force=args.force) as tmp:
+    with atomic_dir(out, force=args.force, made_by="metrics.json") as tmp:
         metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
         metrics["run"] = str(args.run)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

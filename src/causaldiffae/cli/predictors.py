@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=int, default=None, help="resize images (must match the model's)")
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--force", action="store_true", help="replace an earlier predictors folder at --out (the whole folder)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import check_out_dir
     from causaldiffae.data import load_dataset
     from causaldiffae.errors import UserError
-    from causaldiffae.evaluation.predictors import save_predictors, train_predictors
+    from causaldiffae.evaluation.predictors import META, save_predictors, train_predictors
 
     for name in ("epochs", "batch_size", "width"):
         if getattr(args, name) < 1:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
     out = Path(args.out)
-    check_out_dir(out, args.force)
+    check_out_dir(out, args.force, made_by=META)
     set_threads(args.threads)
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)

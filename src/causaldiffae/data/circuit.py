@@ -231,7 +231,7 @@ def generate(
     scm = CircuitSCM()
     rng = np.random.default_rng(seed)
     sizes = _split_sizes(n)
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
         for split, count in sizes.items():
             factual, noise = scm.sample(count, rng)
             target = rng.integers(0, len(VARIABLES) + 1, count)  # 0: no intervention, k: VARIABLES[k - 1]
@@ -450,7 +450,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="image size in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--force", action="store_true", help="replace an earlier CausalCircuit folder at --out (the whole folder)")
     parser.set_defaults(handler=_run)
 
 

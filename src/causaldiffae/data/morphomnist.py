@@ -264,12 +264,14 @@ def generate(
 
     ``limit`` keeps the first ``limit`` digits of each split (for quick trials).
     """
-    from causaldiffae.atomic import atomic_dir
+    from causaldiffae.atomic import atomic_dir, check_out_dir
     from causaldiffae.data.idx import write_idx
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise DataError(f"{out} already exists and is not empty; pass --force to overwrite it")
+    try:
+        check_out_dir(out, force, made_by=METADATA)  # before the digits are drawn
+    except FileExistsError as err:
+        raise DataError(str(err)) from None
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
@@ -302,7 +304,7 @@ def generate(
         "label_mean": train_labels.mean(axis=0).tolist(),
         "label_std": train_labels.std(axis=0).tolist(),
     }
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
         for split, (morphed, digits, labels) in results.items():
             prefix = PREFIX[split]
             write_idx(tmp / f"{prefix}-images-idx3-ubyte.gz", morphed)
@@ -434,7 +436,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled labels")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N digits of each split")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    parser.add_argument("--force", action="store_true", help="replace an earlier MorphoMNIST folder at --out (the whole folder)")
     parser.set_defaults(handler=_run)
 
 

@@ -201,7 +201,7 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
         raise DataError(f"--workers must be at least 1, got {workers}")
     cells = grid(limit)
     workers = max(1, workers or len(os.sched_getaffinity(0)))
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
         for split in SPLITS:
             (tmp / split).mkdir()
         jobs = [(cells[k : k + 64], str(tmp)) for k in range(0, len(cells), 64)]
@@ -369,7 +369,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--limit", type=int, default=None, help="render only the first N images of the grid")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--force", action="store_true", help="replace an earlier Pendulum folder at --out (the whole folder)")
     parser.set_defaults(handler=_run)
 
 

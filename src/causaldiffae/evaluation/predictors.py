@@ -270,7 +270,7 @@ def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> 
     from safetensors.torch import save_file
 
     out = Path(out)
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, made_by=META) as tmp:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         (tmp / META).write_text(json.dumps(asdict(model.meta), indent=2))
