@@ -11,8 +11,9 @@ def _snapshot(folder):
 
 def test_morphomnist_cli_builds_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "morpho"
-    assert main(["data", "morphomnist", "--out", str(out), "--limit", "5", "--workers", "1", "--seed", "3"]) == 0
-    assert "5 train / 5 test digits" in capsys.readouterr().out
+    assert main(["data", "morphomnist", "--out", str(out), "--limit", "5", "--workers", "1", "--seed", "3", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "5 train / 5 test digits" in printed.out and printed.err == ""
     meta = json.loads((out / "morphomnist.json").read_text())
     assert meta["seed"] == 3 and meta["graph"]["edges"] == ["thickness -> intensity"]
     before = _snapshot(out)

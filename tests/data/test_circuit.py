@@ -186,8 +186,9 @@ def test_standin_images_show_the_arm_and_the_lights(standin):
 
 def test_generator_cli(tmp_path, capsys):
     out = tmp_path / "c"
-    assert main(["data", "circuit", "--out", str(out), "--n", "10", "--resolution", "32", "--workers", "1"]) == 0
-    assert "train 10" in capsys.readouterr().out
+    assert main(["data", "circuit", "--out", str(out), "--n", "10", "--resolution", "32", "--workers", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "train 10" in printed.out and printed.err == ""
     assert main(["data", "circuit", "--out", str(out), "--n", "10"]) == 2
     assert "--force" in capsys.readouterr().err
     with pytest.raises(DataError, match="--n"):

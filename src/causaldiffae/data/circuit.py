@@ -217,6 +217,7 @@ def generate(
     seed: int = 0,
     workers: int | None = None,
     force: bool = False,
+    progress: bool = True,
 ) -> dict:
     """Write the stand-in: ``n`` training pairs and ``n // 10`` each for val and test, atomically."""
     from causaldiffae.atomic import atomic_dir
@@ -244,7 +245,7 @@ def generate(
             pairs = np.stack([factual, intervened], axis=1)  # (N, 2, 4) graph order
             flat = pairs.reshape(-1, len(VARIABLES))
             jobs = [(flat[k : k + 256], resolution) for k in range(0, len(flat), 256)]
-            parts = imap_progress(_render_chunk, jobs, workers=workers, total=len(flat), desc=f"circuit {split}")
+            parts = imap_progress(_render_chunk, jobs, workers=workers, total=len(flat), desc=f"circuit {split}", progress=progress)
             jpegs = [blob for part in parts for blob in part]
             masks = np.zeros((count, len(LATENT_ORDER)), dtype=bool)
             for k, name in enumerate(VARIABLES, start=1):
@@ -451,6 +452,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--force", action="store_true", help="replace an earlier CausalCircuit folder at --out (the whole folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
 
@@ -458,7 +460,7 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     start = time.perf_counter()
-    meta = generate(args.out, n=args.n, resolution=args.resolution, seed=args.seed, workers=args.workers, force=args.force)
+    meta = generate(args.out, n=args.n, resolution=args.resolution, seed=args.seed, workers=args.workers, force=args.force, progress=not args.no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in meta["counts"].items())
     print(f"circuit stand-in: {counts} pairs at {args.resolution} px in {args.out} ({time.perf_counter() - start:.1f} s)")
     return 0

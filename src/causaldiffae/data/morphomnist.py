@@ -437,11 +437,12 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled labels")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N digits of each split")
     parser.add_argument("--force", action="store_true", help="replace an earlier MorphoMNIST folder at --out (the whole folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    out = generate(args.out, args.mnist_dir, args.workers, args.seed, args.limit, args.force)
+    out = generate(args.out, args.mnist_dir, args.workers, args.seed, args.limit, args.force, progress=not args.no_progress)
     counts = json.loads((out / METADATA).read_text())["counts"]
     print(f"wrote {out}: {counts['train']} train / {counts['test']} test digits")
     return 0

@@ -191,7 +191,9 @@ def _render_chunk(args: tuple[Sequence[tuple[int, int, int, str]], str]) -> int:
     return len(cells)
 
 
-def generate(out: str | Path, *, workers: int | None = None, limit: int | None = None, force: bool = False) -> dict:
+def generate(
+    out: str | Path, *, workers: int | None = None, limit: int | None = None, force: bool = False, progress: bool = True
+) -> dict:
     """Render the grid (or its first ``limit`` images) into ``out`` atomically; return the metadata."""
     from causaldiffae.atomic import atomic_dir
 
@@ -205,7 +207,7 @@ def generate(out: str | Path, *, workers: int | None = None, limit: int | None =
         for split in SPLITS:
             (tmp / split).mkdir()
         jobs = [(cells[k : k + 64], str(tmp)) for k in range(0, len(cells), 64)]
-        for _ in imap_progress(_render_chunk, jobs, workers=workers, total=len(cells), desc="pendulum"):
+        for _ in imap_progress(_render_chunk, jobs, workers=workers, total=len(cells), desc="pendulum", progress=progress):
             pass
         counts = {}
         for split in SPLITS:
@@ -370,6 +372,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--limit", type=int, default=None, help="render only the first N images of the grid")
     parser.add_argument("--force", action="store_true", help="replace an earlier Pendulum folder at --out (the whole folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
 
@@ -377,7 +380,7 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     start = time.perf_counter()
-    meta = generate(args.out, workers=args.workers, limit=args.limit, force=args.force)
+    meta = generate(args.out, workers=args.workers, limit=args.limit, force=args.force, progress=not args.no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in meta["counts"].items())
     print(f"pendulum: {counts} images in {args.out} ({time.perf_counter() - start:.1f} s)")
     return 0
