@@ -108,6 +108,9 @@ def test_do_digit_on_class_conditional_model_and_guidance():
     model = tiny(num_classes=3, cond_drop=0.1)
     out = counterfactual(model, images(), {"digit": 2}, steps=2, class_labels=[0, 1, 2, 0])
     assert out.class_labels.tolist() == [2, 2, 2, 2]
+    same = counterfactual(model, images(), {}, steps=2, class_labels=[0, 1, 2, 0]).images
+    changed = (out.images - same).abs().flatten(1).amax(1)
+    assert changed[2] < 1e-5 and bool((changed[[0, 1, 3]] > 1e-3).all())  # only the digits whose class changed
     plain = counterfactual(model, images(), {"a": 3.0}, steps=3, class_labels=[0, 1, 2, 0]).images
     strong = counterfactual(model, images(), {"a": 3.0}, steps=3, w=3.0, class_labels=[0, 1, 2, 0]).images
     assert not torch.allclose(plain, strong)
@@ -130,6 +133,9 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "start": 1.5}, "start must lie in"),
         ({"do": {}, "start": 0.001, "steps": 2}, "leave at least steps=2"),
         ({"do": {}, "spacing": "cosine"}, "unknown timestep spacing"),
+        ({"do": {}, "w": float("nan")}, "guidance w must be finite"),
+        ({"do": {"digit": 5}, "classes": 3}, r"classes are integers in 0..2, got \[5"),
+        ({"do": {"digit": 1.5}, "classes": 3}, "classes are integers in 0..2"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -138,8 +144,11 @@ def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
 
     monkeypatch.setattr(cf, "ddim_invert", no_sampling)
     monkeypatch.setattr(cf, "ddim_sample", no_sampling)
-    model = tiny()
+    classes = kwargs.pop("classes", 0)
+    model = tiny(num_classes=classes) if classes else tiny()
     do = kwargs.pop("do")
+    if classes:
+        kwargs["class_labels"] = [0, 1, 2, 0]
     with pytest.raises(CounterfactualError, match=message):
         counterfactual(model, images(), do, **{"steps": 2, **kwargs})
 
@@ -173,6 +182,7 @@ def test_inversion_reconstructs_better_than_stochastic_abduction(trained):
     err_inv = (inv - x).abs().mean().item()
     err_sto = (sto - x).abs().mean().item()
     assert err_inv < 0.5 * err_sto, (err_inv, err_sto)
+    assert err_inv < 0.03, err_inv  # refined inversion: 0.011; without the refinement passes 0.07
 
 
 def test_factual_guidance_needs_no_null_condition_and_keeps_null_interventions_exact(trained):
@@ -240,7 +250,8 @@ def test_columns_decoded_together_equal_columns_decoded_alone(abduction, w, guid
     together = cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, w=w, guidance=guidance)
     assert len(together) == len(dos)
     for do, (images_, z_cf, cls) in zip(dos, together):
-        torch.testing.assert_close(images_, _one_column(model, abd, do, w, guidance), atol=1e-5, rtol=0)
+        # float32 batches of 16 and of 4 round differently (1e-5 at one thread); a stacking mistake is of order 0.1
+        torch.testing.assert_close(images_, _one_column(model, abd, do, w, guidance), atol=1e-4, rtol=0)
         assert torch.equal(z_cf, intervene(model, abd, do, label_mean=MEAN, label_std=STD)[0])
     assert together[3][2].tolist() == [2, 2, 2, 2] and together[1][2].tolist() == [0, 1, 2, 0]
 

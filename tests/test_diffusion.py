@@ -88,8 +88,20 @@ def test_fixed_point_refinement_makes_few_step_inversion_exact():
 def test_stochastic_ddim_is_seeded():
     a = _alphas()
     eps_fn = lambda x, t: torch.zeros_like(x)  # noqa: E731
-    run = lambda: ddim_sample(eps_fn, torch.ones(2, 1, 4, 4), ddim_timesteps(1000, 5), a, eta=1.0, generator=torch.Generator().manual_seed(3))  # noqa: E731
-    torch.testing.assert_close(run(), run())
+    run = lambda seed, eta=1.0: ddim_sample(eps_fn, torch.ones(2, 1, 4, 4), ddim_timesteps(1000, 5), a, eta=eta,  # noqa: E731
+                                           generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(run(3), run(3))
+    assert not torch.allclose(run(3), run(4)) and not torch.allclose(run(3), run(3, eta=0.0))  # eta=1 draws noise
+
+
+def test_clipping_keeps_the_predicted_clean_image_in_range():
+    """With clip_x0 a sampler that predicts x0 = 3 lands on 1, the data range's edge; without it, beyond."""
+    a = _alphas()
+    steps = ddim_timesteps(1000, 5)
+    eps_fn = lambda x, t: (x - a[t].sqrt().view(-1, 1, 1, 1) * 3.0) / (1 - a[t]).sqrt().view(-1, 1, 1, 1)  # noqa: E731
+    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ddim_sample(eps_fn, x, steps, a, clip_x0=True), torch.ones(2, 1, 4, 4), atol=1e-4, rtol=0)
+    assert ddim_sample(eps_fn, x, steps, a, clip_x0=False).min() > 2.9
 
 
 def test_guidance_mixes_conditional_and_null():
@@ -97,10 +109,10 @@ def test_guidance_mixes_conditional_and_null():
         return x * 0 + cond.sum(1).view(-1, 1, 1, 1)
 
     x, t = torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long)
-    cond, null = torch.full((1, 3), 1.0), torch.zeros(1, 3)
+    cond, null = torch.full((1, 3), 1.0), torch.full((1, 3), 0.5)
     assert torch.all(guided(eps_cond, cond, null, 1.0)(x, t) == 3.0)
-    assert torch.all(guided(eps_cond, cond, null, 2.5)(x, t) == 2.5 * 3.0)
-    assert torch.all(guided(eps_cond, cond, null, 0.0)(x, t) == 0.0)
+    assert torch.all(guided(eps_cond, cond, null, 2.5)(x, t) == 2.5 * 3.0 + (1 - 2.5) * 1.5)
+    assert torch.all(guided(eps_cond, cond, null, 0.0)(x, t) == 1.5)
 
 
 def test_ddpm_noise_abduction_is_exact_and_carries_the_individual():

@@ -70,6 +70,22 @@ def test_contract_shapes():
     assert model.scheduler.config.num_train_timesteps == 100
 
 
+def test_the_class_shapes_the_condition_and_an_unknown_class_adds_nothing():
+    model = _model("model.class_conditional=true", num_classes=3)
+    z = torch.randn(4, 8)
+    assert not torch.allclose(model.condition(z, torch.full((4,), 2)), model.condition(z, torch.zeros(4, dtype=torch.long)))
+    torch.testing.assert_close(model.condition(z, torch.full((4,), -1)), model.condition(z, None), rtol=0, atol=0)
+
+
+def test_training_noise_on_u_has_sd_sqrt_s_times_the_posterior_sd():
+    model = _model("model.z_noise_scale=0.25")
+    batch = _batch(b=2000)
+    mu, logvar = model.encode(batch["image"])
+    z = model.latent(batch, torch.Generator().manual_seed(0))["z"]
+    ratio = (z[:, :4] - mu[:, :4]) / (0.25**0.5 * (0.5 * logvar[:, :4]).exp())  # root block a: z = u
+    assert abs(ratio.mean().item()) < 0.05 and abs(ratio.std().item() - 1.0) < 0.05
+
+
 def test_null_condition_is_zero_and_differs_from_zero_latent():
     model = _model()
     null = model.condition(None)
@@ -91,6 +107,14 @@ def test_unlabeled_samples_have_no_label_prior_term():
     terms2 = model.loss(batch2, 1.0, torch.Generator().manual_seed(0))
     assert torch.equal(terms["loss"], terms2["loss"])
     assert model.has_null_condition
+    # ... and they train with the null condition: their latent does not reach the decoder.
+    before = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
+    model.encoder.mean.bias.data += 5.0
+    torch.testing.assert_close(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], before)
+    batch["labeled"] = torch.ones(6, dtype=torch.bool)
+    labeled = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
+    model.encoder.mean.bias.data -= 5.0
+    assert not torch.allclose(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], labeled)
 
 
 def test_label_prior_counts_only_labeled_samples():
