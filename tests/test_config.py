@@ -13,6 +13,11 @@ def test_presets_load_and_cover_the_paper_and_cpu_scales():
     assert (paper.model.latent_block, paper.train.batch_size, paper.train.lr, paper.train.ema_decay) == (256, 128, 1e-4, 0.9999)
     assert (paper.diffusion.num_train_timesteps, paper.diffusion.sample_steps) == (1000, 250)
     assert load_config("morphomnist-cpu").train.batch_size == 64
+    pendulum, circuit = load_config("pendulum-paper"), load_config("circuit-paper")  # SPEC section 5
+    assert (pendulum.model.channel_mult, pendulum.model.latent_block, pendulum.train.batch_size) == ([1, 2, 3, 4], 16, 32)
+    assert (circuit.model.channel_mult, circuit.model.latent_block, circuit.train.batch_size) == ([1, 1, 2, 2, 4, 4], 128, 16)
+    assert (circuit.data.resolution, circuit.diffusion.num_train_timesteps) == (128, 2000)
+    assert {"pendulum-cpu", "circuit-cpu"} <= set(list_presets())
 
 
 def test_paper_preset_has_about_36m_parameters():

@@ -15,6 +15,24 @@ def test_scores_of_ideal_and_mixed_importance_matrices():
     assert disentanglement(r) == pytest.approx(0.0)
 
 
+def test_more_codes_than_factors_tell_disentanglement_from_completeness():
+    """Three codes, two factors: entropies over factors use base K = 2, over codes base D = 3."""
+    split = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # factor 0 spread over two codes
+    assert disentanglement(split) == pytest.approx(1.0)
+    assert completeness(split) == pytest.approx((1 - np.log(2) / np.log(3) + 1) / 2)
+    shared = np.array([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])  # one code carries both factors
+    assert disentanglement(shared) == pytest.approx(0.0)
+    assert completeness(shared) == pytest.approx(1.0)
+
+
+def test_a_factor_copied_into_two_codes_is_disentangled_but_incomplete():
+    rng = np.random.default_rng(2)
+    factors = rng.uniform(-1, 1, (500, 2))
+    codes = factors[:, [0, 0, 1]] + rng.normal(0, 0.01, (500, 3))
+    out = dci(codes[:400], factors[:400], codes[400:], factors[400:], method="lasso")
+    assert out["disentanglement"] > 0.9 and out["completeness"] < 0.8
+
+
 @pytest.mark.parametrize("method", ["gbt", "lasso"])
 def test_perfect_code_scores_near_one_and_mixed_code_far_less(method):
     rng = np.random.default_rng(0)

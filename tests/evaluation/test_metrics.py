@@ -89,6 +89,9 @@ def test_descendants_are_skipped_without_an_scm(rendered):
 def test_composition_and_reversibility_of_identity_are_zero_and_of_oracle_reverse_exactly(rendered):
     test, images, labels, classes = rendered
     assert composition(identity_counterfactual, images, labels, classes, times=3) == [0.0, 0.0, 0.0]
+    drifting = lambda images_, do, labels_, classes_: (images_ + 0.02, labels_)  # noqa: E731
+    # each null intervention starts from the previous one's output: the drift adds up, 0.01 per step in [0, 1] units
+    np.testing.assert_allclose(composition(drifting, images, labels, classes, times=3), [0.01, 0.02, 0.03], rtol=1e-5)
     values = np.round(shuffled_values(labels, np.random.default_rng(2)))
     rev = reversibility(oracle(test.scm, test.graph), images, labels, values, test.graph, classes)
     assert rev["size"]["l1_there"] > 0.01
@@ -119,7 +122,9 @@ def test_roles_and_shuffled_values_keep_the_marginal():
     assert roles(g, "b") == {"a": "non-descendant", "b": "intervened", "c": "descendant", "d": "non-descendant"}
     labels = np.arange(20.0).reshape(10, 2)
     v = shuffled_values(labels, np.random.default_rng(0))
-    assert sorted(v[:, 0]) == sorted(labels[:, 0]) and not np.array_equal(v, labels)
+    assert sorted(v[:, 0]) == sorted(labels[:, 0]) and sorted(v[:, 1]) == sorted(labels[:, 1])
+    assert not np.array_equal(v, labels)
+    assert not np.array_equal(v[:, 1] - v[:, 0], labels[:, 1] - labels[:, 0])  # columns permuted independently
 
 
 def test_morphometric_reader_measures_a_bar():

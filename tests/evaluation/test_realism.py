@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
+from causaldiffae.evaluation.realism import frechet_distance, gaussian_stats, l1_pixels
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():
@@ -11,6 +11,42 @@ def test_frechet_distance_of_gaussians_matches_closed_form():
     # |mu|^2 = 9; tr(I + 4I - 2*2I) = 2
     assert frechet_distance(a, b) == pytest.approx(11.0, rel=0.05)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def _frechet_by_eigendecomposition(a: np.ndarray, b: np.ndarray) -> float:
+    """The same distance by another route: tr (S_a S_b)^{1/2} = tr (S_a^{1/2} S_b S_a^{1/2})^{1/2}."""
+    mu_a, s_a = gaussian_stats(a)
+    mu_b, s_b = gaussian_stats(b)
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ s_b @ root_a), 0, None)).sum()
+    return float((mu_a - mu_b) @ (mu_a - mu_b) + np.trace(s_a) + np.trace(s_b) - 2 * cross)
+
+
+def test_frechet_distance_with_covariances_that_do_not_commute():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(3000, 3)) @ np.array([[2.0, 0.0, 0.0], [1.5, 0.5, 0.0], [0.0, 0.3, 1.0]])
+    b = rng.normal(size=(3000, 3)) @ np.array([[0.5, 1.0, 0.0], [0.0, 1.0, 2.0], [1.0, 0.0, 0.2]]) + 1.0
+    _, s_a = gaussian_stats(a)
+    _, s_b = gaussian_stats(b)
+    assert not np.allclose(s_a @ s_b, s_b @ s_a)
+    assert frechet_distance(a, b) == pytest.approx(_frechet_by_eigendecomposition(a, b), rel=1e-6)
+
+
+def test_frechet_distance_retries_with_a_ridge_when_the_square_root_fails(monkeypatch):
+    from scipy import linalg
+
+    real, calls = linalg.sqrtm, []
+
+    def failing_once(m):
+        calls.append(m)
+        return np.full_like(m, np.nan) if len(calls) == 1 else real(m)
+
+    monkeypatch.setattr(linalg, "sqrtm", failing_once)
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) * 2
+    assert frechet_distance(a, b) == pytest.approx(_frechet_by_eigendecomposition(a, b), rel=1e-4)
+    assert len(calls) == 2
 
 
 def test_frechet_distance_survives_singular_covariance():
