@@ -75,6 +75,20 @@ def test_oracle_counterfactual_is_exact_and_beats_the_null_baseline(rendered):
     bright = res["brightness"]["variables"]
     assert bright["size"]["role"] == "non-descendant" and bright["size"]["mae"] == pytest.approx(0.0)
     assert bright["brightness"]["mae"] == pytest.approx(0.0)
+    assert res["size"]["class_accuracy"] == res["size"]["null_class_accuracy"] == 1.0
+
+
+def test_class_accuracy_reads_the_counterfactuals_not_the_originals(rendered):
+    """A method that moves every square to the other half keeps no class; the unedited images keep all."""
+    test, images, labels, classes = rendered
+    exact = oracle(test.scm, test.graph)
+
+    def flipping(images_, do, labels_, classes_):
+        _, truth = exact(images_, do, labels_, classes_)
+        return images_tensor_from(render_squares(truth, 1 - np.asarray(classes_))), truth
+
+    res, _ = effectiveness(flipping, read_squares, images, labels, np.round(labels), test.graph, test.scm, classes)
+    assert res["size"]["class_accuracy"] == 0.0 and res["size"]["null_class_accuracy"] == 1.0
 
 
 def test_descendants_are_skipped_without_an_scm(rendered):

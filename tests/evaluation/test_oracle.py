@@ -24,7 +24,11 @@ def test_true_counterfactuals_reach_the_scm_counterfactual(digits):
     do_t, truth_t = cf["thickness"]
     do_i, truth_i = cf["intensity"]
     assert do_t.dtype == np.uint8 and do_t.shape == images.shape and do_i.shape == images.shape
-    np.testing.assert_allclose(truth_t, scm.counterfactual(labels, {"thickness": values[:, 0]}))
+    # SPEC section 3 written out: abduct e from the factual pair, then push the new thickness through the mechanism
+    p = (labels[:, 1] - 64) / 191
+    e = np.log(p / (1 - p)) - 2 * (labels[:, 0] - 2.5)
+    expected_i = 64 + 191 / (1 + np.exp(-(2 * (values[:, 0] - 2.5) + e)))
+    np.testing.assert_allclose(truth_t, np.stack([values[:, 0], expected_i], axis=1), rtol=1e-9)
     np.testing.assert_allclose(truth_i[:, 0], labels[:, 0])  # thickness is not a descendant of intensity
     np.testing.assert_allclose(truth_i[:, 1], values[:, 1])
     measured_t = np.array([mm.measure_thickness(d) for d in do_t])
