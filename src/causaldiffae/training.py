@@ -268,12 +268,21 @@ def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: li
     """The config of a resumed run: the stored one (plus overrides); a different given config is refused."""
     stored = read_config(run_dir)
     wanted = stored.with_overrides(overrides, "command line") if config is None else config
-    changed = [k for k in wanted.differences(stored) if k not in RESUMABLE_KEYS]
-    if changed:
-        new, old = wanted.flat(), stored.flat()
-        detail = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed[:4])
-        raise TrainingError(f"{run_dir}/config.yaml disagrees with the given config ({detail}); resume with the stored config or start a new --out")
+    _check_resumable(stored, wanted, run_dir)
     return wanted
+
+
+def _setting_changes(stored: ExperimentConfig, wanted: ExperimentConfig) -> list[tuple[str, Any, Any]]:
+    """``(key, stored value, wanted value)`` for every setting that differs."""
+    new, old = wanted.flat(), stored.flat()
+    return [(k, old[k], new[k]) for k in wanted.differences(stored)]
+
+
+def _check_resumable(stored: ExperimentConfig, wanted: ExperimentConfig, run_dir: Path) -> None:
+    changed = [c for c in _setting_changes(stored, wanted) if c[0] not in RESUMABLE_KEYS]
+    if changed:
+        detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changed[:4])
+        raise TrainingError(f"{run_dir}/config.yaml disagrees with the given config ({detail}); resume with the stored config or start a new --out")
 
 
 def train(
@@ -300,7 +309,8 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a folder")
-    has_run = (out / "config.yaml").is_file() or bool(checkpoint_dirs(out))
+    kept = checkpoint_dirs(out)
+    has_run = (out / "config.yaml").is_file() or bool(kept)
     if has_run and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not has_run:
@@ -308,9 +318,8 @@ def train(
     changes: list[str] = []
     if resume and (out / "config.yaml").is_file():
         stored = read_config(out)
-        config = resolve_resume(config, out, [])
-        new, old = config.flat(), stored.flat()
-        changes = [f"{k} {old[k]} -> {new[k]}" for k in config.differences(stored)]
+        _check_resumable(stored, config, out)
+        changes = [f"{k} {old} -> {new}" for k, old, new in _setting_changes(stored, config)]
     t = config.train
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
 
@@ -346,7 +355,7 @@ def train(
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
     torch.manual_seed(t.seed)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
-    resuming = resume and bool(checkpoint_dirs(out))
+    resuming = resume and bool(kept)
     if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
         init_weights(model, t.init, train_data)
     model.set_label_stats(train_data.label_mean, train_data.label_std)
@@ -361,23 +370,21 @@ def train(
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start = 0
     window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
-    if resume:
-        last = checkpoint_dirs(out)
-        if last:
-            ckpt = load_checkpoint(last[-1])
-            order = ckpt["state"].get("data_order")
-            if order is not None and order != data_order:
-                raise TrainingError(
-                    f"{last[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
-                )
-            model.load_state_dict(ckpt["model"])
-            ema.load_state_dict(ckpt["ema"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["state"]["rng"])
-            start = int(ckpt["state"]["step"])
-            window = ckpt["state"].get("log_window", window)
-            if start > t.steps:
-                raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
+    if resuming:
+        ckpt = load_checkpoint(kept[-1])
+        order = ckpt["state"].get("data_order")
+        if order is not None and order != data_order:
+            raise TrainingError(
+                f"{kept[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
+            )
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_state(ckpt["state"]["rng"])
+        start = int(ckpt["state"]["step"])
+        window = ckpt["state"].get("log_window", window)
+        if start > t.steps:
+            raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     main = accelerator.is_main_process
@@ -435,8 +442,8 @@ def train(
             loss = accelerator.reduce(loss, "mean")
         if not torch.isfinite(loss):
             bar.close()
-            kept = checkpoint_dirs(out)
-            where = f"last good checkpoint: {kept[-1]}" if kept else "no checkpoint was written yet"
+            saved = checkpoint_dirs(out)  # this run may have written some since it started
+            where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
             raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()

@@ -88,13 +88,13 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
     if tuple(model.image_shape) != tuple(test.image_shape):
         raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
     st = settings
-    for steps in (st.steps, *st.sweep_steps):
-        check_options(model, steps=steps, w=st.w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
     if not all(np.isfinite(st.sweep_w)):
         raise UserError(f"--sweep-w values must be finite, got {', '.join(f'{w:g}' for w in st.sweep_w)}")
+    runs = [(steps, st.w) for steps in (st.steps, *st.sweep_steps)]
     if sweeps_guidance(model, st):
-        for w in st.sweep_w:
-            check_options(model, steps=st.steps, w=w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
+        runs += [(st.steps, w) for w in st.sweep_w]
+    for steps, w in runs:
+        check_options(model, steps=steps, w=w, mode=st.mode, abduction=st.abduction, guidance=st.guidance, start=st.start, spacing=st.spacing)
     for option, value, least in (("--n", st.n, 2), ("--n-small", st.n_small, 2), ("--seeds", st.seeds, 1), ("--batch-size", st.batch_size, 1)):
         if value < least:
             raise UserError(f"{option} must be at least {least}, got {value}")
