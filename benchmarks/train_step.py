@@ -3,11 +3,14 @@
     python benchmarks/train_step.py --preset morphomnist-paper --batch 16
     python benchmarks/train_step.py --preset morphomnist-cpu --batch 64 --mixed-precision bf16
     python benchmarks/train_step.py --preset morphomnist-cpu --batch 256 --device cuda --compile
+    python benchmarks/train_step.py --preset morphomnist-cpu --batch 256 --device cuda --compile model --compile-mode reduce-overhead
 
 The step is the one ``causaldiffae train`` runs: the full loss (encoder, causal layer, UNet eps
 MSE, both KL terms), gradient clipping, fused AdamW and the EMA update. Reported: median
 seconds/step over the timed steps, images/s and the parameter count. Each step reads its loss
 back to the host, as the training loop does, so a step's time includes all of its device work.
+``--compile model`` compiles the whole loss, as ``train.compile`` does, and first runs the
+gradient check ``causaldiffae train`` runs (compiled against eager gradients on the batch).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def main() -> None:
     parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no", help="autocast dtype")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--channels-last", choices=("config", "on", "off"), default="config")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    parser.add_argument("--compile", choices=("off", "unet", "model"), nargs="?", const="unet", default="off",
+                        help="torch.compile the UNet (bare --compile) or the whole model's loss")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
     parser.add_argument("--image-shape", help="C,H,W (default: from the preset's dataset)")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -41,7 +45,7 @@ def main() -> None:
     from causaldiffae.config import load_config
     from causaldiffae.graph import CausalGraph
     from causaldiffae.models import CausalDiffAE
-    from causaldiffae.training import ema_decay
+    from causaldiffae.training import TrainingError, check_compiled_gradients, ema_decay
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,8 +65,11 @@ def main() -> None:
     model = CausalDiffAE(config.model, graph, shape, num_classes, config.diffusion).train().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if args.compile:
+    forward = model
+    if args.compile == "unet":
         model.decoder.unet = torch.compile(model.decoder.unet, mode=args.compile_mode)
+    elif args.compile == "model":
+        forward = torch.compile(model, mode=args.compile_mode)
     ema = [p.detach().clone() for p in model.parameters()]
     params = list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, fused=True)
@@ -77,10 +84,11 @@ def main() -> None:
     if channels_last:
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
     generator = torch.Generator(device).manual_seed(0)
+    kl = torch.tensor(1.0, device=device)  # a tensor, as in training, so a compiled loss is built once
 
     def step(i: int) -> float:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
-            loss = model(batch, 1.0, generator)["loss"]
+            loss = forward(batch, kl, generator)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.train.grad_clip)
         optimizer.step()
@@ -89,8 +97,18 @@ def main() -> None:
             torch._foreach_lerp_(ema, params, 1.0 - ema_decay(i, config.train.ema_decay))
         return float(loss.detach())
 
+    if args.compile == "model":  # the check `causaldiffae train` runs: wrong compiled gradients make timings moot
+        start = time.perf_counter()
+        try:
+            check_compiled_gradients(model, forward, model, batch, kl, lambda: torch.Generator(device).manual_seed(0), args.compile_mode)
+            verdict = "the compiled loss's gradients match the eager ones"
+        except TrainingError as error:
+            verdict = f"FAILED: {error}"
+        print(f"gradient check ({time.perf_counter() - start:.1f} s, compilation included): {verdict}")
+    start = time.perf_counter()
     for i in range(args.warmup):
         step(i)
+    warmup = time.perf_counter() - start
     times, losses = [], []
     for i in range(args.steps):
         start = time.perf_counter()
@@ -102,10 +120,11 @@ def main() -> None:
     print(
         f"preset={config.name} batch={b} image={'x'.join(map(str, shape))} threads={torch.get_num_threads()} "
         f"device={device} mixed_precision={args.mixed_precision} channels_last={channels_last} "
-        f"compile={args.compile and args.compile_mode}"
+        f"compile={args.compile}{'' if args.compile == 'off' else ':' + args.compile_mode}"
     )
     print(f"params={n_params / 1e6:.2f}M (unet {unet / 1e6:.2f}M)")
-    print(f"sec/step={sec:.3f} (min {min(times):.3f}, max {max(times):.3f})  images/s={b / sec:.1f}  last loss={losses[-1]:.4f}")
+    print(f"warm-up: {args.warmup} steps in {warmup:.1f} s")
+    print(f"sec/step={sec:.4f} (min {min(times):.4f}, max {max(times):.4f})  images/s={b / sec:.1f}  last loss={losses[-1]:.4f}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from causaldiffae.graph import CausalGraph
 # inference defaults (the loss never uses them; the sample grids follow sample_spacing).
 RESUMABLE_KEYS = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints", "diffusion.sample_steps",
-    "diffusion.sample_spacing", "train.init",
+    "diffusion.sample_spacing", "train.init", "train.compile",
 )
 
 
@@ -387,6 +387,20 @@ def train(
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    # Compiled or not, the random draws (made with explicit generators) stay eager and identical.
+    forward = model if t.compile is None else torch.compile(model, mode=t.compile)
+    if t.compile is not None and start < t.steps:
+        if accelerator.is_main_process:
+            print(f"compiling the training loss (train.compile={t.compile}; a minute or more) and checking its gradients")
+        if config.model.dropout > 0:
+            warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager", stacklevel=2)
+        else:
+            part = step_indices(len(train_data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
+            check_compiled_gradients(
+                model, forward, raw_model, train_data.batch(part, device, t.channels_last),
+                torch.tensor(kl_scale(start, t.kl_anneal_steps), device=device),
+                lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
+            )
     main = accelerator.is_main_process
     meta = {
         "graph": train_data.graph.to_dict(),
@@ -426,6 +440,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         lam = kl_scale(step, t.kl_anneal_steps)
+        lam_tensor = torch.tensor(lam, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
         index = step_indices(len(train_data), t.batch_size, t.seed, step)
         totals: dict[str, torch.Tensor] = {}
         for m in range(t.grad_accum):
@@ -433,7 +448,7 @@ def train(
             batch = train_data.batch(part, device, t.channels_last)
             sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
             with sync:
-                terms = model(batch, lam, step_generator(t.seed, step, rank, m, device))
+                terms = forward(batch, lam_tensor, step_generator(t.seed, step, rank, m, device))
                 accelerator.backward(terms["loss"] / t.grad_accum)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
@@ -482,6 +497,36 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return out
+
+
+def check_compiled_gradients(
+    model, compiled, raw_model, batch: dict[str, torch.Tensor], kl: torch.Tensor, generator, mode: str, tolerance: float = 0.1
+) -> None:
+    """One micro-batch through the eager and the compiled loss, before any step: torch.compile can
+    return wrong gradients (torch 2.13's CPU inductor zeroes those of every diffusers UNet layer
+    below its first upsampler), and training on them fails silently. Leaves gradients and RNG states as it found them."""
+    saved = rng_state()
+    grads = []
+    for fn in (model, compiled):
+        set_rng_state(saved)
+        fn(batch, kl, generator())["loss"].backward()
+        grads.append({n: p.grad.detach().float().clone() for n, p in raw_model.named_parameters() if p.grad is not None})
+        raw_model.zero_grad(set_to_none=True)
+    set_rng_state(saved)
+    eager, compiled_grads = grads
+    total = torch.sqrt(sum(g.square().sum() for g in eager.values()))
+    errors = {
+        name: float((g - compiled_grads.get(name, torch.zeros_like(g))).norm() / g.norm())
+        for name, g in eager.items()
+        if g.norm() > 1e-4 * total  # gradients that are zero up to rounding have no meaningful relative error
+    }
+    worst = max(errors, key=errors.get, default=None)
+    if worst is not None and errors[worst] > tolerance:
+        raise TrainingError(
+            f"train.compile={mode}: the compiled loss's gradients differ from the eager ones (relative error "
+            f"{errors[worst]:.2f} in {worst}), a torch.compile fault with torch {torch.__version__} on "
+            f"{total.device.type}; train without train.compile"
+        )
 
 
 def _out_of_time(deadline: float | None, accelerator) -> bool:

@@ -129,7 +129,7 @@ class CausalDiffAE(nn.Module):
     # Training objective (SPEC §1.4) -------------------------------------------------------------
 
     def forward(
-        self, batch: Mapping[str, torch.Tensor], kl_scale: float = 1.0, generator: torch.Generator | None = None
+        self, batch: Mapping[str, torch.Tensor], kl_scale: float | torch.Tensor = 1.0, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """The training loss (see ``loss``); ``forward`` so DDP and autocast wrappers apply to it."""
         return self.loss(batch, kl_scale, generator)
@@ -144,7 +144,7 @@ class CausalDiffAE(nn.Module):
         return {"z": self.propagate(u), "mu": mu, "logvar": logvar}
 
     def loss(
-        self, batch: Mapping[str, torch.Tensor], kl_scale: float, generator: torch.Generator | None = None
+        self, batch: Mapping[str, torch.Tensor], kl_scale: float | torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """``mse + kl_scale * (kl_weight * KL_u + label_weight * KL_label + style_kl_weight * KL_style)``;
         terms are per-dim means (``KL_u`` over the causal blocks, ``KL_style`` over the style block).
