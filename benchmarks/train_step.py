@@ -86,9 +86,19 @@ def main() -> None:
     generator = torch.Generator(device).manual_seed(0)
     kl = torch.tensor(1.0, device=device)  # a tensor, as in training, so a compiled loss is built once
 
+    def autocast(loss_fn):
+        """The loss under autocast, backward outside it, as accelerate wraps the training forward."""
+
+        def run(*inputs):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
+                return loss_fn(*inputs)
+
+        return run
+
+    timed_loss = autocast(forward)
+
     def step(i: int) -> float:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
-            loss = forward(batch, kl, generator)["loss"]
+        loss = timed_loss(batch, kl, generator)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.train.grad_clip)
         optimizer.step()
@@ -100,7 +110,8 @@ def main() -> None:
     if args.compile == "model":  # the check `causaldiffae train` runs: wrong compiled gradients make timings moot
         start = time.perf_counter()
         try:
-            check_compiled_gradients(model, forward, model, batch, kl, lambda: torch.Generator(device).manual_seed(0), args.compile_mode)
+            fresh = lambda: torch.Generator(device).manual_seed(0)  # noqa: E731
+            check_compiled_gradients(autocast(model), timed_loss, model, batch, fresh, args.compile_mode)
             verdict = "the compiled loss's gradients match the eager ones"
         except TrainingError as error:
             verdict = f"FAILED: {error}"

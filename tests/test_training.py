@@ -135,20 +135,39 @@ def test_compiled_training_matches_eager_and_never_recompiles(tmp_path, monkeypa
     assert strip(_metrics(compiled)) == strip(_metrics(eager))
 
 
-def test_a_compiled_loss_with_wrong_gradients_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    """torch 2.13's CPU inductor returns zero gradients below a diffusers UNet's first upsampler;
-    training must stop on such a compile at its first step, not train on it."""
+def _faulty_compile(fault: str):
+    """A stand-in for torch.compile whose loss is right but whose gradients are wrong in one way."""
 
-    def halving_compile(module, mode=None):
+    def compile(module, mode=None):
         def loss(batch, kl, generator):
+            if fault == "kl ignored":
+                return module(batch, kl * 0, generator)
             out = module(batch, kl, generator)
-            return {**out, "loss": 0.5 * out["loss"]}
+            if fault == "halved":
+                return {**out, "loss": 0.5 * out["loss"]}
+            unet = [p for n, p in module.named_parameters() if n.startswith("decoder.unet.")]
+            hurt = unet if fault == "unet zeroed" else unet[:1]  # the real CPU-inductor fault; one NaN gradient
+            for p in hurt:  # the eager pass ran first; training stops at this check, so the hooks never outlive it
+                p.register_hook(lambda g: torch.zeros_like(g) if fault == "unet zeroed" else g * float("nan"))
+            return out
 
         return loss
 
-    monkeypatch.setattr(torch, "compile", halving_compile)
-    config = tiny_config("train.steps=2", "train.compile=default")
-    with pytest.raises(TrainingError, match=r"train.compile=default: the compiled loss's gradients differ from the eager ones \(relative error 0.50 in "):
+    return compile
+
+
+@pytest.mark.parametrize("fault, error", [
+    ("halved", r"relative error 0\.50 in "),
+    ("unet zeroed", r"relative error 1\.00 in decoder\.unet\."),
+    ("one nan", r"relative error inf in decoder\.unet\."),
+    ("kl ignored", r"relative error \d+\.\d+ in "),  # KL is annealed to 0 at step 0; the check counts it fully
+])
+def test_a_compiled_loss_with_wrong_gradients_is_refused_before_anything_is_written(tmp_path, monkeypatch, fault, error):
+    """torch 2.13's CPU inductor returns zero gradients below a diffusers UNet's first upsampler;
+    training must stop on such a compile at its first step, not train on it."""
+    monkeypatch.setattr(torch, "compile", _faulty_compile(fault))
+    config = tiny_config("train.steps=2", "train.kl_anneal_steps=4", "train.compile=default")
+    with pytest.raises(TrainingError, match=r"train.compile=default: the compiled loss's gradients differ from the eager ones \(" + error):
         train(config, synthetic_dataset(n=16), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import random
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -398,7 +399,6 @@ def train(
             part = step_indices(len(train_data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
             check_compiled_gradients(
                 model, forward, raw_model, train_data.batch(part, device, t.channels_last),
-                torch.tensor(kl_scale(start, t.kl_anneal_steps), device=device),
                 lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
             )
     main = accelerator.is_main_process
@@ -500,26 +500,35 @@ def train(
 
 
 def check_compiled_gradients(
-    model, compiled, raw_model, batch: dict[str, torch.Tensor], kl: torch.Tensor, generator, mode: str, tolerance: float = 0.1
+    model: torch.nn.Module,
+    compiled: Callable[..., dict[str, torch.Tensor]],
+    raw_model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    make_generator: Callable[[], torch.Generator],
+    mode: str,
+    tolerance: float = 0.1,
 ) -> None:
     """One micro-batch through the eager and the compiled loss, before any step: torch.compile can
     return wrong gradients (torch 2.13's CPU inductor zeroes those of every diffusers UNet layer
-    below its first upsampler), and training on them fails silently. Leaves gradients and RNG states as it found them."""
+    below its first upsampler), and training on them fails silently. The KL terms count fully
+    (``kl_scale`` 1, a tensor like the loop's), whatever the annealing says at this step. Gradients
+    are left unset, as they are before a step, and the RNG states as they were found."""
     saved = rng_state()
+    kl = torch.ones((), device=next(raw_model.parameters()).device)
     grads = []
     for fn in (model, compiled):
         set_rng_state(saved)
-        fn(batch, kl, generator())["loss"].backward()
+        fn(batch, kl, make_generator())["loss"].backward()
         grads.append({n: p.grad.detach().float().clone() for n, p in raw_model.named_parameters() if p.grad is not None})
         raw_model.zero_grad(set_to_none=True)
     set_rng_state(saved)
     eager, compiled_grads = grads
     total = torch.sqrt(sum(g.square().sum() for g in eager.values()))
-    errors = {
-        name: float((g - compiled_grads.get(name, torch.zeros_like(g))).norm() / g.norm())
-        for name, g in eager.items()
-        if g.norm() > 1e-4 * total  # gradients that are zero up to rounding have no meaningful relative error
-    }
+    errors = {}
+    for name, g in eager.items():
+        if g.norm() > 1e-4 * total or not torch.isfinite(total):  # a gradient zero up to rounding has no relative error
+            error = float((g - compiled_grads.get(name, torch.zeros_like(g))).norm() / g.norm())
+            errors[name] = error if math.isfinite(error) else math.inf  # a NaN gradient is a failure, not a pass
     worst = max(errors, key=errors.get, default=None)
     if worst is not None and errors[worst] > tolerance:
         raise TrainingError(
