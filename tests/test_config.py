@@ -60,6 +60,7 @@ def test_overrides_parse_yaml_values():
         ("model.style_dim=-1", "style_dim=-1: must be >= 0"),
         ("model.style_drop_prob=1", r"style_drop_prob.*\[0, 1\)"),
         ("diffusion.sample_spacing=cosine", "sample_spacing='cosine': must be one of uniform, quadratic"),
+        ("train.compile=true", r"train.compile: expected a string, got the boolean True; quote it"),
         ("train.compile=fast", r"train.compile='fast': must be null \(eager\) or one of default, reduce-overhead"),
         (["model.style_dim=8", "model.variant=label-conditional"], "label-conditional variant has no encoder for a style block"),
     ],

@@ -83,6 +83,22 @@ def test_demo_refuses_an_out_that_is_a_file(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
+def test_demo_refuses_a_folder_of_other_work_but_reruns_into_its_own(tmp_path, capsys, monkeypatch):
+    import causaldiffae.demo as demo
+    from causaldiffae.cli import main
+
+    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("an evaluation")
+    assert main(["demo", "--out", str(report), "--no-progress"]) == 2
+    assert "holds files but no scores.json, so it is not an earlier demo output" in capsys.readouterr().err
+    assert [p.name for p in report.iterdir()] == ["report.md"] and (report / "report.md").read_text() == "an evaluation"
+    (report / "scores.json").write_text("{}")  # an earlier demo's folder: the demo goes on (and here builds its digits)
+    with pytest.raises(pytest.fail.Exception, match="built the test digits"):
+        main(["demo", "--out", str(report), "--no-progress"])
+
+
 def test_demo_refuses_data_that_is_not_morphomnist(tmp_path, capsys):
     from causaldiffae.cli import main
     from causaldiffae.data.pendulum import generate

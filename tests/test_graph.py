@@ -94,7 +94,7 @@ def test_dict_errors(tmp_path):
         CausalGraph.from_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("variables: [a, b\n")
-    with pytest.raises(GraphError, match="bad.yaml: invalid YAML"):
+    with pytest.raises(GraphError, match=r"bad.yaml: invalid YAML at line 2, column 1: expected .,. or .\]., but got"):
         CausalGraph.from_yaml(bad)
     bad.write_text("edges: [a -> b]\n")
     with pytest.raises(GraphError, match="bad.yaml: expected a mapping"):

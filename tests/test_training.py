@@ -254,7 +254,7 @@ def test_load_run_names_a_corrupt_or_mismatched_weights_file(tmp_path):
     with pytest.raises(CheckpointError, match="model.safetensors: not a readable safetensors file"):
         load_run(run)
     (run / "config.yaml").write_text("model: [unclosed\n")
-    with pytest.raises(CheckpointError, match="config.yaml: invalid YAML"):
+    with pytest.raises(CheckpointError, match="config.yaml: invalid YAML at line 2, column 1: "):
         load_run(run)
 
 
@@ -267,6 +267,8 @@ def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_lin
         train(tiny_config("train.steps=3"), synthetic_dataset(n=20), run, resume=True, progress=False)
     with pytest.raises(TrainingError, match="--resume .*: its graph .* differs from the data's"):
         train(tiny_config("train.steps=3"), synthetic_dataset(n=16, graph="a -> b; a -> c"), run, resume=True, progress=False)
+    with pytest.raises(TrainingError, match=r"step-0000002: trained on labels with label_mean \[.*\], the given data has"):
+        train(tiny_config("train.steps=3"), synthetic_dataset(n=16, seed=1), run, resume=True, progress=False)
     last = checkpoint_dirs(run)[-1]
     state = (last / "state.json").read_text()
     (last / "state.json").write_text(state[:20])
@@ -444,3 +446,31 @@ def test_a_bad_data_graph_fails_before_any_image_is_decoded(tmp_path, monkeypatc
     monkeypatch.setattr(causaldiffae.data, "load_dataset", lambda *a, **k: pytest.fail("images were decoded"))
     with pytest.raises(ConfigError, match=message):
         train(tiny_config(f"data.graph={graph}"), tmp_path / "data", tmp_path / "run", progress=False)
+
+
+def test_an_out_folder_of_other_work_is_refused_and_kept(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("an evaluation")
+    with pytest.raises(FileExistsError, match=r"report holds files but no run \(config.yaml, checkpoints\)"):
+        train(tiny_config("train.steps=1"), synthetic_dataset(n=8), report, progress=False)
+    assert [p.name for p in report.iterdir()] == ["report.md"]
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=8), tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError, match="already holds a run; pass --resume"):
+        train(tiny_config("train.steps=1"), synthetic_dataset(n=8), run, progress=False)
+
+
+def test_resume_keeps_the_runs_autocast_unless_told_and_names_a_change(tmp_path, capsys, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    # accelerate fixes the autocast precision once per process; each precision here gets its own state.
+    monkeypatch.setattr(AcceleratorState, "_shared_state", {})
+    data = synthetic_dataset(n=16)
+    full = train(tiny_config("train.steps=4"), data, tmp_path / "full", mixed_precision="bf16", progress=False)
+    part = train(tiny_config("train.steps=2"), data, tmp_path / "part", mixed_precision="bf16", progress=False)
+    train(tiny_config("train.steps=4"), data, part, resume=True, progress=False)  # no --mixed-precision given
+    assert [m["loss"] for m in _metrics(part)] == [m["loss"] for m in _metrics(full)]
+    capsys.readouterr()
+    monkeypatch.setattr(AcceleratorState, "_shared_state", {})
+    train(tiny_config("train.steps=6"), data, part, resume=True, mixed_precision="no", progress=False)
+    assert "with train.steps 4 -> 6, mixed precision bf16 -> no" in capsys.readouterr().out

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
 from causaldiffae.config import ExperimentConfig
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, yaml_problem
 from causaldiffae.graph import CausalGraph
 
 CHECKPOINTS = "checkpoints"
@@ -134,7 +134,7 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise CheckpointError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
     return ExperimentConfig.from_dict(data or {}, str(path))
 
 

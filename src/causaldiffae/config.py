@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, get_type_hints
 
 import yaml
 
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, yaml_problem
 
 PRESET_DIR = Path(__file__).parent / "configs"
 VARIANTS = ("causaldiffae", "diffae", "diffae-aligned", "label-conditional")
@@ -227,6 +227,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is str or text.startswith("str"):
         if isinstance(value, (dict, list)):  # a YAML mapping or list where a string belongs
             raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if isinstance(value, bool):  # YAML reads true/false/yes/no/on/off as booleans
+            raise ConfigError(f"{where}: expected a string, got the boolean {value!r}; quote it if a string was meant")
         return str(value)
     return value
 
@@ -304,5 +306,5 @@ def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
     return ExperimentConfig.from_dict(data or {}, str(path)).with_overrides(overrides)

@@ -125,7 +125,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
 
     start = time.perf_counter()
     out = Path(out)
-    check_out_dir(out, force=True)  # the demo rewrites its own files in an existing folder
+    check_out_dir(out, force=True)  # a file is refused; the demo rewrites its own files in its own folder
+    if out.is_dir() and any(out.iterdir()) and not (out / "scores.json").is_file():
+        raise UserError(f"{out} holds files but no scores.json, so it is not an earlier demo output; choose another --out or empty it")
     model, config = load_run(WEIGHTS)
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing

@@ -3,3 +3,10 @@
 
 class UserError(ValueError):
     """Input that cannot be used; the message names the file, field or value at fault."""
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parse error as one line that says where: ``line 3, column 9: expected ',' or ']' ...``."""
+    mark = getattr(err, "problem_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import yaml
 
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, yaml_problem
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -154,7 +154,7 @@ class CausalGraph:
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise GraphError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+            raise GraphError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod

@@ -245,6 +245,17 @@ def _check_same_data(meta: dict, data: TrainData, where: str) -> None:
         raise TrainingError(f"{where}: image shape {meta.get('image_shape')} differs from the data's {list(data.image_shape)}")
 
 
+def _check_same_labels(saved: dict[str, torch.Tensor], model, where: Path) -> None:
+    """A resumed run must see the data it was trained on: the same label statistics (a dataset
+    built with another seed has the same images' shapes and graph but other labels)."""
+    for key in ("label_mean", "label_std"):
+        if key in saved and not torch.allclose(saved[key].float().cpu(), getattr(model, key).float().cpu(), rtol=1e-5, atol=1e-6):
+            raise TrainingError(
+                f"{where}: trained on labels with {key} {saved[key].tolist()}, the given data has {getattr(model, key).tolist()}; "
+                "resume on the same data or start a new --out"
+            )
+
+
 def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
     """Start from another run's weights (``train.init``): same graph, image shape and architecture, or a clear error.
 
@@ -298,6 +309,8 @@ def train(
 ) -> Path:
     """Train a model described by ``config`` on ``data`` into the run folder ``out``; returns ``out``.
 
+    ``mixed_precision`` (no, bf16, fp16) defaults to no for a new run and to the run's own on resume.
+
     ``time_limit`` (seconds of training, counted from the first step) ends the run early with a
     checkpoint, an exported model and a sample grid, for a fixed budget on hardware of unknown
     speed; ``--resume`` later continues it towards ``train.steps``.
@@ -314,6 +327,8 @@ def train(
     has_run = (out / "config.yaml").is_file() or bool(kept)
     if has_run and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not has_run and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
     if resume and not has_run:
         raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
     changes: list[str] = []
@@ -323,8 +338,18 @@ def train(
         changes = [f"{k} {old} -> {new}" for k, old, new in _setting_changes(stored, config)]
     t = config.train
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
+    if resume and kept:  # autocast is part of the run: a resume keeps the run's unless told otherwise
+        try:
+            stored_precision = json.loads((kept[-1] / "state.json").read_text()).get("mixed_precision")
+        except (OSError, ValueError):  # an unreadable checkpoint is reported when it is loaded
+            stored_precision = None
+        if mixed_precision is None:
+            mixed_precision = stored_precision
+        elif stored_precision is not None and mixed_precision != stored_precision:
+            changes.append(f"mixed precision {stored_precision} -> {mixed_precision}")
+    mixed_precision = mixed_precision or "no"
 
-    if mixed_precision not in (None, *MIXED_PRECISION):
+    if mixed_precision not in MIXED_PRECISION:
         raise TrainingError(f"unknown mixed_precision {mixed_precision!r} (use {', '.join(MIXED_PRECISION)})")
     if mixed_precision == "fp16" and not _has_accelerator():
         raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
@@ -336,7 +361,7 @@ def train(
         )
     # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
-    accelerator = Accelerator(mixed_precision=mixed_precision or "no", cpu=not _has_accelerator())
+    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not _has_accelerator())
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
     if t.batch_size % (world * t.grad_accum):
         raise ConfigError(
@@ -378,6 +403,7 @@ def train(
             raise TrainingError(
                 f"{kept[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
             )
+        _check_same_labels(ckpt["model"], model, kept[-1])
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -388,10 +414,15 @@ def train(
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    main = accelerator.is_main_process
+    if main and changes:
+        print(f"resuming {out} at step {start} with {', '.join(changes)}")
+    if main and resume and start == t.steps:
+        print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)")
     # Compiled or not, the random draws (made with explicit generators) stay eager and identical.
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
-        if accelerator.is_main_process:
+        if main:
             print(f"compiling the training loss (train.compile={t.compile}; a minute or more) and checking its gradients")
         if config.model.dropout > 0:
             warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager", stacklevel=2)
@@ -401,18 +432,13 @@ def train(
                 model, forward, raw_model, train_data.batch(part, device, t.channels_last),
                 lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
             )
-    main = accelerator.is_main_process
     meta = {
         "graph": train_data.graph.to_dict(),
         "image_shape": list(train_data.image_shape),
         "num_classes": train_data.num_classes,
         "dataset": train_data.name,
     }
-    if main:
-        if changes:
-            print(f"resuming {out} at step {start} with {', '.join(changes)}")
-        if resume and start == t.steps:
-            print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)")
+    if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
         save_config(out, config)
         _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
@@ -421,7 +447,7 @@ def train(
     def checkpoint(step: int) -> None:
         if main:
             log_window = {"sums": sums, "steps": window_steps, "seconds": time.perf_counter() - window_start}
-            state = {"rng": rng_state(), "data_order": data_order, "log_window": log_window}
+            state = {"rng": rng_state(), "data_order": data_order, "log_window": log_window, "mixed_precision": mixed_precision}
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
             export_model(out, ema.state_dict(), {**meta, "step": step})
         accelerator.wait_for_everyone()

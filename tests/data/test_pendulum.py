@@ -211,3 +211,13 @@ def test_measure_shadow_reads_labels_back_at_any_resolution():
         assert abs(length - shade) <= 2 * LEN_TOL / PX and abs(centre - mid) <= 2 * CENTRE_TOL / PX
     blank = np.full((96, 96, 4), 255, dtype=np.uint8)
     assert all(np.isnan(pendulum.measure_shadow(blank)))
+
+
+def test_a_limited_grid_spans_every_angle_and_light_range():
+    cells = pendulum.grid(200)
+    angles, lights = [i for _, i, _, _ in cells], [j for _, _, j, _ in cells]
+    assert len(set((i, j) for _, i, j, _ in cells)) == 200
+    assert (min(angles), max(angles)) == (-40, 43) and len(set(angles)) >= 80
+    assert min(lights) <= 62 and max(lights) >= 145
+    assert cells[0][1:3] == (-40, 60) and cells[-1][1:3] == (43, 147)
+    assert pendulum.split_counts(200) == {"train": 151, "test": 49}  # image 0 stays in train, as in the full grid

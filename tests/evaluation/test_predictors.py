@@ -68,3 +68,11 @@ def test_random_shift_moves_content_and_pads_background():
     assert y.shape == x.shape
     assert torch.all(y.sum(dim=(1, 2, 3)) == x.sum(dim=(1, 2, 3)))  # the square stays fully inside
     assert random_shift(x, 0, torch.Generator()).equal(x)
+
+
+@pytest.mark.parametrize("epochs", [1, 5])
+def test_a_run_of_five_steps_or_fewer_trains(squares, epochs):
+    """OneCycleLR divides by zero at exactly 5 steps; a smoke-test-sized run must still train."""
+    train, test = squares
+    model = train_predictors(train, test, epochs=epochs, batch_size=len(train), width=4, feature_dim=8, seed=0)
+    assert np.isfinite(model.meta.metrics["mae"][train.variables[0]])

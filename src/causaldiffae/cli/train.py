@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="dataset folder (format detected)")
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="no", help="autocast precision")
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=None,
+                        help="autocast precision (default: no; with --resume, the run's own)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (default: torch's choice; 1 when sharing a small machine)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",

@@ -138,6 +138,8 @@ def _read_table(
         numbers = []
         for var in graph.variables:
             cell = row[at[var]].strip()
+            if not cell:
+                raise DataError(f"{table}, row {line}, column {var!r}: missing value")
             try:
                 number = float(cell)
             except ValueError:

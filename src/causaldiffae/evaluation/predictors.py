@@ -226,7 +226,10 @@ def train_predictors(
     c_all = torch.from_numpy(train.classes) if model.classifier is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    # OneCycleLR divides by zero when its warm-up ends at step 0 (5 steps at pct_start 0.2), so a run
+    # of 5 steps or fewer takes the first steps of a 6-step cycle.
+    total_steps = max(epochs * steps_per_epoch, 6)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.2)
     iterator = range(epochs)
     if progress is not None:
         iterator = progress(iterator, desc="predictors", unit="epoch")
