@@ -116,6 +116,19 @@ def test_counterfactual_refuses_an_out_that_is_a_folder_before_sampling(setup, c
     assert len(errors) == 1 and f"{tmp_path / 'd.png'} is a folder" in errors[0], errors
 
 
+def test_counterfactual_on_other_data_names_the_missing_variable_first(setup, capsys, tmp_path):
+    _, _, run, _ = setup
+    other = tmp_path / "other"
+    (other / "images").mkdir(parents=True)
+    for k in range(3):
+        Image.fromarray(np.full((16, 16), 40 * k, np.uint8)).save(other / "images" / f"{k}.png")
+    (other / "labels.csv").write_text("file,p,q,split\n" + "".join(f"images/{k}.png,{k},{k},{'test' if k else 'train'}\n" for k in range(3)))
+    (other / "graph.yaml").write_text("variables: [p, q]\nedges: [p -> q]\n")
+    assert main(["counterfactual", "--run", str(run), "--data", str(other), "--do", "a=2", "--out", str(tmp_path / "g.png"), "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "the data has no variable 'a' of the run's graph" in errors[0], errors
+
+
 @pytest.mark.parametrize("existing", ["grid.png", "grid.csv"])
 def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, capsys, monkeypatch, tmp_path, existing):
     _, data, run, _ = setup

@@ -151,12 +151,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {name}={v:g} lies {abs(v - mean[k]) / std[k]:.0f} training standard deviations from the mean "
                       f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
     ds = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
+    missing = [v for v in model.graph.variables if v not in ds.variables]
+    if missing:  # other variables say "other data" more plainly than another image size
+        raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")
     if tuple(ds.image_shape) != tuple(model.image_shape):
         raise UserError(f"{args.data}: images are {ds.image_shape}, the run was trained on {tuple(model.image_shape)}")
     n = min(args.n, len(ds))
-    missing = [v for v in model.graph.variables if v not in ds.variables]
-    if missing:
-        raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")
     cols = [ds.variables.index(v) for v in model.graph.variables]
     labels = ds.labels[:n][:, cols]
     classes = None if ds.classes is None else ds.classes[:n]

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n", type=int, default=None, help="test images for effectiveness and realism (default 500; --quick 64)")
     parser.add_argument("--n-small", type=int, default=None,
                         help="images for composition, reversibility, comparisons and sweeps (default 64; --quick 16)")
-    parser.add_argument("--seeds", type=int, default=1, help="repetitions with fresh intervention values")
+    parser.add_argument("--seeds", type=int, default=1, metavar="COUNT",
+                        help="how many draws of intervention values and abduction noise (not a list of seeds), averaged with their spread")
     add_sampling_options(parser)
     parser.add_argument("--sweep-steps", default=None, help="DDIM step counts of the steps sweep (default 10,20,50,100; --quick 10,20)")
     parser.add_argument("--sweep-w", default=None, help="guidance weights of the w sweep (default 0,1,2,3; --quick 1,2)")
