@@ -92,11 +92,15 @@ def test_demo_refuses_a_folder_of_other_work_but_reruns_into_its_own(tmp_path, c
     report.mkdir()
     (report / "report.md").write_text("an evaluation")
     assert main(["demo", "--out", str(report), "--no-progress"]) == 2
-    assert "holds files but no scores.json, so it is not an earlier demo output" in capsys.readouterr().err
+    assert "holds files the demo did not write, so it is not an earlier demo output" in capsys.readouterr().err
     assert [p.name for p in report.iterdir()] == ["report.md"] and (report / "report.md").read_text() == "an evaluation"
-    (report / "scores.json").write_text("{}")  # an earlier demo's folder: the demo goes on (and here builds its digits)
-    with pytest.raises(pytest.fail.Exception, match="built the test digits"):
-        main(["demo", "--out", str(report), "--no-progress"])
+    interrupted = tmp_path / "demo_out"
+    interrupted.mkdir()
+    (interrupted / "do_thickness.png").write_bytes(b"grid")  # a demo stopped while scoring: grids, no scores yet
+    (report / "scores.json").write_text("{}")  # and an earlier demo's whole folder (report.md, scores.json)
+    for folder in (interrupted, report):  # both accepted: the demo goes on to build its digits
+        with pytest.raises(pytest.fail.Exception, match="built the test digits"):
+            main(["demo", "--out", str(folder), "--no-progress"])
 
 
 def test_demo_refuses_data_that_is_not_morphomnist(tmp_path, capsys):

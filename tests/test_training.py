@@ -474,3 +474,11 @@ def test_resume_keeps_the_runs_autocast_unless_told_and_names_a_change(tmp_path,
     monkeypatch.setattr(AcceleratorState, "_shared_state", {})
     train(tiny_config("train.steps=6"), data, part, resume=True, mixed_precision="no", progress=False)
     assert "with train.steps 4 -> 6, mixed precision bf16 -> no" in capsys.readouterr().out
+
+
+def test_an_fp16_run_resumed_on_the_cpu_names_the_runs_precision_not_a_flag(tmp_path):
+    run = train(tiny_config("train.steps=2"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    state = checkpoint_dirs(run)[-1] / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "mixed_precision": "fp16"}))  # as a GPU run records it
+    with pytest.raises(TrainingError, match=r"step-0000002: the run trains with fp16 autocast, which needs a GPU; pass --mixed-precision"):
+        train(tiny_config("train.steps=3"), synthetic_dataset(n=16), run, resume=True, progress=False)

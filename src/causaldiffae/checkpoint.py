@@ -134,7 +134,7 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise CheckpointError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
+        raise CheckpointError(f"{path}: invalid YAML {yaml_problem(err)}") from None
     return ExperimentConfig.from_dict(data or {}, str(path))
 
 

@@ -306,5 +306,5 @@ def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
+        raise ConfigError(f"{path}: invalid YAML {yaml_problem(err)}") from None
     return ExperimentConfig.from_dict(data or {}, str(path)).with_overrides(overrides)

@@ -113,6 +113,17 @@ def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, da
     return "\n".join(lines) + "\n"
 
 
+OWN_FILES = ("do_thickness.png", "do_intensity.png", "do_both.png", "guidance.png", "report.md", "scores.json")
+
+
+def _own_folder(out: Path) -> bool:
+    """New, empty, or holding only what a demo writes (grids first, so an interrupted demo's too)."""
+    if not out.is_dir():
+        return True
+    names = [p.name for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
+    return not names or (all(n in OWN_FILES for n in names) and any(n.endswith(".png") or n == "scores.json" for n in names))
+
+
 def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSettings = DemoSettings(),
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
@@ -126,8 +137,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     start = time.perf_counter()
     out = Path(out)
     check_out_dir(out, force=True)  # a file is refused; the demo rewrites its own files in its own folder
-    if out.is_dir() and any(out.iterdir()) and not (out / "scores.json").is_file():
-        raise UserError(f"{out} holds files but no scores.json, so it is not an earlier demo output; choose another --out or empty it")
+    if not _own_folder(out):
+        raise UserError(f"{out} holds files the demo did not write, so it is not an earlier demo output; choose another --out or empty it")
     model, config = load_run(WEIGHTS)
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing

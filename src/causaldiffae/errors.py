@@ -6,7 +6,7 @@ class UserError(ValueError):
 
 
 def yaml_problem(err: Exception) -> str:
-    """A YAML parse error as one line that says where: ``line 3, column 9: expected ',' or ']' ...``."""
+    """A YAML parse error as one line's tail that says where: ``at line 3, column 9: expected ...``."""
     mark = getattr(err, "problem_mark", None)
     what = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what
+    return f"at line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else f"({what})"

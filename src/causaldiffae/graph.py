@@ -154,7 +154,7 @@ class CausalGraph:
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise GraphError(f"{path}: invalid YAML at {yaml_problem(err)}") from None
+            raise GraphError(f"{path}: invalid YAML {yaml_problem(err)}") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod

@@ -338,13 +338,14 @@ def train(
         changes = [f"{k} {old} -> {new}" for k, old, new in _setting_changes(stored, config)]
     t = config.train
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
+    inherited = False
     if resume and kept:  # autocast is part of the run: a resume keeps the run's unless told otherwise
         try:
             stored_precision = json.loads((kept[-1] / "state.json").read_text()).get("mixed_precision")
         except (OSError, ValueError):  # an unreadable checkpoint is reported when it is loaded
             stored_precision = None
         if mixed_precision is None:
-            mixed_precision = stored_precision
+            mixed_precision, inherited = stored_precision, stored_precision is not None
         elif stored_precision is not None and mixed_precision != stored_precision:
             changes.append(f"mixed precision {stored_precision} -> {mixed_precision}")
     mixed_precision = mixed_precision or "no"
@@ -352,6 +353,9 @@ def train(
     if mixed_precision not in MIXED_PRECISION:
         raise TrainingError(f"unknown mixed_precision {mixed_precision!r} (use {', '.join(MIXED_PRECISION)})")
     if mixed_precision == "fp16" and not _has_accelerator():
+        if inherited:
+            raise TrainingError(f"{kept[-1]}: the run trains with fp16 autocast, which needs a GPU; "
+                                "pass --mixed-precision bf16 (or no) to resume it on the CPU")
         raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
     if mixed_precision == "bf16" and not _has_accelerator() and _cpu_bf16() is False:
         warnings.warn(

@@ -40,14 +40,20 @@ def morpho_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys):
+def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setattr(AcceleratorState, "_shared_state", {})  # accelerate fixes autocast once per process
     out = tmp_path / "run"
-    args = ["train", "--preset", "morphomnist-cpu", *TINY[:8], "--data", str(morpho_dir), "--out", str(out), *TINY[8:], "--no-progress"]
+    args = ["train", "--preset", "morphomnist-cpu", *TINY[:8], "--data", str(morpho_dir), "--out", str(out), *TINY[8:], "--no-progress",
+            "--mixed-precision", "bf16"]
     assert main(args) == 0  # overrides may sit between options
     assert {"config.yaml", "model.safetensors", "metrics.jsonl", "checkpoints", "samples"} <= {p.name for p in out.iterdir()}
     assert main(["train", "--resume", "--data", str(morpho_dir), "--out", str(out), "--no-progress", "train.steps=3"]) == 0
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+    state = json.loads((out / "checkpoints" / "step-0000003" / "state.json").read_text())
+    assert state["mixed_precision"] == "bf16"  # the resume, given no --mixed-precision, kept the run's
 
 
 @pytest.mark.parametrize(

@@ -213,11 +213,14 @@ def test_measure_shadow_reads_labels_back_at_any_resolution():
     assert all(np.isnan(pendulum.measure_shadow(blank)))
 
 
-def test_a_limited_grid_spans_every_angle_and_light_range():
-    cells = pendulum.grid(200)
-    angles, lights = [i for _, i, _, _ in cells], [j for _, _, j, _ in cells]
-    assert len(set((i, j) for _, i, j, _ in cells)) == 200
-    assert (min(angles), max(angles)) == (-40, 43) and len(set(angles)) >= 80
-    assert min(lights) <= 62 and max(lights) >= 145
-    assert cells[0][1:3] == (-40, 60) and cells[-1][1:3] == (43, 147)
-    assert pendulum.split_counts(200) == {"train": 151, "test": 49}  # image 0 stays in train, as in the full grid
+@pytest.mark.parametrize("limit", [8, 22, 29, 43, 84, 85, 86, 200])
+def test_a_limited_grid_varies_angle_and_light_independently(limit):
+    """Evenly strided images line up with the rows of lights (two lights, or r = 1, at some sizes)."""
+    cells = pendulum.grid(limit)
+    angles, lights = np.array([i for _, i, _, _ in cells]), np.array([j for _, _, j, _ in cells])
+    assert len(set(zip(angles, lights))) == limit and cells == pendulum.grid(limit)  # distinct and fixed
+    assert [n for n, *_ in cells] == list(range(limit)) and sorted(cells, key=lambda c: (c[1], c[2])) == cells  # loop order
+    assert len(set(lights)) >= min(limit, 6) and len(set(angles)) >= min(limit, 6) - 1
+    if limit >= 20:
+        assert abs(np.corrcoef(angles, lights)[0, 1]) < 0.5
+    assert pendulum.split_counts(limit)["test"] == (limit - 1) // 4  # image 0 stays in train, as in the full grid

@@ -81,12 +81,13 @@ def split_of(n: int) -> str:
 def grid(limit: int | None = None) -> list[tuple[int, int, int, str]]:
     """``(n, i, j, split)`` for every image in loop order (``i`` outer, ``j`` inner).
 
-    With ``limit``, that many images spread evenly over the loop, so a small set still spans every
-    angle (the loop's first images would share one), numbered and split as a grid of their own.
+    With ``limit``, a fixed random subset of that many images in loop order, numbered and split as
+    a grid of their own: the loop's first images would share one angle, and evenly strided ones
+    line up with the rows of lights (only two lights, or angle and light in lockstep, for some sizes).
     """
     cells = [(i, j) for i in ANGLES for j in LIGHTS]
     if limit is not None and limit < len(cells):
-        cells = [cells[k] for k in np.linspace(0, len(cells) - 1, limit).round().astype(int)]
+        cells = [cells[k] for k in np.sort(np.random.default_rng(0).choice(len(cells), limit, replace=False))]
     return [(n, i, j, split_of(n)) for n, (i, j) in enumerate(cells)]
 
 
@@ -198,7 +199,7 @@ def _render_chunk(args: tuple[Sequence[tuple[int, int, int, str]], str]) -> int:
 def generate(
     out: str | Path, *, workers: int | None = None, limit: int | None = None, force: bool = False, progress: bool = True
 ) -> dict:
-    """Render the grid (or ``limit`` images spread over it) into ``out`` atomically; return the metadata."""
+    """Render the grid (or a fixed random ``limit`` of its images) into ``out`` atomically; return the metadata."""
     from causaldiffae.atomic import atomic_dir
 
     if limit is not None and limit < 1:
@@ -374,7 +375,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    parser.add_argument("--limit", type=int, default=None, help="render only N images, spread evenly over the grid")
+    parser.add_argument("--limit", type=int, default=None, help="render only N images, a fixed random subset of the grid")
     parser.add_argument("--force", action="store_true", help="replace an earlier Pendulum folder at --out (the whole folder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
