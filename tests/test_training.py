@@ -482,3 +482,17 @@ def test_an_fp16_run_resumed_on_the_cpu_names_the_runs_precision_not_a_flag(tmp_
     state.write_text(json.dumps({**json.loads(state.read_text()), "mixed_precision": "fp16"}))  # as a GPU run records it
     with pytest.raises(TrainingError, match=r"step-0000002: the run trains with fp16 autocast, which needs a GPU; pass --mixed-precision"):
         train(tiny_config("train.steps=3"), synthetic_dataset(n=16), run, resume=True, progress=False)
+
+
+def test_a_resume_names_its_changes_before_a_failing_compile_check_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    data = synthetic_dataset(n=16)
+    run = train(tiny_config("train.steps=2"), data, tmp_path / "run", progress=False)
+    stored, metrics = (run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()
+    monkeypatch.setattr(torch, "compile", _faulty_compile("unet zeroed"))
+    capsys.readouterr()
+    with pytest.raises(TrainingError, match="gradients differ"):
+        train(tiny_config("train.steps=3", "train.compile=default"), data, run, resume=True, progress=False)
+    printed = capsys.readouterr().out
+    resuming = printed.index("at step 2 with train.steps 2 -> 3, train.compile None -> default")
+    assert resuming < printed.index("compiling the training loss (train.compile=default")
+    assert (run / "config.yaml").read_text() == stored and (run / "metrics.jsonl").read_text() == metrics
