@@ -244,12 +244,19 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     need(m.variant in VARIANTS, "model.variant", m.variant, f"expected one of {', '.join(VARIANTS)}")
     need(0.0 < m.labeled_fraction <= 1.0, "model.labeled_fraction", m.labeled_fraction, "must lie in (0, 1]")
     need(0.0 <= m.cond_drop_prob < 1.0, "model.cond_drop_prob", m.cond_drop_prob, "must lie in [0, 1)")
-    need(m.latent_block >= 1, "model.latent_block", m.latent_block, "must be >= 1")
     need(len(m.encoder_channels) >= 1 and min(m.encoder_channels) >= 1, "model.encoder_channels", m.encoder_channels, "needs positive widths")
-    need(m.mechanism_hidden >= 1 and m.mechanism_layers >= 1, "model.mechanism_hidden/mechanism_layers", (m.mechanism_hidden, m.mechanism_layers), "must be >= 1")
+    # Counts and weights, one field at a time, so an error names the field at fault.
+    for section, names, least in (
+        ("model", ("latent_block", "mechanism_hidden", "mechanism_layers", "base_channels", "layers_per_block", "norm_groups",
+                   "attention_head_dim"), 1),
+        ("model", ("z_noise_scale", "kl_weight", "label_weight", "style_dim", "style_kl_weight"), 0),
+        ("train", ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"), 1),
+        ("train", ("kl_anneal_steps", "warmup_steps", "weight_decay"), 0),
+    ):
+        for name in names:
+            value = getattr(getattr(config, section), name)
+            need(value >= least, f"{section}.{name}", value, f"must be >= {least}")
     need(len(m.channel_mult) >= 1 and min(m.channel_mult) >= 1, "model.channel_mult", m.channel_mult, "needs positive multipliers")
-    need(m.base_channels >= 1 and m.layers_per_block >= 1, "model.base_channels/layers_per_block", (m.base_channels, m.layers_per_block), "must be >= 1")
-    need(m.norm_groups >= 1 and m.attention_head_dim >= 1, "model.norm_groups/attention_head_dim", (m.norm_groups, m.attention_head_dim), "must be >= 1")
     need(config.data.resolution is None or config.data.resolution >= 1, "data.resolution", config.data.resolution, "must be >= 1 (or null: native)")
     for c in [m.base_channels * k for k in m.channel_mult]:
         need(c % m.norm_groups == 0, "model.norm_groups", m.norm_groups, f"must divide every UNet width (not {c})")
@@ -257,24 +264,16 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for level in m.attention_levels:
         need(0 <= level < len(m.channel_mult), "model.attention_levels", m.attention_levels, f"levels are 0..{len(m.channel_mult) - 1}")
     need(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "must lie in [0, 1)")
-    need(m.z_noise_scale >= 0 and m.kl_weight >= 0 and m.label_weight >= 0, "model.z_noise_scale/kl_weight/label_weight", (m.z_noise_scale, m.kl_weight, m.label_weight), "must be >= 0")
-    need(m.style_dim >= 0, "model.style_dim", m.style_dim, "must be >= 0")
     need(m.style_dim == 0 or m.variant != "label-conditional", "model.style_dim", m.style_dim, "the label-conditional variant has no encoder for a style block")
-    need(m.style_kl_weight >= 0, "model.style_kl_weight", m.style_kl_weight, "must be >= 0")
     need(0.0 <= m.style_drop_prob < 1.0, "model.style_drop_prob", m.style_drop_prob, "must lie in [0, 1)")
     need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(2 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 2..{d.num_train_timesteps}")
     need(d.sample_spacing in SPACINGS, "diffusion.sample_spacing", d.sample_spacing, f"must be one of {', '.join(SPACINGS)}")
-    need(t.steps >= 1 and t.batch_size >= 1 and t.grad_accum >= 1, "train.steps/batch_size/grad_accum", (t.steps, t.batch_size, t.grad_accum), "must be >= 1")
     need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")
     need(t.lr > 0, "train.lr", t.lr, "must be > 0")
-    need(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "must be >= 0")
     need(t.grad_clip > 0, "train.grad_clip", t.grad_clip, "must be > 0 (the largest gradient norm kept)")
     need(0.0 <= t.ema_decay < 1.0, "train.ema_decay", t.ema_decay, "must lie in [0, 1)")
-    need(t.kl_anneal_steps >= 0 and t.warmup_steps >= 0, "train.kl_anneal_steps/warmup_steps", (t.kl_anneal_steps, t.warmup_steps), "must be >= 0")
-    need(t.log_every >= 1 and t.sample_every >= 1 and t.checkpoint_every >= 1, "train.log_every/sample_every/checkpoint_every", (t.log_every, t.sample_every, t.checkpoint_every), "must be >= 1")
-    need(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
     need(t.compile is None or t.compile in COMPILE_MODES, "train.compile", t.compile, f"must be null (eager) or one of {', '.join(COMPILE_MODES)}")
     need(2 <= t.grid_steps <= d.num_train_timesteps, "train.grid_steps", t.grid_steps, f"must lie in 2..{d.num_train_timesteps}")
 
