@@ -338,12 +338,11 @@ def train(
         changes = [f"{k} {old} -> {new}" for k, old, new in _setting_changes(stored, config)]
     t = config.train
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
+    resuming = resume and bool(kept)
+    ckpt = load_checkpoint(kept[-1]) if resuming else None  # read once, before any long work
     inherited = False
-    if resume and kept:  # autocast is part of the run: a resume keeps the run's unless told otherwise
-        try:
-            stored_precision = json.loads((kept[-1] / "state.json").read_text()).get("mixed_precision")
-        except (OSError, ValueError):  # an unreadable checkpoint is reported when it is loaded
-            stored_precision = None
+    if ckpt is not None:  # autocast is part of the run: a resume keeps the run's unless told otherwise
+        stored_precision = ckpt["state"].get("mixed_precision")
         if mixed_precision is None:
             mixed_precision, inherited = stored_precision, stored_precision is not None
         elif stored_precision is not None and mixed_precision != stored_precision:
@@ -385,7 +384,6 @@ def train(
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
     torch.manual_seed(t.seed)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
-    resuming = resume and bool(kept)
     if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
         init_weights(model, t.init, train_data)
     model.set_label_stats(train_data.label_mean, train_data.label_std)
@@ -400,8 +398,7 @@ def train(
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start = 0
     window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
-    if resuming:
-        ckpt = load_checkpoint(kept[-1])
+    if ckpt is not None:
         order = ckpt["state"].get("data_order")
         if order is not None and order != data_order:
             raise TrainingError(
