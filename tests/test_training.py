@@ -322,8 +322,18 @@ class SpyAdamW(torch.optim.AdamW):
         seen["digest"].append(hashlib.sha256(b"".join(params)).hexdigest())
         return out
 
+seen["loss"] = []
+from causaldiffae.models import CausalDiffAE
+forward = CausalDiffAE.forward
+
+def spy_forward(self, *args, **kwargs):
+    terms = forward(self, *args, **kwargs)
+    seen["loss"].append(float(terms["loss"]))
+    return terms
+
 training.TrainData.batch = spy_batch
 training.torch.optim.AdamW = SpyAdamW
+CausalDiffAE.forward = spy_forward
 training.train(tiny_config("train.steps=3", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
 open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
 """)
@@ -332,7 +342,12 @@ open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
         both = seen[0]["index"][step] + seen[1]["index"][step]
         assert len(seen[0]["index"][step]) == 4 and sorted(both) == sorted(step_indices(32, 8, 0, step).tolist())
     assert seen[0]["digest"] == seen[1]["digest"] and len(set(seen[0]["digest"])) == 3  # identical and moving
-    assert [m["step"] for m in _metrics(tmp_path / "run")] == [1, 2, 3]  # a single writer
+    logged = _metrics(tmp_path / "run")
+    assert [m["step"] for m in logged] == [1, 2, 3]  # a single writer
+    # the log describes the whole batch: the mean of the two halves' losses, not rank 0's half
+    assert seen[0]["loss"] != seen[1]["loss"]
+    for m, a, b in zip(logged, seen[0]["loss"], seen[1]["loss"]):
+        assert m["loss"] == pytest.approx((a + b) / 2, rel=1e-5)
 
 
 def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp_path):

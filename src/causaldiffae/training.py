@@ -479,9 +479,10 @@ def train(
                 accelerator.backward(terms["loss"] / t.grad_accum)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
+        if world > 1:  # each process holds its share of the batch; the log and the NaN check need the whole batch
+            keys = list(totals)
+            totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
         loss = totals["loss"]
-        if world > 1:
-            loss = accelerator.reduce(loss, "mean")
         if not torch.isfinite(loss):
             bar.close()
             saved = checkpoint_dirs(out)  # this run may have written some since it started

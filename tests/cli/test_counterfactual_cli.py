@@ -10,7 +10,7 @@ from PIL import Image
 
 import causaldiffae.cli.counterfactual as cli_cf
 import causaldiffae.counterfactual as cf
-from causaldiffae.checkpoint import read_config
+from causaldiffae.checkpoint import load_run, read_config
 from causaldiffae.cli import main
 from causaldiffae.evaluation.report import render
 from causaldiffae.training import train
@@ -314,3 +314,40 @@ def test_bad_devices_rates_sizes_and_outputs_are_one_line(setup, tmp_path, capsy
     errors = error_lines(capsys)
     assert len(errors) == 1 and message.replace("FILE", str(file)) in errors[0], errors
     assert file.read_text() == "keep me"
+
+
+def test_evaluate_converts_values_with_the_runs_label_statistics_not_the_datas(setup, capsys, tmp_path, monkeypatch):
+    import causaldiffae.evaluation.pipeline as pipeline
+
+    _, data, run, pred = setup
+    shifted = tmp_path / "blobs"
+    shutil.copytree(data, shifted)
+    rows = list(csv.DictReader(open(data / "labels.csv")))
+    for r in rows:
+        r["b"] = str(float(r["b"]) + 30)  # the same images, labels another build might give: other train-set statistics
+    with open(shifted / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    seen = []
+    real = pipeline.model_counterfactual_fn
+    monkeypatch.setattr(pipeline, "model_counterfactual_fn", lambda *a, **k: seen.append(k["label_mean"]) or real(*a, **k))
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(shifted), "--out", str(tmp_path / "r"),
+            "--quick", "--n", "4", "--n-small", "4", "--steps", "2", "--sweep-steps", "2", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    model_mean = cf.label_stats(load_run(run)[0])[0]
+    assert seen and all(np.array_equal(m, model_mean) for m in seen)
+    assert "label statistics differ from the run's" in capsys.readouterr().out
+
+
+def test_evaluate_names_a_run_trained_with_the_variables_in_another_order(setup, capsys, tmp_path):
+    _, data, run, _ = setup
+    reordered = tmp_path / "blobs"
+    shutil.copytree(data, reordered)
+    (reordered / "graph.yaml").write_text("variables: [b, a]\nedges: [a -> b]\n")
+    pred = tmp_path / "pred"
+    assert main(["predictors", "--data", str(reordered), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(reordered), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "the run orders its variables a, b, the data b, a" in errors[0], errors

@@ -34,10 +34,10 @@ def _save(fig, path: str | Path) -> Path:
 def to_display(image: np.ndarray) -> np.ndarray:
     """``(C, H, W)`` in ``[-1, 1]`` to something ``imshow`` shows: grey ``(H, W)`` or RGB ``(H, W, 3)``.
 
-    A 4th (alpha) channel, as in Pendulum's RGBA images, is dropped for display.
+    An alpha channel (grey + alpha, or RGBA as in Pendulum's images) is dropped for display.
     """
     img = np.clip((np.asarray(image, dtype=np.float64) + 1.0) / 2.0, 0.0, 1.0)
-    if img.shape[0] == 1:
+    if img.shape[0] <= 2:
         return img[0]
     return np.transpose(img[:3], (1, 2, 0))
 

@@ -83,8 +83,13 @@ class EvalSettings:
 def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settings: EvalSettings, source: str) -> None:
     """Refuse mismatched model / predictors / data and impossible options before any sampling."""
     check_meta(predictors.meta, test, source)
-    if tuple(model.graph.variables) != tuple(test.graph.variables) or sorted(model.graph.edges) != sorted(test.graph.edges):
+    if sorted(model.graph.edges) != sorted(test.graph.edges) or set(model.graph.variables) != set(test.graph.variables):
         raise UserError(f"the run's graph ({model.graph}) differs from the data's ({test.graph})")
+    if tuple(model.graph.variables) != tuple(test.graph.variables):
+        raise UserError(
+            f"the run orders its variables {', '.join(model.graph.variables)}, the data {', '.join(test.graph.variables)}; "
+            "evaluate needs a run trained in the data's own order (train without data.graph)"
+        )
     if tuple(model.image_shape) != tuple(test.image_shape):
         raise UserError(f"the run was trained on images of shape {tuple(model.image_shape)}, the data has {test.image_shape}")
     st = settings
@@ -173,7 +178,11 @@ def evaluate(
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     graph, variables = test.graph, test.graph.variables
-    mean, std = label_stats(model, train.label_mean, train.label_std)
+    # the model's own standardisation: the latent was aligned to labels scaled by it, and data built
+    # with another seed or source has other train-set statistics
+    mean, std = label_stats(model)
+    if not (np.allclose(mean, train.label_mean, rtol=1e-4) and np.allclose(std, train.label_std, rtol=1e-4)):
+        log("note: the data's train-set label statistics differ from the run's; values are converted with the run's")
     classes_all = test.classes
     cond_classes = classes_all if getattr(model, "num_classes", 0) else None
     rng = np.random.default_rng(s.seed)
