@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from causaldiffae.atomic import atomic_dir, atomic_file
@@ -71,3 +73,26 @@ def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp
     with atomic_file(target) as tmp:
         save_file({"a": torch.zeros(2)}, str(tmp))
     assert target.stat().st_mode & 0o044
+
+
+def test_written_data_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """A power cut after a rename must not leave a complete-looking checkpoint of empty files."""
+    import os
+
+    import causaldiffae.atomic as atomic
+
+    events = []
+    sync, replace = atomic._fsync, os.replace
+    monkeypatch.setattr(atomic, "_fsync", lambda p: events.append(("sync", Path(p).name)) or sync(p))
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: events.append(("rename", Path(b).name)) or replace(a, b))
+    with atomic_dir(tmp_path / "ckpt") as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "w.bin").write_bytes(b"x" * 10)
+        (tmp / "state.json").write_text("{}")
+    rename = events.index(("rename", "ckpt"))
+    assert {("sync", "w.bin"), ("sync", "state.json"), ("sync", "sub")} <= set(events[:rename])
+    assert events[rename + 1:] == [("sync", tmp_path.name)]  # and the rename itself
+    events.clear()
+    with atomic_file(tmp_path / "f.txt") as tmp:
+        tmp.write_text("y")
+    assert [e[0] for e in events] == ["sync", "rename", "sync"] and events[1] == ("rename", "f.txt")

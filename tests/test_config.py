@@ -51,6 +51,7 @@ def test_overrides_parse_yaml_values():
         ("model.norm_groups=0", r"model.norm_groups=0: must be >= 1"),
         ("train.steps=-3", r"train.steps=-3: must be >= 1$"),
         ("train.warmup_steps=-1", r"train.warmup_steps=-1: must be >= 0$"),
+        ("train.seed=-1", r"train.seed=-1: must be >= 0$"),
         ("model.attention_head_dim=0", "attention_head_dim.*must be >= 1"),
         ("data.resolution=0", "data.resolution=0: must be >= 1"),
         ("train.grad_clip=0", "train.grad_clip=0.0: must be > 0"),

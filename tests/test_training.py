@@ -107,6 +107,35 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):
+    data = synthetic_dataset(n=16, size=8)
+    run = train(tiny_config("train.steps=1", "data.resolution=16"), data, tmp_path / "run", progress=False)
+    model, config = load_run(run)
+    assert config.data.resolution == 16 and tuple(model.image_shape) == (1, 16, 16)
+    assert data.images.shape[1:3] == (8, 8)  # the caller's dataset is left as it was
+
+
+def test_resume_restores_the_fp16_loss_scale(tmp_path, monkeypatch):
+    """fp16 training scales its loss, and the scale moves as it trains; a resume must carry it on
+    (from the default start value it would skip or take other steps). A CPU grad scaler stands in
+    for the CUDA one accelerate makes under fp16."""
+    import accelerate
+
+    class ScaledAccelerator(accelerate.Accelerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
+
+    monkeypatch.setattr(accelerate, "Accelerator", ScaledAccelerator)
+    data = synthetic_dataset(n=16)
+    full = train(tiny_config("train.steps=4", "train.checkpoint_every=2"), data, tmp_path / "full", progress=False)
+    part = train(tiny_config("train.steps=2", "train.checkpoint_every=2"), data, tmp_path / "part", progress=False)
+    train(tiny_config("train.steps=4", "train.checkpoint_every=2"), data, part, resume=True, progress=False)
+    states = [json.loads((run / "checkpoints" / "step-0000004" / "state.json").read_text())["grad_scaler"] for run in (full, part)]
+    assert states[0] == states[1] and states[0]["scale"] == 2.0**14  # grown once per step, across the cut
+    assert [m["loss"] for m in _metrics(part)] == [m["loss"] for m in _metrics(full)]
+
+
 def test_compiled_training_matches_eager_and_never_recompiles(tmp_path, monkeypatch):
     """``train.compile`` runs the loss through torch.compile with its mode. Traced by dynamo alone
     (backend "eager", seconds instead of minutes of code generation), the losses equal the eager

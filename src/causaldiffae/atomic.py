@@ -17,6 +17,24 @@ def _default_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk, so a rename after it never lands before the data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and Windows folders) cannot sync a folder; the rename stays atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -28,7 +46,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         tmp_path.chmod(_default_mode(directory=False))  # after writing: some writers (safetensors) recreate the file 0600
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -66,6 +86,7 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None
     tmp.chmod(_default_mode(directory=True))
     try:
         yield tmp
+        _fsync_tree(tmp)  # a power cut after the rename must not leave a complete-looking folder of empty files
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -73,6 +94,7 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -251,7 +251,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
                    "attention_head_dim"), 1),
         ("model", ("z_noise_scale", "kl_weight", "label_weight", "style_dim", "style_kl_weight"), 0),
         ("train", ("steps", "batch_size", "grad_accum", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"), 1),
-        ("train", ("kl_anneal_steps", "warmup_steps", "weight_decay"), 0),
+        ("train", ("kl_anneal_steps", "warmup_steps", "weight_decay", "seed"), 0),
     ):
         for name in names:
             value = getattr(getattr(config, section), name)

@@ -34,7 +34,7 @@ from causaldiffae.checkpoint import (
     save_config,
 )
 from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, check_image_shape
-from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
@@ -376,6 +376,9 @@ def train(
         from causaldiffae.data import load_dataset
 
         data = load_dataset(data, "train", resolution=config.data.resolution, progress=progress and accelerator.is_main_process)
+    elif config.data.resolution is not None and data.images.shape[1:3] != (config.data.resolution,) * 2:
+        data = copy.copy(data)  # the run records data.resolution, so later loads see the size it trained on
+        data.images = resize_images(data.images, config.data.resolution)
     train_data = prepare_data(data, config)
     if len(train_data) < t.batch_size:
         raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}")
@@ -411,6 +414,8 @@ def train(
         set_rng_state(ckpt["state"]["rng"])
         start = int(ckpt["state"]["step"])
         window = ckpt["state"].get("log_window", window)
+        if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
+            accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
         if start > t.steps:
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -449,6 +454,8 @@ def train(
         if main:
             log_window = {"sums": sums, "steps": window_steps, "seconds": time.perf_counter() - window_start}
             state = {"rng": rng_state(), "data_order": data_order, "log_window": log_window, "mixed_precision": mixed_precision}
+            if accelerator.scaler is not None:  # fp16's loss scale and growth count: without them a resume skips other steps
+                state["grad_scaler"] = accelerator.scaler.state_dict()
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
             export_model(out, ema.state_dict(), {**meta, "step": step})
         accelerator.wait_for_everyone()

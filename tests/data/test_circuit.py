@@ -193,6 +193,8 @@ def test_generator_cli(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     with pytest.raises(DataError, match="--n"):
         circuit.generate(tmp_path / "none", n=0)
+    with pytest.raises(DataError, match="--seed must be at least 0, got -2"):
+        circuit.generate(tmp_path / "none", n=5, seed=-2)
 
 
 def test_standin_is_deterministic_across_workers(tmp_path):

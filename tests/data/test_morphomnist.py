@@ -137,6 +137,9 @@ def test_generator_refuses_to_overwrite_before_any_work(generated, monkeypatch):
         generate(generated, workers=1, limit=5, progress=False)
     with pytest.raises(DataError, match="--workers must be at least 1"):
         generate(generated.parent / "w", workers=0, progress=False)
+    with pytest.raises(DataError, match="--seed must be at least 0, got -1"):
+        generate(generated.parent / "s", workers=1, seed=-1, progress=False)
+    assert not (generated.parent / "s").exists()
 
 
 # Loader ---------------------------------------------------------------------------------------

