@@ -99,3 +99,17 @@ def test_dict_errors(tmp_path):
     bad.write_text("edges: [a -> b]\n")
     with pytest.raises(GraphError, match="bad.yaml: expected a mapping"):
         CausalGraph.from_yaml(bad)
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [("[on, off, c]", "a variable name was read as the boolean True; quote it"), ("[1, b]", r"variable name 1 is not a string \(YAML read it as int\); quote it \(\"1\"\)")],
+)
+def test_yaml_names_that_are_not_strings_are_one_line_errors(tmp_path, names, message):
+    path = tmp_path / "graph.yaml"
+    path.write_text(f"variables: {names}\nedges: []\n")
+    with pytest.raises(GraphError, match=f"^{path}: {message}") as err:
+        CausalGraph.from_yaml(path)
+    assert "\n" not in str(err.value)
+    path.write_text('variables: ["on", "off", c]\nedges: [on -> off -> c]\n')
+    assert CausalGraph.from_yaml(path).edges == (("on", "off"), ("off", "c"))

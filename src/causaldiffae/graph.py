@@ -128,6 +128,11 @@ class CausalGraph:
         variables = data["variables"]
         if not isinstance(variables, (list, tuple)):
             raise GraphError(f"{source}: 'variables' must be a list of names")
+        for name in variables:  # YAML reads on / off / yes / no as booleans and 12 as a number
+            if isinstance(name, bool):
+                raise GraphError(f"{source}: a variable name was read as the boolean {name}; quote it (YAML reads on, off, yes, no as booleans)")
+            if not isinstance(name, str):
+                raise GraphError(f"{source}: variable name {name!r} is not a string (YAML read it as {type(name).__name__}); quote it (\"{name}\")")
         edges: list[tuple[str, str]] = []
         for item in data.get("edges") or []:
             if isinstance(item, str):

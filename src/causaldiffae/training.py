@@ -34,6 +34,7 @@ from causaldiffae.checkpoint import (
     save_config,
 )
 from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, check_image_shape
+from causaldiffae.data import check_outside
 from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
@@ -331,6 +332,8 @@ def train(
         raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
     if resume and not has_run:
         raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
+    if not isinstance(data, CausalImageDataset):
+        check_outside(out, data)
     changes: list[str] = []
     if resume and (out / "config.yaml").is_file():
         stored = read_config(out)

@@ -351,3 +351,21 @@ def test_evaluate_names_a_run_trained_with_the_variables_in_another_order(setup,
     assert main(argv) == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and "the run orders its variables a, b, the data b, a" in errors[0], errors
+
+
+@pytest.mark.parametrize("command", ["train", "predictors", "evaluate", "counterfactual"])
+def test_an_output_inside_the_dataset_folder_is_refused_before_any_work(setup, capsys, command):
+    """A user folder's loader reads every image under it: a run's sample grids there would break the data."""
+    _, data, run, pred = setup
+    inside = data / "results" / ("grid.png" if command == "counterfactual" else "out")
+    argv = {
+        "train": ["train", "--preset", "morphomnist-cpu", "--data", str(data), "--out", str(inside)],
+        "predictors": ["predictors", "--data", str(data), "--out", str(inside)],
+        "evaluate": ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(inside)],
+        "counterfactual": ["counterfactual", "--run", str(run), "--data", str(data), "--do", "a=2", "--out", str(inside)],
+    }[command]
+    assert main([*argv, "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"--out {inside} lies inside the dataset folder {data}" in errors[0], errors
+    assert not (data / "results").exists()
+    assert main(["data", "check", str(data)]) == 0  # the data is untouched

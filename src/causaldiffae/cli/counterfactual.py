@@ -119,13 +119,14 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import atomic_file
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
-    from causaldiffae.data import load_dataset
+    from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.evaluation.figures import image_grid
     from causaldiffae.evaluation.predictors import images_tensor
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
+    check_outside(out, args.data)
     csv_path = out.with_suffix(".csv")
     for path in (out, csv_path):
         if path.is_dir():

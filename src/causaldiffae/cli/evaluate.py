@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from causaldiffae.atomic import atomic_dir, check_out_dir
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.data import load_dataset
+    from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
     from causaldiffae.evaluation.predictors import load_predictors
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_out_dir(out, args.force, made_by="metrics.json")
+    check_outside(out, args.data)
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:

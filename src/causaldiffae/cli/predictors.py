@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from causaldiffae.atomic import check_out_dir
-    from causaldiffae.data import load_dataset
+    from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.predictors import META, save_predictors, train_predictors
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=META)
+    check_outside(out, args.data)
     set_threads(args.threads)
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)

@@ -15,7 +15,7 @@ from causaldiffae.data.base import SCM, CausalImageDataset, DataError, resize_im
 
 FORMATS = ("morphomnist", "pendulum", "circuit", "folder")
 
-__all__ = ["CausalImageDataset", "DataError", "SCM", "detect_format", "load_dataset", "resize_images"]
+__all__ = ["CausalImageDataset", "DataError", "SCM", "check_outside", "detect_format", "load_dataset", "resize_images"]
 
 
 def _module(fmt: str):
@@ -53,3 +53,12 @@ def load_dataset(path: str | Path, split: str = "train", resolution: int | None 
     """Load ``split`` of the dataset in ``path``, resized to ``resolution`` if given."""
     check_resolution(resolution)
     return _module(detect_format(path)).load(Path(path), split, resolution=resolution, progress=progress)
+
+
+def check_outside(out: str | Path, data: str | Path, option: str = "--out") -> None:
+    """Refuse an output inside the dataset folder: a user folder's loader reads every image under
+    it, so a run's sample grids there would break the dataset (and the run's own resume)."""
+    inside, root = Path(out).resolve(), Path(data).resolve()
+    if inside == root or root in inside.parents:
+        raise DataError(f"{option} {out} lies inside the dataset folder {data}, whose loader would read its images as data; "
+                        "choose a path outside it")
