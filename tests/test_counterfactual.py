@@ -136,6 +136,13 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "w": float("nan")}, "guidance w must be finite"),
         ({"do": {"digit": 5}, "classes": 3}, r"classes are integers in 0..2, got \[5"),
         ({"do": {"digit": 1.5}, "classes": 3}, "classes are integers in 0..2"),
+        ({"do": {}, "classes": 3, "class_labels": [0, 3, 1, 1]}, r"class_labels: 3 is not a class of this model \(use -1 for unknown, or 0..2\)"),
+        ({"do": {}, "classes": 3, "class_labels": [0, -2, 1, 1]}, "class_labels: -2 is not a class"),
+        ({"do": {}, "images": torch.zeros(4, 1, 16, 16)}, r"images: expected shape \(B, 1, 8, 8\) for this model, got \(4, 1, 16, 16\)$"),
+        ({"do": {}, "images": torch.zeros(4, 8, 8, 1)}, r"got \(4, 8, 8, 1\); channels last\? use x.permute\(0, 3, 1, 2\)"),
+        ({"do": {}, "images": torch.zeros(1, 8, 8)}, r"expected shape \(B, 1, 8, 8\)"),
+        ({"do": {}, "images": torch.full((4, 1, 8, 8), 255.0)}, r"pixel values must lie in \[-1, 1\], got 255..255 \(uint8 pixels: x / 127.5 - 1\)"),
+        ({"do": {}, "images": torch.full((4, 1, 8, 8), float("nan"))}, r"pixel values must lie in \[-1, 1\]"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -148,9 +155,16 @@ def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
     model = tiny(num_classes=classes) if classes else tiny()
     do = kwargs.pop("do")
     if classes:
-        kwargs["class_labels"] = [0, 1, 2, 0]
+        kwargs.setdefault("class_labels", [0, 1, 2, 0])
+    x = kwargs.pop("images", images())
     with pytest.raises(CounterfactualError, match=message):
-        counterfactual(model, images(), do, **{"steps": 2, **kwargs})
+        counterfactual(model, x, do, **{"steps": 2, **kwargs})
+
+
+def test_images_may_be_a_numpy_array():
+    x = images()
+    outs = [counterfactual(tiny(), v, {"a": 2.0}, steps=2, generator=torch.Generator().manual_seed(0)).images for v in (x, x.numpy())]
+    torch.testing.assert_close(outs[0], outs[1])
 
 
 @pytest.fixture(scope="module")

@@ -185,6 +185,21 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def check_images(model, images) -> torch.Tensor:
+    """Factual images as float32 ``(B, C, H, W)`` in ``[-1, 1]``, refused with a clear error otherwise:
+    a wrong size or layout would fail deep inside a convolution, a wrong range not at all."""
+    x = torch.as_tensor(images)
+    want = tuple(model.image_shape)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        hint = "; channels last? use x.permute(0, 3, 1, 2)" if x.ndim == 4 and tuple(x.shape[1:]) == (*want[1:], want[0]) else ""
+        raise CounterfactualError(f"images: expected shape (B, {', '.join(map(str, want))}) for this model, got {tuple(x.shape)}{hint}")
+    x = x.to(torch.float32)
+    if x.numel() and not (torch.isfinite(x).all() and x.min() >= -1.001 and x.max() <= 1.001):
+        raise CounterfactualError(f"images: pixel values must lie in [-1, 1], got {float(x.min()):g}..{float(x.max()):g} "
+                                  "(uint8 pixels: x / 127.5 - 1)")
+    return x
+
+
 # The three steps -------------------------------------------------------------------------------
 
 
@@ -213,12 +228,16 @@ def abduct(
     steps on them.
     """
     device = _device(model)
-    x0 = images.to(device=device, dtype=torch.float32)
+    x0 = check_images(model, images).to(device)
     cls = None
     if class_labels is not None:
         cls = torch.as_tensor(class_labels, dtype=torch.long, device=device).reshape(-1)
         if cls.shape[0] != x0.shape[0]:
             raise CounterfactualError(f"class_labels: expected {x0.shape[0]} values (one per image), got {cls.shape[0]}")
+        k = int(getattr(model, "num_classes", 0) or 0)
+        bad = cls[(cls < -1) | (cls >= k)]
+        if k and len(bad):
+            raise CounterfactualError(f"class_labels: {int(bad[0])} is not a class of this model (use -1 for unknown, or 0..{k - 1})")
     elif is_class_conditional(model):
         raise CounterfactualError("this model is class-conditional: pass class_labels, the class of each image (-1 where unknown)")
     if model.variant == "label-conditional":
