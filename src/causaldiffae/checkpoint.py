@@ -5,6 +5,7 @@ Layout of a run folder::
     config.yaml                resolved experiment config
     model.safetensors          EMA weights for inference (metadata: graph, image shape, classes, step)
     metrics.jsonl              one JSON object per logged step
+    curves.png                 its loss, KL and gradient-norm curves
     samples/step-XXXXXXX.png   reconstruction and sample grids
     checkpoints/step-XXXXXXX/  model.safetensors, ema.safetensors, optimizer.safetensors, state.json
 

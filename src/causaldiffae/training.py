@@ -37,6 +37,7 @@ from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, 
 from causaldiffae.data import check_outside
 from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
 from causaldiffae.errors import UserError
+from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.graph import CausalGraph
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
@@ -461,6 +462,7 @@ def train(
                 state["grad_scaler"] = accelerator.scaler.state_dict()
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
             export_model(out, ema.state_dict(), {**meta, "step": step})
+            training_curves(out / "metrics.jsonl", out / "curves.png")
         accelerator.wait_for_everyone()
 
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)

@@ -238,8 +238,10 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert metrics["guidance_sweep"] == {}  # no null condition: only w = 1
     for rel in metrics["figures"].values():
         assert (out / rel).is_file(), rel
-    assert {"grid_a", "grid_b", "traversal", "latent_pca", "steps_a", "composition"} <= set(metrics["figures"])
+    assert {"grid_a", "grid_b", "traversal", "latent_pca", "steps_a", "composition", "training"} <= set(metrics["figures"])
+    assert (run / "curves.png").is_file()  # train draws the same curves into the run folder
     report = (out / "report.md").read_text()
+    assert "![training curves](figures/training.png)" in report
     assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
     metrics["guidance_sweep"] = {"1.0": metrics["effectiveness"], "2.0": metrics["effectiveness"]}
     assert "Guidance away from the null condition." in render(metrics)  # the section a null-condition model gets

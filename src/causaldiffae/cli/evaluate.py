@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.evaluation.oracle import sources_or_none
+    from causaldiffae.evaluation.figures import training_curves
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
     from causaldiffae.evaluation.predictors import load_predictors
     from causaldiffae.evaluation.report import render
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(out, force=args.force, made_by="metrics.json") as tmp:
         metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
         metrics["run"] = str(args.run)
+        if training_curves(Path(args.run) / "metrics.jsonl", tmp / "figures" / "training.png"):
+            metrics["figures"]["training"] = "figures/training.png"
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (tmp / "report.md").write_text(render(metrics))
     _summary(metrics)

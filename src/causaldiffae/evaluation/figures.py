@@ -134,3 +134,51 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, names: Sequence[str], 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``; a line cut short by a killed run is skipped."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    return records
+
+
+CURVE_PANELS = (
+    ("loss (weighted) and noise MSE", ("loss", "mse"), True),
+    ("KL terms (unweighted)", ("kl_u", "kl_label", "kl_style"), False),
+    ("gradient norm (before clipping)", ("grad_norm",), True),
+)
+
+
+def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
+    """Loss, KL and gradient-norm curves of a run from its ``metrics.jsonl``; None before its first log line."""
+    records = read_metrics(metrics_path)
+    if not records:
+        return None
+    plt = _plt()
+    steps = [r["step"] for r in records]
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.0 * len(CURVE_PANELS), 2.9), squeeze=False)
+    for ax, (title, keys, log) in zip(axes[0], CURVE_PANELS):
+        for key in keys:
+            if all(key in r for r in records):
+                ax.plot(steps, [r[key] for r in records], label=key, linewidth=1)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)

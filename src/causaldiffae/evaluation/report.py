@@ -184,6 +184,8 @@ def render(metrics: dict) -> str:
                 "for `null` guidance (`--guidance factual` needs none).", ""]
     if "traversal" in figs:
         out += ["## Latent traversal", "", f"![traversal]({figs['traversal']})", ""]
+    if "training" in figs:
+        out += ["## Training", "", "The run's loss terms as it trained (its `metrics.jsonl`).", "", f"![training curves]({figs['training']})", ""]
     t = metrics.get("timings", {})
     if t:
         out += ["## Timings", ""] + _table(["section", "seconds"], [[k.removesuffix("_s"), v] for k, v in t.items()])
