@@ -97,6 +97,21 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     assert "note: a=1e+06 lies" in capsys.readouterr().err and far.is_file()  # extrapolation is allowed, with a note
 
 
+def test_joint_interventions_are_one_column_each(setup):
+    base, data, run, _ = setup
+    out = base / "cf-joint" / "grid.png"
+    argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=3", "--joint", "a=1.5,b=150",
+            "--steps", "3", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [r["column"] for r in rows[:3]] == ["reconstruction", "a=3", "a=1.5, b=150"]
+    joint = rows[2]
+    assert joint["intervention"] == "do(a=1.5, b=150)"
+    # both set at once: the descendant b takes its own value, not the one a's mechanism would give it
+    assert float(joint["a_counterfactual"]) == pytest.approx(1.5, abs=1e-4)
+    assert float(joint["b_counterfactual"]) == pytest.approx(150, abs=1e-3)
+
+
 def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
     base, data, run, _ = setup
     out = base / "cf-default" / "grid.png"
@@ -156,6 +171,12 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
         (["--do", "a=2", "--step", "1"], "no checkpoint at step 1 (kept: 2)"),
         (["--do", "a=2", "--steps", "0"], "steps must be an integer in 2..100, got 0"),
         (["--do", "a=2", "--steps", "1"], "steps must be an integer in 2..100, got 1"),
+        ([], "give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,..."),
+        (["--joint", "a=1,b"], "--joint 'a=1,b': expected NAME=VALUE,NAME=VALUE"),
+        (["--joint", "a=1,a=2"], "--joint 'a=1,a=2': names 'a' twice"),
+        (["--joint", "a=1,b=x"], "--joint 'a=1,b=x': value 'x' is not a number"),
+        (["--joint", "a=1,b=inf"], "values must be finite"),
+        (["--joint", "a=1,q=2"], "not a variable of the graph"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):

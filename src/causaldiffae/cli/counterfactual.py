@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from causaldiffae.config import SPACINGS
@@ -27,6 +28,31 @@ def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
             raise UserError(f"--do {item!r}: values must be finite")
         out.append((name, values))
     return out
+
+
+def parse_joint(items: list[str]) -> list[dict[str, float]]:
+    """``["thickness=1.5,intensity=200"]`` -> ``[{"thickness": 1.5, "intensity": 200.0}]``: one column each."""
+    out = []
+    for item in items:
+        do: dict[str, float] = {}
+        for part in item.split(","):
+            name, sep, raw = (t.strip() for t in part.partition("="))
+            if not sep or not name or not raw:
+                raise UserError(f"--joint {item!r}: expected NAME=VALUE,NAME=VALUE..., e.g. thickness=1.5,intensity=200")
+            if name in do:
+                raise UserError(f"--joint {item!r}: names {name!r} twice")
+            try:
+                do[name] = float(raw)
+            except ValueError:
+                raise UserError(f"--joint {item!r}: value {raw!r} is not a number") from None
+            if not math.isfinite(do[name]):
+                raise UserError(f"--joint {item!r}: values must be finite")
+        out.append(do)
+    return out
+
+
+def column_title(do: dict[str, float]) -> str:
+    return ", ".join(f"{name}={v:g}" for name, v in do.items())
 
 
 # Mirrors of causaldiffae.counterfactual's constants (kept here so --help does not import torch;
@@ -98,8 +124,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=16, help="number of images (the first n of the split)")
-    parser.add_argument("--do", action="append", required=True, metavar="NAME=V1,V2,...",
-                        help="variable and values, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
+    parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
+                        help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
+    parser.add_argument("--joint", action="append", default=[], metavar="NAME=V,NAME=V,...",
+                        help="one column that intervenes on several variables at once, e.g. thickness=1.5,intensity=200; repeatable")
     add_sampling_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
@@ -135,22 +163,24 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
-    interventions = parse_do(args.do)
+    if not args.do and not args.joint:
+        raise UserError("give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,...")
+    columns = [{name: v} for name, values in parse_do(args.do) for v in values] + parse_joint(args.joint)
     set_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
     args.steps = config.diffusion.sample_steps if args.steps is None else args.steps
     args.spacing = args.spacing or config.diffusion.sample_spacing
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,
                   spacing=args.spacing)
-    columns = [(name, v) for name, values in interventions for v in values]
     mean, std = label_stats(model)
-    for name, v in columns:
-        check_do(model, {name: v}, 1)
-        if name in model.graph.variables:
-            k = model.graph.index(name)
-            if abs(v - mean[k]) > FAR_SD * std[k]:
-                print(f"note: {name}={v:g} lies {abs(v - mean[k]) / std[k]:.0f} training standard deviations from the mean "
-                      f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
+    far = {}
+    for do in columns:
+        check_do(model, do, 1)
+        far.update({(name, v): model.graph.index(name) for name, v in do.items() if name in model.graph.variables})
+    for (name, v), k in far.items():
+        if abs(v - mean[k]) > FAR_SD * std[k]:
+            print(f"note: {name}={v:g} lies {abs(v - mean[k]) / std[k]:.0f} training standard deviations from the mean "
+                  f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
     ds = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
     missing = [v for v in model.graph.variables if v not in ds.variables]
     if missing:  # other variables say "other data" more plainly than another image size
@@ -164,14 +194,13 @@ def run(args: argparse.Namespace) -> int:
     x = images_tensor(ds, np.arange(n))
     abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
-    dos = [{}] + [check_do(model, {name: v}, n) for name, v in columns]
+    dos = [{}] + [check_do(model, do, n) for do in columns]
     decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
                                    progress=not args.no_progress)
-    results = [(name, v, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls)
-               for (name, v), (imgs, z_cf, cls) in zip([("", None)] + columns, decoded)]
+    results = [(do, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls) for do, (imgs, z_cf, cls) in zip([{}] + columns, decoded)]
     factual = block_values(model, abd.z, mean, std)
-    rows = [[x[i].numpy()] + [r[2][i] for r in results] for i in range(n)]
-    titles = ["original", "reconstruction"] + [f"{name}={v:g}" for name, v in columns]
+    rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
+    titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
     image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in range(n)],
                title=f"{args.mode}, {args.abduction}, {args.steps} steps, w={args.w:g} ({args.guidance} guidance)")
     variables = list(model.graph.variables)
@@ -180,9 +209,9 @@ def run(args: argparse.Namespace) -> int:
         writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
                         + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"])
         for i in range(n):
-            for col, (name, v, _, values, cls) in zip(titles[1:], results):
+            for col, (do, _, values, cls) in zip(titles[1:], results):
                 writer.writerow(
-                    [i, col, "" if not name else f"do({name}={v:g})"] + [f"{a:.6g}" for a in labels[i]]
+                    [i, col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
                     + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
                     + ["" if cls is None else int(cls[i])]
                 )
