@@ -192,6 +192,12 @@ def test_loader_errors_name_the_file_and_field(generated, tmp_path):
     csv.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv.read_text().splitlines()) + "\n")
     with pytest.raises(DataError, match=r"train-morpho.csv: missing column 'intensity'"):
         load(broken, "train")
+    lines = (generated / "train-morpho.csv").read_text().splitlines()
+    for value, problem in (("", "missing value"), ("thick", r"not a number \('thick'\)")):
+        edited = [*lines[:4], ",".join(lines[4].split(",")[:-1] + [value]), *lines[5:]]  # the file's line 5
+        csv.write_text("\n".join(edited) + "\n")
+        with pytest.raises(DataError, match=rf"train-morpho.csv, row 5: column 'intensity': {problem}$"):
+            load(broken, "train")
     test_csv = broken / "t10k-morpho.csv"
     test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(DataError, match=r"t10k-morpho.csv has 39 rows but its images file has 40"):

@@ -83,3 +83,12 @@ def test_one_batched_module_per_level():
     layer = _layer(PENDULUM)
     assert [names for names in layer.levels] == [("shadow_len", "shadow_pos")]
     assert layer.mechanisms[0].weights[0].shape[0] == 2  # both mechanisms of the level in one tensor
+
+
+@pytest.mark.parametrize("graph", ["a -> b", "a -> b; a -> c"])
+def test_mechanism_gradients_have_their_weights_strides(graph):
+    """DDP copies gradients into buckets laid out like the weights; other strides make it warn on every process."""
+    layer = _layer(graph, block=4)
+    layer(torch.randn(5, 4 * len(layer.graph))).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad.stride() == p.stride(), name

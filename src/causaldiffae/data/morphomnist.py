@@ -347,7 +347,10 @@ def read_morpho_csv(path: Path, expected_rows: int | None = None) -> np.ndarray:
         values = pd.to_numeric(table[column], errors="coerce")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(f"{path}: column {column!r} row {row}: not a number ({table[column].iloc[row]!r})")
+            raw = table[column].iloc[row]
+            problem = "missing value" if pd.isna(raw) else f"not a number ({str(raw)!r})"
+            # numbered like the file's lines (the header is line 1), as the user-folder loader does
+            raise DataError(f"{path}, row {row + 2}: column {column!r}: {problem}")
         table[column] = values
     if expected_rows is not None and len(table) != expected_rows:
         raise DataError(f"{path} has {len(table)} rows but its images file has {expected_rows} images")

@@ -3,7 +3,7 @@
 Each ``f_i`` is an MLP over the concatenated *z* blocks of ``V_i``'s parents (SPEC §1.2), so
 effects propagate along every path of the DAG, not just one hop. The MLPs of all variables in a
 topological level are stored as stacked weight tensors; the first layer sees the whole latent
-through a fixed parent mask, which makes a level one batched matmul per layer (``einsum`` over the
+through a fixed parent mask, which makes a level one batched matmul per layer (over the
 level's variables) rather than a Python loop over variables or samples.
 """
 
@@ -39,12 +39,12 @@ class _LevelMLPs(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(k, w_out)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = z
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if i == 0:
-                h = torch.einsum("bi,kio->bko", h, w * self.mask.unsqueeze(-1)) + b
-            else:
-                h = torch.einsum("bki,kio->bko", nn.functional.silu(h), w) + b
+        # bmm over the level's k variables: einsum and matmul fold a one-variable level into a plain
+        # matmul whose weight gradients get other strides than the weights, which DDP warns about
+        k = self.mask.shape[0]
+        h = torch.bmm(z.expand(k, *z.shape), self.weights[0] * self.mask.unsqueeze(-1)).transpose(0, 1) + self.biases[0]
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            h = torch.bmm(nn.functional.silu(h).transpose(0, 1), w).transpose(0, 1) + b
         return h
 
 
