@@ -36,8 +36,12 @@ def test_check_user_folder(tmp_path, capsys):
     train_side = labels[0::3, 0]
     assert re.search(rf"side\s+min {train_side.min():.4g}\s+max {train_side.max():.4g}", out)
     assert "SCM: none" in out
-    assert main(["data", "check", str(root), "--resolution", "8"]) == 0
-    assert "images 3x8x8" in capsys.readouterr().out
+    assert main(["data", "check", str(root), "--resolution", "8", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "images 3x8x8" in printed.out and "non-square" not in printed.out and printed.err == ""
+    Image.new("RGB", (30, 24)).save(root / "images" / "000.png")
+    assert main(["data", "check", str(root), "--resolution", "8", "--no-progress"]) == 0
+    assert "note: non-square images are stretched to a square when resized" in capsys.readouterr().out
 
 
 def test_check_reports_bad_input_in_one_line(tmp_path, capsys):
@@ -50,6 +54,8 @@ def test_check_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "labels.csv, row 7: image" in err and "005.png does not exist" in err
     assert main(["data", "check", str(tmp_path / "missing")]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
+    assert main(["data", "check", str(root / "labels.csv")]) == 2
+    assert f"{root / 'labels.csv'} is a file; pass the dataset folder that holds it ({root})" in capsys.readouterr().err
 
 
 def test_check_generated_datasets(tmp_path, capsys):

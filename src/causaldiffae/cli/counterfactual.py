@@ -122,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step", type=int, default=None,
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="split the images come from (default test)")
     parser.add_argument("--n", type=int, default=16, help="number of images (the first n of the split)")
     parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")

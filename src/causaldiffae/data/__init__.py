@@ -25,6 +25,8 @@ def _module(fmt: str):
 def detect_format(path: str | Path) -> str:
     """Name of the dataset format stored in ``path``, with a clear error when none matches."""
     path = Path(path)
+    if path.is_file():
+        raise DataError(f"{path} is a file; pass the dataset folder that holds it ({path.parent})")
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path}")
     for fmt in FORMATS:

@@ -277,7 +277,7 @@ def _shape(image: np.ndarray) -> str:
     return f"{image.shape[2]}x{image.shape[0]}x{image.shape[1]}"
 
 
-def _folder_report(index: FolderIndex, resolution: int | None) -> list[str]:
+def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = True) -> list[str]:
     sizes = sorted(set(index.sizes))
     shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
     unused = [c for c in index.columns if c not in index.graph.variables and c not in (FILE_COLUMN, SPLIT_COLUMN)]
@@ -290,9 +290,12 @@ def _folder_report(index: FolderIndex, resolution: int | None) -> list[str]:
     ]
     for split in (s for s in SPLITS if len(index.rows(s))):
         rows = index.rows(split)
-        shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}")})
+        shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}", progress)})
         lines += _split_report(split, index.labels[rows], ", ".join(shapes), index.graph)
-    return lines + ["  SCM: none"]
+    lines.append("  SCM: none")
+    if any(w != h for w, h in sizes):
+        lines.append("  note: non-square images are stretched to a square when resized; crop them first to keep their aspect")
+    return lines
 
 
 def _split_report(split: str, labels: np.ndarray, shape: str, graph: CausalGraph) -> list[str]:
@@ -303,7 +306,7 @@ def _split_report(split: str, labels: np.ndarray, shape: str, graph: CausalGraph
     return lines
 
 
-def describe(path: str | Path, resolution: int | None = None) -> str:
+def describe(path: str | Path, resolution: int | None = None, progress: bool = True) -> str:
     """What a dataset folder holds, every image decoded once; raises DataError on bad input."""
     from causaldiffae.data import check_resolution, detect_format
 
@@ -312,10 +315,10 @@ def describe(path: str | Path, resolution: int | None = None) -> str:
     fmt = detect_format(path)
     lines = [f"{path}: {fmt} dataset"]
     if fmt == "folder":
-        return "\n".join(lines + _folder_report(scan(path), resolution))
+        return "\n".join(lines + _folder_report(scan(path), resolution, progress))
     module = importlib.import_module(f"causaldiffae.data.{fmt}")
     splits = module.available_splits(path) if hasattr(module, "available_splits") else ["train", "test"]
-    datasets = [module.load(path, split, resolution=resolution) for split in splits]
+    datasets = [module.load(path, split, resolution=resolution, progress=progress) for split in splits]
     if not datasets:
         raise DataError(f"{path}: no splits found")
     graph = datasets[0].graph
@@ -335,9 +338,10 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("dir", type=Path, help="dataset folder")
     parser.add_argument("--resolution", type=int, default=None, help="resize images to this size while checking")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print(describe(args.dir, args.resolution))
+    print(describe(args.dir, args.resolution, progress=not args.no_progress))
     return 0
