@@ -96,3 +96,22 @@ def test_written_data_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
     with atomic_file(tmp_path / "f.txt") as tmp:
         tmp.write_text("y")
     assert [e[0] for e in events] == ["sync", "rename", "sync"] and events[1] == ("rename", "f.txt")
+
+
+def test_a_folder_that_cannot_be_opened_for_syncing_does_not_fail_the_write(tmp_path, monkeypatch):
+    """Windows cannot open a folder at all; the write must still land."""
+    import os
+
+    real_open = os.open
+
+    def no_folders(path, flags, *args):
+        if Path(path).is_dir():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_folders)
+    with atomic_file(tmp_path / "f.txt") as tmp:
+        tmp.write_text("y")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "g.txt").write_text("z")
+    assert (tmp_path / "f.txt").read_text() == "y" and (tmp_path / "d" / "g.txt").read_text() == "z"

@@ -19,10 +19,13 @@ def _default_mode(directory: bool) -> int:
 
 def _fsync(path: Path) -> None:
     """Flush a file's or a folder's entries to disk, so a rename after it never lands before the data."""
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder, nor anyone an unreadable one; the rename stays atomic
+        return
     try:
         os.fsync(fd)
-    except OSError:  # some file systems (and Windows folders) cannot sync a folder; the rename stays atomic
+    except OSError:  # some file systems cannot sync a folder
         pass
     finally:
         os.close(fd)

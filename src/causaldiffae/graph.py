@@ -129,6 +129,8 @@ class CausalGraph:
         if not isinstance(variables, (list, tuple)):
             raise GraphError(f"{source}: 'variables' must be a list of names")
         for name in variables:  # YAML reads on / off / yes / no as booleans and 12 as a number
+            if name is None:
+                raise GraphError(f"{source}: an empty variable name (YAML read null or ~); give every variable a name")
             if isinstance(name, bool):
                 raise GraphError(f"{source}: a variable name was read as the boolean {name}; quote it (YAML reads on, off, yes, no as booleans)")
             if not isinstance(name, str):

@@ -198,6 +198,9 @@ def test_loader_errors_name_the_file_and_field(generated, tmp_path):
         csv.write_text("\n".join(edited) + "\n")
         with pytest.raises(DataError, match=rf"train-morpho.csv, row 5: column 'intensity': {problem}$"):
             load(broken, "train")
+    csv.write_text("\n".join([lines[0], "", *edited[1:]]) + "\n")  # a blank line, which pandas skips, moves it to line 6
+    with pytest.raises(DataError, match="train-morpho.csv, row 6: column 'intensity'"):
+        load(broken, "train")
     test_csv = broken / "t10k-morpho.csv"
     test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(DataError, match=r"t10k-morpho.csv has 39 rows but its images file has 40"):

@@ -25,5 +25,12 @@ def test_training_curves_skip_a_cut_line_and_wait_for_the_first_record(tmp_path)
     rows = [{"step": s, "loss": 1 / s, "mse": 0.9 / s, "kl_u": 0.1 * s, "kl_label": 0.5, "grad_norm": 2.0} for s in (10, 20, 30)]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 40, "loss": 0.')  # a killed run's last line
     assert [r["step"] for r in read_metrics(log)] == [10, 20, 30]
-    path = training_curves(log, tmp_path / "curves.png")
-    assert Image.open(path).size[0] > 500
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a caller's own backend (a notebook's, say) is left as it was
+    try:
+        path = training_curves(log, tmp_path / "curves.png")
+        assert Image.open(path).size[0] > 500 and matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

@@ -127,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
     parser.add_argument("--joint", action="append", default=[], metavar="NAME=V,NAME=V,...",
-                        help="one column that intervenes on several variables at once, e.g. thickness=1.5,intensity=200; repeatable")
+                        help="one column that intervenes on several variables at once, e.g. thickness=1.5,intensity=200; repeatable; after the --do columns")
     add_sampling_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")

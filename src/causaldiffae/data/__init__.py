@@ -58,9 +58,13 @@ def load_dataset(path: str | Path, split: str = "train", resolution: int | None 
 
 
 def check_outside(out: str | Path, data: str | Path, option: str = "--out") -> None:
-    """Refuse an output inside the dataset folder: a user folder's loader reads every image under
-    it, so a run's sample grids there would break the dataset (and the run's own resume)."""
+    """Refuse an output inside a user dataset folder: its loader reads every image under it, so a
+    run's sample grids there would break the dataset (and the run's own resume)."""
+    from causaldiffae.data.folder import looks_like
+
     inside, root = Path(out).resolve(), Path(data).resolve()
+    if not looks_like(root):  # the generated formats read fixed files, so anything may sit beside them
+        return
     if inside == root or root in inside.parents:
         raise DataError(f"{option} {out} lies inside the dataset folder {data}, whose loader would read its images as data; "
                         "choose a path outside it")

@@ -349,8 +349,7 @@ def read_morpho_csv(path: Path, expected_rows: int | None = None) -> np.ndarray:
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raw = table[column].iloc[row]
             problem = "missing value" if pd.isna(raw) else f"not a number ({str(raw)!r})"
-            # numbered like the file's lines (the header is line 1), as the user-folder loader does
-            raise DataError(f"{path}, row {row + 2}: column {column!r}: {problem}")
+            raise DataError(f"{path}, row {_file_line(path, row)}: column {column!r}: {problem}")
         table[column] = values
     if expected_rows is not None and len(table) != expected_rows:
         raise DataError(f"{path} has {len(table)} rows but its images file has {expected_rows} images")
@@ -358,6 +357,13 @@ def read_morpho_csv(path: Path, expected_rows: int | None = None) -> np.ndarray:
     if not np.array_equal(np.sort(index), np.arange(len(table))):
         raise DataError(f"{path}: column 'index' must hold 0..{len(table) - 1} once each")
     return table.sort_values("index")[list(VARIABLES)].to_numpy(dtype=np.float64)
+
+
+def _file_line(path: Path, row: int) -> int:
+    """The file line (1-based, header on line 1) of data row ``row``, as the user-folder loader
+    numbers rows; pandas skips blank lines, so they are skipped in the count too."""
+    data_lines = (n for n, line in enumerate(path.read_text().splitlines()[1:], start=2) if line.strip())
+    return next((n for k, n in enumerate(data_lines) if k == row), row + 2)
 
 
 def _read_metadata(path: Path) -> dict | None:

@@ -163,12 +163,15 @@ CURVE_PANELS = (
 
 def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
     """Loss, KL and gradient-norm curves of a run from its ``metrics.jsonl``; None before its first log line."""
+    from matplotlib.figure import Figure
+
     records = read_metrics(metrics_path)
     if not records:
         return None
-    plt = _plt()
     steps = [r["step"] for r in records]
-    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.0 * len(CURVE_PANELS), 2.9), squeeze=False)
+    # a bare Figure, not pyplot: train() calls this, and must not switch its caller's backend
+    fig = Figure(figsize=(4.0 * len(CURVE_PANELS), 2.9))
+    axes = fig.subplots(1, len(CURVE_PANELS), squeeze=False)
     for ax, (title, keys, log) in zip(axes[0], CURVE_PANELS):
         for key in keys:
             if all(key in r for r in records):
@@ -181,4 +184,7 @@ def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
