@@ -25,12 +25,34 @@ def test_training_curves_skip_a_cut_line_and_wait_for_the_first_record(tmp_path)
     rows = [{"step": s, "loss": 1 / s, "mse": 0.9 / s, "kl_u": 0.1 * s, "kl_label": 0.5, "grad_norm": 2.0} for s in (10, 20, 30)]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 40, "loss": 0.')  # a killed run's last line
     assert [r["step"] for r in read_metrics(log)] == [10, 20, 30]
+    path = training_curves(log, tmp_path / "curves.png")
+    assert Image.open(path).size[0] > 500
+
+
+def test_figures_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """train() draws curves at every checkpoint, and evaluate() may run in a notebook."""
+    import json
+
     import matplotlib
 
+    from causaldiffae.evaluation.figures import latent_scatter, line_plot, training_curves
+
     before = matplotlib.get_backend()
-    matplotlib.use("svg")  # a caller's own backend (a notebook's, say) is left as it was
+    matplotlib.use("svg")
     try:
-        path = training_curves(log, tmp_path / "curves.png")
-        assert Image.open(path).size[0] > 500 and matplotlib.get_backend() == "svg"
+        import matplotlib.pyplot as plt
+
+        mine = plt.figure()
+        (tmp_path / "m.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "mse": 1.0, "kl_u": 0.1, "kl_label": 0.1, "grad_norm": 1.0}) + "\n")
+        rng = np.random.default_rng(0)
+        paths = [
+            training_curves(tmp_path / "m.jsonl", tmp_path / "c.png"),
+            image_grid([[np.zeros((1, 4, 4))]], tmp_path / "g.png"),
+            line_plot([1, 2], {"a": [0.1, 0.2]}, tmp_path / "l.png", xlabel="x", ylabel="y", baselines={"null": 0.3}),
+            latent_scatter(rng.normal(size=(20, 4)), rng.normal(size=(20, 2)), ["a", "b"], tmp_path / "s.png"),
+        ]
+        assert all(Image.open(p).format == "PNG" for p in paths)
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == [mine.number]
+        plt.close(mine)
     finally:
         matplotlib.use(before)

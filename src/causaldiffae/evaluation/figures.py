@@ -1,7 +1,8 @@
-"""Figures for the report (matplotlib, Agg backend, PNG): image grids, line plots, latent scatter.
+"""Figures for the report (matplotlib, PNG): image grids, line plots, latent scatter, training curves.
 
 Each function takes plain arrays and a path and writes one PNG atomically; nothing here knows
-about models, so the figures can be regenerated from saved arrays.
+about models, so the figures can be regenerated from saved arrays. They draw on bare ``Figure``
+objects, not pyplot, so a caller's backend (a notebook's) and its open figures are left alone.
 """
 
 from __future__ import annotations
@@ -14,20 +15,16 @@ import numpy as np
 from causaldiffae.atomic import atomic_file
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     return path
 
 
@@ -52,9 +49,9 @@ def image_grid(
     cell: float = 1.1,
 ) -> Path:
     """A grid of images (rows x columns), each ``(C, H, W)`` in ``[-1, 1]``."""
-    plt = _plt()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 0.6, cell * n_rows + 0.5), squeeze=False)
+    fig = _figure((cell * n_cols + 0.6, cell * n_rows + 0.5))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, row in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i][j]
@@ -86,9 +83,11 @@ def line_plot(
     logx: bool = False,
 ) -> Path:
     """One line per series; ``baselines`` are drawn as dashed horizontal lines (e.g. the null baseline)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    import matplotlib
+
+    fig = _figure((4.6, 3.2))
+    ax = fig.subplots()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, ys) in enumerate(series.items()):
         ax.plot(x, ys, marker="o", label=name, color=colors[i % len(colors)])
     for i, (name, y) in enumerate((baselines or {}).items()):
@@ -118,10 +117,10 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str | Path, title: str | None = None) -> Path:
     """PCA of the codes, one panel per variable coloured by its value."""
-    plt = _plt()
     xy, ratio = pca_2d(codes)
     n = len(names)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), squeeze=False)
+    fig = _figure((3.3 * n, 3.0))
+    axes = fig.subplots(1, n, squeeze=False)
     for j, name in enumerate(names):
         ax = axes[0][j]
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels[:, j], s=6, cmap="viridis")
@@ -163,14 +162,11 @@ CURVE_PANELS = (
 
 def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
     """Loss, KL and gradient-norm curves of a run from its ``metrics.jsonl``; None before its first log line."""
-    from matplotlib.figure import Figure
-
     records = read_metrics(metrics_path)
     if not records:
         return None
     steps = [r["step"] for r in records]
-    # a bare Figure, not pyplot: train() calls this, and must not switch its caller's backend
-    fig = Figure(figsize=(4.0 * len(CURVE_PANELS), 2.9))
+    fig = _figure((4.0 * len(CURVE_PANELS), 2.9))
     axes = fig.subplots(1, len(CURVE_PANELS), squeeze=False)
     for ax, (title, keys, log) in zip(axes[0], CURVE_PANELS):
         for key in keys:
@@ -184,7 +180,4 @@ def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    return path
+    return _save(fig, path)
