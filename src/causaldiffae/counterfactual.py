@@ -234,10 +234,11 @@ def abduct(
         cls = torch.as_tensor(class_labels, dtype=torch.long, device=device).reshape(-1)
         if cls.shape[0] != x0.shape[0]:
             raise CounterfactualError(f"class_labels: expected {x0.shape[0]} values (one per image), got {cls.shape[0]}")
-        k = int(getattr(model, "num_classes", 0) or 0)
-        bad = cls[(cls < -1) | (cls >= k)]
-        if k and len(bad):
-            raise CounterfactualError(f"class_labels: {int(bad[0])} is not a class of this model (use -1 for unknown, or 0..{k - 1})")
+        if is_class_conditional(model):  # a model without classes ignores them
+            k = int(model.num_classes)
+            bad = cls[(cls < -1) | (cls >= k)]
+            if len(bad):
+                raise CounterfactualError(f"class_labels: {int(bad[0])} is not a class of this model (use -1 for unknown, or 0..{k - 1})")
     elif is_class_conditional(model):
         raise CounterfactualError("this model is class-conditional: pass class_labels, the class of each image (-1 where unknown)")
     if model.variant == "label-conditional":
