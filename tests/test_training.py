@@ -325,6 +325,8 @@ torch.set_num_threads(1)
 out = {str(tmp_path)!r}
 """
         + body
+        # a process group left to interpreter shutdown can abort (SIGABRT) while gloo's threads wind down
+        + "\nif torch.distributed.is_initialized():\n    torch.distributed.destroy_process_group()\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
