@@ -46,11 +46,14 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the DDIM steps sit (default: the run's sample_spacing)")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="digits to draw (default: test, as evaluate)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     return parser
 
 
 def evaluate_draw(args: argparse.Namespace) -> Draw:
     """The digits and values ``evaluate --seed`` scores (or their like from ``--split``), abducted once with its first abduction seed."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
     steps, spacing = config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
     data = load_dataset(args.data, args.split)
@@ -59,3 +62,7 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
     mean, std = label_stats(model)
     abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))
     return Draw(model, steps, spacing, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)
+
+
+if __name__ == "__main__":
+    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py or intensity_pull.py")

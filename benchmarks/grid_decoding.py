@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, check_do, decode_intervention, decode_interventions, label_stats
 
-    model, _ = load_run(args.run)
+    model, config = load_run(args.run)
     mean, std = label_stats(model)
     if args.data:
         from causaldiffae.data import load_dataset
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     k = model.graph.index(var)
     values = mean[k] + std[k] * np.linspace(-1.5, 1.5, args.columns)
     dos = [check_do(model, {var: v}, args.digits) for v in values]
-    abd = abduct(model, x, steps=args.steps, class_labels=classes, generator=torch.Generator().manual_seed(0))
+    abd = abduct(model, x, steps=args.steps, class_labels=classes, spacing=config.diffusion.sample_spacing,
+                 generator=torch.Generator().manual_seed(0))
 
     def per_column():
         return [decode_intervention(model, abd, do, label_mean=mean, label_std=std)[0] for do in dos]
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
     default_threads = torch.get_num_threads()
     thread_counts = sorted({1, default_threads})
-    print(f"{args.run}: grid of {args.digits} digits x {args.columns} columns do({var}), {args.steps} DDIM steps, "
-          f"best of {args.repeats}; torch's default is {default_threads} thread(s)")
+    print(f"{args.run}: grid of {args.digits} digits x {args.columns} columns do({var}), {args.steps} DDIM steps "
+          f"({config.diffusion.sample_spacing}), best of {args.repeats}; torch's default is {default_threads} thread(s)")
     print("| threads | per column s/grid | together s/grid | together vs per column |")
     print("|---|---|---|---|")
     results = {}

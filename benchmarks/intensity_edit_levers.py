@@ -112,7 +112,7 @@ def main() -> None:
                     return (noisy - (1 - a).sqrt() * model.eps(noisy, steps, cond)) / a.sqrt()
 
                 edited = (edited + args.delta_lr * (x0(edited, c_cf) - x0(x, c_f) - (edited - x))).clamp(-1, 1)
-                if it % (args.delta_iters // 3) == 0:
+                if it % max(1, args.delta_iters // 3) == 0 or it == args.delta_iters:
                     print(f"after {it} | {score('intensity', edited)}")
 
 

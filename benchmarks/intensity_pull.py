@@ -14,6 +14,8 @@ abduction, abducted once as ``evaluate`` does), one row per run:
   edit's scatter;
 - the thickness kept under the edit (MAE against the label), the failing criterion's figure.
 
+``--step`` picks a checkpoint of ``--run`` only; every ``--compare`` run uses its latest weights.
+
 ``--style-variants`` adds, for a run with a style block (``model.style_dim``), the same edit with
 the style block zeroed (as training hides it) and with another digit's style block: if the pull
 came through the style block, it would fall with them.
@@ -40,8 +42,8 @@ def style_variants(model, z: torch.Tensor, seed: int) -> dict[str, torch.Tensor]
     }
 
 
-def pull_rows(args) -> list[str]:
-    """The rows of ``args.run``: its own edit, and with ``--style-variants`` the style block's variants."""
+def pull_rows(args) -> tuple[int, list[str]]:
+    """How many digits were drawn, and the rows of ``args.run``: its own edit, and with ``--style-variants`` the style block's variants."""
     d = evaluate_draw(args)
     model, abd = d.model, d.abduction
     measure = morphometric_reader(d.data.graph)
@@ -55,7 +57,7 @@ def pull_rows(args) -> list[str]:
     for suffix, z in variants.items():
         images = decode(model, abd.x_T, z, abd.timesteps, class_labels=classes, residuals=abd.residuals)
         rows.append(row(args.run + suffix, read, d.labels, measure(images), unedited, target, i_th, i_int))
-    return rows
+    return len(d.idx), rows
 
 
 def row(name: str, read: np.ndarray, labels: np.ndarray, edited: dict, unedited: dict, target: np.ndarray, i_th: int, i_int: int) -> str:
@@ -83,14 +85,16 @@ def main() -> None:
     parser.add_argument("--compare", action="append", default=[], help="another run folder, measured on the same digits (repeatable)")
     parser.add_argument("--style-variants", action="store_true", help="also decode with the style block zeroed and swapped (runs with one)")
     args = parser.parse_args()
-    print(f"{args.n} {args.split} digits, seed {args.seed}, ddpm abduction, each run's own DDIM steps and spacing unless --spacing")
-    print(
-        "run | latent read-out MAE: thickness | intensity | do(intensity): intensity MAE | mean signed error "
-        "| pull (slope on the edit's distance) | r | MAE without the pull | thickness kept MAE"
-    )
-    for run in [args.run, *args.compare]:
-        args.run = run
-        print("\n".join(pull_rows(args)), flush=True)
+    for i, run in enumerate([args.run, *args.compare]):
+        args.run, args.step = run, args.step if i == 0 else None
+        n, rows = pull_rows(args)
+        if i == 0:
+            print(f"{n} {args.split} digits, seed {args.seed}, ddpm abduction, each run's own DDIM steps and spacing unless --spacing")
+            print(
+                "run | latent read-out MAE: thickness | intensity | do(intensity): intensity MAE | mean signed error "
+                "| pull (slope on the edit's distance) | r | MAE without the pull | thickness kept MAE"
+            )
+        print("\n".join(rows), flush=True)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,10 @@ def main() -> None:
     parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
     parser.add_argument("--device", default="cpu", help="where the model runs (measurement stays on the CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     seeds = [int(v) for v in args.seeds.split(",")]
 
     model, config = load_run(args.run, device=args.device, step=args.step)

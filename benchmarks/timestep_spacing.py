@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
 from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
@@ -38,8 +39,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the run's sample_steps)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one draw each")
-    parser.add_argument("--spacings", default=",".join(SPACINGS))
+    parser.add_argument("--spacings", default=",".join(SPACINGS), help=f"comma-separated, of {', '.join(SPACINGS)}")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     args = parser.parse_args()
+    spacings = args.spacings.split(",")
+    unknown = [s for s in spacings if s not in SPACINGS]
+    if unknown:
+        parser.error(f"--spacings: unknown {', '.join(unknown)} (use {' or '.join(SPACINGS)})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model, config = load_run(args.run)
     steps = args.steps or config.diffusion.sample_steps
@@ -52,7 +60,7 @@ def main() -> None:
         idx = draw_indices(np.random.default_rng(seed), len(test), args.n)
         x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
         values = marginal_values(test.labels, idx, seed)
-        for spacing in args.spacings.split(","):
+        for spacing in spacings:
             t0 = time.perf_counter()
             cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed)
             eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)

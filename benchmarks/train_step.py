@@ -19,7 +19,8 @@ import argparse
 import statistics
 import time
 
-# Image shape of each preset family (the config leaves it to the data).
+# Native image shape of each preset family (the config leaves it, and a null graph, to the data;
+# ``data.resolution`` resizes it).
 IMAGE_SHAPES = {"morphomnist": (1, 28, 28), "pendulum": (4, 96, 96), "circuit": (3, 128, 128)}
 
 
@@ -37,12 +38,14 @@ def main() -> None:
                         help="torch.compile the UNet (bare --compile) or the whole model's loss")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
     parser.add_argument("--image-shape", help="C,H,W (default: from the preset's dataset)")
+    parser.add_argument("--graph", help="causal graph (default: the config's, else the preset's dataset's)")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
 
     import torch
 
     from causaldiffae.config import load_config
+    from causaldiffae.data import circuit, morphomnist, pendulum
     from causaldiffae.graph import CausalGraph
     from causaldiffae.models import CausalDiffAE
     from causaldiffae.training import TrainingError, check_compiled_gradients, ema_decay
@@ -50,13 +53,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.preset, args.overrides)
+    family = next((k for k in IMAGE_SHAPES if config.name.startswith(k)), None)
     if args.image_shape:
         shape = tuple(int(v) for v in args.image_shape.split(","))
+    elif family is None:
+        parser.error(f"no default image shape for {config.name!r}; pass --image-shape C,H,W")
     else:
-        shape = next((s for k, s in IMAGE_SHAPES.items() if config.name.startswith(k)), None)
-        if shape is None:
-            parser.error(f"no default image shape for {config.name!r}; pass --image-shape C,H,W")
-    graph = CausalGraph.parse(config.data.graph or "a -> b")
+        channels, height, width = IMAGE_SHAPES[family]
+        size = config.data.resolution
+        shape = (channels, height, width) if size is None else (channels, size, size)
+    dataset_graphs = {"morphomnist": morphomnist.GRAPH, "pendulum": pendulum.GRAPH, "circuit": circuit.GRAPH}
+    if args.graph or config.data.graph:
+        graph = CausalGraph.parse(args.graph or config.data.graph)
+    elif family is None:
+        parser.error(f"{config.name!r} names no graph; pass --graph 'a -> b'")
+    else:
+        graph = dataset_graphs[family]
     channels_last = config.train.channels_last if args.channels_last == "config" else args.channels_last == "on"
     num_classes = 10 if config.model.class_conditional else 0
 

@@ -12,7 +12,8 @@ of several interventions on the same images abducts only once:
 2. ``intervene``: set (``"set"``) or move the mean of (``"shift"``) each intervened block to the
    standardised value; descendants are recomputed from their own abducted noise by the model,
    non-descendants are left bit-identical.
-3. ``decode``: DDIM from ``x_T`` conditioned on ``z'``, with guidance ``w`` away from a reference
+3. ``decode``: the abduction's sampler from ``x_T`` conditioned on ``z'`` (the stochastic sampler
+   driven by the abducted residuals for ``"ddpm"``, DDIM otherwise), with guidance ``w`` away from a reference
    condition: the null condition (classifier-free guidance, ``guidance="null"``) or the factual
    latent itself (``guidance="factual"``), which amplifies only the change the intervention makes
    and so leaves a null intervention exact after inversion.
@@ -55,7 +56,8 @@ DEFAULT_GUIDANCE = "null"
 DEFAULT_W = 1.0
 # Fraction of the noise levels abduction and decoding span. 1.0 (all) is what the shipped report
 # measured; on its 500 test digits 0.6 (t = 570 down, 20 steps) kept thickness under do(intensity)
-# at 0.069 vs 0.075 and hit do(thickness) at 0.101 vs 0.106 (README, the shipped model).
+# at 0.069 vs 0.075 and hit do(thickness) at 0.101 vs 0.106 on a draw other than evaluate's
+# (README, Counterfactuals, ``start=``).
 DEFAULT_START = 1.0
 # Where the steps sit on the noise levels (diffusion.ddim_timesteps). The library default is the
 # evenly strided grid; the shipped model's config asks for "quadratic", which on its 500 test digits

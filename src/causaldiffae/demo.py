@@ -72,7 +72,7 @@ def _grid(model, abd, x, recon, columns: list[tuple[str, dict, float | None]], p
 
 
 def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
-    """The shipped model's acceptance figures on the test digits ``idx`` (see README, Results), with
+    """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
     the true counterfactual's when the real ``sources`` of the test digits are given."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals

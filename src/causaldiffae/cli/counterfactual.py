@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--joint", action="append", default=[], metavar="NAME=V,NAME=V,...",
                         help="one column that intervenes on several variables at once, e.g. thickness=1.5,intensity=200; repeatable; after the --do columns")
     add_sampling_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stochastic abduction noise")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the abduction noise (ddpm and stochastic abductions)")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
     parser.add_argument("--force", action="store_true", help="overwrite an existing grid PNG or CSV")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)

@@ -4,7 +4,7 @@
 predictors and data describe the same dataset and graph; options the model can honour), then
 runs: effectiveness and preservation against the SCM's true counterfactuals with the null
 baseline, composition, reversibility, realism (Frechet distance on the predictors' features,
-reconstruction error of both abductions), DCI, an abduction x intervention-mode comparison,
+reconstruction error of each of the three abductions), DCI, an abduction x intervention-mode comparison,
 sweeps over DDIM steps and guidance strength, and the figures.
 """
 
