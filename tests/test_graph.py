@@ -99,6 +99,9 @@ def test_dict_errors(tmp_path):
     bad.write_text("edges: [a -> b]\n")
     with pytest.raises(GraphError, match="bad.yaml: expected a mapping"):
         CausalGraph.from_yaml(bad)
+    bad.write_text("variables: [a, b]\nedge: [a -> b]\n")  # misspelt: would be a graph without edges
+    with pytest.raises(GraphError, match="bad.yaml: unknown key 'edge' \\(a graph has only 'variables' and 'edges'\\)"):
+        CausalGraph.from_yaml(bad)
 
 
 @pytest.mark.parametrize(

@@ -472,14 +472,15 @@ def test_resume_needs_no_init_folder_and_names_what_changed(tmp_path, capsys):
 
 def test_resume_behind_the_runs_step_is_refused_and_a_finished_run_says_so(tmp_path, capsys):
     data = synthetic_dataset(n=16)
-    run = train(tiny_config("train.steps=4"), data, tmp_path / "run", progress=False)
-    before = (run / "config.yaml").read_text()
+    run = train(tiny_config("train.steps=4", "train.log_every=3"), data, tmp_path / "run", progress=False)
+    before, log = (run / "config.yaml").read_text(), (run / "metrics.jsonl").read_text()
     with pytest.raises(TrainingError, match=r"the run is at step 4, past train.steps=2; pass a larger train.steps"):
         train(resolve_resume(None, run, ["train.steps=2"]), data, run, resume=True, progress=False)
     assert (run / "config.yaml").read_text() == before
     capsys.readouterr()
     train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
     assert "already at train.steps=4: nothing to train" in capsys.readouterr().out
+    assert (run / "metrics.jsonl").read_text() == log  # the stop's part-window line (step 4) is kept
 
 
 @pytest.mark.parametrize("graph, message", [

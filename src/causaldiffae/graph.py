@@ -125,6 +125,9 @@ class CausalGraph:
         """Build from ``{"variables": [...], "edges": ["a -> b", ...]}`` (edges may also be pairs)."""
         if not isinstance(data, Mapping) or "variables" not in data:
             raise GraphError(f"{source}: expected a mapping with 'variables' and 'edges'")
+        unknown = [str(key) for key in data if key not in ("variables", "edges")]
+        if unknown:  # a misspelt 'edges:' would otherwise give a graph without edges
+            raise GraphError(f"{source}: unknown key {unknown[0]!r} (a graph has only 'variables' and 'edges')")
         variables = data["variables"]
         if not isinstance(variables, (list, tuple)):
             raise GraphError(f"{source}: 'variables' must be a list of names")

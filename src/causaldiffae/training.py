@@ -451,7 +451,8 @@ def train(
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
         save_config(out, config)
-        _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
+        if start < t.steps:  # a finished run keeps its last, part-window line: nothing will log those steps again
+            _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
     accelerator.wait_for_everyone()
 
     def checkpoint(step: int) -> None:

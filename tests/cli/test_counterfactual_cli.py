@@ -144,6 +144,19 @@ def test_counterfactual_on_other_data_names_the_missing_variable_first(setup, ca
     assert len(errors) == 1 and "the data has no variable 'a' of the run's graph" in errors[0], errors
 
 
+def test_counterfactual_notes_a_data_graph_other_than_the_runs(setup, capsys, tmp_path):
+    _, data, run, _ = setup
+    argv = ["counterfactual", "--run", str(run), "--n", "1", "--do", "a=2", "--steps", "2", "--no-progress"]
+    assert main(argv + ["--data", str(data), "--out", str(tmp_path / "same.png")]) == 0
+    assert "differs" not in capsys.readouterr().err
+    reversed_graph = tmp_path / "reversed"
+    shutil.copytree(data, reversed_graph)
+    (reversed_graph / "graph.yaml").write_text("variables: [a, b]\nedges: [b -> a]\n")
+    assert main(argv + ["--data", str(reversed_graph), "--out", str(tmp_path / "other.png")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: the run's graph (a -> b) differs from {reversed_graph}'s (b -> a); the counterfactuals follow the run's" in err
+
+
 @pytest.mark.parametrize("existing", ["grid.png", "grid.csv"])
 def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, capsys, monkeypatch, tmp_path, existing):
     _, data, run, _ = setup

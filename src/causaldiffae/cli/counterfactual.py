@@ -187,6 +187,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")
     if tuple(ds.image_shape) != tuple(model.image_shape):
         raise UserError(f"{args.data}: images are {ds.image_shape}, the run was trained on {tuple(model.image_shape)}")
+    data_edges = {e for e in ds.graph.edges if set(e) <= set(model.graph.variables)}
+    if data_edges != set(model.graph.edges):  # allowed (a run may be trained on another graph, data.graph=...), but say so
+        print(f"note: the run's graph ({model.graph}) differs from {args.data}'s ({ds.graph}); "
+              "the counterfactuals follow the run's", file=sys.stderr)
     n = min(args.n, len(ds))
     cols = [ds.variables.index(v) for v in model.graph.variables]
     labels = ds.labels[:n][:, cols]
