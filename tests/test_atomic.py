@@ -1,8 +1,10 @@
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from causaldiffae.atomic import atomic_dir, atomic_file
+from causaldiffae.atomic import _signals_held, atomic_dir, atomic_file
 
 
 def test_atomic_file_replaces_only_on_success(tmp_path):
@@ -115,3 +117,17 @@ def test_a_folder_that_cannot_be_opened_for_syncing_does_not_fail_the_write(tmp_
     with atomic_dir(tmp_path / "d") as tmp:
         (tmp / "g.txt").write_text("z")
     assert (tmp_path / "f.txt").read_text() == "y" and (tmp_path / "d" / "g.txt").read_text() == "z"
+
+
+def test_signals_wait_until_a_folder_swap_is_done():
+    """Ctrl-C between atomic_dir's two renames would leave neither the old nor the new folder."""
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("handled"))
+    try:
+        with _signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            seen.append("block done")
+        assert seen == ["block done", "handled"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

@@ -107,6 +107,34 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_first_ctrl_c_stops_after_the_step_with_a_checkpoint_and_a_resume_carries_on(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import causaldiffae.training as training
+
+    data = synthetic_dataset(n=24)
+    base = ("train.steps=4", "train.checkpoint_every=100")  # no checkpoint before the end but the interrupt's
+    full = train(tiny_config(*base), data, tmp_path / "full", progress=False)
+    rate = training.learning_rate
+
+    def ctrl_c_in_step_two(step, *args):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return rate(step, *args)
+
+    monkeypatch.setattr(training, "learning_rate", ctrl_c_in_step_two)
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(*base), data, tmp_path / "part", progress=False)
+    assert "interrupted: stopped at step 2 of 4 with a checkpoint; continue with --resume" in capsys.readouterr().out
+    assert [p.name for p in checkpoint_dirs(tmp_path / "part")] == ["step-0000002"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.setattr(training, "learning_rate", rate)
+    train(resolve_resume(None, tmp_path / "part", []), data, tmp_path / "part", resume=True, progress=False)
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(tmp_path / "part" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):
     data = synthetic_dataset(n=16, size=8)
     run = train(tiny_config("train.steps=1", "data.resolution=16"), data, tmp_path / "run", progress=False)
@@ -251,7 +279,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     [
         (("model.channel_mult=[1,2,2]",), 10, "a -> b", "not divisible by 4"),
         (("data.graph=a -> zz",), 8, "a -> b", "'zz' is missing from the data"),
-        (("train.batch_size=64",), 8, "a -> b", "fewer than train.batch_size"),
+        (("train.batch_size=64",), 8, "a -> b", "16 training images, fewer than train.batch_size=64; pass a smaller one, e.g. train.batch_size=16"),
     ],
 )
 def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, match):

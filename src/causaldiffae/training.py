@@ -14,6 +14,9 @@ import copy
 import json
 import math
 import random
+import signal
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -316,6 +319,9 @@ def train(
     ``time_limit`` (seconds of training, counted from the first step) ends the run early with a
     checkpoint, an exported model and a sample grid, for a fixed budget on hardware of unknown
     speed; ``--resume`` later continues it towards ``train.steps``.
+
+    In a single process a first Ctrl-C (SIGINT) or SIGTERM stops the same way after the current
+    step, then raises ``KeyboardInterrupt``; a second one acts at once.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -385,7 +391,8 @@ def train(
         data.images = resize_images(data.images, config.data.resolution)
     train_data = prepare_data(data, config)
     if len(train_data) < t.batch_size:
-        raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}")
+        raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}; "
+                        f"pass a smaller one, e.g. train.batch_size={_smaller_batch(len(train_data))}")
 
     if resume and (out / "model.safetensors").is_file():
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
@@ -475,68 +482,75 @@ def train(
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = start
     model.train()
-    for step in range(start, t.steps):
-        lr = learning_rate(step, t.lr, t.warmup_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        lam = kl_scale(step, t.kl_anneal_steps)
-        lam_tensor = torch.tensor(lam, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
-        index = step_indices(len(train_data), t.batch_size, t.seed, step)
-        totals: dict[str, torch.Tensor] = {}
-        for m in range(t.grad_accum):
-            part = index[(m * world + rank) * micro : (m * world + rank + 1) * micro]
-            batch = train_data.batch(part, device, t.channels_last)
-            sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
-            with sync:
-                terms = forward(batch, lam_tensor, step_generator(t.seed, step, rank, m, device))
-                accelerator.backward(terms["loss"] / t.grad_accum)
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
-        if world > 1:  # each process holds its share of the batch; the log and the NaN check need the whole batch
-            keys = list(totals)
-            totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
-        loss = totals["loss"]
-        if not torch.isfinite(loss):
-            bar.close()
-            saved = checkpoint_dirs(out)  # this run may have written some since it started
-            where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
-            raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, model_params, 1.0 - ema_decay(step, t.ema_decay))
-        done = step + 1
-        for key, value in totals.items():
-            sums[key] = sums.get(key, 0.0) + float(value)
-        sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-        window_steps += 1
-        bar.update(1)
-        last = done == t.steps or _out_of_time(deadline, accelerator)
-        on_grid = done % t.log_every == 0
-        if on_grid or last:
-            elapsed = time.perf_counter() - window_start
-            record = {k: v / window_steps for k, v in sums.items()}
-            record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", mse=f"{record['mse']:.4f}")
-            if main:
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-        if on_grid:
-            sums, window_start, window_steps = {}, time.perf_counter(), 0
-        if done % t.checkpoint_every == 0 or last:
-            checkpoint(done)
-        if main and (done % t.sample_every == 0 or last):
-            save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed, spacing=config.diffusion.sample_spacing)
-        if last:
-            break
+    stop = _StopRequest(enabled=world == 1)  # under DDP the processes would have to agree on the step
+    with stop:
+        for step in range(start, t.steps):
+            lr = learning_rate(step, t.lr, t.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lam = kl_scale(step, t.kl_anneal_steps)
+            lam_tensor = torch.tensor(lam, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
+            index = step_indices(len(train_data), t.batch_size, t.seed, step)
+            totals: dict[str, torch.Tensor] = {}
+            for m in range(t.grad_accum):
+                part = index[(m * world + rank) * micro : (m * world + rank + 1) * micro]
+                batch = train_data.batch(part, device, t.channels_last)
+                sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
+                with sync:
+                    terms = forward(batch, lam_tensor, step_generator(t.seed, step, rank, m, device))
+                    accelerator.backward(terms["loss"] / t.grad_accum)
+                for key, value in terms.items():
+                    totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
+            if world > 1:  # each process holds its share of the batch; the log and the NaN check need the whole batch
+                keys = list(totals)
+                totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
+            loss = totals["loss"]
+            if not torch.isfinite(loss):
+                bar.close()
+                saved = checkpoint_dirs(out)  # this run may have written some since it started
+                where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
+                raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                torch._foreach_lerp_(ema_params, model_params, 1.0 - ema_decay(step, t.ema_decay))
+            done = step + 1
+            for key, value in totals.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            window_steps += 1
+            bar.update(1)
+            last = done == t.steps or stop.requested or _out_of_time(deadline, accelerator)
+            on_grid = done % t.log_every == 0
+            if on_grid or last:
+                elapsed = time.perf_counter() - window_start
+                record = {k: v / window_steps for k, v in sums.items()}
+                record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", mse=f"{record['mse']:.4f}")
+                if main:
+                    with open(out / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+            if on_grid:
+                sums, window_start, window_steps = {}, time.perf_counter(), 0
+            if done % t.checkpoint_every == 0 or last:
+                checkpoint(done)
+            if main and (done % t.sample_every == 0 or last):
+                save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed, spacing=config.diffusion.sample_spacing)
+            if last:
+                break
     bar.close()
     if done < t.steps and main:
-        print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
+        if stop.requested:
+            print(f"interrupted: stopped at step {done} of {t.steps} with a checkpoint; continue with --resume")
+        else:
+            print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
     if main:
         print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if stop.requested and done < t.steps:
+        raise KeyboardInterrupt
     return out
 
 
@@ -577,6 +591,42 @@ def check_compiled_gradients(
             f"{errors[worst]:.2f} in {worst}), a torch.compile fault with torch {torch.__version__} on "
             f"{total.device.type}; train without train.compile"
         )
+
+
+def _smaller_batch(n: int) -> int:
+    """The largest power of two up to ``n`` images: a batch the data can fill."""
+    return 1 << (n.bit_length() - 1)
+
+
+class _StopRequest:
+    """While active, a first SIGINT (Ctrl-C) or SIGTERM (a scheduler's notice) only asks the loop to
+    stop after its current step, with a checkpoint, as a time limit would; the handlers then step
+    aside, so a second signal acts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if self.enabled:
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        self._restore()
+        print("\nstopping after this step, with a checkpoint (Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    def _restore(self) -> None:
+        for s, previous in self._previous.items():  # a handler installed outside Python reads as None
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
 
 
 def _out_of_time(deadline: float | None, accelerator) -> bool:

@@ -39,6 +39,11 @@ def test_check_user_folder(tmp_path, capsys):
     assert main(["data", "check", str(root), "--resolution", "8", "--no-progress"]) == 0
     printed = capsys.readouterr()
     assert "images 3x8x8" in printed.out and "non-square" not in printed.out and printed.err == ""
+    Image.new("RGB", (20, 20)).save(root / "images" / "002.png")  # square, but of another size than the rest
+    assert main(["data", "check", str(root), "--no-progress"]) == 0
+    assert "note: the images are not all square and of one size: train with data.resolution=N" in capsys.readouterr().out
+    assert main(["data", "check", str(root), "--resolution", "8", "--no-progress"]) == 0
+    assert "data.resolution=N" not in capsys.readouterr().out
     Image.new("RGB", (30, 24)).save(root / "images" / "000.png")
     assert main(["data", "check", str(root), "--resolution", "8", "--no-progress"]) == 0
     assert "note: non-square images are stretched to a square when resized" in capsys.readouterr().out

@@ -74,6 +74,10 @@ def test_split_column_gray_images_and_resizing(tmp_path, capsys):
     with pytest.raises(DataError, match="give a resolution"):
         load_dataset(root, "train")
     assert load_dataset(root, "train", resolution=20).image_shape == (1, 20, 20)
+    Image.new("L", (24, 24)).save(root / "images" / "000.png")
+    Image.new("L", (20, 20)).save(root / "images" / "002.png")  # another size, in the test split only
+    with pytest.raises(DataError, match=r"not all square and of one size \(20x20, 24x24\); give a resolution"):
+        load_dataset(root, "train")  # refused now, not after a training whose run no other split could load
 
 
 def test_looks_like_does_not_claim_other_formats(tmp_path):

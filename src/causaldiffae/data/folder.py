@@ -251,23 +251,31 @@ def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, d
 
 
 def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
-    """One split of a user folder, images resized to ``resolution`` (required when sizes differ)."""
+    """One split of a user folder, images resized to ``resolution`` (required when sizes differ in any
+    split: a run trained at the native size of one split could load no other)."""
     index = scan(path)
     if split not in SPLITS:
         raise DataError(f"{index.root}: no split {split!r} (expected one of {', '.join(SPLITS)})")
     rows = index.rows(split)
     if len(rows) == 0:
         raise DataError(f"{index.root / LABELS}: no rows in split {split!r}")
-    if resolution is None:
-        sizes = {index.sizes[k] for k in rows}
-        if len(sizes) > 1 or any(w != h for w, h in sizes):
-            shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-            raise DataError(f"{index.root}: images are not all square and of one size ({shown}); give a resolution (data.resolution=N to train, --resolution N for predictors)")
+    if resolution is None and _mixed(index.sizes):
+        raise DataError(f"{index.root}: images are not all square and of one size ({_sizes_shown(index.sizes, 3)}); "
+                        "give a resolution (data.resolution=N to train, --resolution N for predictors)")
     images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}", progress))
     train = index.labels[index.rows("train")]
     return CausalImageDataset(
         images, index.labels[rows], index.graph, train.mean(axis=0), train.std(axis=0), name=index.root.name, split=split
     )
+
+
+def _mixed(sizes: tuple[tuple[int, int], ...]) -> bool:
+    return len(set(sizes)) > 1 or any(w != h for w, h in sizes)
+
+
+def _sizes_shown(sizes: tuple[tuple[int, int], ...], most: int) -> str:
+    distinct = sorted(set(sizes))
+    return ", ".join(f"{w}x{h}" for w, h in distinct[:most]) + (f" and {len(distinct) - most} more" if len(distinct) > most else "")
 
 
 # ``causaldiffae data check`` --------------------------------------------------------------------
@@ -279,7 +287,7 @@ def _shape(image: np.ndarray) -> str:
 
 def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = True) -> list[str]:
     sizes = sorted(set(index.sizes))
-    shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (f" and {len(sizes) - 4} more" if len(sizes) > 4 else "")
+    shown = _sizes_shown(index.sizes, 4)
     unused = [c for c in index.columns if c not in index.graph.variables and c not in (FILE_COLUMN, SPLIT_COLUMN)]
     given = "from the 'split' column" if index.split_given else "seeded 90/10 train/test (no 'split' column)"
     lines = [
@@ -293,6 +301,8 @@ def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = 
         shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}", progress)})
         lines += _split_report(split, index.labels[rows], ", ".join(shapes), index.graph)
     lines.append("  SCM: none")
+    if resolution is None and _mixed(index.sizes):
+        lines.append("  note: the images are not all square and of one size: train with data.resolution=N (predictors: --resolution N)")
     if any(w != h for w, h in sizes):
         lines.append("  note: non-square images are stretched to a square when resized; crop them first to keep their aspect")
     return lines

@@ -89,7 +89,8 @@ def render(metrics: dict) -> str:
 
     out += ["## Abduction and intervention mode", ""]
     comp = metrics["comparison"]
-    out.append(f"Effectiveness on {comp['n']} images for each combination (same intervention values).")
+    out.append(f"Effectiveness on {comp['n']} of the test images, the six combinations on one draw of intervention values of "
+               "their own: compare the rows with each other, not with the table above (other images and values).")
     out.append("")
     rows = []
     for key, res in comp["results"].items():
