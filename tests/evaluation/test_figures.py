@@ -56,3 +56,18 @@ def test_figures_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path
         plt.close(mine)
     finally:
         matplotlib.use(before)
+
+
+def test_line_plots_label_each_point_by_its_value(tmp_path, monkeypatch):
+    """A log axis of DDIM steps read 10^1, 2x10^1; composition's m read 1.5, 2.5."""
+    from causaldiffae.evaluation import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    figures.line_plot([10, 20, 50, 100], {"a": [0.3, 0.2, 0.2, 0.1]}, tmp_path / "s.png", xlabel="steps", ylabel="MAE", logx=True)
+    figures.line_plot([1, 2, 3], {"l1": [0.0, 0.0, 0.0]}, tmp_path / "c.png", xlabel="m", ylabel="L1")
+    for fig, labels in zip(drawn, (["10", "20", "50", "100"], ["1", "2", "3"])):
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_xticklabels()] == labels
+        assert not ax.xaxis.get_minor_ticks() or not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
+

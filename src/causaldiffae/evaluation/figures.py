@@ -94,6 +94,9 @@ def line_plot(
         ax.axhline(y, linestyle="--", linewidth=1, color=colors[(i + len(series)) % len(colors)], label=name)
     if logx:
         ax.set_xscale("log")
+        ax.minorticks_off()
+    if len(x) <= 12:  # few points (steps, m, w): label each by its own value, never 2x10^1 or m = 1.5
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

@@ -366,6 +366,16 @@ def evaluate(
     return metrics
 
 
+# Sweep figures put every variable on one scale: MAE as a fraction of its null baseline (thickness
+# in pixels and intensity in grey levels on one natural-unit axis left thickness flat at zero).
+RELATIVE_MAE = "MAE / null MAE"
+NULL_LINE = {"null (the unedited image)": 1.0}
+
+
+def _relative(item: dict) -> float:
+    return item["mae"] / item["null_mae"] if item["null_mae"] > 0 else float("nan")
+
+
 def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
     """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``."""
     variables = test.graph.variables
@@ -414,20 +424,18 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
                            title=f"do({first} = shuffled test value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
         scored = metrics["guidance_sweep"][str(ws[0])][first]["variables"]  # effects without a known SCM are not scored
-        series = {f"{var} (do {first})": [metrics["guidance_sweep"][str(w)][first]["variables"][var]["mae"] for w in ws] for var in scored}
-        base = {f"null: {var}": item["null_mae"] for var, item in scored.items()}
-        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel="MAE (natural units)",
-                          title=f"effectiveness vs guidance, do({first})", baselines=base)
+        series = {f"{var} (do {first})": [_relative(metrics["guidance_sweep"][str(w)][first]["variables"][var]) for w in ws] for var in scored}
+        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel=RELATIVE_MAE,
+                          title=f"effectiveness vs guidance, do({first})", baselines=NULL_LINE)
         made["guidance_sweep"] = "figures/guidance_sweep.png"
 
     steps = sorted(int(k) for k in metrics["steps_sweep"])
     for var in variables:
         res = {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}
-        series = {f"{name} ({item['role']})": [res[st][name]["mae"] for st in steps] for name, item in res[steps[0]].items()}
-        base = {f"null: {name}": item["null_mae"] for name, item in res[steps[0]].items()}
+        series = {f"{name} ({item['role']})": [_relative(res[st][name]) for st in steps] for name, item in res[steps[0]].items()}
         name = f"steps_{var}.png"
-        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel="MAE (natural units)",
-                          title=f"effectiveness vs DDIM steps, do({var})", baselines=base, logx=True)
+        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel=RELATIVE_MAE,
+                          title=f"effectiveness vs DDIM steps, do({var})", baselines=NULL_LINE, logx=True)
         made[f"steps_{var}"] = f"figures/{name}"
 
     comp = metrics["composition"]
