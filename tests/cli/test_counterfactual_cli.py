@@ -77,6 +77,18 @@ def test_predictors_command_saves_safetensors_and_json(setup, capsys):
     assert (pred / "predictors.safetensors").stat().st_size > 0
 
 
+def test_predictors_print_what_predicting_the_mean_scores_and_note_a_coarse_one(setup, capsys, tmp_path):
+    _, data, _, _ = setup
+    argv = ["predictors", "--data", str(data), "--epochs", "1", "--width", "4", "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "p")]) == 0
+    printed = capsys.readouterr()
+    labels = np.array([[float(r["a"]), float(r["b"])] for r in csv.DictReader(open(data / "labels.csv"))])
+    test = np.arange(len(labels)) % 3 == 0
+    guess = np.abs(labels[test, 0] - labels[~test, 0].mean()).mean()
+    assert "test MAE a: " in printed.out and f"(predicting the train mean: {guess:.4g})" in printed.out
+    assert "not even twice as good as predicting the mean" in printed.err  # one epoch of a width-4 net learns little
+
+
 def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     base, data, run, _ = setup
     out = base / "cf" / "grid.png"
@@ -95,6 +107,9 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     far = base / "cf-far" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=1e6", "--steps", "2", "--out", str(far), "--no-progress"]) == 0
     assert "note: a=1e+06 lies" in capsys.readouterr().err and far.is_file()  # extrapolation is allowed, with a note
+    more = base / "cf-more" / "grid.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "99", "--do", "a=2", "--steps", "2", "--out", str(more), "--no-progress"]) == 0
+    assert "note: --n 99, but the test split has 16 images: the grid has 16 rows" in capsys.readouterr().err
 
 
 def test_joint_interventions_are_one_column_each(setup):
@@ -265,7 +280,8 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert len(metrics["composition"]["l1"]) == 4 and metrics["composition"]["n"] == 4
     assert len(metrics["composition"]["inversion_l1"]) == 4  # the default ddpm abduction composes exactly by construction
     realism = metrics["realism"]
-    assert realism["reference"] == {"split": "train", "n": 6}  # as many train images as counterfactuals per intervention
+    assert realism["reference"]["split"] == "train" and realism["reference"]["n"] == 6  # as many as counterfactuals per intervention
+    assert realism["reference"]["features"] > 6 and "covariances are singular" in (out / "report.md").read_text()
     assert set(realism["frechet_counterfactual"]) == {"a", "b"} and realism["frechet_unedited"] > 0
     assert metrics["dci"]["blocks"]["method"] == "lasso"
     assert set(metrics["realism"]["reconstruction"]["inversion"]["mae"]) == {"a", "b"}

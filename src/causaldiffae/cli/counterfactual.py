@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the run's graph ({model.graph}) differs from {args.data}'s ({ds.graph}); "
               "the counterfactuals follow the run's", file=sys.stderr)
     n = min(args.n, len(ds))
+    if n < args.n:
+        print(f"note: --n {args.n}, but the {args.split} split has {n} images: the grid has {n} rows", file=sys.stderr)
     cols = [ds.variables.index(v) for v in model.graph.variables]
     labels = ds.labels[:n][:, cols]
     classes = None if ds.classes is None else ds.classes[:n]

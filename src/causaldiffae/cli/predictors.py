@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from causaldiffae.cli.counterfactual import THREADS_HELP, set_threads
 
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import numpy as np
     from tqdm.auto import tqdm
 
     from causaldiffae.atomic import check_out_dir
@@ -56,10 +58,19 @@ def run(args: argparse.Namespace) -> int:
         progress=None if args.no_progress else tqdm,
     )
     m = model.meta.metrics
+    coarse = []
     for v in model.variables:
-        print(f"{test.split} MAE {v}: {m['mae'][v]:.4g}")
+        k = train.variables.index(v)
+        guess = float(np.abs(test.labels[:, k] - train.labels[:, k].mean()).mean())  # what knowing nothing scores
+        print(f"{test.split} MAE {v}: {m['mae'][v]:.4g} (predicting the train mean: {guess:.4g})")
+        if m["mae"][v] > 0.5 * guess:
+            coarse.append(v)
     if "accuracy" in m:
-        print(f"{test.split} class accuracy: {100 * m['accuracy']:.2f}%")
+        majority = float(np.bincount(test.classes).max() / len(test.classes))
+        print(f"{test.split} class accuracy: {100 * m['accuracy']:.2f}% (the most common class: {100 * majority:.2f}%)")
+    if coarse:
+        print(f"note: {', '.join(coarse)}: not even twice as good as predicting the mean, so effectiveness read by "
+              "these predictors is coarse; train longer (--epochs) or wider (--width)", file=sys.stderr)
     save_predictors(model, out, force=args.force)
     print(f"saved {out}")
     return 0

@@ -257,7 +257,7 @@ def evaluate(
     ref = draw_indices(np.random.default_rng(s.seed + 4000), len(train), min(n, len(train)))
     ref_feats = predictors.features(images_tensor(train, ref))
     realism: dict = {
-        "reference": {"split": "train", "n": int(len(ref))},
+        "reference": {"split": "train", "n": int(len(ref)), "features": int(ref_feats.shape[1])},
         "frechet_unedited": frechet_distance(predictors.features(x), ref_feats),
         "frechet_counterfactual": {var: frechet_distance(predictors.features(imgs), ref_feats) for var, imgs in cf_images.items()},
     }
