@@ -119,15 +119,47 @@ def test_a_folder_that_cannot_be_opened_for_syncing_does_not_fail_the_write(tmp_
     assert (tmp_path / "f.txt").read_text() == "y" and (tmp_path / "d" / "g.txt").read_text() == "z"
 
 
-def test_signals_wait_until_a_folder_swap_is_done():
-    """Ctrl-C between atomic_dir's two renames would leave neither the old nor the new folder."""
+def test_signals_wait_until_a_folder_swap_is_done(tmp_path):
+    """Ctrl-C between atomic_dir's two renames would leave neither the old nor the new folder. The
+    kernel may hand the signal to any thread (tqdm and torch start some); Python runs it on this one."""
+    import threading
+
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("handled"))
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait)
+    other.start()
     try:
+        (tmp_path / "a").write_text("x")
         with _signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
+            os.replace(tmp_path / "a", tmp_path / "b")
             seen.append("block done")
         assert seen == ["block done", "handled"]
     finally:
+        idle.set()
+        other.join()
         signal.signal(signal.SIGTERM, previous)
 
+
+def test_a_ctrl_c_during_the_swap_leaves_the_new_folder_and_no_old_one(tmp_path, monkeypatch):
+    import causaldiffae.atomic as atomic
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "made").write_text("old")
+    replace = os.replace
+
+    def interrupted_replace(a, b):
+        if not interrupted:
+            interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        replace(a, b)
+
+    interrupted: list[bool] = []
+    monkeypatch.setattr(atomic.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target, force=True, made_by="made") as tmp:
+            (tmp / "made").write_text("new")
+    assert (target / "made").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .out.old-PID, no temporary folder

@@ -135,6 +135,47 @@ def test_a_first_ctrl_c_stops_after_the_step_with_a_checkpoint_and_a_resume_carr
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_sigterm_stops_after_the_step_then_reaches_its_own_handler_and_an_ignored_signal_stays_ignored(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import causaldiffae.training as training
+
+    class Terminated(Exception):
+        pass
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    rate = training.learning_rate
+
+    def signal_in_step_two(sig):
+        def patched(step, *args):
+            if step == 1:
+                os.kill(os.getpid(), sig)
+            return rate(step, *args)
+        return patched
+
+    data = synthetic_dataset(n=24)
+    base = ("train.steps=4", "train.checkpoint_every=100")
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        monkeypatch.setattr(training, "learning_rate", signal_in_step_two(signal.SIGTERM))
+        with pytest.raises(Terminated):  # the scheduler's signal is passed on once the checkpoint is written
+            train(tiny_config(*base), data, tmp_path / "term", progress=False)
+        assert [p.name for p in checkpoint_dirs(tmp_path / "term")] == ["step-0000002"]
+        assert signal.getsignal(signal.SIGTERM) is terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started in the background
+    try:
+        monkeypatch.setattr(training, "learning_rate", signal_in_step_two(signal.SIGINT))
+        train(tiny_config(*base), data, tmp_path / "ignored", progress=False)
+        assert [p.name for p in checkpoint_dirs(tmp_path / "ignored")] == ["step-0000004"]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):
     data = synthetic_dataset(n=16, size=8)
     run = train(tiny_config("train.steps=1", "data.resolution=16"), data, tmp_path / "run", progress=False)

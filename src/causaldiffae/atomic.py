@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -41,16 +42,23 @@ def _fsync_tree(root: Path) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Defer SIGINT and SIGTERM until the block is done (POSIX; elsewhere a no-op)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask"):
+    """Defer SIGINT and SIGTERM to the end of the block: their Python handlers (which run on the main
+    thread, whichever thread the kernel picks) only record them, and they are raised again after."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    previous = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(s) not in (signal.SIG_IGN, None):  # ignored, or not Python's: left alone
+            previous[s] = signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(caught):
+            signal.raise_signal(s)
 
 
 @contextlib.contextmanager
@@ -107,10 +115,15 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None
         _fsync_tree(tmp)  # a power cut after the rename must not leave a complete-looking folder of empty files
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            with _signals_held():  # Ctrl-C between the renames would leave neither folder in place
-                os.replace(path, old)
-                os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            swapped = False
+            try:
+                with _signals_held():  # Ctrl-C between the renames would leave neither folder in place
+                    os.replace(path, old)
+                    os.replace(tmp, path)
+                    swapped = True
+            finally:  # also when a held signal is raised again: the old folder goes first
+                if swapped:
+                    shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
         _fsync(path.parent)

@@ -13,9 +13,9 @@ import contextlib
 import copy
 import json
 import math
+import os
 import random
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -321,7 +321,8 @@ def train(
     speed; ``--resume`` later continues it towards ``train.steps``.
 
     In a single process a first Ctrl-C (SIGINT) or SIGTERM stops the same way after the current
-    step, then raises ``KeyboardInterrupt``; a second one acts at once.
+    step, then raises ``KeyboardInterrupt`` (Ctrl-C) or passes SIGTERM on to its handler; a second
+    one acts at once.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -539,6 +540,10 @@ def train(
                 save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed, spacing=config.diffusion.sample_spacing)
             if last:
                 break
+            if stop.requested:  # it came while this step checkpointed or sampled: stop here, not a step later
+                if done % t.checkpoint_every:
+                    checkpoint(done)
+                break
     bar.close()
     if done < t.steps and main:
         if stop.requested:
@@ -549,8 +554,8 @@ def train(
         print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    if stop.requested and done < t.steps:
-        raise KeyboardInterrupt
+    if done < t.steps:
+        stop.pass_on()
     return out
 
 
@@ -607,18 +612,31 @@ class _StopRequest:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
+        self.signum: int | None = None  # the signal that asked, passed on once the run has stopped
         self._previous: dict[int, Any] = {}
 
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
     def __enter__(self) -> "_StopRequest":
-        if self.enabled:
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        if self.enabled:  # an ignored signal (a background job's Ctrl-C) stays ignored
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.requested = True
+        self.signum = signum
         self._restore()
-        print("\nstopping after this step, with a checkpoint (Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        # os.write, not print: the handler may have interrupted a progress bar's own write to stderr
+        os.write(2, f"\nstopping after this step, with a checkpoint ({again} again to abort at once)\n".encode())
+
+    def pass_on(self) -> None:
+        """After the stop: Ctrl-C becomes KeyboardInterrupt; SIGTERM goes to the handler it found (exit 143 by default)."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is not None:
+            signal.raise_signal(self.signum)
 
     def _restore(self) -> None:
         for s, previous in self._previous.items():  # a handler installed outside Python reads as None

@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    # SIGTERM unwinds like Ctrl-C (temporary outputs removed); left alone where it is ignored
+    catch_term = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, _terminate) if catch_term else None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
-        if in_main_thread:
+        if catch_term:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 

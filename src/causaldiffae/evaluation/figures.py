@@ -95,7 +95,7 @@ def line_plot(
     if logx:
         ax.set_xscale("log")
         ax.minorticks_off()
-    if len(x) <= 12:  # few points (steps, m, w): label each by its own value, never 2x10^1 or m = 1.5
+    if len(x) <= 12 and (logx or all(float(v).is_integer() for v in x)):  # steps, m, w: never 2x10^1 or m = 1.5
         ax.set_xticks(list(x), [f"{v:g}" for v in x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

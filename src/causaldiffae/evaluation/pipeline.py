@@ -366,14 +366,17 @@ def evaluate(
     return metrics
 
 
-# Sweep figures put every variable on one scale: MAE as a fraction of its null baseline (thickness
-# in pixels and intensity in grey levels on one natural-unit axis left thickness flat at zero).
-RELATIVE_MAE = "MAE / null MAE"
-NULL_LINE = {"null (the unedited image)": 1.0}
+def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], str, dict[str, float]]:
+    """Series, y label and baselines of a sweep figure from each line's effectiveness items.
 
-
-def _relative(item: dict) -> float:
-    return item["mae"] / item["null_mae"] if item["null_mae"] > 0 else float("nan")
+    Every variable goes on one scale, its MAE as a fraction of its null baseline (thickness in
+    pixels beside intensity in grey levels lay flat at zero); natural units where a baseline is 0.
+    """
+    if all(item["null_mae"] > 0 for items in rows.values() for item in items):
+        series = {name: [item["mae"] / item["null_mae"] for item in items] for name, items in rows.items()}
+        return series, "MAE / null MAE", {"null (the unedited image)": 1.0}
+    series = {name: [item["mae"] for item in items] for name, items in rows.items()}
+    return series, "MAE (natural units)", {f"null: {name}": items[0]["null_mae"] for name, items in rows.items()}
 
 
 def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
@@ -424,18 +427,20 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
                            title=f"do({first} = shuffled test value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
         scored = metrics["guidance_sweep"][str(ws[0])][first]["variables"]  # effects without a known SCM are not scored
-        series = {f"{var} (do {first})": [_relative(metrics["guidance_sweep"][str(w)][first]["variables"][var]) for w in ws] for var in scored}
-        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel=RELATIVE_MAE,
-                          title=f"effectiveness vs guidance, do({first})", baselines=NULL_LINE)
+        series, ylabel, base = _sweep_lines(
+            {f"{var} (do {first})": [metrics["guidance_sweep"][str(w)][first]["variables"][var] for w in ws] for var in scored}
+        )
+        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel=ylabel,
+                          title=f"effectiveness vs guidance, do({first})", baselines=base)
         made["guidance_sweep"] = "figures/guidance_sweep.png"
 
     steps = sorted(int(k) for k in metrics["steps_sweep"])
     for var in variables:
         res = {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}
-        series = {f"{name} ({item['role']})": [_relative(res[st][name]) for st in steps] for name, item in res[steps[0]].items()}
+        series, ylabel, base = _sweep_lines({f"{name} ({item['role']})": [res[st][name] for st in steps] for name, item in res[steps[0]].items()})
         name = f"steps_{var}.png"
-        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel=RELATIVE_MAE,
-                          title=f"effectiveness vs DDIM steps, do({var})", baselines=NULL_LINE, logx=True)
+        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel=ylabel,
+                          title=f"effectiveness vs DDIM steps, do({var})", baselines=base, logx=True)
         made[f"steps_{var}"] = f"figures/{name}"
 
     comp = metrics["composition"]
