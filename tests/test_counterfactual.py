@@ -143,6 +143,8 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "images": torch.zeros(1, 8, 8)}, r"expected shape \(B, 1, 8, 8\)"),
         ({"do": {}, "images": torch.full((4, 1, 8, 8), 255.0)}, r"pixel values must lie in \[-1, 1\], got 255..255 \(uint8 pixels: x / 127.5 - 1\)"),
         ({"do": {}, "images": torch.full((4, 1, 8, 8), float("nan"))}, r"pixel values must lie in \[-1, 1\]"),
+        ({"do": {}, "images": torch.zeros(0, 1, 8, 8)}, r"images: an empty batch"),
+        ({"do": [("a", 2.0)]}, r"do: expected a mapping of variable names to values, e\.g\. \{'thickness': 4\.0\}; got list"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -161,10 +163,32 @@ def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
         counterfactual(model, x, do, **{"steps": 2, **kwargs})
 
 
-def test_images_may_be_a_numpy_array():
+def test_the_three_steps_check_their_input_as_the_one_call_does():
+    from causaldiffae.counterfactual import abduct, decode_interventions, intervene
+
+    model, x = tiny(), images()
+    mean, std = np.zeros(2), np.ones(2)
+    for kwargs, message in [({"abduction": "nope"}, "unknown abduction"), ({"spacing": "quad"}, "unknown timestep spacing"), ({"steps": 1}, "steps must be")]:
+        with pytest.raises(CounterfactualError, match=message):
+            abduct(model, x, **{"steps": 2, **kwargs})
+    abd = abduct(model, x, steps=2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(CounterfactualError, match="cannot intervene on 'aa'"):  # used to return z unchanged
+        intervene(model, abd, {"aa": np.full(4, 1.0)}, label_mean=mean, label_std=std)
+    with pytest.raises(CounterfactualError, match="unknown mode 'sett'"):
+        intervene(model, abd, {"a": 1.0}, label_mean=mean, label_std=std, mode="sett")
+    with pytest.raises(CounterfactualError, match="unknown guidance reference 'factul'"):
+        decode_interventions(model, abd, [{"a": 1.0}], label_mean=mean, label_std=std, guidance="factul")
+    z_cf, _ = intervene(model, abd, {"a": 1.0}, label_mean=mean, label_std=std)  # a scalar, as counterfactual() takes
+    (images_cf, z_grid, _), = decode_interventions(model, abd, [{"a": 1.0}], label_mean=mean, label_std=std)
+    torch.testing.assert_close(z_cf, z_grid)
+    assert images_cf.shape == x.shape
+
+
+def test_images_may_be_a_numpy_array_or_a_nested_list():
     x = images()
-    outs = [counterfactual(tiny(), v, {"a": 2.0}, steps=2, generator=torch.Generator().manual_seed(0)).images for v in (x, x.numpy())]
+    outs = [counterfactual(tiny(), v, {"a": 2.0}, steps=2, generator=torch.Generator().manual_seed(0)).images for v in (x, x.numpy(), x.tolist())]
     torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], outs[2])
 
 
 @pytest.fixture(scope="module")

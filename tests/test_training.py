@@ -176,6 +176,21 @@ def test_sigterm_stops_after_the_step_then_reaches_its_own_handler_and_an_ignore
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("train", ("batch_size", 0), "train.batch_size=0: must be >= 1"), ("model", ("variant", "foo"), "model.variant='foo': expected one of"),
+     ("train", ("lr", "fast"), "train.lr")],
+)
+def test_a_config_edited_in_python_is_checked_before_anything_is_written(tmp_path, field, value, message):
+    config = tiny_config()
+    setattr(getattr(config, field), *value)
+    with pytest.raises(ConfigError, match=message):
+        train(config, synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(TypeError, match="config: expected an ExperimentConfig"):
+        train(config.to_dict(), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+
+
 def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):
     data = synthetic_dataset(n=16, size=8)
     run = train(tiny_config("train.steps=1", "data.resolution=16"), data, tmp_path / "run", progress=False)
@@ -339,6 +354,8 @@ def test_load_run_without_a_checkpoint_is_a_clear_error(tmp_path):
         load_run(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not found"):
         load_run(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match=r"predictors.json is a file, not a run folder; pass the folder that holds it \("):
+        load_run(tmp_path / "run" / "predictors.json")
 
 
 def test_load_run_names_a_corrupt_or_mismatched_weights_file(tmp_path):

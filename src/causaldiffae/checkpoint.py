@@ -164,6 +164,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     from causaldiffae.models import CausalDiffAE
 
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir} is a file, not a run folder; pass the folder that holds it ({run_dir.parent})")
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder not found: {run_dir}")
     config = read_config(run_dir)  # first: a folder that is not a run says so

@@ -118,10 +118,7 @@ def check_options(
     spacing: str = DEFAULT_SPACING,
 ) -> None:
     """Refuse options the model cannot honour, before any sampling starts."""
-    if guidance not in GUIDANCES:
-        raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
-    if mode not in MODES:
-        raise CounterfactualError(f"unknown mode {mode!r} (use {' or '.join(MODES)})")
+    check_decoding(model, mode=mode, w=w, guidance=guidance)
     if abduction not in ABDUCTIONS:
         raise CounterfactualError(f"unknown abduction {abduction!r} (use {' or '.join(ABDUCTIONS)})")
     total = num_train_timesteps(model)
@@ -131,6 +128,14 @@ def check_options(
         raise CounterfactualError(f"start must lie in (0, 1] and leave at least steps={steps} of {total} timesteps, got {start!r}")
     if spacing not in SPACINGS:
         raise CounterfactualError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
+
+
+def check_decoding(model, *, mode: str, w: float, guidance: str) -> None:
+    """The options ``intervene`` and ``decode_interventions`` take, checked as ``check_options`` does."""
+    if guidance not in GUIDANCES:
+        raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
+    if mode not in MODES:
+        raise CounterfactualError(f"unknown mode {mode!r} (use {' or '.join(MODES)})")
     if not np.isfinite(w):
         raise CounterfactualError(f"guidance w must be finite, got {w!r}")
     if w != 1.0 and guidance == "null" and not model.has_null_condition:
@@ -142,6 +147,8 @@ def check_options(
 
 def check_do(model, do: Mapping[str, object], batch: int) -> dict[str, np.ndarray]:
     """Turn ``do`` into per-sample float arrays ``(batch,)``, naming the variable or value at fault."""
+    if not isinstance(do, Mapping):
+        raise CounterfactualError(f"do: expected a mapping of variable names to values, e.g. {{'thickness': 4.0}}; got {type(do).__name__}")
     variables = model.graph.variables
     out: dict[str, np.ndarray] = {}
     for name, value in do.items():
@@ -195,6 +202,8 @@ def check_images(model, images) -> torch.Tensor:
     if x.ndim != 4 or tuple(x.shape[1:]) != want:
         hint = "; channels last? use x.permute(0, 3, 1, 2)" if x.ndim == 4 and tuple(x.shape[1:]) == (*want[1:], want[0]) else ""
         raise CounterfactualError(f"images: expected shape (B, {', '.join(map(str, want))}) for this model, got {tuple(x.shape)}{hint}")
+    if x.shape[0] == 0:
+        raise CounterfactualError("images: an empty batch (B = 0)")
     x = x.to(torch.float32)
     if x.numel() and not (torch.isfinite(x).all() and x.min() >= -1.001 and x.max() <= 1.001):
         raise CounterfactualError(f"images: pixel values must lie in [-1, 1], got {float(x.min()):g}..{float(x.max()):g} "
@@ -229,6 +238,7 @@ def abduct(
     lower noise levels (``ddim_timesteps``), which keeps more of the image; ``spacing`` places the
     steps on them.
     """
+    check_options(model, steps=steps, w=DEFAULT_W, mode=DEFAULT_MODE, abduction=abduction, start=start, spacing=spacing)
     device = _device(model)
     x0 = check_images(model, images).to(device)
     cls = None
@@ -302,7 +312,10 @@ def intervene(
     label_std: np.ndarray,
     mode: str = DEFAULT_MODE,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(z', class')`` under ``do``; descendants recomputed by the model's mechanisms."""
+    """``(z', class')`` under ``do`` (natural units: a scalar or one value per image); descendants
+    recomputed by the model's mechanisms."""
+    check_decoding(model, mode=mode, w=DEFAULT_W, guidance=DEFAULT_GUIDANCE)
+    do = check_do(model, do, abduction.z.shape[0])
     blocks = intervened_blocks(model, abduction.z, do, np.asarray(label_mean), np.asarray(label_std), mode)
     if not blocks:
         z_cf = abduction.z
@@ -394,6 +407,7 @@ def decode_interventions(
     The columns are stacked into batches of at most ``max_batch`` images (whole columns), so a
     grid of small batches runs the decoder a few times on a large batch instead of once per column.
     """
+    check_decoding(model, mode=mode, w=w, guidance=guidance)
     b = abduction.x_T.shape[0]
     per_call = max(1, max_batch // b)
     edits = [intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode) for do in dos]
@@ -456,6 +470,7 @@ def counterfactual(
     default to the train statistics stored in the model.
     """
     check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance, start=start, spacing=spacing)
+    images = check_images(model, images)
     values = check_do(model, do, images.shape[0])
     mean, std = label_stats(model, label_mean, label_std)
     abd = abduct(

@@ -169,7 +169,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
     }
     eval_idx = draw_indices(rng, len(test), settings.n_eval)
-    log(f"scoring {len(eval_idx)} test digits")
+    log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start
     report = render_report(s, grids, out, seconds, data)

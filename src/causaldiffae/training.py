@@ -329,6 +329,10 @@ def train(
 
     from causaldiffae.models import CausalDiffAE
 
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
+    # Rebuilt from its fields, so that one edited in Python is checked as a YAML file is, before anything is written.
+    config = ExperimentConfig.from_dict(config.to_dict(), "config")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a folder")

@@ -3,7 +3,7 @@ import pytest
 from causaldiffae.data import DataError, check_outside
 
 
-def test_only_a_user_folder_refuses_outputs_inside_it(tmp_path, monkeypatch):
+def test_a_dataset_folder_refuses_outputs_inside_it(tmp_path, monkeypatch):
     user = tmp_path / "user"
     user.mkdir()
     (user / "labels.csv").write_text("file,a\n")
@@ -15,6 +15,11 @@ def test_only_a_user_folder_refuses_outputs_inside_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="lies inside the dataset folder"):
         check_outside("user/../user/run", "user")  # relative and roundabout paths alike
     check_outside(tmp_path / "user-runs", user)  # a sibling whose name starts the same is outside
-    generated = tmp_path / "morphomnist"  # generated formats read fixed files: runs may sit in them
+    generated = tmp_path / "pendulum"  # its files are fixed, but `data pendulum --force` replaces the folder
     generated.mkdir()
-    check_outside(generated / "runs" / "x", generated)
+    (generated / "pendulum.json").write_text('{"format": "pendulum"}')
+    with pytest.raises(DataError, match="lies inside the dataset folder .*, which regenerating it with --force would delete"):
+        check_outside(generated / "runs" / "x", generated)
+    other = tmp_path / "notes"  # not a dataset: loading it will say so
+    other.mkdir()
+    check_outside(other / "run", other)

@@ -54,6 +54,8 @@ def test_counterfactual_with_factual_values_is_the_identity():
     labels = scm.sample(np.random.default_rng(1), 50)
     np.testing.assert_allclose(scm.counterfactual(labels, {"thickness": labels[:, 0]}), labels, rtol=1e-9)
     np.testing.assert_allclose(scm.counterfactual(labels, {}), labels)
+    with pytest.raises(DataError, match=r"do\(thickness=...\): expected a scalar or 50 values \(one per row of labels\), got shape \(2,\)"):
+        scm.counterfactual(labels, {"thickness": [1.0, 2.0]})
 
 
 def test_counterfactual_keeps_each_individuals_noise():

@@ -58,13 +58,15 @@ def load_dataset(path: str | Path, split: str = "train", resolution: int | None 
 
 
 def check_outside(out: str | Path, data: str | Path, option: str = "--out") -> None:
-    """Refuse an output inside a user dataset folder: its loader reads every image under it, so a
-    run's sample grids there would break the dataset (and the run's own resume)."""
-    from causaldiffae.data.folder import looks_like
-
+    """Refuse an output inside a dataset folder: a user folder's loader reads every image under it (a
+    run's sample grids there would break the dataset and the run's own resume), and regenerating a
+    generated one with ``--force`` replaces the whole folder, outputs and all."""
     inside, root = Path(out).resolve(), Path(data).resolve()
-    if not looks_like(root):  # the generated formats read fixed files, so anything may sit beside them
+    if not (inside == root or root in inside.parents):
         return
-    if inside == root or root in inside.parents:
-        raise DataError(f"{option} {out} lies inside the dataset folder {data}, whose loader would read its images as data; "
-                        "choose a path outside it")
+    try:
+        fmt = detect_format(root)
+    except DataError:  # not a dataset folder: loading it says so
+        return
+    why = "whose loader would read its images as data" if fmt == "folder" else "which regenerating it with --force would delete"
+    raise DataError(f"{option} {out} lies inside the dataset folder {data}, {why}; choose a path outside it")

@@ -36,6 +36,14 @@ def resize_images(images: np.ndarray, resolution: int | None) -> np.ndarray:
     return out
 
 
+def do_values(do: Mapping[str, object], name: str, n: int) -> np.ndarray:
+    """``do[name]`` as ``n`` floats (a scalar is repeated), or a one-line error naming the variable."""
+    values = np.asarray(do[name], dtype=np.float64)
+    if values.ndim > 1 or values.size not in (1, n):
+        raise DataError(f"do({name}=...): expected a scalar or {n} values (one per row of labels), got shape {values.shape}")
+    return np.broadcast_to(values.reshape(-1), (n,)) if values.size == 1 else values
+
+
 class SCM(Protocol):
     """A known structural causal model over a dataset's variables, in natural units."""
 

@@ -38,7 +38,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.data.base import CausalImageDataset, DataError, do_values
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
 
@@ -104,7 +104,7 @@ class CircuitSCM:
         for name in GRAPH.topological_order:
             k = GRAPH.index(name)
             if name in do:
-                out[:, k] = np.broadcast_to(np.asarray(do[name], dtype=np.float64), (len(out),))
+                out[:, k] = do_values(do, name, len(out))
             elif name == "arm":
                 out[:, k] = noise[:, k]
             else:
@@ -219,7 +219,7 @@ def generate(
     force: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Write the stand-in: ``n`` training pairs and ``n // 10`` each for val and test, atomically."""
+    """Write the stand-in: ``n`` training pairs and ``max(1, n // 10)`` each for val and test, atomically."""
     from causaldiffae.atomic import atomic_dir
 
     if n < 1:
@@ -449,7 +449,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         "train.npz, val.npz, test.npz in the official CausalCircuit layout, plus circuit.json.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--n", type=int, default=10000, help="training pairs; val and test get n // 10 each (default 10000)")
+    parser.add_argument("--n", type=int, default=10000, help="training pairs; val and test get max(1, n // 10) each (default 10000)")
     parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="image size in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")

@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("thickness", "intensity")
@@ -83,10 +83,10 @@ class ThicknessIntensitySCM:
         noise = self.abduct(labels)
         out = labels.copy()
         if "thickness" in do:
-            out[:, 0] = np.broadcast_to(np.asarray(do["thickness"], dtype=np.float64), len(out))
+            out[:, 0] = do_values(do, "thickness", len(out))
             out[:, 1] = self.intensity(out[:, 0], noise)
         if "intensity" in do:
-            out[:, 1] = np.broadcast_to(np.asarray(do["intensity"], dtype=np.float64), len(out))
+            out[:, 1] = do_values(do, "intensity", len(out))
         return out
 
     def to_dict(self) -> dict[str, float]:

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
 
@@ -128,8 +128,8 @@ class PendulumSCM:
     def counterfactual(self, labels: np.ndarray, do: Mapping[str, np.ndarray | float]) -> np.ndarray:
         labels = np.asarray(labels, dtype=np.float64)
         out = labels.copy()
-        for name, value in do.items():
-            out[:, GRAPH.index(name)] = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(out),))
+        for name in do:
+            out[:, GRAPH.index(name)] = do_values(do, name, len(out))
         length, mid = shadow(out[:, 0], out[:, 1])
         for k, value in ((2, length), (3, mid)):
             if VARIABLES[k] not in do:
