@@ -7,9 +7,10 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 from pathlib import Path
 from typing import Iterator
+
+from causaldiffae.signals import restore_handlers, swap_handlers
 
 
 def _default_mode(directory: bool) -> int:
@@ -44,19 +45,12 @@ def _fsync_tree(root: Path) -> None:
 def _signals_held() -> Iterator[None]:
     """Defer SIGINT and SIGTERM to the end of the block: their Python handlers (which run on the main
     thread, whichever thread the kernel picks) only record them, and they are raised again after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
-    previous = {}
-    for s in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(s) not in (signal.SIG_IGN, None):  # ignored, or not Python's: left alone
-            previous[s] = signal.signal(s, lambda signum, frame: caught.append(signum))
+    previous = swap_handlers(lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        restore_handlers(previous)
         for s in dict.fromkeys(caught):
             signal.raise_signal(s)
 

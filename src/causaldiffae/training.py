@@ -16,7 +16,6 @@ import math
 import os
 import random
 import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.graph import CausalGraph
+from causaldiffae.signals import restore_handlers, swap_handlers
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
 # inference defaults (the loss never uses them; the sample grids follow sample_spacing).
@@ -612,10 +612,8 @@ class _StopRequest:
     stop after its current step, with a checkpoint, as a time limit would; the handlers then step
     aside, so a second signal acts at once."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.enabled = enabled
         self.signum: int | None = None  # the signal that asked, passed on once the run has stopped
         self._previous: dict[int, Any] = {}
 
@@ -624,8 +622,8 @@ class _StopRequest:
         return self.signum is not None
 
     def __enter__(self) -> "_StopRequest":
-        if self.enabled:  # an ignored signal (a background job's Ctrl-C) stays ignored
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+        if self.enabled:
+            self._previous = swap_handlers(self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -643,8 +641,7 @@ class _StopRequest:
             signal.raise_signal(self.signum)
 
     def _restore(self) -> None:
-        for s, previous in self._previous.items():  # a handler installed outside Python reads as None
-            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        restore_handlers(self._previous)
         self._previous = {}
 
     def __exit__(self, *exc) -> None:

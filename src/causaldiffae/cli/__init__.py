@@ -11,10 +11,10 @@ import importlib
 import os
 import signal
 import sys
-import threading
 import warnings
 
 from causaldiffae.errors import UserError
+from causaldiffae.signals import restore_handlers, swap_handlers
 
 COMMANDS = ("data", "train", "predictors", "counterfactual", "evaluate", "demo")
 
@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
-    # SIGTERM unwinds like Ctrl-C (temporary outputs removed); left alone where it is ignored
-    catch_term = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    previous = signal.signal(signal.SIGTERM, _terminate) if catch_term else None
+    previous = swap_handlers(_terminate, [signal.SIGTERM])  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
@@ -61,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
-        if catch_term:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        restore_handlers(previous)
 
 
 class _Terminated(BaseException):  # like KeyboardInterrupt: no `except Exception` swallows it

@@ -128,16 +128,15 @@ def render(metrics: dict) -> str:
         + [[f"true counterfactuals, do({v}) (the dataset's generator)", d] for v, d in real.get("frechet_true_counterfactual", {}).items()]
         + [[f"reconstructions ({k})", v["frechet"]] for k, v in real["reconstruction"].items()],
     )
+    caveat = (
+        f"**With {ref['n']} images per set for {ref['features']} features the covariances are singular: the distances "
+        f"only rank this table's rows and mean little on their own (evaluate on several times {ref['features']} images).** "
+        if ref["n"] <= ref.get("features", 0) else ""
+    )
     out.append(
-        "Features: the predictors' penultimate layers. Every row holds as many images as the reference, none of them made "
+        caveat + "Features: the predictors' penultimate layers. Every row holds as many images as the reference, none of them made "
         "from it, so the distance's small-sample bias is shared. Reconstruction error (abduct with the factual latent, decode):"
     )
-    if ref["n"] <= ref.get("features", 0):
-        out[-1] = (
-            f"**With {ref['n']} images per set for {ref['features']} features the covariances are singular: the distances "
-            f"only rank this table's rows and mean little on their own (evaluate on several times {ref['features']} images).** "
-            + out[-1]
-        )
     out.append("")
     rec = real["reconstruction"]
     cols = [f"MAE {v}" for v in ds["variables"]]

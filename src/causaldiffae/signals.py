@@ -1,0 +1,28 @@
+"""Swapping the SIGINT / SIGTERM handlers, shared by the training loop's graceful stop, atomic
+folder swaps and the CLI, so all three agree on which handlers they may replace."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Callable, Iterable
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def swap_handlers(handler: Callable, signals: Iterable[int] = STOP_SIGNALS) -> dict[int, Any]:
+    """Install ``handler`` for each of ``signals`` and return the handlers it replaced.
+
+    An ignored signal stays ignored (a background job's Ctrl-C), a handler installed outside
+    Python (read as None) is left alone since it could not be put back, and off the main thread,
+    where Python cannot install handlers, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in signals if signal.getsignal(s) not in (signal.SIG_IGN, None)}
+
+
+def restore_handlers(previous: dict[int, Any]) -> None:
+    """Put back what ``swap_handlers`` replaced."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
