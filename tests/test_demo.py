@@ -113,3 +113,23 @@ def test_demo_refuses_data_that_is_not_morphomnist(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--data", str(data), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a pendulum dataset; the shipped model is for MorphoMNIST" in err[0], err
+
+
+def test_demo_says_when_n_exceeds_the_split(tmp_path, capsys):
+    from causaldiffae.cli import main
+    from causaldiffae.data.idx import write_idx
+
+    images, digits = embedded_source()["test"]
+    morphed, labels = generate_split(images[:3], "test", seed=0, progress=False)
+    data = tmp_path / "mm"
+    data.mkdir()
+    rows = ["index,thickness,intensity"] + [f"{i},{t},{v}" for i, (t, v) in enumerate(labels)]
+    for prefix in ("train", "t10k"):  # the train labels give the folder its statistics
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz", morphed)
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", digits[:3].astype(np.uint8))
+        (data / f"{prefix}-morpho.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--data", str(data), "--n", "4", "--grid", "2", "--steps", "5", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "scoring 3 test digits (--n 4, but the split has 3)" in printed
+    assert "Scored on 3 test digits" in (out / "report.md").read_text()

@@ -6,6 +6,7 @@ SCORES = {
     "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
     "do_intensity": {"intensity_mae": 10.0, "intensity_null_mae": 40.0, "thickness_mae": 0.5, "thickness_mae_reconstruction": 0.3, "digit_accuracy": 0.97},
     "composition_l1": 0.01,
+    "composition_abduction": "inversion",
 }
 
 
@@ -36,6 +37,27 @@ def test_scores_from_evaluate_metrics():
     assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
     assert [row[1] for row in criteria(s)] == [row[1] for row in criteria(SCORES)]
     assert scores_from_metrics({**metrics, "morphometrics": False}) is None
+
+
+def test_a_ddpm_evaluation_scores_the_null_intervention_through_inversion():
+    """The ddpm residuals return the image exactly, so that row would pass whatever the model did."""
+    metrics = {
+        "morphometrics": True,
+        "settings": {"n_used": 500, "steps": 20, "abduction": "ddpm"},
+        "effectiveness": {
+            "thickness": {"variables": {"thickness": _item(0.2, 0.8, "intervened"), "intensity": _item(20.0, 30.0, "descendant")},
+                          "class_accuracy": 0.95},
+            "intensity": {"variables": {"thickness": _item(0.5, 0.1, "non-descendant"), "intensity": _item(10.0, 40.0, "intervened")},
+                          "class_accuracy": 0.97},
+        },
+        "realism": {"reconstruction": {"ddpm": {"measured_mae": {"thickness": 0.02}}}},
+        "composition": {"l1": [1e-9, 2e-9], "inversion_l1": [0.05, 0.08]},
+    }
+    s = scores_from_metrics(metrics)
+    name, value, _, ok = criteria(s)[-1]
+    assert (value, ok) == (0.05, False) and "DDIM inversion" in name
+    del metrics["composition"]["inversion_l1"]
+    assert scores_from_metrics(metrics) is None  # an older report without the round trip: no verdict rather than a free pass
 
 
 def test_table_scores_the_true_counterfactual_against_the_same_targets():
