@@ -65,3 +65,10 @@ def test_block_codes_average_each_block():
     np.testing.assert_allclose(block_codes(z, 2), [[1, 4], [7, 10]])
     with pytest.raises(ValueError, match="divisible"):
         block_codes(z, 4)
+
+
+def test_one_factor_or_one_code_leaves_the_score_undefined():
+    """With one factor every code trivially serves one factor; a perfect 1.0 there would mean nothing."""
+    assert disentanglement(np.array([[0.7], [0.3]])) is None
+    assert completeness(np.array([[0.4, 0.6]])) is None
+    assert completeness(np.array([[0.7], [0.3]])) == pytest.approx(1 - (-(0.7 * np.log(0.7) + 0.3 * np.log(0.3)) / np.log(2)))

@@ -149,3 +149,8 @@ def test_morphometric_reader_measures_a_bar():
     assert out["thickness"][0] == pytest.approx(4.0, abs=0.3)
     assert out["intensity"][0] == pytest.approx(200.0, abs=0.6)
     assert morphometric_reader(CausalGraph.parse("a -> b")) is None
+    with pytest.raises(ValueError, match="28, 28"):  # a resized digit's thickness is in its own pixels, not the labels'
+        morphometric_reader(g)(torch.nn.functional.interpolate(img, size=32))
+    img[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 non-finite pixels"):  # not a blank digit measured as thickness 0
+        morphometric_reader(g)(img)

@@ -61,3 +61,20 @@ def test_l1_pixels_uses_unit_range():
     b = np.ones((2, 1, 4, 4))
     np.testing.assert_allclose(l1_pixels(a, b), [1.0, 1.0])
     np.testing.assert_allclose(l1_pixels(a, a), [0.0, 0.0])
+
+
+def test_frechet_distance_of_one_feature():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, (20000, 1)), rng.normal(2, 1, (20000, 1))
+    assert frechet_distance(a, b) == pytest.approx(4.0, rel=0.05)
+
+
+def test_frechet_distance_warns_when_the_square_root_is_not_real(monkeypatch):
+    from scipy import linalg
+
+    real = linalg.sqrtm
+    monkeypatch.setattr(linalg, "sqrtm", lambda m: real(m) + 0.5j)
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(500, 2))
+    with pytest.warns(RuntimeWarning, match="imaginary part of 0.5"):
+        assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)

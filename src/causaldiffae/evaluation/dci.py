@@ -20,12 +20,15 @@ def _entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
     return -(p * logs).sum(axis=axis) / np.log(base)
 
 
-def disentanglement(importance: np.ndarray) -> float:
-    """Importance-weighted mean over codes of ``1 - H_K(row)``; ``importance`` is ``(D, K)``, non-negative."""
+def disentanglement(importance: np.ndarray) -> float | None:
+    """Importance-weighted mean over codes of ``1 - H_K(row)``; ``importance`` is ``(D, K)``, non-negative.
+
+    None (undefined) for a single factor: every code would trivially "matter to one factor".
+    """
     r = np.abs(np.asarray(importance, dtype=np.float64))
     d, k = r.shape
     if k < 2:
-        return 1.0
+        return None
     row_sum = r.sum(axis=1)
     total = row_sum.sum()
     if total <= 0:
@@ -36,12 +39,16 @@ def disentanglement(importance: np.ndarray) -> float:
     return float(np.sum(weights * per_code))
 
 
-def completeness(importance: np.ndarray) -> float:
-    """Mean over factors of ``1 - H_D(column)``: is each factor captured by few codes?"""
+def completeness(importance: np.ndarray) -> float | None:
+    """Mean over factors of ``1 - H_D(column)``: is each factor captured by few codes?
+
+    An unweighted mean (disentanglement_lib weights factors by their share of importance; with the
+    default gradient-boosted trees every column sums to 1 and the two agree). None for a single code.
+    """
     r = np.abs(np.asarray(importance, dtype=np.float64))
     d, k = r.shape
     if d < 2:
-        return 1.0
+        return None
     col_sum = r.sum(axis=0)
     p = r / np.where(col_sum > 0, col_sum, 1.0)[None, :]
     per_factor = np.where(col_sum > 0, 1.0 - _entropy(p, d, axis=0), 0.0)

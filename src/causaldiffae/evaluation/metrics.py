@@ -233,8 +233,15 @@ def reversibility(
     return out
 
 
+MORPHOMETRIC_SHAPE = (1, 28, 28)  # Morpho-MNIST's units: pixels of a 28x28 digit
+
+
 def morphometric_reader(graph: CausalGraph) -> Reader | None:
-    """Morpho-MNIST measurements for the variables they define (thickness, intensity), else None."""
+    """Morpho-MNIST measurements for the variables they define (thickness, intensity), else None.
+
+    Only 28x28 digits are read: a thickness measured on a resized digit is in its own pixels, not
+    in the labels' 28-pixel units.
+    """
     from causaldiffae.data import morphometrics as mm
 
     funcs = {"thickness": mm.measure_thickness, "intensity": mm.measure_intensity}
@@ -243,6 +250,8 @@ def morphometric_reader(graph: CausalGraph) -> Reader | None:
         return None
 
     def read(images: torch.Tensor) -> dict[str, np.ndarray]:
+        if tuple(images.shape[1:]) != MORPHOMETRIC_SHAPE:
+            raise ValueError(f"morphometrics read {MORPHOMETRIC_SHAPE} digits, got images of shape {tuple(images.shape[1:])}")
         u8 = to_uint8(images)
         return {v: np.array([funcs[v](img[0]) for img in u8], dtype=np.float64) for v in names}
 
@@ -250,5 +259,10 @@ def morphometric_reader(graph: CausalGraph) -> Reader | None:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[-1, 1]`` float images ``(N, C, H, W)`` to uint8 ``(N, C, H, W)``, as a dataset would store them."""
+    """``[-1, 1]`` float images ``(N, C, H, W)`` to uint8 ``(N, C, H, W)``, as a dataset would store them.
+
+    Non-finite pixels are refused: cast to uint8 they would read as a blank digit of thickness 0.
+    """
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{int((~torch.isfinite(images)).sum())} non-finite pixels in the generated images; the model diverged")
     return ((images.detach().cpu().double().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()

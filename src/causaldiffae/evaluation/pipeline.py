@@ -38,6 +38,7 @@ from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
+    MORPHOMETRIC_SHAPE,
     composition,
     draw_indices,
     effectiveness,
@@ -196,7 +197,12 @@ def evaluate(
     classes = None if classes_all is None else classes_all[idx]
     ccls = None if cond_classes is None else cond_classes[idx]
     read = predictors.predict
-    measure = morphometric_reader(graph) if test.name == "morphomnist" and test.image_shape[0] == 1 else None
+    measure = None
+    if test.name == "morphomnist":
+        if tuple(test.image_shape) == MORPHOMETRIC_SHAPE:
+            measure = morphometric_reader(graph)
+        else:
+            log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
     timings: dict[str, float] = {}
 
     def cf_fn_for(seed_offset: int = 0, **kw):

@@ -16,13 +16,15 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or len(f) < 2:
         raise ValueError(f"need at least two feature vectors, got shape {f.shape}")
-    return f.mean(axis=0), np.cov(f, rowvar=False)
+    return f.mean(axis=0), np.atleast_2d(np.cov(f, rowvar=False))
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
     """``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` between two feature sets.
 
     Singular covariances (few samples, many features) get ``eps * I`` added before the square root.
+    A square root with a sizeable imaginary part, or a clearly negative distance, means the
+    covariances are too ill-conditioned to trust: that is warned about, not hidden.
     """
     from scipy import linalg
 
@@ -34,9 +36,17 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float 
     if not np.all(np.isfinite(covmean)):
         offset = np.eye(len(s_a)) * eps
         covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
-    covmean = np.real(covmean)
+    scale = np.trace(s_a) + np.trace(s_b)
+    imaginary = float(np.abs(np.imag(covmean)).max()) if np.iscomplexobj(covmean) else 0.0
+    if imaginary > 1e-3 * max(scale, 1e-12):
+        warnings.warn(f"Frechet distance: the covariance square root has an imaginary part of {imaginary:.3g} "
+                      f"(traces {scale:.3g}); the distance is unreliable", RuntimeWarning, stacklevel=2)
     diff = mu_a - mu_b
-    return float(max(0.0, diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean)))
+    value = float(diff @ diff + scale - 2.0 * np.trace(np.real(covmean)))
+    if value < -1e-6 * max(scale, 1e-12):
+        warnings.warn(f"Frechet distance came out negative ({value:.3g}); reported as 0, the covariances are ill-conditioned",
+                      RuntimeWarning, stacklevel=2)
+    return max(0.0, value)
 
 
 def l1_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
