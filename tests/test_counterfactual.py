@@ -102,6 +102,9 @@ def test_variants_without_mechanisms_do_not_propagate():
     np.testing.assert_allclose(out.values, expected, atol=1e-5)
     with pytest.raises(CounterfactualError, match="needs the images' labels"):
         counterfactual(labelcond, images(), {"a": 3.0}, steps=2)
+    for bad in (labels[:1], labels[:, :2]):  # one row would condition every image on it
+        with pytest.raises(CounterfactualError, match=r"labels: expected shape \(4, 3\)"):
+            counterfactual(labelcond, images(), {"a": 3.0}, steps=2, labels=bad)
 
 
 def test_do_digit_on_class_conditional_model_and_guidance():

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from causaldiffae.config import SPACINGS
-from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided
+from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, q_sample
 from causaldiffae.errors import UserError
 
 ABDUCTIONS = ("inversion", "ddpm", "stochastic")
@@ -84,8 +84,8 @@ class CounterfactualError(UserError):
 class Abduction:
     """What was inferred about each factual image: exogenous noise, causal latent and ``x_T``."""
 
-    u: torch.Tensor | None  # (B, n*block); None for label-conditional models
-    z: torch.Tensor  # (B, n*block) factual causal latent (standardised labels when label-conditional)
+    u: torch.Tensor | None  # (B, n*block + style); None for label-conditional models
+    z: torch.Tensor  # (B, n*block + style) factual latent (standardised labels when label-conditional)
     x_T: torch.Tensor  # (B, C, H, W)
     class_labels: torch.Tensor | None  # (B,) or None
     timesteps: torch.Tensor  # the DDIM schedule shared by inversion and decoding
@@ -186,10 +186,6 @@ def num_train_timesteps(model) -> int:
     return int(model.scheduler.config.num_train_timesteps)
 
 
-def _alphas_cumprod(model) -> torch.Tensor:
-    return model.scheduler.alphas_cumprod.to(torch.float64)
-
-
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
@@ -256,14 +252,21 @@ def abduct(
     if model.variant == "label-conditional":
         if labels is None:
             raise CounterfactualError("a label-conditional model needs the images' labels to abduct its condition")
+        values = np.asarray(labels, dtype=np.float64)
+        want = (x0.shape[0], len(model.graph))
+        if values.shape != want:
+            raise CounterfactualError(f"labels: expected shape {want} (one row per image, one column per variable of "
+                                      f"{list(model.graph.variables)}), got {values.shape}")
+        if not np.isfinite(values).all():
+            raise CounterfactualError("labels: values must be finite")
         mean, std = label_stats(model, label_mean, label_std)
-        std_labels = (np.asarray(labels, dtype=np.float64) - mean) / std
+        std_labels = (values - mean) / std
         u, z = None, torch.as_tensor(std_labels, dtype=torch.float32, device=device)
     else:
         u, _ = model.encode(x0)
         z = model.propagate(u)
     timesteps = ddim_timesteps(num_train_timesteps(model), steps, start, spacing)
-    alphas = _alphas_cumprod(model)
+    alphas = model.alphas_cumprod
     residuals = None
     if abduction == "inversion":
         cond = model.condition(z, class_labels=cls)
@@ -272,9 +275,7 @@ def abduct(
         cond = model.condition(z, class_labels=cls)
         x_T, residuals = ddpm_invert(lambda x, t: model.eps(x, t, cond), x0, timesteps, alphas, generator=generator, progress=progress)
     else:
-        a_T = alphas[int(timesteps[0])]
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(device)
-        x_T = (a_T.sqrt() * x0.double() + (1 - a_T).sqrt() * noise).float()
+        x_T = q_sample(x0, int(timesteps[0]), alphas, generator).float()
     return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals)
 
 
@@ -358,7 +359,7 @@ def decode(
     if reference is None:
         reference = model.condition(None, class_labels=class_labels)
     eps_fn = guided(model.eps, cond, reference, w)
-    alphas = _alphas_cumprod(model)
+    alphas = model.alphas_cumprod
     if residuals is not None:
         x0 = ddpm_decode(eps_fn, x_T, residuals, timesteps, alphas, progress=progress)
     else:

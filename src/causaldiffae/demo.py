@@ -29,7 +29,7 @@ GUIDANCE_VALUES = (0.0, 1.0, 2.0, 3.0)
 GUIDANCE_DO = {"thickness": 4.5}
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoSettings:
     n_grid: int = 6  # digits per grid
     n_eval: int = 100  # digits scored
@@ -130,7 +130,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE, abduct, check_options, decode_intervention, label_stats
+    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE, DEFAULT_W, abduct, check_options, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.metrics import draw_indices
     from causaldiffae.evaluation.oracle import sources_or_none
@@ -144,7 +144,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     model, config = load_run(WEIGHTS)
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing
-    for w in (1.0, *GUIDANCE_VALUES):
+    for w in {DEFAULT_W, *GUIDANCE_VALUES}:
         check_options(model, steps=steps, w=w, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION, spacing=spacing)
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")

@@ -62,6 +62,14 @@ def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spa
     return torch.from_numpy(levels).flip(0).contiguous()
 
 
+def q_sample(x0: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A forward noising of ``x0`` to level ``t``, float64; the noise is drawn on the CPU, so a seeded
+    ``generator`` gives the same ``x_t`` on any device."""
+    a = _alpha(alphas_cumprod, t, x0)
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
+    return a.sqrt() * x0.double() + (1 - a).sqrt() * noise
+
+
 def _alpha(alphas_cumprod: torch.Tensor, t: int, like: torch.Tensor) -> torch.Tensor:
     """``alpha_bar_t`` as a scalar tensor; ``t < 0`` is the clean image (alpha_bar = 1)."""
     value = alphas_cumprod[t] if t >= 0 else torch.ones((), dtype=alphas_cumprod.dtype)
@@ -161,11 +169,7 @@ def ddpm_invert(
     decodes with the individual's noise (edit-friendly DDPM inversion, Huberman-Spiegelglas et al. 2024).
     """
     ts = [int(t) for t in timesteps]
-    levels = {}
-    for t in ts:
-        a = _alpha(alphas_cumprod, t, x0)
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
-        levels[t] = a.sqrt() * x0.double() + (1 - a).sqrt() * noise
+    levels = {t: q_sample(x0, t, alphas_cumprod, generator) for t in ts}
     residuals = []
     for i, t in enumerate(tqdm(ts, desc="ddpm-invert", leave=False, disable=not progress)):
         t_next = ts[i + 1] if i + 1 < len(ts) else -1

@@ -12,11 +12,16 @@ from causaldiffae.evaluation.metrics import (
     morphometric_reader,
     reversibility,
     roles,
-    shuffled_values,
     to_uint8,
     true_counterfactual,
 )
 from causaldiffae.graph import CausalGraph
+
+
+def shuffled_values(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Intervention values from the empirical marginal: each column permuted on its own."""
+    labels = np.asarray(labels, dtype=np.float64)
+    return np.stack([labels[rng.permutation(len(labels)), j] for j in range(labels.shape[1])], axis=1)
 
 
 def read_squares(images: torch.Tensor) -> dict[str, np.ndarray]:

@@ -142,12 +142,15 @@ def test_kl_terms_are_per_dimension_means():
 
 
 def test_condition_dropout_uses_the_null_condition():
-    model = _model("model.cond_drop_prob=0.99")
+    model = _model("model.cond_drop_prob=0.5")
+    model.config.cond_drop_prob = 1.0  # past the config's check (< 1), so that every sample drops, whatever the draw
     batch = _batch()
     before = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
     model.encoder.mean.bias.data += 5.0  # a different z ...
     after = model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"]
-    torch.testing.assert_close(before, after)  # ... is irrelevant: this seeded draw drops every sample
+    torch.testing.assert_close(before, after)  # ... is irrelevant
+    model.config.cond_drop_prob = 0.0
+    assert not torch.allclose(model.loss(batch, 0.0, torch.Generator().manual_seed(1))["mse"], after)  # unless it is used
 
 
 def test_style_block_is_exogenous_to_every_variable():

@@ -91,14 +91,6 @@ def grid(limit: int | None = None) -> list[tuple[int, int, int, str]]:
     return [(n, i, j, split_of(n)) for n, (i, j) in enumerate(cells)]
 
 
-def split_counts(limit: int | None = None) -> dict[str, int]:
-    """Images per split without rendering anything."""
-    counts = dict.fromkeys(SPLITS, 0)
-    for *_, split in grid(limit):
-        counts[split] += 1
-    return counts
-
-
 def measure_shadow(image: np.ndarray, floor: float = 0.1) -> tuple[float, float]:
     """Shadow length and midpoint (scene units) read off an image's ground rows, at any resolution.
 

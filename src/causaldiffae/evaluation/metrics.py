@@ -118,12 +118,6 @@ def marginal_values(labels: np.ndarray, idx: np.ndarray, seed: int) -> np.ndarra
     return np.asarray(labels)[np.random.default_rng(seed + 1000).permutation(len(labels))][idx]
 
 
-def shuffled_values(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Intervention values drawn from the empirical marginal: each column independently permuted."""
-    labels = np.asarray(labels, dtype=np.float64)
-    return np.stack([labels[rng.permutation(len(labels)), j] for j in range(labels.shape[1])], axis=1)
-
-
 def roles(graph: CausalGraph, intervened: str) -> dict[str, str]:
     """``intervened`` / ``descendant`` / ``non-descendant`` for every variable."""
     desc = set(graph.descendants(intervened))

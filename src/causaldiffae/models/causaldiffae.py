@@ -82,7 +82,7 @@ class CausalDiffAE(nn.Module):
     # Model contract (docs/design.md) -----------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of ``q(u | x)``, ``(B, n * block)`` each."""
+        """Mean and log-variance of ``q(u | x)``, ``(B, n * block + style)`` each."""
         if self.encoder is None:
             raise UserError("the label-conditional variant has no encoder: its condition is the labels themselves")
         return self.encoder(x)

@@ -14,7 +14,7 @@ def _groups(channels: int) -> int:
 class Encoder(nn.Module):
     """Strided conv net (stride 2, GroupNorm, LeakyReLU), then linear heads for mean and log-variance.
 
-    The output width is ``num_blocks * block_size``: one equal block per causal variable.
+    The output width is ``latent_dim``: one equal block per causal variable, then the style block if any.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], latent_dim: int) -> None:
