@@ -63,6 +63,37 @@ class ModelConfig:
 
 
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
+
+# Counterfactual options (causaldiffae.counterfactual), here so the CLI can offer them without torch.
+ABDUCTIONS = ("inversion", "ddpm", "stochastic")
+MODES = ("set", "shift")
+GUIDANCES = ("null", "factual")
+# Defaults measured on the shipped morphomnist-cpu model (7,000 steps) with an earlier draw of 100
+# test digits, 20 DDIM steps, shift mode (morphometric MAE vs the SCM; null = unedited: thickness 0.593,
+# intensity 45.7): ddpm abduction do(thickness) 0.120, descendant intensity 8.7, do(intensity)
+# 4.4, thickness kept 0.065, digits 98%, null intervention L1 0.000; DDIM inversion 0.111 / 8.4 /
+# 5.1 / 0.085 / 98% / 0.003 but speckles large edits; stochastic 0.113 / 10.6 / 7.7 / 0.139 / 96%
+# and L1 0.089 (it keeps no individual style). Factual guidance w=1.5 overshoots (0.200 / 19.9).
+# Shift beat set on the descendant with the first model (20.8 vs 23.9 at 20 steps).
+# On all 500 test digits thickness kept under do(intensity) is 0.070 with ddpm abduction and 0.106
+# with inversion (benchmarks/preservation_bar.py).
+DEFAULT_STEPS = 20
+DEFAULT_MODE = "shift"
+DEFAULT_ABDUCTION = "ddpm"
+DEFAULT_GUIDANCE = "null"
+DEFAULT_W = 1.0
+# Fraction of the noise levels abduction and decoding span. 1.0 (all) is what the shipped report
+# measured; on its 500 test digits 0.6 (t = 570 down, 20 steps) kept thickness under do(intensity)
+# at 0.069 vs 0.075 and hit do(thickness) at 0.101 vs 0.106 on a draw other than evaluate's
+# (README, Counterfactuals, ``start=``).
+DEFAULT_START = 1.0
+# Where the steps sit on the noise levels (diffusion.ddim_timesteps). The library default is the
+# evenly strided grid; the shipped model's config asks for "quadratic", which on its 500 test digits
+# (evaluate's draws, seeds 0 / 1 / 2, 20 steps, ddpm abduction) hit do(thickness) at 0.096 / 0.093 /
+# 0.092 against 0.104 / 0.097 / 0.101, kept thickness under do(intensity) at 0.069 / 0.069 / 0.069
+# against 0.070 / 0.078 / 0.075, intensity 4.44 / 4.63 / 4.71 against 4.62 / 4.49 / 4.61
+# (benchmarks/timestep_spacing.py).
+DEFAULT_SPACING = "uniform"
 # torch.compile modes for train.compile; "reduce-overhead" adds CUDA graphs, the large win on a GPU (README, Speed).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

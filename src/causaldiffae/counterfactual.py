@@ -32,40 +32,23 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from causaldiffae.config import SPACINGS
+from causaldiffae.config import (  # the options' vocabularies and measured defaults, torch-free for the CLI's --help
+    ABDUCTIONS,
+    DEFAULT_ABDUCTION,
+    DEFAULT_GUIDANCE,
+    DEFAULT_MODE,
+    DEFAULT_SPACING,
+    DEFAULT_START,
+    DEFAULT_STEPS,
+    DEFAULT_W,
+    GUIDANCES,
+    MODES,
+    SPACINGS,
+)
 from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, q_sample
 from causaldiffae.errors import UserError
 
-ABDUCTIONS = ("inversion", "ddpm", "stochastic")
-MODES = ("set", "shift")
-GUIDANCES = ("null", "factual")
 CLASS_NAMES = ("digit", "class")
-# Defaults measured on the shipped morphomnist-cpu model (7,000 steps) with an earlier draw of 100
-# test digits, 20 DDIM steps, shift mode (morphometric MAE vs the SCM; null = unedited: thickness 0.593,
-# intensity 45.7): ddpm abduction do(thickness) 0.120, descendant intensity 8.7, do(intensity)
-# 4.4, thickness kept 0.065, digits 98%, null intervention L1 0.000; DDIM inversion 0.111 / 8.4 /
-# 5.1 / 0.085 / 98% / 0.003 but speckles large edits; stochastic 0.113 / 10.6 / 7.7 / 0.139 / 96%
-# and L1 0.089 (it keeps no individual style). Factual guidance w=1.5 overshoots (0.200 / 19.9).
-# Shift beat set on the descendant with the first model (20.8 vs 23.9 at 20 steps).
-# On all 500 test digits thickness kept under do(intensity) is 0.070 with ddpm abduction and 0.106
-# with inversion (benchmarks/preservation_bar.py).
-DEFAULT_STEPS = 20
-DEFAULT_MODE = "shift"
-DEFAULT_ABDUCTION = "ddpm"
-DEFAULT_GUIDANCE = "null"
-DEFAULT_W = 1.0
-# Fraction of the noise levels abduction and decoding span. 1.0 (all) is what the shipped report
-# measured; on its 500 test digits 0.6 (t = 570 down, 20 steps) kept thickness under do(intensity)
-# at 0.069 vs 0.075 and hit do(thickness) at 0.101 vs 0.106 on a draw other than evaluate's
-# (README, Counterfactuals, ``start=``).
-DEFAULT_START = 1.0
-# Where the steps sit on the noise levels (diffusion.ddim_timesteps). The library default is the
-# evenly strided grid; the shipped model's config asks for "quadratic", which on its 500 test digits
-# (evaluate's draws, seeds 0 / 1 / 2, 20 steps, ddpm abduction) hit do(thickness) at 0.096 / 0.093 /
-# 0.092 against 0.104 / 0.097 / 0.101, kept thickness under do(intensity) at 0.069 / 0.069 / 0.069
-# against 0.070 / 0.078 / 0.075, intensity 4.44 / 4.63 / 4.71 against 4.62 / 4.49 / 4.61
-# (benchmarks/timestep_spacing.py).
-DEFAULT_SPACING = "uniform"
 # Fixed-point refinements per DDIM inversion step. On the first shipped model (6,000 steps; 48 test digits) the
 # null intervention after inversion + decoding changes pixels by L1 0.037 / 0.0078 / 0.0026 with
 # 0 / 1 / 2 refinements at 20 steps (0.010 / 0.0016 / 0.0006 at 50), and x_T's std rises from 0.89

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import causaldiffae.cli.counterfactual as cli_cf
 import causaldiffae.counterfactual as cf
 from causaldiffae.checkpoint import load_run, read_config
 from causaldiffae.cli import main
@@ -61,12 +60,6 @@ def setup(tmp_path_factory):
     pred = base / "pred"
     assert main(["predictors", "--data", str(data), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
     return base, data, run, pred
-
-
-def test_sampling_option_mirrors_match_the_library():
-    assert (cli_cf.MODES, cli_cf.ABDUCTIONS, cli_cf.GUIDANCES) == (cf.MODES, cf.ABDUCTIONS, cf.GUIDANCES)
-    defaults = ("DEFAULT_MODE", "DEFAULT_ABDUCTION", "DEFAULT_GUIDANCE", "DEFAULT_W", "DEFAULT_START")
-    assert [getattr(cli_cf, k) for k in defaults] == [getattr(cf, k) for k in defaults]
 
 
 def test_predictors_command_saves_safetensors_and_json(setup, capsys):

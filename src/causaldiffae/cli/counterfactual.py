@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from causaldiffae.config import SPACINGS
+from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
 from causaldiffae.errors import UserError
 
 
@@ -55,61 +55,7 @@ def column_title(do: dict[str, float]) -> str:
     return ", ".join(f"{name}={v:g}" for name, v in do.items())
 
 
-# Mirrors of causaldiffae.counterfactual's constants (kept here so --help does not import torch;
-# tests/cli/test_counterfactual_cli.py checks they agree).
-MODES = ("set", "shift")
-ABDUCTIONS = ("inversion", "ddpm", "stochastic")
-DEFAULT_MODE = "shift"
-DEFAULT_ABDUCTION = "ddpm"
-GUIDANCES = ("null", "factual")
-DEFAULT_GUIDANCE = "null"
-DEFAULT_W = 1.0
-DEFAULT_START = 1.0
 FAR_SD = 4  # interventions further than this from the training mean get a note: extrapolation
-THREADS_HELP = (
-    "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
-    "than 1, benchmarks/grid_decoding.py; use 1 when other work keeps the cores busy, where extra threads spin-wait)"
-)
-
-
-def set_threads(n: int | None) -> None:
-    """Apply ``--threads`` before any tensor work; None keeps torch's default."""
-    import torch
-
-    if n is None:
-        return
-    if n < 1:
-        raise UserError(f"--threads must be at least 1, got {n}")
-    torch.set_num_threads(n)
-
-
-def check_device(name: str) -> None:
-    """Refuse a device torch cannot parse or this machine does not have, before loading anything."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device here (this torch build: {torch.__version__})")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device {name}: MPS is not available here")
-
-
-def add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``counterfactual`` and ``evaluate``."""
-    parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
-    parser.add_argument("--w", type=float, default=DEFAULT_W, help="guidance weight: 1 plain, > 1 stronger interventions")
-    parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
-                        help="null: guide away from the null condition (classifier-free; needs a model trained with one); factual: away from the factual latent (exact null interventions)")
-    parser.add_argument("--start", type=float, default=DEFAULT_START,
-                        help="fraction of the noise levels to abduct and decode through (1: all; 0.6 keeps more of the image)")
-    parser.add_argument("--spacing", choices=SPACINGS, default=None,
-                        help="how the steps sit on the noise levels: evenly, or quadratic (more at low noise; default: the run's diffusion.sample_spacing)")
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="set the whole block, or shift its mean")
-    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="inversion: deterministic DDIM inversion; ddpm: the stochastic sampler's noise, abducted "
-                        "(exact reconstruction, freer edits); stochastic: fresh noise (the reference)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

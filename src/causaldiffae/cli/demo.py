@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from causaldiffae.cli.counterfactual import THREADS_HELP
+    from causaldiffae.cli.options import THREADS_HELP
 
     parser = subparsers.add_parser(
         "demo",
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causaldiffae.cli.counterfactual import set_threads
+    from causaldiffae.cli.options import set_threads
     from causaldiffae.demo import DemoSettings, run_demo
     from causaldiffae.evaluation.acceptance import distance_line
     from causaldiffae.errors import UserError

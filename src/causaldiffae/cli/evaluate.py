@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from causaldiffae.cli.counterfactual import THREADS_HELP, check_device, set_threads
+from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, check_device, set_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from causaldiffae.cli.counterfactual import add_sampling_options
-
     parser = subparsers.add_parser(
         "evaluate",
         help="effectiveness, preservation, composition, reversibility, DCI, realism; report and figures",

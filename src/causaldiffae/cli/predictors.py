@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from causaldiffae.cli.counterfactual import THREADS_HELP, set_threads
+from causaldiffae.cli.options import THREADS_HELP, set_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from causaldiffae.cli.counterfactual import set_threads
+    from causaldiffae.cli.options import set_threads
     from causaldiffae.config import ConfigError, load_config
     from causaldiffae.training import resolve_resume, train
 
