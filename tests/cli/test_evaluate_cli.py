@@ -1,0 +1,164 @@
+"""The evaluate command end to end on a tiny run, a user folder and MorphoMNIST."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from cli_fixtures import error_lines
+
+import causaldiffae.counterfactual as cf
+from causaldiffae.checkpoint import load_run, read_config
+from causaldiffae.cli import main
+from causaldiffae.evaluation.report import render
+from causaldiffae.training import train
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--n-small", "1"], "--n-small must be at least 2, got 1"),
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--steps", "1"], "steps must be an integer in 2..100, got 1"),
+        (["--sweep-w", "1,nan"], "--sweep-w values must be finite, got 1, nan"),
+    ],
+)
+def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
+    _, data, run, pred = setup
+    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    out = setup[0] / "bad-eval"
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out), "--quick", "--no-progress", *extra]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("changes, message", [({"dataset": "mnist", "label_mean": [0.0, 0.0]}, "trained on dataset 'mnist'"), ({"edges": []}, "graph edges")])
+def test_evaluate_refuses_predictors_of_another_dataset_or_graph(setup, capsys, tmp_path, changes, message):
+    _, data, run, pred = setup
+    other = tmp_path / "pred"
+    shutil.copytree(pred, other)
+    meta = json.loads((other / "predictors.json").read_text())
+    meta.update(changes)
+    (other / "predictors.json").write_text(json.dumps(meta))
+    argv = ["evaluate", "--run", str(run), "--predictors", str(other), "--data", str(data), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
+    base, data, run, pred = setup
+    out = base / "report"
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "2,3", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    eff = metrics["effectiveness"]
+    assert set(eff) == {"a", "b"}
+    assert set(eff["a"]["variables"]) == {"a"}  # no SCM for a user folder: the descendant b is skipped
+    assert eff["b"]["variables"]["a"]["role"] == "non-descendant"
+    assert set(metrics["comparison"]["results"]) == {f"{a}/{m}" for a in ("inversion", "ddpm", "stochastic") for m in ("set", "shift")}
+    assert len(metrics["composition"]["l1"]) == 4 and metrics["composition"]["n"] == 4
+    assert len(metrics["composition"]["inversion_l1"]) == 4  # the default ddpm abduction composes exactly by construction
+    realism = metrics["realism"]
+    assert realism["reference"]["split"] == "train" and realism["reference"]["n"] == 6  # as many as counterfactuals per intervention
+    assert realism["reference"]["features"] > 6 and "covariances are singular" in (out / "report.md").read_text()
+    assert set(realism["frechet_counterfactual"]) == {"a", "b"} and realism["frechet_unedited"] > 0
+    assert metrics["dci"]["blocks"]["method"] == "lasso"
+    assert set(metrics["realism"]["reconstruction"]["inversion"]["mae"]) == {"a", "b"}
+    assert metrics["guidance_sweep"] == {}  # no null condition: only w = 1
+    for rel in metrics["figures"].values():
+        assert (out / rel).is_file(), rel
+    assert {"grid_a", "grid_b", "traversal", "latent_pca", "steps_a", "composition", "training"} <= set(metrics["figures"])
+    assert (run / "curves.png").is_file()  # train draws the same curves into the run folder
+    report = (out / "report.md").read_text()
+    assert "![training curves](figures/training.png)" in report
+    assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
+    metrics["guidance_sweep"] = {"1.0": metrics["effectiveness"], "2.0": metrics["effectiveness"]}
+    assert "Guidance away from the null condition." in render(metrics)  # the section a null-condition model gets
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path):
+    base, data, run, pred = setup
+    config = read_config(run).with_overrides(["model.cond_drop_prob=0.3"])
+    guided_run = train(config, data, tmp_path / "run", progress=False)
+    out = tmp_path / "report"
+    argv = ["evaluate", "--run", str(guided_run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
+    assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it
+    assert (out / metrics["figures"]["guidance_sweep"]).is_file()
+
+
+def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):
+    from causaldiffae.data.morphomnist import generate
+    from causaldiffae.demo import WEIGHTS
+
+    data = generate(tmp_path / "mm", workers=1, seed=0, limit=12, progress=False)
+    out = tmp_path / "report"
+    argv = ["evaluate", "--run", str(WEIGHTS), "--predictors", str(WEIGHTS / "predictors"), "--data", str(data), "--out", str(out),
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1", "--dci", "lasso",
+            "--seeds", "2", "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    oracle, spread = metrics["oracle"], metrics["oracle_std"]
+    # the true counterfactual is scored on both draws of values, like the model: same digits, other targets
+    assert spread["unedited"]["thickness_mae"] == 0 and spread["do_thickness"]["thickness_mae"] > 0
+    assert metrics["effectiveness_std"]["thickness"]["variables"]["thickness"]["mae"] > 0
+    assert oracle["n"] == 6 and oracle["do_thickness"]["thickness_mae"] < 0.1 and oracle["do_intensity"]["intensity_mae"] <= 1.0
+    # the model's counterfactuals are nearer the true images than the unedited digits are
+    assert all(0 < d["model"] < d["null"] for d in oracle["image_l1"].values())
+    report = (out / "report.md").read_text()
+    assert "Distance to the true counterfactual image" in report
+    assert "| criterion | measured | target | | true counterfactual | |" in report
+    assert "do(intensity): thickness error (preserved)" in report
+    assert "averaged over the same 2 draws of values" in report
+    true_fd = metrics["realism"]["frechet_true_counterfactual"]
+    assert set(true_fd) == {"thickness", "intensity"} and all(v > 0 for v in true_fd.values())
+    assert "true counterfactuals, do(intensity) (the dataset's generator)" in report
+    assert metrics["settings"]["spacing"] == "quadratic" and "(quadratic spacing)" in report  # the shipped config's
+
+
+def test_evaluate_converts_values_with_the_runs_label_statistics_not_the_datas(setup, capsys, tmp_path, monkeypatch):
+    import causaldiffae.evaluation.pipeline as pipeline
+
+    _, data, run, pred = setup
+    shifted = tmp_path / "blobs"
+    shutil.copytree(data, shifted)
+    rows = list(csv.DictReader(open(data / "labels.csv")))
+    for r in rows:
+        r["b"] = str(float(r["b"]) + 30)  # the same images, labels another build might give: other train-set statistics
+    with open(shifted / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    seen = []
+    real = pipeline.model_counterfactual_fn
+    monkeypatch.setattr(pipeline, "model_counterfactual_fn", lambda *a, **k: seen.append(k["label_mean"]) or real(*a, **k))
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(shifted), "--out", str(tmp_path / "r"),
+            "--quick", "--n", "4", "--n-small", "4", "--steps", "2", "--sweep-steps", "2", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    model_mean = cf.label_stats(load_run(run)[0])[0]
+    assert seen and all(np.array_equal(m, model_mean) for m in seen)
+    assert "label statistics differ from the run's" in capsys.readouterr().out
+
+
+def test_evaluate_names_a_run_trained_with_the_variables_in_another_order(setup, capsys, tmp_path):
+    _, data, run, _ = setup
+    reordered = tmp_path / "blobs"
+    shutil.copytree(data, reordered)
+    (reordered / "graph.yaml").write_text("variables: [b, a]\nedges: [a -> b]\n")
+    pred = tmp_path / "pred"
+    assert main(["predictors", "--data", str(reordered), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(reordered), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "the run orders its variables a, b, the data b, a" in errors[0], errors
