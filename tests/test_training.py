@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_config
+from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_config, save_config
 from causaldiffae.config import ConfigError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
@@ -562,6 +562,22 @@ def test_an_out_folder_of_other_work_is_refused_and_kept(tmp_path):
     run = train(tiny_config("train.steps=1"), synthetic_dataset(n=8), tmp_path / "run", progress=False)
     with pytest.raises(FileExistsError, match="already holds a run; pass --resume"):
         train(tiny_config("train.steps=1"), synthetic_dataset(n=8), run, progress=False)
+
+
+def test_a_run_that_died_before_its_first_checkpoint_starts_again_with_a_new_config(tmp_path, capsys):
+    """Killed during start-up (say by a resolution too large for memory), a run holds only config.yaml: no
+    weights depend on it, so --resume may change it rather than leave a folder only deletion fixes."""
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(run, tiny_config("train.steps=1", "data.resolution=1000"))
+    with pytest.raises(FileExistsError, match="stopped before its first checkpoint; pass --resume to start it again"):
+        train(tiny_config("train.steps=1"), synthetic_dataset(n=8), run, progress=False)
+    assert resolve_resume(None, run, ["data.resolution=null"]).data.resolution is None
+    train(tiny_config("train.steps=1"), synthetic_dataset(n=8), run, resume=True, progress=False)
+    assert f"{run} had no checkpoint: starting it again from step 0 with data.resolution 1000 -> None" in capsys.readouterr().out
+    assert read_config(run).data.resolution is None and (run / "model.safetensors").is_file()
+    with pytest.raises(TrainingError, match="disagrees"):  # once a checkpoint exists the config is the run's again
+        resolve_resume(None, run, ["data.resolution=16"])
 
 
 def test_resume_keeps_the_runs_autocast_unless_told_and_names_a_change(tmp_path, capsys, monkeypatch):

@@ -62,6 +62,7 @@ class ModelConfig:
     style_drop_prob: float = 0.0  # labeled samples also train with the style block zeroed this often
 
 
+MAX_RESOLUTION = 1024  # the largest data.resolution accepted; a typo such as 2000 would otherwise run out of memory mid-start
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
 # Counterfactual options (causaldiffae.counterfactual), here so the CLI can offer them without torch.
@@ -288,7 +289,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             value = getattr(getattr(config, section), name)
             need(value >= least, f"{section}.{name}", value, f"must be >= {least}")
     need(len(m.channel_mult) >= 1 and min(m.channel_mult) >= 1, "model.channel_mult", m.channel_mult, "needs positive multipliers")
-    need(config.data.resolution is None or config.data.resolution >= 1, "data.resolution", config.data.resolution, "must be >= 1 (or null: native)")
+    need(config.data.resolution is None or 1 <= config.data.resolution <= MAX_RESOLUTION, "data.resolution", config.data.resolution,
+         f"must lie in 1..{MAX_RESOLUTION} (or null: native)")
     for c in [m.base_channels * k for k in m.channel_mult]:
         need(c % m.norm_groups == 0, "model.norm_groups", m.norm_groups, f"must divide every UNet width (not {c})")
         need(c % m.attention_head_dim == 0, "model.attention_head_dim", m.attention_head_dim, f"must divide every UNet width (not {c})")

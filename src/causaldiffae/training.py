@@ -285,7 +285,8 @@ def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: li
     """The config of a resumed run: the stored one (plus overrides); a different given config is refused."""
     stored = read_config(run_dir)
     wanted = stored.with_overrides(overrides, "command line") if config is None else config
-    _check_resumable(stored, wanted, run_dir)
+    if checkpoint_dirs(run_dir):  # before the first checkpoint nothing trained depends on the stored config
+        _check_resumable(stored, wanted, run_dir)
     return wanted
 
 
@@ -339,6 +340,9 @@ def train(
     kept = checkpoint_dirs(out)
     has_run = (out / "config.yaml").is_file() or bool(kept)
     if has_run and not resume:
+        if not kept:
+            raise FileExistsError(f"{out} holds a run that stopped before its first checkpoint; pass --resume to start it "
+                                  "again (a changed config or overrides are accepted then) or choose another --out")
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if not has_run and out.is_dir() and any(out.iterdir()):
         raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
@@ -349,7 +353,8 @@ def train(
     changes: list[str] = []
     if resume and (out / "config.yaml").is_file():
         stored = read_config(out)
-        _check_resumable(stored, config, out)
+        if kept:
+            _check_resumable(stored, config, out)
         changes = [f"{k} {old} -> {new}" for k, old, new in _setting_changes(stored, config)]
     t = config.train
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
@@ -437,7 +442,9 @@ def train(
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     main = accelerator.is_main_process
-    if main and changes:
+    if main and resume and not kept:
+        print(f"{out} had no checkpoint: starting it again from step 0" + (f" with {', '.join(changes)}" if changes else ""))
+    elif main and changes:
         print(f"resuming {out} at step {start} with {', '.join(changes)}")
     if main and resume and start == t.steps:
         print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)")

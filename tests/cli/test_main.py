@@ -59,6 +59,7 @@ def test_sigterm_ends_a_command_like_ctrl_c_leaving_no_temporary_files(tmp_path,
         (["predictors", "--out", "FILE"], "FILE exists and is not a folder"),
         (["predictors", "--resolution", "0"], "resolution must be a positive number of pixels, got 0"),
         (["data", "check", "DATA", "--resolution", "-5"], "resolution must be a positive number of pixels, got -5"),
+        (["data", "check", "DATA", "--resolution", "2000"], "resolution 2000 is larger than the 1024 pixels this library trains at"),
     ],
 )
 def test_bad_devices_rates_sizes_and_outputs_are_one_line(setup, tmp_path, capsys, argv, message):

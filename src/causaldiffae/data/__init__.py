@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import SCM, CausalImageDataset, DataError, resize_images
 
 FORMATS = ("morphomnist", "pendulum", "circuit", "folder")
@@ -46,9 +47,12 @@ def detect_format(path: str | Path) -> str:
 
 
 def check_resolution(resolution: int | None) -> None:
-    """Refuse a non-positive size before any image is decoded (PIL's own error names no option)."""
+    """Refuse a size outside 1..MAX_RESOLUTION before any image is decoded (PIL's own error names no
+    option, and a typo such as 2000 would fill the memory first)."""
     if resolution is not None and resolution < 1:
         raise DataError(f"resolution must be a positive number of pixels, got {resolution}")
+    if resolution is not None and resolution > MAX_RESOLUTION:
+        raise DataError(f"resolution {resolution} is larger than the {MAX_RESOLUTION} pixels this library trains at")
 
 
 def load_dataset(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
