@@ -207,7 +207,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: int = 8, spacing: str = "uniform") -> None:
-    """Rows: training images, their DDIM reconstructions (inversion then decoding), fresh samples with the same z.
+    """Rows: training images spread over the set, their DDIM reconstructions (inversion then decoding), fresh samples with the same z.
 
     ``spacing`` places the steps as the run's counterfactuals will (``diffusion.sample_spacing``).
     """
@@ -217,7 +217,7 @@ def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: 
     from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps
 
     device = model.label_mean.device
-    index = torch.arange(min(count, len(data)))
+    index = torch.linspace(0, len(data) - 1, min(count, len(data))).round().long()  # spread: a split stored in order varies
     batch = data.batch(index, device, channels_last=False)
     if model.encoder is None:
         z = batch["labels"]

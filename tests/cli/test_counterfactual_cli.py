@@ -26,6 +26,8 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     assert float(by_col["a=1.5"]["a_counterfactual"]) == pytest.approx(1.5, abs=1e-4)
     assert float(by_col["b=150"]["b_counterfactual"]) == pytest.approx(150, abs=1e-3)
     assert by_col["b=150"]["a_counterfactual"] == by_col["b=150"]["a_factual"]  # a is not a descendant of b
+    assert by_col["a=3"]["a_counterfactual"] == "3" and "class" not in by_col["a=3"]  # the set value exactly; no classes here
+    assert [r["index"] for r in rows[::4]] == ["0", "8", "15"]  # spread over the 16 test images, not the first three
     assert "note:" not in capsys.readouterr().err  # values like the training data's
     far = base / "cf-far" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=1e6", "--steps", "2", "--out", str(far), "--no-progress"]) == 0
@@ -33,6 +35,17 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     more = base / "cf-more" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "99", "--do", "a=2", "--steps", "2", "--out", str(more), "--no-progress"]) == 0
     assert "note: --n 99, but the test split has 16 images: the grid has 16 rows" in capsys.readouterr().err
+
+
+def test_indices_pick_the_images(setup, capsys):
+    base, data, run, _ = setup
+    out = base / "cf-indices" / "grid.png"
+    argv = ["counterfactual", "--run", str(run), "--data", str(data), "--indices", "5,2", "--do", "a=2", "--steps", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [r["index"] for r in rows] == ["5", "5", "2", "2"]
+    test_a = {str(i): float(row["a"]) for i, row in enumerate(r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test")}
+    assert float(rows[0]["a_label"]) == pytest.approx(test_a["5"], rel=1e-5)
 
 
 def test_joint_interventions_are_one_column_each(setup):
@@ -128,6 +141,8 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
         (["--joint", "a=1,b=x"], "--joint 'a=1,b=x': value 'x' is not a number"),
         (["--joint", "a=1,b=inf"], "values must be finite"),
         (["--joint", "a=1,q=2"], "not a variable of the graph"),
+        (["--do", "a=2", "--indices", "1,x"], "--indices '1,x': expected whole numbers separated by commas"),
+        (["--do", "a=2", "--indices", "3,16"], "--indices: 16 is not an image of the test split (0..15)"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):

@@ -42,3 +42,11 @@ def test_morphomnist_cli_reports_a_missing_mnist_folder(tmp_path, capsys):
     assert code == 2
     assert f"MNIST folder not found: {tmp_path / 'none'}" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pendulum_limit_past_the_grid_is_noted(tmp_path, capsys, monkeypatch):
+    import causaldiffae.data.pendulum as pendulum
+
+    monkeypatch.setattr(pendulum, "generate", lambda *a, **k: {"counts": {"train": 5482, "test": 1826}})
+    assert main(["data", "pendulum", "--out", str(tmp_path / "p"), "--limit", "99999"]) == 0
+    assert "note: --limit 99999 covers the whole grid of 7308 images" in capsys.readouterr().err

@@ -81,6 +81,9 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
     metrics["guidance_sweep"] = {"1.0": metrics["effectiveness"], "2.0": metrics["effectiveness"]}
     assert "Guidance away from the null condition." in render(metrics)  # the section a null-condition model gets
+    assert "shuffled copy of the test labels" in report
+    val = render({**metrics, "dataset": {**metrics["dataset"], "split": "val"}})  # evaluate --split val
+    assert "shuffled copy of the val labels" in val and "informativeness is R² on the val split" in val and " test images" not in val
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 

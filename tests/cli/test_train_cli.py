@@ -97,3 +97,13 @@ def test_unknown_options_and_stray_words_are_refused(morpho_dir, tmp_path, capsy
     assert main(["train", *base, "train.steps=3", "--no-progress", "stray"]) == 2
     assert "override 'stray' is not key=value" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_preset_for_other_data_gets_a_note(morpho_dir, capsys):
+    from causaldiffae.cli.train import note_preset_for_other_data
+
+    note_preset_for_other_data("pendulum-cpu", str(morpho_dir))
+    assert capsys.readouterr().err == f"note: preset pendulum-cpu is sized for pendulum data; {morpho_dir} is a morphomnist dataset\n"
+    note_preset_for_other_data("morphomnist-cpu", str(morpho_dir))
+    note_preset_for_other_data("pendulum-cpu", str(morpho_dir / "missing"))  # the loader names a bad folder later
+    assert capsys.readouterr().err == ""

@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 import shutil
 
@@ -110,6 +111,8 @@ def test_generated_folder(rendered):
     expected = {pendulum.file_name(i, j) for _, i, j, _ in pendulum.grid(40)}
     assert names == expected
     assert len(list((rendered / "test").iterdir())) == 9
+    meta = json.loads((rendered / "pendulum.json").read_text())
+    assert (meta["complete"], meta["limit"]) == (False, 40)  # a subset says how it was made
     with open(rendered / "test.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == [pendulum.file_name(i, j) for _, i, j, s in pendulum.grid(40) if s == "test"]

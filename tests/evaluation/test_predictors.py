@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.data.base import CausalImageDataset, resize_images
 from causaldiffae.evaluation.predictors import (
     PredictorError,
     images_tensor,
@@ -54,6 +54,10 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
     other_data = CausalImageDataset(test.images, test.labels, test.graph, test.label_mean * 1.001, test.label_std, name="pendulum", split="test")
     with pytest.raises(PredictorError, match="'squares', not 'pendulum' \\(and its training labels differ\\)"):
         load_predictors(out, other_data)
+    resized = CausalImageDataset(resize_images(test.images, 8), test.labels, test.graph, test.label_mean, test.label_std,
+                                 name="squares", split="test")
+    with pytest.raises(PredictorError, match=r"are \(1, 8, 8\) .*causaldiffae predictors --resolution 8\)$"):
+        load_predictors(out, resized)  # names the fix, not just the mismatch
     with pytest.raises(PredictorError, match="no predictors here"):
         load_predictors(tmp_path / "nothing")
     (out / "predictors.safetensors").write_bytes(b"garbage")

@@ -58,6 +58,30 @@ def column_title(do: dict[str, float]) -> str:
 FAR_SD = 4  # interventions further than this from the training mean get a note: extrapolation
 
 
+def parse_indices(text: str | None) -> list[int] | None:
+    """``--indices "0,17,42"`` -> ``[0, 17, 42]``; checked against the split once it is loaded."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--indices {text!r}: expected whole numbers separated by commas, e.g. 0,17,42") from None
+
+
+def pick_images(indices: list[int] | None, n: int, split: str, size: int):
+    """The split's images to use: ``indices``, or ``n`` spread evenly from the first to the last."""
+    import numpy as np
+
+    if indices is None:
+        if n > size:
+            print(f"note: --n {n}, but the {split} split has {size} images: the grid has {size} rows", file=sys.stderr)
+        return np.linspace(0, size - 1, min(n, size)).round().astype(np.int64)
+    bad = [i for i in indices if not 0 <= i < size]
+    if bad:
+        raise UserError(f"--indices: {bad[0]} is not an image of the {split} split (0..{size - 1})")
+    return np.asarray(indices, dtype=np.int64)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "counterfactual",
@@ -69,7 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="split the images come from (default test)")
-    parser.add_argument("--n", type=int, default=16, help="number of images (the first n of the split)")
+    parser.add_argument("--n", type=int, default=16,
+                        help="number of images, spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
+    parser.add_argument("--indices", default=None, metavar="I,J,...", help="these images of the split instead (0-based, as the CSV's index column)")
     parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
     parser.add_argument("--joint", action="append", default=[], metavar="NAME=V,NAME=V,...",
@@ -87,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
     import csv
     from pathlib import Path
 
-    import numpy as np
     import torch
 
     from causaldiffae.atomic import atomic_file
@@ -109,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    indices = parse_indices(args.indices)
     if not args.do and not args.joint:
         raise UserError("give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,...")
     columns = [{name: v} for name, values in parse_do(args.do) for v in values] + parse_joint(args.joint)
@@ -137,13 +163,12 @@ def run(args: argparse.Namespace) -> int:
     if data_edges != set(model.graph.edges):  # allowed (a run may be trained on another graph, data.graph=...), but say so
         print(f"note: the run's graph ({model.graph}) differs from {args.data}'s ({ds.graph}); "
               "the counterfactuals follow the run's", file=sys.stderr)
-    n = min(args.n, len(ds))
-    if n < args.n:
-        print(f"note: --n {args.n}, but the {args.split} split has {n} images: the grid has {n} rows", file=sys.stderr)
+    idx = pick_images(indices, args.n, args.split, len(ds))
+    n = len(idx)
     cols = [ds.variables.index(v) for v in model.graph.variables]
-    labels = ds.labels[:n][:, cols]
-    classes = None if ds.classes is None else ds.classes[:n]
-    x = images_tensor(ds, np.arange(n))
+    labels = ds.labels[idx][:, cols]
+    classes = None if ds.classes is None else ds.classes[idx]
+    x = images_tensor(ds, idx)
     abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
                  label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
     dos = [{}] + [check_do(model, do, n) for do in columns]
@@ -153,19 +178,24 @@ def run(args: argparse.Namespace) -> int:
     factual = block_values(model, abd.z, mean, std)
     rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
     titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
-    image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in range(n)],
+    image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in idx],
                title=f"{args.mode}, {args.abduction}, {args.steps} steps, w={args.w:g} ({args.guidance} guidance)")
     variables = list(model.graph.variables)
+    for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
+        for name, v in do.items():
+            if name in variables:
+                values[:, variables.index(name)] = v
+    with_class = any(cls is not None for *_, cls in results)
     with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
-                        + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"])
+                        + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
         for i in range(n):
             for col, (do, _, values, cls) in zip(titles[1:], results):
                 writer.writerow(
-                    [i, col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
+                    [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
                     + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
-                    + ["" if cls is None else int(cls[i])]
+                    + (["" if cls is None else int(cls[i])] if with_class else [])
                 )
     print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0

@@ -32,6 +32,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def note_preset_for_other_data(preset: str, data: str) -> None:
+    """Say so when a dataset's preset (``pendulum-cpu``) is used on another dataset: allowed, rarely meant."""
+    import sys
+
+    from causaldiffae.data import FORMATS, DataError, detect_format
+
+    family = preset.split("-")[0]
+    try:
+        found = detect_format(data)
+    except DataError:
+        return  # the data's own error comes when it is loaded
+    if family in FORMATS and found != family:
+        print(f"note: preset {preset} is sized for {family} data; {data} is a {found} dataset", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -43,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if spec is None and not args.resume:
         raise ConfigError("give --config FILE or --preset NAME (or --resume an existing run)")
     config = load_config(spec, args.overrides) if spec is not None else None
+    if args.preset is not None:
+        note_preset_for_other_data(args.preset, args.data)
     out = Path(args.out)
     if args.threads is not None:
         set_threads(args.threads)

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -217,6 +218,7 @@ def generate(
             "image_shape": [SIZE, SIZE, 4],
             "counts": counts,
             "complete": len(cells) == len(ANGLES) * len(LIGHTS),
+            "limit": limit if limit is not None and limit < len(ANGLES) * len(LIGHTS) else None,  # a random subset of this size
             "units": {
                 "angle": "grid index i; theta = angle * pi / 200 rad",
                 "light": "grid index j; phi = light * pi / 200 rad",
@@ -377,6 +379,9 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     start = time.perf_counter()
+    full = len(ANGLES) * len(LIGHTS)
+    if args.limit is not None and args.limit >= full:
+        print(f"note: --limit {args.limit} covers the whole grid of {full} images", file=sys.stderr)
     meta = generate(args.out, workers=args.workers, limit=args.limit, force=args.force, progress=not args.no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in meta["counts"].items())
     print(f"pendulum: {counts} images in {args.out} ({time.perf_counter() - start:.1f} s)")

@@ -105,7 +105,7 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
         if value < least:
             raise UserError(f"{option} must be at least {least}, got {value}")
     if len(test) < 4:
-        raise UserError(f"{test.name}: the test split has {len(test)} images; evaluate needs at least 4")
+        raise UserError(f"{test.name}: the {test.split} split has {len(test)} images; evaluate needs at least 4")
     if settings.dci_method not in ("gbt", "lasso"):
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
 
@@ -188,6 +188,8 @@ def evaluate(
     cond_classes = classes_all if getattr(model, "num_classes", 0) else None
     rng = np.random.default_rng(s.seed)
     n = min(s.n, len(test))
+    if n < s.n:
+        log(f"note: --n {s.n}, but the {test.split} split has {len(test)} images: scoring all {n}")
     idx = draw_indices(rng, len(test), n)
     # a random subset of the draw, not its first items: a test split stored in order (Pendulum's
     # angle-major grid) would otherwise give the small-sample sections only its lowest angles
@@ -346,7 +348,7 @@ def evaluate(
 
     # DCI ----------------------------------------------------------------------------------------
     if model.variant != "label-conditional":
-        log(f"DCI ({s.dci_method}) on codes of {min(s.dci_train, len(train))} train / {len(test)} test images")
+        log(f"DCI ({s.dci_method}) on codes of {min(s.dci_train, len(train))} train / {len(test)} {test.split} images")
         t0 = time.perf_counter()
         tr_idx = np.random.default_rng(s.seed + 4000).permutation(len(train))[: s.dci_train]
         z_train, z_test = _codes(model, train, tr_idx), _codes(model, test, np.arange(len(test)))
@@ -430,7 +432,7 @@ def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, 
         gi = min(6, len(comp_values))
         rows = [[x[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
-                           title=f"do({first} = shuffled test value) under guidance w")
+                           title=f"do({first} = shuffled {test.split} value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
         scored = metrics["guidance_sweep"][str(ws[0])][first]["variables"]  # effects without a known SCM are not scored
         series, ylabel, base = _sweep_lines(

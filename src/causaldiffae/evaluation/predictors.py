@@ -170,7 +170,9 @@ def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None
         edges = "; ".join(f"{a} -> {b}" for a, b in meta.edges) or "none"
         raise PredictorError(f"{source}: trained for graph edges {edges}, the data has {ds.graph}")
     if list(meta.image_shape) != list(ds.image_shape):
-        raise PredictorError(f"{source}: trained on images of shape {tuple(meta.image_shape)}, the data has {ds.image_shape}")
+        raise PredictorError(f"{source}: trained on images of shape {tuple(meta.image_shape)}, the images to read are "
+                             f"{tuple(ds.image_shape)} (a run's data.resolution resizes them); train predictors at that size "
+                             f"(causaldiffae predictors --resolution {ds.image_shape[-1]})")
 
 
 def images_tensor(ds: CausalImageDataset, indices: np.ndarray | None = None) -> torch.Tensor:

@@ -36,6 +36,7 @@ def _effect_rows(results: dict, with_measured: bool, std: dict | None = None) ->
 def render(metrics: dict) -> str:
     """The report as markdown, from the metrics dict written beside it."""
     ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
+    split = ds["split"]  # the evaluated split (test unless --split said otherwise)
     figs = metrics.get("figures", {})
     out = [
         f"# Counterfactual evaluation: {model['variant']} on {ds['name']}",
@@ -61,7 +62,7 @@ def render(metrics: dict) -> str:
 
     out += ["## Effectiveness and preservation", ""]
     out.append(
-        "Intervention values are a shuffled copy of the test labels (the test marginal); MAE in natural units "
+        f"Intervention values are a shuffled copy of the {split} labels (the {split} marginal); MAE in natural units "
         "against the true counterfactual of the dataset's SCM"
         + ("" if metrics["scm"] else " (no SCM: descendants are skipped)")
         + ". Non-descendants should keep their factual value (preservation)."
@@ -92,7 +93,7 @@ def render(metrics: dict) -> str:
 
     out += ["## Abduction and intervention mode", ""]
     comp = metrics["comparison"]
-    out.append(f"Effectiveness on {comp['n']} of the test images, the six combinations on one draw of intervention values of "
+    out.append(f"Effectiveness on {comp['n']} of the {split} images, the six combinations on one draw of intervention values of "
                "their own: compare the rows with each other, not with the table above (other images and values).")
     out.append("")
     rows = []
@@ -109,7 +110,7 @@ def render(metrics: dict) -> str:
         rows.append(["L1 (inversion)"] + comp["inversion_l1"])
     out += _table(["m"] + [str(i) for i in range(1, len(comp["l1"]) + 1)], rows)
     out.append(
-        f"L1 between the original and the null intervention applied m times (pixels in [0, 1]) on {comp['n']} test images; "
+        f"L1 between the original and the null intervention applied m times (pixels in [0, 1]) on {comp['n']} {split} images; "
         "null baseline 0. Intervening back goes to the value the model reads off the image."
     )
     if comp["abduction"] == "ddpm":
@@ -126,7 +127,7 @@ def render(metrics: dict) -> str:
     ref = real["reference"]
     out += _table(
         ["images", f"Frechet distance to {ref['n']} {ref['split']} images"],
-        [["unedited test images (real, held out: the floor)", real["frechet_unedited"]]]
+        [[f"unedited {split} images (real, held out: the floor)", real["frechet_unedited"]]]
         + [[f"counterfactuals, do({v})", d] for v, d in real["frechet_counterfactual"].items()]
         + [[f"true counterfactuals, do({v}) (the dataset's generator)", d] for v, d in real.get("frechet_true_counterfactual", {}).items()]
         + [[f"reconstructions ({k})", v["frechet"]] for k, v in real["reconstruction"].items()],
@@ -157,9 +158,9 @@ def render(metrics: dict) -> str:
              ", ".join(f"{v}: {x:.3f}" for v, x in zip(ds["variables"], d["r2"]))]
             for level, d in metrics["dci"].items()
         ]
-        out += _table(["codes", "regressor", "disentanglement", "completeness", "informativeness (test R²)", "R² per factor"], rows)
+        out += _table(["codes", "regressor", "disentanglement", "completeness", f"informativeness ({split} R²)", "R² per factor"], rows)
         out.append("`dims`: every latent dimension is a code; `blocks`: the mean of each variable's block. "
-                   "Regressors fit train-split codes; informativeness is R² on the test split.")
+                   f"Regressors fit train-split codes; informativeness is R² on the {split} split.")
         out.append("")
     else:
         out += ["Not applicable: the label-conditional model has no encoder.", ""]
