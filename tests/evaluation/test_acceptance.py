@@ -7,6 +7,7 @@ SCORES = {
     "do_intensity": {"intensity_mae": 10.0, "intensity_null_mae": 40.0, "thickness_mae": 0.5, "thickness_mae_reconstruction": 0.3, "digit_accuracy": 0.97},
     "composition_l1": 0.01,
     "composition_abduction": "inversion",
+    "composition_n": 32,
 }
 
 
@@ -31,7 +32,7 @@ def test_scores_from_evaluate_metrics():
                           "class_accuracy": 0.97},
         },
         "realism": {"reconstruction": {"inversion": {"measured_mae": {"thickness": 0.3}}, "stochastic": {"measured_mae": {"thickness": 9.0}}}},
-        "composition": {"l1": [0.01, 0.02]},
+        "composition": {"n": 32, "l1": [0.01, 0.02]},
     }
     s = scores_from_metrics(metrics)
     assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
@@ -51,11 +52,11 @@ def test_a_ddpm_evaluation_scores_the_null_intervention_through_inversion():
                           "class_accuracy": 0.97},
         },
         "realism": {"reconstruction": {"ddpm": {"measured_mae": {"thickness": 0.02}}}},
-        "composition": {"l1": [1e-9, 2e-9], "inversion_l1": [0.05, 0.08]},
+        "composition": {"n": 16, "l1": [1e-9, 2e-9], "inversion_l1": [0.05, 0.08]},
     }
     s = scores_from_metrics(metrics)
     name, value, _, ok = criteria(s)[-1]
-    assert (value, ok) == (0.05, False) and "DDIM inversion" in name
+    assert (value, ok) == (0.05, False) and "(DDIM inversion, 16 images)" in name
     del metrics["composition"]["inversion_l1"]
     assert scores_from_metrics(metrics) is None  # an older report without the round trip: no verdict rather than a free pass
 

@@ -24,7 +24,7 @@ def criteria(s: dict, measured: dict | None = None) -> list[tuple[str, float | N
     mt, mi = m["do_thickness"], m["do_intensity"]
     digit = min(mt["digit_accuracy"], mi["digit_accuracy"]) if "digit_accuracy" in mt else None
     l1 = m.get("composition_l1")
-    via = {"inversion": "DDIM inversion"}.get(s.get("composition_abduction", ""), s.get("composition_abduction", "?"))
+    via = {"inversion": "DDIM inversion"}.get(s["composition_abduction"], s["composition_abduction"])
 
     def row(name: str, value: float | None, target: str, bound: float, test=lambda v, b: v <= b):
         return (name, value, target, None if value is None else bool(test(value, bound)))
@@ -35,7 +35,7 @@ def criteria(s: dict, measured: dict | None = None) -> list[tuple[str, float | N
         row("do(intensity): intensity MAE (morphometric)", mi["intensity_mae"], f"<= 0.5 x null = {0.5 * i['intensity_null_mae']:.2f}", 0.5 * i["intensity_null_mae"]),
         row("do(intensity): thickness error (preserved)", mi["thickness_mae"], f"<= 1.2 x reconstruction = {1.2 * i['thickness_mae_reconstruction']:.3f}", 1.2 * i["thickness_mae_reconstruction"]),
         row("digit identity kept (classifier)", digit, ">= 0.90", 0.90, lambda v, b: v >= b),
-        row(f"one null intervention ({via}), mean abs. pixel change", l1, "<= 0.03", 0.03),
+        row(f"one null intervention ({via}, {s['composition_n']} images), mean abs. pixel change", l1, "<= 0.03", 0.03),
     ]
 
 
@@ -44,13 +44,14 @@ def summarise(
     reconstruction_thickness_mae: float,
     composition_l1: float,
     composition_abduction: str,
+    composition_n: int,
     n: int,
     steps: int,
     oracle: dict | None = None,
 ) -> dict:
     """The summary from ``evaluation.metrics.effectiveness`` results (with morphometrics and classes),
     the measured thickness error of reconstructions and the pixel change (pixels in [0, 1]) of one
-    null intervention through ``composition_abduction``; ``oracle``
+    null intervention through ``composition_abduction`` on ``composition_n`` images; ``oracle``
     (``evaluation.oracle.morphomnist_oracle_scores`` on the same digits and values) is kept as is."""
     thick, inten = effectiveness["thickness"], effectiveness["intensity"]
     tv, iv = thick["variables"], inten["variables"]
@@ -73,6 +74,7 @@ def summarise(
         },
         "composition_l1": composition_l1,
         "composition_abduction": composition_abduction,
+        "composition_n": int(composition_n),
         **({"oracle": oracle} if oracle is not None else {}),
     }
 
@@ -95,7 +97,7 @@ def scores_from_metrics(metrics: dict) -> dict | None:
         l1, via = comp["inversion_l1"][0], "inversion"
     else:
         l1, via = comp["l1"][0], st["abduction"]
-    return summarise(eff, recon["measured_mae"]["thickness"], l1, via, st["n_used"], st["steps"], metrics.get("oracle"))
+    return summarise(eff, recon["measured_mae"]["thickness"], l1, via, comp["n"], st["n_used"], st["steps"], metrics.get("oracle"))
 
 
 def table(s: dict) -> list[str]:
