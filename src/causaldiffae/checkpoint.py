@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -29,6 +29,9 @@ from causaldiffae.atomic import atomic_dir, atomic_file
 from causaldiffae.config import ExperimentConfig
 from causaldiffae.errors import UserError, yaml_problem
 from causaldiffae.graph import CausalGraph
+
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
 
 CHECKPOINTS = "checkpoints"
 
@@ -155,7 +158,7 @@ def read_model_meta(weights: str | Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None):
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int | None = None) -> tuple[CausalDiffAE, ExperimentConfig]:
     """``(model, config)`` of a trained run: EMA weights, eval mode, on ``device``.
 
     ``step`` takes the EMA weights of that kept checkpoint instead of the latest exported ones, to

@@ -27,7 +27,7 @@ variants can be compared on equal terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from causaldiffae.config import (  # the options' vocabularies and measured defa
 )
 from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, q_sample
 from causaldiffae.errors import UserError
+
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
 
 CLASS_NAMES = ("digit", "class")
 # Fixed-point refinements per DDIM inversion step. On the first shipped model (6,000 steps; 48 test digits) the
@@ -91,9 +94,9 @@ class Counterfactual:
 # Validation ------------------------------------------------------------------------------------
 
 
-def is_class_conditional(model) -> bool:
+def is_class_conditional(model: CausalDiffAE) -> bool:
     """Whether the decoder takes a class (digit) input that ``do(digit=k)`` can set."""
-    return int(getattr(model, "num_classes", 0) or 0) > 0
+    return model.num_classes > 0
 
 
 def check_options(
@@ -113,7 +116,7 @@ def check_options(
         raise CounterfactualError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
 
 
-def check_decoding(model, *, mode: str, w: float, guidance: str) -> None:
+def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -> None:
     """The options ``intervene`` and ``decode_interventions`` take, checked as ``check_options`` does."""
     if guidance not in GUIDANCES:
         raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
@@ -128,7 +131,7 @@ def check_decoding(model, *, mode: str, w: float, guidance: str) -> None:
         )
 
 
-def check_do(model, do: Mapping[str, object], batch: int) -> dict[str, np.ndarray]:
+def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[str, np.ndarray]:
     """Turn ``do`` into per-sample float arrays ``(batch,)``, naming the variable or value at fault."""
     if not isinstance(do, Mapping):
         raise CounterfactualError(f"do: expected a mapping of variable names to values, e.g. {{'thickness': 4.0}}; got {type(do).__name__}")
@@ -158,22 +161,22 @@ def check_do(model, do: Mapping[str, object], batch: int) -> dict[str, np.ndarra
     return out
 
 
-def label_stats(model, label_mean=None, label_std=None) -> tuple[np.ndarray, np.ndarray]:
+def label_stats(model: CausalDiffAE, label_mean=None, label_std=None) -> tuple[np.ndarray, np.ndarray]:
     """Train-set label mean/std (float64): given ones, else those saved in the model."""
     mean = model.label_mean.double().cpu().numpy() if label_mean is None else np.asarray(label_mean, dtype=np.float64)
     std = model.label_std.double().cpu().numpy() if label_std is None else np.asarray(label_std, dtype=np.float64)
     return mean, std
 
 
-def num_train_timesteps(model) -> int:
+def num_train_timesteps(model: CausalDiffAE) -> int:
     return int(model.scheduler.config.num_train_timesteps)
 
 
-def _device(model) -> torch.device:
+def _device(model: CausalDiffAE) -> torch.device:
     return next(model.parameters()).device
 
 
-def check_images(model, images) -> torch.Tensor:
+def check_images(model: CausalDiffAE, images) -> torch.Tensor:
     """Factual images as float32 ``(B, C, H, W)`` in ``[-1, 1]``, refused with a clear error otherwise:
     a wrong size or layout would fail deep inside a convolution, a wrong range not at all."""
     x = torch.as_tensor(images)
@@ -195,7 +198,7 @@ def check_images(model, images) -> torch.Tensor:
 
 @torch.no_grad()
 def abduct(
-    model,
+    model: CausalDiffAE,
     images: torch.Tensor,
     *,
     steps: int = DEFAULT_STEPS,
@@ -288,7 +291,7 @@ def intervened_blocks(
 
 @torch.no_grad()
 def intervene(
-    model,
+    model: CausalDiffAE,
     abduction: Abduction,
     do: Mapping[str, np.ndarray],
     *,
@@ -318,7 +321,7 @@ def intervene(
 
 @torch.no_grad()
 def decode(
-    model,
+    model: CausalDiffAE,
     x_T: torch.Tensor,
     z_cf: torch.Tensor,
     timesteps: torch.Tensor,
@@ -352,7 +355,7 @@ def decode(
 
 @torch.no_grad()
 def decode_intervention(
-    model,
+    model: CausalDiffAE,
     abduction: Abduction,
     do: Mapping[str, np.ndarray],
     *,
@@ -374,7 +377,7 @@ def decode_intervention(
 
 @torch.no_grad()
 def decode_interventions(
-    model,
+    model: CausalDiffAE,
     abduction: Abduction,
     dos: Sequence[Mapping[str, np.ndarray]],
     *,
@@ -418,7 +421,7 @@ def _tile(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
     return None if t is None else t.repeat(k, *([1] * (t.dim() - 1)))
 
 
-def block_values(model, z: torch.Tensor, label_mean: np.ndarray, label_std: np.ndarray) -> np.ndarray:
+def block_values(model: CausalDiffAE, z: torch.Tensor, label_mean: np.ndarray, label_std: np.ndarray) -> np.ndarray:
     """Natural-unit value of every variable read off a latent: block means, unstandardised."""
     means = model.blocks(z).mean(dim=2).double().cpu().numpy()
     return means * np.asarray(label_std) + np.asarray(label_mean)
@@ -429,7 +432,7 @@ def block_values(model, z: torch.Tensor, label_mean: np.ndarray, label_std: np.n
 
 @torch.no_grad()
 def counterfactual(
-    model,
+    model: CausalDiffAE,
     images: torch.Tensor,
     do: Mapping[str, object],
     *,

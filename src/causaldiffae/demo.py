@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ import torch
 from causaldiffae.atomic import atomic_file, check_out_dir
 from causaldiffae.evaluation.acceptance import criteria, summarise, table
 from causaldiffae.errors import UserError
+
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
 
 WEIGHTS = Path(__file__).parent / "weights" / "morphomnist"
 THICKNESS_VALUES = (1.5, 2.5, 3.5, 4.5)
@@ -53,7 +56,7 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
     return test, images
 
 
-def _grid(model, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str) -> Path:
+def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str) -> Path:
     """One grid from the shared abduction of its digits; each column is one intervention (``do``,
     guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
     from causaldiffae.counterfactual import DEFAULT_W, check_do, decode_interventions, label_stats
@@ -72,7 +75,7 @@ def _grid(model, abd, x, recon, columns: list[tuple[str, dict, float | None]], p
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
+def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
     the true counterfactual's when the real ``sources`` of the test digits are given."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader

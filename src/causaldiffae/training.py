@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from causaldiffae.errors import UserError
 from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.graph import CausalGraph
 from causaldiffae.signals import restore_handlers, swap_handlers
+
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
 # inference defaults (the loss never uses them; the sample grids follow sample_spacing).
@@ -206,7 +209,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 @torch.no_grad()
-def save_grid(model, data: TrainData, path: Path, steps: int, seed: int, count: int = 8, spacing: str = "uniform") -> None:
+def save_grid(model: CausalDiffAE, data: TrainData, path: Path, steps: int, seed: int, count: int = 8, spacing: str = "uniform") -> None:
     """Rows: training images spread over the set, their DDIM reconstructions (inversion then decoding), fresh samples with the same z.
 
     ``spacing`` places the steps as the run's counterfactuals will (``diffusion.sample_spacing``).
@@ -261,7 +264,7 @@ def _check_same_labels(saved: dict[str, torch.Tensor], model, where: Path) -> No
             )
 
 
-def init_weights(model, run_dir: str | Path, data: TrainData) -> None:
+def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData) -> None:
     """Start from another run's weights (``train.init``): same graph, image shape and architecture, or a clear error.
 
     Only the weights carry over; optimiser, EMA and schedule start afresh, and the label statistics

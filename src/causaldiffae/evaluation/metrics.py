@@ -13,7 +13,7 @@ label-conditional model uses them); the returned values let interventions be cha
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ import torch
 from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_SPACING, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
 from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
+
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
 
 CounterfactualFn = Callable[
     [torch.Tensor, Mapping[str, np.ndarray], np.ndarray, "np.ndarray | None"], tuple[torch.Tensor, np.ndarray]
@@ -34,7 +37,7 @@ def identity_counterfactual(images: torch.Tensor, do: Mapping[str, np.ndarray], 
 
 
 def model_counterfactual_fn(
-    model,
+    model: CausalDiffAE,
     *,
     steps: int = DEFAULT_STEPS,
     w: float = DEFAULT_W,

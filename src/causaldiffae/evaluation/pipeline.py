@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -52,6 +52,9 @@ from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnis
 from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor, pixels_tensor
 from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
 
+if TYPE_CHECKING:
+    from causaldiffae.models import CausalDiffAE
+
 
 @dataclass
 class EvalSettings:
@@ -81,7 +84,7 @@ class EvalSettings:
         return replace(base, **overrides)
 
 
-def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settings: EvalSettings, source: str) -> None:
+def check_inputs(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset, settings: EvalSettings, source: str) -> None:
     """Refuse mismatched model / predictors / data and impossible options before any sampling."""
     check_meta(predictors.meta, test, source)
     if sorted(model.graph.edges) != sorted(test.graph.edges) or set(model.graph.variables) != set(test.graph.variables):
@@ -110,7 +113,7 @@ def check_inputs(model, predictors: Predictors, test: CausalImageDataset, settin
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
 
 
-def sweeps_guidance(model, settings: EvalSettings) -> bool:
+def sweeps_guidance(model: CausalDiffAE, settings: EvalSettings) -> bool:
     """The guidance sweep needs a reference condition: the null one (a model trained with it) or the factual latent."""
     return model.has_null_condition or settings.guidance == "factual"
 
@@ -141,7 +144,7 @@ def _std_tree(trees: list):
     return first
 
 
-def _codes(model, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
+def _codes(model: CausalDiffAE, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
     """Factual causal latents ``z`` (posterior mean through the causal layer), style block left out."""
     out = []
     with torch.no_grad():
@@ -157,7 +160,7 @@ def _quantiles(train: CausalImageDataset, k: int, count: int, lo: float = 0.05, 
 
 
 def evaluate(
-    model,
+    model: CausalDiffAE,
     predictors: Predictors,
     train: CausalImageDataset,
     test: CausalImageDataset,
@@ -185,7 +188,7 @@ def evaluate(
     if not (np.allclose(mean, train.label_mean, rtol=1e-4) and np.allclose(std, train.label_std, rtol=1e-4)):
         log("note: the data's train-set label statistics differ from the run's; values are converted with the run's")
     classes_all = test.classes
-    cond_classes = classes_all if getattr(model, "num_classes", 0) else None
+    cond_classes = classes_all if model.num_classes else None
     rng = np.random.default_rng(s.seed)
     n = min(s.n, len(test))
     if n < s.n:
@@ -216,7 +219,7 @@ def evaluate(
 
     metrics: dict = {
         "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(variables), "edges": [list(e) for e in graph.edges]},
-        "model": {"variant": model.variant, "trained_steps": int(getattr(model, "trained_steps", 0)), "has_null_condition": bool(model.has_null_condition), "num_classes": int(getattr(model, "num_classes", 0))},
+        "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
         "settings": {**asdict(s), "n_used": int(n)},
         "predictors": predictors.meta.metrics,
         "scm": test.scm is not None,
@@ -387,7 +390,7 @@ def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], s
     return series, "MAE (natural units)", {f"null: {name}": items[0]["null_mae"] for name, items in rows.items()}
 
 
-def _figures(model, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
+def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
     """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``."""
     variables = test.graph.variables
     made: dict[str, str] = {}

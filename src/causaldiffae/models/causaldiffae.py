@@ -46,6 +46,7 @@ class CausalDiffAE(nn.Module):
         self.variant = config.variant
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes if config.class_conditional else 0
+        self.trained_steps = 0  # set by checkpoint.load_run from the weights' metadata, reported by evaluate
         self.block_size = 1 if self.variant == "label-conditional" else config.latent_block
         self.causal_dim = len(graph) * self.block_size
         self.style_dim = config.style_dim
