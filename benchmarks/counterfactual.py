@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from causaldiffae.data import load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.metrics import model_counterfactual_fn, morphometric_reader
-    from causaldiffae.evaluation.predictors import images_tensor, load_predictors
+    from causaldiffae.data.base import images_tensor
+    from causaldiffae.evaluation.predictors import load_predictors
 
     try:
         steps_list = sorted({int(s) for s in args.steps.split(",")}, reverse=True)

@@ -16,10 +16,9 @@ from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
-from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.metrics import abduction_generator, draw_indices, marginal_values
-from causaldiffae.evaluation.predictors import images_tensor
 
 
 @dataclass

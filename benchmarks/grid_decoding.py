@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     mean, std = label_stats(model)
     if args.data:
         from causaldiffae.data import load_dataset
-        from causaldiffae.evaluation.predictors import images_tensor
+        from causaldiffae.data.base import images_tensor
 
         ds = load_dataset(args.data, "test")
         x = images_tensor(ds, np.arange(args.digits))

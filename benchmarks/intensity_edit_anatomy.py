@@ -29,11 +29,11 @@ from evaluate_draw import arguments, evaluate_draw
 
 from causaldiffae.counterfactual import block_values, decode_intervention, intervene
 from causaldiffae.data import morphometrics as mm
+from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.diffusion import ddpm_decode
-from causaldiffae.evaluation.metrics import morphometric_reader, to_uint8
+from causaldiffae.evaluation.metrics import morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import pixels_tensor
 
 EDIT_SIZES = (1, 3, 10, 30, -10, -30)
 SWITCHES = (50, 150, 300, 500)

@@ -34,11 +34,12 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.data import load_dataset
+from causaldiffae.data.base import images_tensor, pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.metrics import draw_indices, marginal_values, model_counterfactual_fn, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import images_tensor, load_predictors, pixels_tensor
+from causaldiffae.evaluation.predictors import load_predictors
 
 RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)

@@ -21,9 +21,10 @@ import torch
 from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.data import load_dataset
+from causaldiffae.data.base import images_tensor
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.evaluation.metrics import draw_indices, effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
-from causaldiffae.evaluation.predictors import images_tensor, load_predictors
+from causaldiffae.evaluation.predictors import load_predictors
 
 
 def m(entry: dict, name: str) -> float:

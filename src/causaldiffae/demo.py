@@ -80,7 +80,7 @@ def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, s
     the true counterfactual's when the real ``sources`` of the test digits are given."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
-    from causaldiffae.evaluation.predictors import images_tensor
+    from causaldiffae.data.base import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
 
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
@@ -140,7 +140,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.metrics import draw_indices
     from causaldiffae.evaluation.oracle import sources_or_none
-    from causaldiffae.evaluation.predictors import images_tensor, load_predictors
+    from causaldiffae.data.base import images_tensor
+    from causaldiffae.evaluation.predictors import load_predictors
 
     start = time.perf_counter()
     out = Path(out)

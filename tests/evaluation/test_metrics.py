@@ -12,9 +12,9 @@ from causaldiffae.evaluation.metrics import (
     morphometric_reader,
     reversibility,
     roles,
-    to_uint8,
     true_counterfactual,
 )
+from causaldiffae.data.base import to_uint8
 from causaldiffae.graph import CausalGraph
 
 

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from causaldiffae.data.base import CausalImageDataset, resize_images
+from causaldiffae.data.base import CausalImageDataset, images_tensor, resize_images
 from causaldiffae.evaluation.predictors import (
     PredictorError,
-    images_tensor,
     load_predictors,
     random_shift,
     save_predictors,

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.evaluation.figures import image_grid
-    from causaldiffae.evaluation.predictors import images_tensor
+    from causaldiffae.data.base import images_tensor
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":

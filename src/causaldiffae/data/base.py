@@ -125,3 +125,31 @@ class CausalImageDataset:
             "class": torch.tensor(-1 if self.classes is None else int(self.classes[i]), dtype=torch.long),
             "index": torch.tensor(i, dtype=torch.long),
         }
+
+
+# Pixels: uint8 as stored <-> float (N, C, H, W) in [-1, 1] as the models take them ---------------
+
+
+def pixels_tensor(u8: np.ndarray) -> torch.Tensor:
+    """uint8 images ``(N, H, W, C)``, or ``(N, H, W)`` for one channel, as float ``(N, C, H, W)`` in ``[-1, 1]``."""
+    import torch
+
+    arr = np.ascontiguousarray(u8 if u8.ndim == 4 else u8[..., None])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def images_tensor(ds: CausalImageDataset, indices: np.ndarray | None = None) -> torch.Tensor:
+    """Images of a dataset as float ``(N, C, H, W)`` in ``[-1, 1]`` (the dataset contract's range)."""
+    return pixels_tensor(ds.images if indices is None else ds.images[indices])
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[-1, 1]`` float images ``(N, C, H, W)`` to uint8 ``(N, C, H, W)``, as a dataset would store them.
+
+    Non-finite pixels are refused: cast to uint8 they would read as a blank digit of thickness 0.
+    """
+    import torch
+
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{int((~torch.isfinite(images)).sum())} non-finite pixels in the generated images; the model diverged")
+    return ((images.detach().cpu().double().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_SPACING, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
+from causaldiffae.data.base import to_uint8
 from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
 
@@ -253,13 +254,3 @@ def morphometric_reader(graph: CausalGraph) -> Reader | None:
         return {v: np.array([funcs[v](img[0]) for img in u8], dtype=np.float64) for v in names}
 
     return read
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[-1, 1]`` float images ``(N, C, H, W)`` to uint8 ``(N, C, H, W)``, as a dataset would store them.
-
-    Non-finite pixels are refused: cast to uint8 they would read as a blank digit of thickness 0.
-    """
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{int((~torch.isfinite(images)).sum())} non-finite pixels in the generated images; the model diverged")
-    return ((images.detach().cpu().double().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()

@@ -46,7 +46,7 @@ def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray
     unedited digit's distance: a direct score that needs no instrument.
     """
     from causaldiffae.data import morphometrics as mm
-    from causaldiffae.evaluation.metrics import to_uint8
+    from causaldiffae.data.base import to_uint8
     from causaldiffae.evaluation.realism import l1_pixels
 
     def read(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

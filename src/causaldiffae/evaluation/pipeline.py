@@ -33,7 +33,7 @@ from causaldiffae.counterfactual import (
     decode_interventions,
     label_stats,
 )
-from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
 from causaldiffae.evaluation.dci import block_codes, dci
@@ -49,7 +49,7 @@ from causaldiffae.evaluation.metrics import (
     reversibility,
 )
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import Predictors, check_meta, images_tensor, pixels_tensor
+from causaldiffae.evaluation.predictors import Predictors, check_meta
 from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
 
 if TYPE_CHECKING:

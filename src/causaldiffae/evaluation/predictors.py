@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from causaldiffae.atomic import atomic_dir
-from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.errors import UserError
 
 WEIGHTS = "predictors.safetensors"
@@ -173,17 +173,6 @@ def check_meta(meta: PredictorMeta, ds: CausalImageDataset, source: str) -> None
         raise PredictorError(f"{source}: trained on images of shape {tuple(meta.image_shape)}, the images to read are "
                              f"{tuple(ds.image_shape)} (a run's data.resolution resizes them); train predictors at that size "
                              f"(causaldiffae predictors --resolution {ds.image_shape[-1]})")
-
-
-def images_tensor(ds: CausalImageDataset, indices: np.ndarray | None = None) -> torch.Tensor:
-    """Images of a dataset as float ``(N, C, H, W)`` in ``[-1, 1]`` (the dataset contract's range)."""
-    return pixels_tensor(ds.images if indices is None else ds.images[indices])
-
-
-def pixels_tensor(u8: np.ndarray) -> torch.Tensor:
-    """uint8 images ``(N, H, W, C)``, or ``(N, H, W)`` for one channel, as float ``(N, C, H, W)`` in ``[-1, 1]``."""
-    arr = np.ascontiguousarray(u8 if u8.ndim == 4 else u8[..., None])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
