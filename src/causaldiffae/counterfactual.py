@@ -70,7 +70,7 @@ class CounterfactualError(UserError):
 class Abduction:
     """What was inferred about each factual image: exogenous noise, causal latent and ``x_T``."""
 
-    u: torch.Tensor | None  # (B, n*block + style); None for label-conditional models
+    u: torch.Tensor  # (B, n*block + style); the standardised labels for label-conditional models (no mechanisms: u = z)
     z: torch.Tensor  # (B, n*block + style) factual latent (standardised labels when label-conditional)
     x_T: torch.Tensor  # (B, C, H, W)
     class_labels: torch.Tensor | None  # (B,) or None
@@ -247,7 +247,7 @@ def abduct(
             raise CounterfactualError("labels: values must be finite")
         mean, std = label_stats(model, label_mean, label_std)
         std_labels = (values - mean) / std
-        u, z = None, torch.as_tensor(std_labels, dtype=torch.float32, device=device)
+        u = z = torch.as_tensor(std_labels, dtype=torch.float32, device=device)
     else:
         u, _ = model.encode(x0)
         z = model.propagate(u)
@@ -304,14 +304,7 @@ def intervene(
     check_decoding(model, mode=mode, w=DEFAULT_W, guidance=DEFAULT_GUIDANCE)
     do = check_do(model, do, abduction.z.shape[0])
     blocks = intervened_blocks(model, abduction.z, do, np.asarray(label_mean), np.asarray(label_std), mode)
-    if not blocks:
-        z_cf = abduction.z
-    elif abduction.u is None:  # label-conditional: no mechanisms, the label vector is edited directly
-        z_cf = abduction.z.clone()
-        for name, block in blocks.items():
-            z_cf[:, model.graph.index(name)] = block[:, 0]
-    else:
-        z_cf = model.intervene(abduction.u, blocks)
+    z_cf = model.intervene(abduction.u, blocks) if blocks else abduction.z
     cls = abduction.class_labels
     for name in CLASS_NAMES:
         if name in do and name not in model.graph.variables:

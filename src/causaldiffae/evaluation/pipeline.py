@@ -418,7 +418,7 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
 
     # traversal: one image, every variable across its train range (rows = variables)
     one = slice(0, 1)
-    sub = replace(abd, u=None if abd.u is None else abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
+    sub = replace(abd, u=abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
                   class_labels=None if abd.class_labels is None else abd.class_labels[one],
                   residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
     trav_rows, trav_titles = [], []
