@@ -306,6 +306,87 @@ def _check_resumable(stored: ExperimentConfig, wanted: ExperimentConfig, run_dir
         raise TrainingError(f"{run_dir}/config.yaml disagrees with the given config ({detail}); resume with the stored config or start a new --out")
 
 
+def _check_out_dir(out: Path, resume: bool) -> list[Path]:
+    """Refuse an --out that is not a new run (or, with ``resume``, a run); return its kept checkpoints."""
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} exists and is not a folder")
+    kept = checkpoint_dirs(out)
+    has_run = (out / "config.yaml").is_file() or bool(kept)
+    if has_run and not resume:
+        if not kept:
+            raise FileExistsError(f"{out} holds a run that stopped before its first checkpoint; pass --resume to start it "
+                                  "again (a changed config or overrides are accepted then) or choose another --out")
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not has_run and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
+    if resume and not has_run:
+        raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
+    return kept
+
+
+def _choose_precision(wanted: str | None, ckpt: dict | None, last: Path | None, changes: list[str]) -> str:
+    """The autocast precision: the one asked for, else a resumed run's own (it is part of the run), else none.
+
+    A change from the run's own is appended to ``changes``; a precision this machine cannot run is refused.
+    """
+    inherited = False
+    if ckpt is not None:
+        stored = ckpt["state"].get("mixed_precision")
+        if wanted is None:
+            wanted, inherited = stored, stored is not None
+        elif stored is not None and wanted != stored:
+            changes.append(f"mixed precision {stored} -> {wanted}")
+    wanted = wanted or "no"
+    if wanted not in MIXED_PRECISION:
+        raise TrainingError(f"unknown mixed_precision {wanted!r} (use {', '.join(MIXED_PRECISION)})")
+    if wanted == "fp16" and not _has_accelerator():
+        if inherited:
+            raise TrainingError(f"{last}: the run trains with fp16 autocast, which needs a GPU; "
+                                "pass --mixed-precision bf16 (or no) to resume it on the CPU")
+        raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
+    if wanted == "bf16" and not _has_accelerator() and _cpu_bf16() is False:
+        warnings.warn(
+            "--mixed-precision bf16 on a CPU without avx512_bf16/amx_bf16 is emulated: morphomnist-cpu measured "
+            "10.9 s/step against 0.93 s/step in fp32 on such a CPU; use --mixed-precision no",
+            stacklevel=3,
+        )
+    return wanted
+
+
+@dataclass
+class _LogWindow:
+    """The logged terms summed over the steps since the last log line. A checkpoint saves it and a
+    resumed run restores it, so the resumed run writes the lines an uninterrupted one would."""
+
+    sums: dict[str, float]
+    steps: int
+    start: float  # time.perf_counter() when the window opened
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any]) -> _LogWindow:
+        return cls(dict(saved["sums"]), saved["steps"], time.perf_counter() - saved["seconds"])
+
+    def state(self) -> dict[str, Any]:
+        return {"sums": self.sums, "steps": self.steps, "seconds": time.perf_counter() - self.start}
+
+    def add(self, totals: dict[str, torch.Tensor], grad_norm: torch.Tensor) -> None:
+        for key, value in totals.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.sums["grad_norm"] = self.sums.get("grad_norm", 0.0) + float(grad_norm)
+        self.steps += 1
+
+    def record(self, *, step: int, kl_scale: float, lr: float, batch_size: int) -> dict[str, float]:
+        """One metrics.jsonl line: the window's means, the schedule's values and the speed."""
+        elapsed = time.perf_counter() - self.start
+        record = {k: v / self.steps for k, v in self.sums.items()}
+        record.update(step=step, kl_scale=kl_scale, lr=lr, sec_per_step=elapsed / self.steps,
+                      images_per_sec=self.steps * batch_size / elapsed)
+        return record
+
+    def reset(self) -> None:
+        self.sums, self.start, self.steps = {}, time.perf_counter(), 0
+
+
 def train(
     config: ExperimentConfig,
     data: str | Path | CausalImageDataset,
@@ -338,19 +419,7 @@ def train(
     # Rebuilt from its fields, so that one edited in Python is checked as a YAML file is, before anything is written.
     config = ExperimentConfig.from_dict(config.to_dict(), "config")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TrainingError(f"--out {out} exists and is not a folder")
-    kept = checkpoint_dirs(out)
-    has_run = (out / "config.yaml").is_file() or bool(kept)
-    if has_run and not resume:
-        if not kept:
-            raise FileExistsError(f"{out} holds a run that stopped before its first checkpoint; pass --resume to start it "
-                                  "again (a changed config or overrides are accepted then) or choose another --out")
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if not has_run and out.is_dir() and any(out.iterdir()):
-        raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
-    if resume and not has_run:
-        raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
+    kept = _check_out_dir(out, resume)
     if not isinstance(data, CausalImageDataset):
         check_outside(out, data)
     changes: list[str] = []
@@ -363,28 +432,7 @@ def train(
     configured_graph(config)  # a bad data.graph fails here, before any image is decoded
     resuming = resume and bool(kept)
     ckpt = load_checkpoint(kept[-1]) if resuming else None  # read once, before any long work
-    inherited = False
-    if ckpt is not None:  # autocast is part of the run: a resume keeps the run's unless told otherwise
-        stored_precision = ckpt["state"].get("mixed_precision")
-        if mixed_precision is None:
-            mixed_precision, inherited = stored_precision, stored_precision is not None
-        elif stored_precision is not None and mixed_precision != stored_precision:
-            changes.append(f"mixed precision {stored_precision} -> {mixed_precision}")
-    mixed_precision = mixed_precision or "no"
-
-    if mixed_precision not in MIXED_PRECISION:
-        raise TrainingError(f"unknown mixed_precision {mixed_precision!r} (use {', '.join(MIXED_PRECISION)})")
-    if mixed_precision == "fp16" and not _has_accelerator():
-        if inherited:
-            raise TrainingError(f"{kept[-1]}: the run trains with fp16 autocast, which needs a GPU; "
-                                "pass --mixed-precision bf16 (or no) to resume it on the CPU")
-        raise TrainingError("--mixed-precision fp16 needs a GPU; on CPU use bf16")
-    if mixed_precision == "bf16" and not _has_accelerator() and _cpu_bf16() is False:
-        warnings.warn(
-            "--mixed-precision bf16 on a CPU without avx512_bf16/amx_bf16 is emulated: morphomnist-cpu measured "
-            "10.9 s/step against 0.93 s/step in fp32 on such a CPU; use --mixed-precision no",
-            stacklevel=2,
-        )
+    mixed_precision = _choose_precision(mixed_precision, ckpt, kept[-1] if kept else None, changes)
     # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not _has_accelerator())
@@ -424,7 +472,7 @@ def train(
 
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start = 0
-    window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
+    saved_window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
     if ckpt is not None:
         order = ckpt["state"].get("data_order")
         if order is not None and order != data_order:
@@ -437,7 +485,7 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["state"]["rng"])
         start = int(ckpt["state"]["step"])
-        window = ckpt["state"].get("log_window", window)
+        saved_window = ckpt["state"].get("log_window", saved_window)
         if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
             accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
         if start > t.steps:
@@ -479,8 +527,7 @@ def train(
 
     def checkpoint(step: int) -> None:
         if main:
-            log_window = {"sums": sums, "steps": window_steps, "seconds": time.perf_counter() - window_start}
-            state = {"rng": rng_state(), "data_order": data_order, "log_window": log_window, "mixed_precision": mixed_precision}
+            state = {"rng": rng_state(), "data_order": data_order, "log_window": window.state(), "mixed_precision": mixed_precision}
             if accelerator.scaler is not None:  # fp16's loss scale and growth count: without them a resume skips other steps
                 state["grad_scaler"] = accelerator.scaler.state_dict()
             save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
@@ -491,9 +538,7 @@ def train(
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
     ema_params = [p for p in ema.parameters()]
     model_params = [p for p in raw_model.parameters()]
-    # A logging window cut by a checkpoint carries over into a resumed run, so its lines match an uninterrupted one.
-    sums: dict[str, float] = dict(window["sums"])
-    window_start, window_steps = time.perf_counter() - window["seconds"], window["steps"]
+    window = _LogWindow.restore(saved_window)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = start
     model.train()
@@ -531,23 +576,18 @@ def train(
             with torch.no_grad():
                 torch._foreach_lerp_(ema_params, model_params, 1.0 - ema_decay(step, t.ema_decay))
             done = step + 1
-            for key, value in totals.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            window_steps += 1
+            window.add(totals, grad_norm)
             bar.update(1)
             last = done == t.steps or stop.requested or _out_of_time(deadline, accelerator)
             on_grid = done % t.log_every == 0
             if on_grid or last:
-                elapsed = time.perf_counter() - window_start
-                record = {k: v / window_steps for k, v in sums.items()}
-                record.update(step=done, kl_scale=lam, lr=lr, sec_per_step=elapsed / window_steps, images_per_sec=window_steps * t.batch_size / elapsed)
+                record = window.record(step=done, kl_scale=lam, lr=lr, batch_size=t.batch_size)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", mse=f"{record['mse']:.4f}")
                 if main:
                     with open(out / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
             if on_grid:
-                sums, window_start, window_steps = {}, time.perf_counter(), 0
+                window.reset()
             if done % t.checkpoint_every == 0 or last:
                 checkpoint(done)
             if main and (done % t.sample_every == 0 or last):
