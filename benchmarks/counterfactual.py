@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W, check_options
+    from causaldiffae.config import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W
+    from causaldiffae.counterfactual import check_options
     from causaldiffae.data import load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.metrics import model_counterfactual_fn, morphometric_reader
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare(model, ds, read, x, labels, classes, values, steps, args) -> int:
     """Effectiveness and preservation of every abduction x mode combination, against the SCM."""
-    from causaldiffae.counterfactual import ABDUCTIONS, MODES
+    from causaldiffae.config import ABDUCTIONS, MODES
     from causaldiffae.evaluation.metrics import effectiveness, model_counterfactual_fn
     from causaldiffae.evaluation.realism import l1_pixels
 

@@ -59,7 +59,8 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
 def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str) -> Path:
     """One grid from the shared abduction of its digits; each column is one intervention (``do``,
     guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
-    from causaldiffae.counterfactual import DEFAULT_W, check_do, decode_interventions, label_stats
+    from causaldiffae.config import DEFAULT_W
+    from causaldiffae.counterfactual import check_do, decode_interventions, label_stats
     from causaldiffae.evaluation.figures import image_grid
 
     mean, std = label_stats(model)
@@ -136,7 +137,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Write the demo's grids, ``scores.json`` and ``report.md`` into ``out``; return the scores."""
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import DEFAULT_ABDUCTION, DEFAULT_MODE, DEFAULT_W, abduct, check_options, decode_intervention, label_stats
+    from causaldiffae.config import DEFAULT_ABDUCTION, DEFAULT_MODE, DEFAULT_W
+    from causaldiffae.counterfactual import abduct, check_options, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
     from causaldiffae.evaluation.metrics import draw_indices
     from causaldiffae.evaluation.oracle import sources_or_none

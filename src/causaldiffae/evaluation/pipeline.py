@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from causaldiffae.counterfactual import (
+from causaldiffae.config import (
     ABDUCTIONS,
     DEFAULT_ABDUCTION,
     DEFAULT_GUIDANCE,
@@ -28,11 +28,8 @@ from causaldiffae.counterfactual import (
     DEFAULT_STEPS,
     DEFAULT_W,
     MODES,
-    abduct,
-    check_options,
-    decode_interventions,
-    label_stats,
 )
+from causaldiffae.counterfactual import abduct, check_options, decode_interventions, label_stats
 from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
