@@ -72,7 +72,7 @@ def main() -> None:
     for s in (-1, *SWITCHES):
         with torch.no_grad():
             images = ddpm_decode(
-                lambda xt, t, s=s: model.eps(xt, t, c_cf if int(t[0]) > s else c_f), abd.x_T, abd.residuals, abd.timesteps, model.scheduler.alphas_cumprod
+                lambda xt, t, s=s: model.eps(xt, t, c_cf if int(t[0]) > s else c_f), abd.x_T, abd.residuals, abd.timesteps, model.alphas_cumprod
             ).clamp(-1, 1)
         m = measure(images)
         if s < 0:

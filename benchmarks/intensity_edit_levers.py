@@ -46,7 +46,7 @@ def main() -> None:
     model, ds, x, labels, values, abd = d.model, d.data, d.x, d.labels, d.values, d.abduction
     mean, std = d.label_mean, d.label_std
     measure = morphometric_reader(ds.graph)
-    alphas = model.scheduler.alphas_cumprod
+    alphas = model.alphas_cumprod
     variables = ("thickness", "intensity")
     col = {v: ds.graph.index(v) for v in variables}
     do = {v: {v: values[:, col[v]]} for v in variables}

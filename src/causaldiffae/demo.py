@@ -29,7 +29,7 @@ THICKNESS_VALUES = (1.5, 2.5, 3.5, 4.5)
 INTENSITY_VALUES = (80.0, 130.0, 180.0, 230.0)
 BOTH_VALUES = ((1.5, 230.0), (1.5, 80.0), (4.5, 230.0), (4.5, 80.0))
 GUIDANCE_VALUES = (0.0, 1.0, 2.0, 3.0)
-ROUND_TRIP_IMAGES = 32  # digits the null intervention is scored on (evaluate's composition uses 32 in the shipped report)
+ROUND_TRIP_IMAGES = 32  # digits the null intervention is scored on (the shipped report's composition used --n-small 32)
 GUIDANCE_DO = {"thickness": 4.5}
 
 

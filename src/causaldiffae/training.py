@@ -285,7 +285,8 @@ def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData) -> N
 
 
 def resolve_resume(config: ExperimentConfig | None, run_dir: Path, overrides: list[str]) -> ExperimentConfig:
-    """The config of a resumed run: the stored one (plus overrides); a different given config is refused."""
+    """The config of a resumed run: the stored one (plus overrides). Once the run has a checkpoint, a different
+    given config is refused (but for RESUMABLE_KEYS); before its first, nothing depends on the stored one."""
     stored = read_config(run_dir)
     wanted = stored.with_overrides(overrides, "command line") if config is None else config
     if checkpoint_dirs(run_dir):  # before the first checkpoint nothing trained depends on the stored config

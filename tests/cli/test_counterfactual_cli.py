@@ -44,6 +44,8 @@ def test_indices_pick_the_images(setup, capsys):
     assert main(argv) == 0
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert [r["index"] for r in rows] == ["5", "5", "2", "2"]
+    assert main([*argv, "--n", "3", "--force"]) == 0
+    assert "note: --indices picks 2 images; --n 3 is not used" in capsys.readouterr().err
     test_a = {str(i): float(row["a"]) for i, row in enumerate(r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test")}
     assert float(rows[0]["a_label"]) == pytest.approx(test_a["5"], rel=1e-5)
 

@@ -57,6 +57,8 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
             "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "2,3", "--dci", "lasso", "--no-progress"]
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "on codes of 32 train / 16 test images" in printed and "note: --n" not in printed
     metrics = json.loads((out / "metrics.json").read_text())
     eff = metrics["effectiveness"]
     assert set(eff) == {"a", "b"}
@@ -87,14 +89,15 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 
-def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path):
+def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path, capsys):
     base, data, run, pred = setup
     config = read_config(run).with_overrides(["model.cond_drop_prob=0.3"])
     guided_run = train(config, data, tmp_path / "run", progress=False)
     out = tmp_path / "report"
     argv = ["evaluate", "--run", str(guided_run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
-            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
+            "--quick", "--n", "99", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
     assert main(argv) == 0
+    assert "note: --n 99, but the test split has 16 images: scoring all 16" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
     assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it

@@ -5,6 +5,8 @@ import pytest
 import torch
 from squares_data import render_squares
 
+from causaldiffae.data.base import to_uint8
+from causaldiffae.errors import DivergedError
 from causaldiffae.evaluation.metrics import (
     composition,
     effectiveness,
@@ -14,7 +16,6 @@ from causaldiffae.evaluation.metrics import (
     roles,
     true_counterfactual,
 )
-from causaldiffae.data.base import to_uint8
 from causaldiffae.graph import CausalGraph
 
 
@@ -157,5 +158,5 @@ def test_morphometric_reader_measures_a_bar():
     with pytest.raises(ValueError, match="28, 28"):  # a resized digit's thickness is in its own pixels, not the labels'
         morphometric_reader(g)(torch.nn.functional.interpolate(img, size=32))
     img[0, 0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="1 non-finite pixels"):  # not a blank digit measured as thickness 0
+    with pytest.raises(DivergedError, match="1 non-finite pixels"):  # not a blank digit measured as thickness 0
         morphometric_reader(g)(img)

@@ -78,3 +78,13 @@ def test_frechet_distance_warns_when_the_square_root_is_not_real(monkeypatch):
     a = rng.normal(size=(500, 2))
     with pytest.warns(RuntimeWarning, match="imaginary part of 0.5"):
         assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_warns_when_it_comes_out_clearly_negative(monkeypatch):
+    from scipy import linalg
+
+    real = linalg.sqrtm
+    monkeypatch.setattr(linalg, "sqrtm", lambda m: 2 * real(m))  # a square root twice too large: the trace term overshoots
+    a = np.random.default_rng(5).normal(size=(500, 2))
+    with pytest.warns(RuntimeWarning, match="came out negative"):
+        assert frechet_distance(a, a) == 0.0

@@ -55,6 +55,7 @@ def column_title(do: dict[str, float]) -> str:
     return ", ".join(f"{name}={v:g}" for name, v in do.items())
 
 
+DEFAULT_N = 16  # images in a grid when neither --n nor --indices says
 FAR_SD = 4  # interventions further than this from the training mean get a note: extrapolation
 
 
@@ -93,8 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="split the images come from (default test)")
-    parser.add_argument("--n", type=int, default=16,
-                        help="number of images, spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
     parser.add_argument("--indices", default=None, metavar="I,J,...", help="these images of the split instead (0-based, as the CSV's index column)")
     parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")
@@ -132,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: {path} is a folder")
         if path.exists() and not args.force:
             raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     indices = parse_indices(args.indices)
+    if indices is not None and args.n is not None:
+        print(f"note: --indices picks {len(indices)} images; --n {args.n} is not used", file=sys.stderr)
     if not args.do and not args.joint:
         raise UserError("give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,...")
     columns = [{name: v} for name, values in parse_do(args.do) for v in values] + parse_joint(args.joint)
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if data_edges != set(model.graph.edges):  # allowed (a run may be trained on another graph, data.graph=...), but say so
         print(f"note: the run's graph ({model.graph}) differs from {args.data}'s ({ds.graph}); "
               "the counterfactuals follow the run's", file=sys.stderr)
-    idx = pick_images(indices, args.n, args.split, len(ds))
+    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
     n = len(idx)
     cols = [ds.variables.index(v) for v in model.graph.variables]
     labels = ds.labels[idx][:, cols]

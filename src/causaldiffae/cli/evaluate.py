@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test)")
     parser.add_argument("--out", required=True, help="report folder (metrics.json, report.md, figures/)")
-    parser.add_argument("--n", type=int, default=None, help="test images for effectiveness and realism (default 500; --quick 64)")
+    parser.add_argument("--n", type=int, default=None, help="images of --split for effectiveness and realism (default 500; --quick 64)")
     parser.add_argument("--n-small", type=int, default=None,
                         help="images for composition, reversibility, comparisons and sweeps (default 64; --quick 16)")
     parser.add_argument("--seeds", type=int, default=1, metavar="COUNT",

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--preset", help="preset name, e.g. morphomnist-cpu (see configs/)")
     parser.add_argument("--data", required=True, help="dataset folder (format detected)")
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint (one with none yet starts again and may change its config)")
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=None,
                         help="autocast precision (default: no; with --resume, the run's own)")
     parser.add_argument("--threads", type=int, default=None,
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def note_preset_for_other_data(preset: str, data: str) -> None:
-    """Say so when a dataset's preset (``pendulum-cpu``) is used on another dataset: allowed, rarely meant."""
+    """Say so when a dataset's preset (``pendulum-cpu``) is used on another built-in dataset: allowed, rarely
+    meant. A user folder is left alone: every preset is a starting point for one (README, Your own data)."""
     import sys
 
     from causaldiffae.data import FORMATS, DataError, detect_format
@@ -43,7 +45,7 @@ def note_preset_for_other_data(preset: str, data: str) -> None:
         found = detect_format(data)
     except DataError:
         return  # the data's own error comes when it is loaded
-    if family in FORMATS and found != family:
+    if family in FORMATS and found not in (family, "folder"):
         print(f"note: preset {preset} is sized for {family} data; {data} is a {found} dataset", file=sys.stderr)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Protocol
 
 import numpy as np
 
-from causaldiffae.errors import UserError
+from causaldiffae.errors import DivergedError, UserError
 from causaldiffae.graph import CausalGraph
 
 if TYPE_CHECKING:
@@ -151,5 +151,5 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     import torch
 
     if not torch.isfinite(images).all():
-        raise ValueError(f"{int((~torch.isfinite(images)).sum())} non-finite pixels in the generated images; the model diverged")
+        raise DivergedError(f"{int((~torch.isfinite(images)).sum())} non-finite pixels in the generated images; the model diverged")
     return ((images.detach().cpu().double().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()

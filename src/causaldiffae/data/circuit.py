@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
@@ -228,8 +229,8 @@ def generate(
         raise DataError(f"--seed must be at least 0, got {seed}")
     if workers is not None and workers < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
-    if not 16 <= resolution <= 1024:
-        raise DataError(f"--resolution must be between 16 and 1024, got {resolution}")
+    if not 16 <= resolution <= MAX_RESOLUTION:
+        raise DataError(f"--resolution must be between 16 and {MAX_RESOLUTION}, got {resolution}")
     workers = max(1, workers or len(os.sched_getaffinity(0)))
     scm = CircuitSCM()
     rng = np.random.default_rng(seed)
