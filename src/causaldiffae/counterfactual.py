@@ -100,11 +100,16 @@ def is_class_conditional(model: CausalDiffAE) -> bool:
 
 
 def check_options(
-    model, *, steps: int, w: float, mode: str, abduction: str, guidance: str = DEFAULT_GUIDANCE, start: float = DEFAULT_START,
-    spacing: str = DEFAULT_SPACING,
+    model: CausalDiffAE, *, steps: int, w: float, mode: str, abduction: str, guidance: str = DEFAULT_GUIDANCE,
+    start: float = DEFAULT_START, spacing: str = DEFAULT_SPACING,
 ) -> None:
     """Refuse options the model cannot honour, before any sampling starts."""
     check_decoding(model, mode=mode, w=w, guidance=guidance)
+    check_abduction(model, steps=steps, abduction=abduction, start=start, spacing=spacing)
+
+
+def check_abduction(model: CausalDiffAE, *, steps: int, abduction: str, start: float = DEFAULT_START, spacing: str = DEFAULT_SPACING) -> None:
+    """The options ``abduct`` takes: how ``x_T`` is found, and on which noise levels."""
     if abduction not in ABDUCTIONS:
         raise CounterfactualError(f"unknown abduction {abduction!r} (use {' or '.join(ABDUCTIONS)})")
     total = num_train_timesteps(model)
@@ -117,11 +122,10 @@ def check_options(
 
 
 def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -> None:
-    """The options ``intervene`` and ``decode_interventions`` take, checked as ``check_options`` does."""
+    """The options ``decode_interventions`` takes: the intervention mode and the guidance."""
     if guidance not in GUIDANCES:
         raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
-    if mode not in MODES:
-        raise CounterfactualError(f"unknown mode {mode!r} (use {' or '.join(MODES)})")
+    check_mode(mode)
     if not np.isfinite(w):
         raise CounterfactualError(f"guidance w must be finite, got {w!r}")
     if w != 1.0 and guidance == "null" and not model.has_null_condition:
@@ -129,6 +133,11 @@ def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -
             f"guidance w={w:g} from the null condition needs a model trained with one (cond_drop_prob > 0 or unlabeled samples); "
             "this one was not: use w=1 or guidance='factual'"
         )
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise CounterfactualError(f"unknown mode {mode!r} (use {' or '.join(MODES)})")
 
 
 def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[str, np.ndarray]:
@@ -220,7 +229,7 @@ def abduct(
     lower noise levels (``ddim_timesteps``), which keeps more of the image; ``spacing`` places the
     steps on them.
     """
-    check_options(model, steps=steps, w=DEFAULT_W, mode=DEFAULT_MODE, abduction=abduction, start=start, spacing=spacing)
+    check_abduction(model, steps=steps, abduction=abduction, start=start, spacing=spacing)
     device = _device(model)
     x0 = check_images(model, images).to(device)
     cls = None
@@ -301,7 +310,7 @@ def intervene(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(z', class')`` under ``do`` (natural units: a scalar or one value per image); descendants
     recomputed by the model's mechanisms."""
-    check_decoding(model, mode=mode, w=DEFAULT_W, guidance=DEFAULT_GUIDANCE)
+    check_mode(mode)
     do = check_do(model, do, abduction.z.shape[0])
     blocks = intervened_blocks(model, abduction.z, do, np.asarray(label_mean), np.asarray(label_std), mode)
     z_cf = model.intervene(abduction.u, blocks) if blocks else abduction.z
