@@ -275,7 +275,7 @@ def abduct(
 
 
 def intervened_blocks(
-    model, z: torch.Tensor, do: Mapping[str, np.ndarray], label_mean: np.ndarray, label_std: np.ndarray, mode: str
+    model: CausalDiffAE, z: torch.Tensor, do: Mapping[str, np.ndarray], label_mean: np.ndarray, label_std: np.ndarray, mode: str
 ) -> dict[str, torch.Tensor]:
     """The new value of each intervened block ``(B, block)`` from natural-unit values.
 
