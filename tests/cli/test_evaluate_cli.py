@@ -89,7 +89,13 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 
-def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path, capsys):
+def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path, capsys, monkeypatch):
+    import causaldiffae.evaluation.pipeline as pipeline
+
+    seen = {}  # the small subset (composition's images) and the guidance figure's rows
+    real_composition, real_grid = pipeline.composition, pipeline.figures.image_grid
+    monkeypatch.setattr(pipeline, "composition", lambda fn, xs, *a, **k: seen.setdefault("small", xs) is None or real_composition(fn, xs, *a, **k))
+    monkeypatch.setattr(pipeline.figures, "image_grid", lambda rows, path, **k: seen.__setitem__(path.name, rows) or real_grid(rows, path, **k))
     base, data, run, pred = setup
     config = read_config(run).with_overrides(["model.cond_drop_prob=0.3"])
     guided_run = train(config, data, tmp_path / "run", progress=False)
@@ -98,6 +104,8 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
             "--quick", "--n", "99", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
     assert main(argv) == 0
     assert "note: --n 99, but the test split has 16 images: scoring all 16" in capsys.readouterr().out
+    originals = [row[0] for row in seen["guidance_images.png"]]  # the images the sweep edited, not the first of the draw
+    assert all(np.array_equal(o, seen["small"][i].numpy()) for i, o in enumerate(originals))
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
     assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it

@@ -182,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
     titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
     image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in idx],
-               title=f"{args.mode}, {args.abduction}, {args.steps} steps, w={args.w:g} ({args.guidance} guidance)")
+               title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
+                     f"guidance w={args.w:g} ({args.guidance})")
     variables = list(model.graph.variables)
     for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
         for name, v in do.items():

@@ -7,6 +7,7 @@ objects, not pyplot, so a caller's backend (a notebook's) and its open figures a
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -48,27 +49,37 @@ def image_grid(
     title: str | None = None,
     cell: float = 1.1,
 ) -> Path:
-    """A grid of images (rows x columns), each ``(C, H, W)`` in ``[-1, 1]``."""
+    """A grid of images (rows x columns), each ``(C, H, W)`` in ``[-1, 1]``.
+
+    Each cell gets a thin grey frame (scenes on a white background would otherwise run into each
+    other), and titles longer than a cell wraps onto more lines instead of running into the next.
+    """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig = _figure((cell * n_cols + 0.6, cell * n_rows + 0.5))
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    width = max(8, int(cell * 15))  # characters of 7-pt text that fit across (or, rotated, along) one cell
     for i, row in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
-                spine.set_visible(False)
+                spine.set(visible=j < len(row), color="0.7", linewidth=0.6)
             if j < len(row):
                 ax.imshow(to_display(row[j]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             if i == 0 and col_titles is not None and j < len(col_titles):
-                ax.set_title(col_titles[j], fontsize=7)
+                ax.set_title(_wrap(col_titles[j], width), fontsize=7)
         if row_titles is not None and i < len(row_titles):
-            axes[i][0].set_ylabel(row_titles[i], fontsize=7)
+            axes[i][0].set_ylabel(_wrap(row_titles[i], width), fontsize=7)
     fig.tight_layout(pad=0.2)
     if title:  # above the column titles, not over them
         fig.suptitle(title, fontsize=9, y=1.0, va="bottom")
     return _save(fig, path)
+
+
+def _wrap(text: str, width: int) -> str:
+    """Break a title at its spaces (``thickness=4, intensity=120`` after the comma) to lines of ``width``."""
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
 
 
 def line_plot(
@@ -81,8 +92,12 @@ def line_plot(
     title: str | None = None,
     baselines: Mapping[str, float] | None = None,
     logx: bool = False,
+    logy: bool = False,
 ) -> Path:
-    """One line per series; ``baselines`` are drawn as dashed horizontal lines (e.g. the null baseline)."""
+    """One line per series; ``baselines`` are drawn as dashed horizontal lines (e.g. the null baseline).
+
+    ``logy`` for series that span decades, where a linear axis would flatten the smaller ones to 0.
+    """
     import matplotlib
 
     fig = _figure((4.6, 3.2))
@@ -95,6 +110,8 @@ def line_plot(
     if logx:
         ax.set_xscale("log")
         ax.minorticks_off()
+    if logy:
+        ax.set_yscale("log")
     if len(x) <= 12 and (logx or all(float(v).is_integer() for v in x)):  # steps, m, w: never 2x10^1 or m = 1.5
         ax.set_xticks(list(x), [f"{v:g}" for v in x])
     ax.set_xlabel(xlabel)
@@ -127,7 +144,9 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, names: Sequence[str], 
     for j, name in enumerate(names):
         ax = axes[0][j]
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels[:, j], s=6, cmap="viridis")
-        fig.colorbar(sc, ax=ax, fraction=0.046)
+        bar = fig.colorbar(sc, ax=ax, fraction=0.046)
+        bar.set_label(name, fontsize=7)
+        bar.ax.tick_params(labelsize=6)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}%)", fontsize=7)
         ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}%)", fontsize=7)
@@ -176,7 +195,10 @@ def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
             if all(key in r for r in records):
                 ax.plot(steps, [r[key] for r in records], label=key, linewidth=1)
         if log:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())  # "3x10^0, 2x10^0, 6x10^-1..." crowd a short axis
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(which="both", labelsize=7)

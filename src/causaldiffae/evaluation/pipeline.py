@@ -367,7 +367,7 @@ def evaluate(
     log("figures")
     t0 = time.perf_counter()
     metrics["figures"] = _figures(
-        model, train, test, s, out / "figures", idx, x, recon_images, labels, ccls, mean, std, metrics, w_images, comp_values
+        model, train, test, s, out / "figures", idx, x, recon_images, labels, ccls, mean, std, metrics, (xs, w_images), comp_values
     )
     timings["figures_s"] = time.perf_counter() - t0
     metrics["timings"] = timings
@@ -387,8 +387,12 @@ def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], s
     return series, "MAE (natural units)", {f"null: {name}": items[0]["null_mae"] for name, items in rows.items()}
 
 
-def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, w_images, comp_values) -> dict:
-    """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``."""
+def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, guided, comp_values) -> dict:
+    """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``.
+
+    ``guided`` is ``(images, {w: counterfactuals of them})`` from the guidance sweep, which runs on
+    the small subset, not on the first images of ``x``.
+    """
     variables = test.graph.variables
     made: dict[str, str] = {}
     g = min(s.grid_images, len(idx))
@@ -409,7 +413,7 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
         name = f"grid_{var}.png"
         figures.image_grid(
             rows, fig_dir / name, col_titles=["original", "reconstruction"] + [f"{var}={v:.3g}" for v in vals],
-            title=f"do({var}) — {s.mode}, {s.abduction}, {s.steps} steps, w={s.w:g} ({s.guidance} guidance)",
+            title=f"do({var}): {s.mode} mode, {s.abduction} abduction, {s.steps} DDIM steps, guidance w={s.w:g} ({s.guidance})",
         )
         made[f"grid_{var}"] = f"figures/{name}"
 
@@ -426,11 +430,12 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
     figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="latent traversal (1st to 99th percentile)")
     made["traversal"] = "figures/traversal.png"
 
+    x_small, w_images = guided
     if w_images:
         first = variables[0]
         ws = sorted(w_images)
         gi = min(6, len(comp_values))
-        rows = [[x[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
+        rows = [[x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
                            title=f"do({first} = shuffled {test.split} value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
@@ -455,8 +460,10 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
     series = {f"null intervention applied m times ({comp['abduction']})": comp["l1"]}
     if "inversion_l1" in comp:
         series["the same, inversion abduction"] = comp["inversion_l1"]
+    values = [v for ys in series.values() for v in ys]
     figures.line_plot(list(range(1, len(comp["l1"]) + 1)), series, fig_dir / "composition.png",
-                      xlabel="m", ylabel="L1 to original (pixels in [0,1])", title="composition")
+                      xlabel="m", ylabel="L1 to original (pixels in [0,1])", title="composition: the null intervention applied m times",
+                      logy=min(values) > 0 and max(values) > 100 * min(values))
     made["composition"] = "figures/composition.png"
     if "latent_pca" not in made and (fig_dir / "latent_pca.png").exists():
         made["latent_pca"] = "figures/latent_pca.png"
