@@ -427,7 +427,7 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
         vals = _quantiles(train, k, 7, 0.01, 0.99)
         trav_rows.append([images[0] for images in decode_columns([{var: np.array([v])} for v in vals], sub)])
         trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
-    figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="latent traversal (1st to 99th percentile)")
+    figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="one image, do(variable) from its 1st to its 99th training percentile (rows)")
     made["traversal"] = "figures/traversal.png"
 
     x_small, w_images = guided
