@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
 from causaldiffae.config import ExperimentConfig
-from causaldiffae.errors import UserError, yaml_problem
+from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
+from causaldiffae.yaml_files import read_yaml
 
 if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
@@ -135,11 +135,7 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml; is this a run folder made by 'causaldiffae train'?")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise CheckpointError(f"{path}: invalid YAML {yaml_problem(err)}") from None
-    return ExperimentConfig.from_dict(data or {}, str(path))
+    return ExperimentConfig.from_dict(read_yaml(path, CheckpointError) or {}, str(path))
 
 
 def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping, get_type_hints
 
 import yaml
 
-from causaldiffae.errors import UserError, yaml_problem
+from causaldiffae.errors import UserError
+from causaldiffae.yaml_files import load_yaml, read_yaml
 
 PRESET_DIR = Path(__file__).parent / "configs"
 VARIANTS = ("causaldiffae", "diffae", "diffae-aligned", "label-conditional")
@@ -188,7 +189,7 @@ class ExperimentConfig:
                 valid = ", ".join(f"{section}.{k}" for k in data[section])
                 raise ConfigError(f"{source}: unknown key {key!r} (valid in {section}: {valid})")
             try:
-                data[section][name] = yaml.safe_load(raw) if raw.strip() else None
+                data[section][name] = load_yaml(raw) if raw.strip() else None
             except yaml.YAMLError:
                 raise ConfigError(f"{source}: cannot parse value of {key}: {raw!r}") from None
         return ExperimentConfig.from_dict(data, source)
@@ -335,8 +336,5 @@ def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
             raise ConfigError(f"unknown preset {str(spec)!r} (valid: {', '.join(list_presets())})")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (presets: {', '.join(list_presets())})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML {yaml_problem(err)}") from None
+    data = read_yaml(path, ConfigError)
     return ExperimentConfig.from_dict(data or {}, str(path)).with_overrides(overrides)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
-import yaml
 
-from causaldiffae.errors import UserError, yaml_problem
+from causaldiffae.errors import UserError
+from causaldiffae.yaml_files import read_yaml
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -161,11 +161,7 @@ class CausalGraph:
         path = Path(path)
         if not path.is_file():
             raise GraphError(f"graph file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise GraphError(f"{path}: invalid YAML {yaml_problem(err)}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, GraphError), source=str(path))
 
     @classmethod
     def load(cls, spec: "str | Path | CausalGraph", variables: Iterable[str] | None = None) -> "CausalGraph":

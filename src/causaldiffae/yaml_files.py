@@ -1,0 +1,43 @@
+"""YAML as the library reads it: presets and config files, a run's config.yaml, graph files.
+
+The safe loader (no Python objects), with aliases refused: ``*name`` references let a few hundred
+bytes expand to gigabytes ("billion laughs"), and no config or graph needs them. Files are read as
+bytes, so text that is not UTF-8 fails as any other YAML error does, as one line naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from causaldiffae.errors import UserError
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 (PyYAML's own signature)
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted; write the value out", mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(source: str | bytes) -> Any:
+    """Parse YAML text with the safe loader, aliases refused."""
+    return yaml.load(source, Loader=_NoAliasLoader)  # a SafeLoader subclass: plain data only
+
+
+def read_yaml(path: Path, error: type[UserError]) -> Any:
+    """``load_yaml`` of a file; any problem (syntax, encoding, an alias) raises ``error`` naming the file and place."""
+    try:
+        return load_yaml(path.read_bytes())
+    except yaml.YAMLError as err:
+        raise error(f"{path}: invalid YAML {yaml_problem(err)}") from None
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parse error as one line's tail that says where: ``at line 3, column 9: expected ...``."""
+    mark = getattr(err, "problem_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"at line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else f"({what})"

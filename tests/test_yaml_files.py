@@ -1,0 +1,36 @@
+"""YAML files: plain data only, no aliases (a few hundred bytes could expand to gigabytes), encoding errors as one line."""
+
+import pytest
+
+from causaldiffae.config import ConfigError, load_config
+from causaldiffae.graph import CausalGraph, GraphError
+from causaldiffae.yaml_files import load_yaml
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+
+
+def test_plain_yaml_loads_and_aliases_are_refused():
+    assert load_yaml("variables: [a, b]\nedges: [a -> b]\n") == {"variables": ["a", "b"], "edges": ["a -> b"]}
+    with pytest.raises(Exception, match="aliases"):
+        load_yaml(BOMB)
+
+
+def test_an_alias_bomb_or_a_python_tag_in_a_config_or_graph_is_one_clear_error(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("name: &n [1, 2]\ntrain: {steps: *n}\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: invalid YAML at line 2, column \d+: aliases \(\*name\) are not accepted"):
+        load_config(str(config))
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(BOMB)
+    with pytest.raises(GraphError, match="graph.yaml: invalid YAML at line 2"):
+        CausalGraph.from_yaml(graph)
+    graph.write_text("variables: !!python/object/apply:os.system [echo hi]\n")
+    with pytest.raises(GraphError, match="graph.yaml: invalid YAML"):
+        CausalGraph.from_yaml(graph)
+
+
+def test_text_that_is_not_utf8_is_a_yaml_error_naming_the_file(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(b"name: \xff\xfe tiny\n")
+    with pytest.raises(ConfigError, match="config.yaml: invalid YAML"):
+        load_config(str(config))
