@@ -3,7 +3,7 @@
 import pytest
 from training_fixtures import synthetic_dataset, tiny_config
 
-from causaldiffae.checkpoint import CheckpointError, load_run, save_config
+from causaldiffae.checkpoint import CheckpointError, load_run, read_model_meta, save_config
 from causaldiffae.training import train
 
 
@@ -33,4 +33,50 @@ def test_load_run_names_a_corrupt_or_mismatched_weights_file(tmp_path):
         load_run(run)
     (run / "config.yaml").write_text("model: [unclosed\n")
     with pytest.raises(CheckpointError, match="config.yaml: invalid YAML at line 2, column 1: "):
+        load_run(run)
+
+
+def test_a_linked_checkpoints_folder_is_refused_before_anything_is_pruned(tmp_path):
+    """Old checkpoints are deleted as new ones come: through a link that would delete another folder's contents."""
+    victim = tmp_path / "elsewhere"
+    (victim / "step-0000000").mkdir(parents=True)
+    (victim / "step-0000000" / "state.json").write_text("{}")
+    (victim / "step-0000000" / "notes.txt").write_text("keep me")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(run, tiny_config("train.steps=4", "train.keep_checkpoints=1"))
+    (run / "checkpoints").symlink_to(victim)
+    with pytest.raises(CheckpointError, match="checkpoints is a link"):
+        train(tiny_config("train.steps=4", "train.keep_checkpoints=1"), synthetic_dataset(n=8), run, resume=True, progress=False)
+    assert (victim / "step-0000000" / "notes.txt").read_text() == "keep me"
+
+
+def test_oddly_named_step_folders_are_not_checkpoints(tmp_path):
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    odd = run / "checkpoints" / "step-latest"
+    odd.mkdir()
+    (odd / "state.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"no checkpoint at step 5 \(kept: 1\)"):
+        load_run(run, step=5)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"image_shape": [1, 28000, 28000]}, r"image_shape \[1, 28000, 28000\] is not \[channels 1..4, height, width 1..1024\]"),
+        ({"image_shape": 5}, "image_shape 5 is not"),
+        ({"num_classes": 3_000_000_000}, "num_classes 3000000000 is not a whole number in 0..100000"),
+        ({"step": "abc"}, "step 'abc' is not a whole number"),
+    ],
+)
+def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_it(tmp_path, changes, message):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    weights = run / "model.safetensors"
+    meta = {**read_model_meta(weights), **changes}
+    save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=message):
         load_run(run)

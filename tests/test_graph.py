@@ -116,3 +116,8 @@ def test_yaml_names_that_are_not_strings_are_one_line_errors(tmp_path, names, me
     assert "\n" not in str(err.value)
     path.write_text('variables: ["on", "off", c]\nedges: [on -> off -> c]\n')
     assert CausalGraph.from_yaml(path).edges == (("on", "off"), ("off", "c"))
+
+
+def test_a_graph_of_thousands_of_variables_is_refused_at_once():
+    with pytest.raises(GraphError, match="a causal graph of 1500 variables; this library handles up to 256"):
+        CausalGraph(tuple(f"v{i}" for i in range(1500)))

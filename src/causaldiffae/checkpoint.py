@@ -16,6 +16,7 @@ the last good checkpoint.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
-from causaldiffae.config import ExperimentConfig
+from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.yaml_files import read_yaml
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
 
 CHECKPOINTS = "checkpoints"
+_STEP = re.compile(r"step-\d{7,}")
 
 
 class CheckpointError(UserError):
@@ -75,11 +77,20 @@ def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Complete checkpoints of a run, oldest first: real ``step-NNNNNNN`` folders inside it.
+
+    Old checkpoints are deleted as new ones are written, so a ``checkpoints`` link pointing
+    elsewhere is refused, and linked or oddly named step folders are not the run's.
+    """
     root = Path(run_dir) / CHECKPOINTS
+    if root.is_symlink():
+        raise CheckpointError(f"{root} is a link; a run keeps its checkpoints in a folder of its own (old ones are deleted)")
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step-*") if p.is_dir() and (p / "state.json").is_file())
+    return sorted(
+        p for p in root.glob("step-*")
+        if _STEP.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and (p / "state.json").is_file()
+    )
 
 
 def save_checkpoint(
@@ -172,8 +183,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     if not weights.is_file():
         raise CheckpointError(f"{run_dir}: no model.safetensors yet (the run has not written its first checkpoint)")
     meta = read_model_meta(weights)
-    if "graph" not in meta or "image_shape" not in meta:
-        raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
+    _check_model_meta(meta, weights)
     tensors = weights if step is None else _checkpoint_ema(run_dir, step)
     graph = CausalGraph.from_dict(meta["graph"], source=str(weights))
     model = CausalDiffAE(config.model, graph, tuple(meta["image_shape"]), meta.get("num_classes", 0), config.diffusion)
@@ -185,6 +195,20 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
         raise CheckpointError(f"{tensors}: the weights do not fit the model that {run_dir}/config.yaml describes ({str(err).splitlines()[0]})") from None
     model.trained_steps = int(meta.get("step", 0)) if step is None else step
     return model.to(device).eval(), config
+
+
+def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
+    """The facts that size the model, checked before it is built: a downloaded file could ask for terabytes."""
+    if "graph" not in meta or "image_shape" not in meta:
+        raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
+    shape = meta["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+            and 1 <= shape[0] <= 4 and all(1 <= v <= MAX_RESOLUTION for v in shape[1:])):
+        raise CheckpointError(f"{weights}: image_shape {shape!r} is not [channels 1..4, height, width 1..{MAX_RESOLUTION}]")
+    for key, most in (("num_classes", 100_000), ("step", 10**12)):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:

@@ -63,6 +63,7 @@ class ModelConfig:
     style_drop_prob: float = 0.0  # labeled samples also train with the style block zeroed this often
 
 
+MAX_WIDTH = 4096  # the largest channel count or latent width a config may ask for
 MAX_RESOLUTION = 1024  # the largest data.resolution accepted; a typo such as 2000 would otherwise run out of memory mid-start
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
@@ -290,6 +291,18 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             value = getattr(getattr(config, section), name)
             need(value >= least, f"{section}.{name}", value, f"must be >= {least}")
     need(len(m.channel_mult) >= 1 and min(m.channel_mult) >= 1, "model.channel_mult", m.channel_mult, "needs positive multipliers")
+    # Upper bounds far above any preset, so that a typo (or a downloaded config.yaml) fails here with its
+    # field named instead of in an allocation of many gigabytes while the model is built.
+    need(m.base_channels * max(m.channel_mult) <= MAX_WIDTH, "model.base_channels", m.base_channels,
+         f"the widest UNet level (base_channels x the largest channel_mult) must be <= {MAX_WIDTH} channels")
+    need(len(m.channel_mult) <= 8, "model.channel_mult", m.channel_mult, "at most 8 levels")
+    need(len(m.encoder_channels) <= 8 and max(m.encoder_channels) <= MAX_WIDTH, "model.encoder_channels", m.encoder_channels,
+         f"at most 8 levels of at most {MAX_WIDTH} channels")
+    for name in ("latent_block", "mechanism_hidden", "style_dim"):
+        need(getattr(m, name) <= MAX_WIDTH, f"model.{name}", getattr(m, name), f"must be <= {MAX_WIDTH}")
+    for name in ("layers_per_block", "mechanism_layers"):
+        need(getattr(m, name) <= 16, f"model.{name}", getattr(m, name), "must be <= 16")
+    need(d.num_train_timesteps <= 100_000, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be <= 100000")
     need(config.data.resolution is None or 1 <= config.data.resolution <= MAX_RESOLUTION, "data.resolution", config.data.resolution,
          f"must lie in 1..{MAX_RESOLUTION} (or null: native)")
     for c in [m.base_channels * k for k in m.channel_mult]:

@@ -24,6 +24,9 @@ class GraphError(UserError):
     """A causal graph that cannot be used: cycle, self-loop, unknown or duplicate name."""
 
 
+MAX_VARIABLES = 256  # far above any image dataset's labelled factors; each is a latent block and a mechanism
+
+
 @dataclass(frozen=True)
 class CausalGraph:
     """A DAG over named causal variables; ``variables`` fixes the order of label columns and latent blocks."""
@@ -40,6 +43,8 @@ class CausalGraph:
         object.__setattr__(self, "edges", edges)
         if not variables:
             raise GraphError("a causal graph needs at least one variable")
+        if len(variables) > MAX_VARIABLES:
+            raise GraphError(f"a causal graph of {len(variables)} variables; this library handles up to {MAX_VARIABLES}")
         seen: set[str] = set()
         for name in variables:
             if not isinstance(name, str) or not _NAME.match(name):
