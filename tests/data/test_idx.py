@@ -75,3 +75,17 @@ def test_unsupported_dtype_is_refused(tmp_path):
     with pytest.raises(DataError, match="cannot store dtype"):
         write_idx(tmp_path / "a.idx", np.zeros(3, dtype=np.complex64))
     assert not (tmp_path / "a.idx").exists()
+
+
+def test_a_header_declaring_gigabytes_is_refused_before_the_data_is_read(tmp_path):
+    import gzip
+
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:  # 3 GiB of zeros behind a valid header compress to a few MB; write only the start
+        f.write(bytes([0, 0, 8, 3]) + np.array([3_000_000, 1000, 1000], dtype=">u4").tobytes() + bytes(1000))
+    with pytest.raises(DataError, match=r"declares shape \(3000000, 1000, 1000\), 2.79e\+03 GiB; more than the 2 GiB"):
+        read_idx(bomb)
+    overflow = tmp_path / "overflow-idx3-ubyte"
+    overflow.write_bytes(bytes([0, 0, 8, 4]) + np.full(4, 65536, dtype=">u4").tobytes())  # 2^64 elements: 0 in int64
+    with pytest.raises(DataError, match="declares shape"):
+        read_idx(overflow)

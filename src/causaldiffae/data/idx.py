@@ -7,8 +7,10 @@ C order. MNIST uses type ``0x08`` (uint8); the other IDX types are read too.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -26,38 +28,59 @@ _TYPES = {
 _CODES = {dtype: code for code, dtype in _TYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
+MAX_BYTES = 2**31  # 2 GiB of pixels; all of MNIST is 55 MB, and a header may claim anything
+
+
+def _open(path: Path) -> BinaryIO:
     if not path.is_file():
         raise DataError(f"IDX file not found: {path}")
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: cannot read gzip data ({err})") from None
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _read_exactly(f: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes: a short read means the file ended."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file, in native byte order."""
+    """The array stored in an IDX file, in native byte order.
+
+    The header is read first and the data only up to the size it declares (at most ``MAX_BYTES``),
+    so a small gzip file that inflates to gigabytes is refused, not decompressed.
+    """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
-        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000 then a type byte such as 08)")
-    dtype, ndim = _TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header (needs {header} bytes for {ndim} sizes, has {len(raw)})")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
-    if found < expected:
-        raise DataError(f"{path}: truncated IDX data: shape {shape} needs {expected} bytes, file has {found}")
-    if found > expected:
-        raise DataError(f"{path}: {found - expected} unexpected bytes after the IDX data of shape {shape}")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    try:
+        with _open(path) as f:
+            magic = _read_exactly(f, 4)
+            if len(magic) < 4:
+                raise DataError(f"{path}: truncated IDX header ({len(magic)} bytes)")
+            if magic[0] != 0 or magic[1] != 0 or magic[2] not in _TYPES:
+                raise DataError(f"{path}: bad IDX magic number {magic.hex()} (expected 0000 then a type byte such as 08)")
+            dtype, ndim = _TYPES[magic[2]], magic[3]
+            sizes = _read_exactly(f, 4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header (needs {4 + 4 * ndim} bytes for {ndim} sizes, has {4 + len(sizes)})")
+            shape = tuple(int(v) for v in np.frombuffer(sizes, dtype=">u4"))
+            expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow whatever the header says
+            if expected > MAX_BYTES:
+                raise DataError(f"{path}: the IDX header declares shape {shape}, {expected / 2**30:.3g} GiB; "
+                                f"more than the {MAX_BYTES // 2**30} GiB this reader takes")
+            raw = _read_exactly(f, expected)
+            if len(raw) < expected:
+                raise DataError(f"{path}: truncated IDX data: shape {shape} needs {expected} bytes, file has {len(raw)}")
+            extra = len(_read_exactly(f, 1 << 20))
+            if extra:
+                raise DataError(f"{path}: {extra}{'+' if extra == 1 << 20 else ''} unexpected bytes after the IDX data of shape {shape}")
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: cannot read gzip data ({err})") from None
+    data = np.frombuffer(raw, dtype=dtype).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
 
