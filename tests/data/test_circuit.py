@@ -205,3 +205,27 @@ def test_standin_is_deterministic_across_workers(tmp_path):
         with np.load(one / f"{split}.npz") as a, np.load(two / f"{split}.npz") as b:
             for key in circuit.KEYS:
                 np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_damaged_array_is_not_called_pickled_and_a_bad_stored_resolution_is_named(tmp_path, monkeypatch):
+    import io
+    import json
+    import zipfile
+
+    monkeypatch.delenv(circuit.ALLOW_PICKLE_ENV, raising=False)
+    write_official(tmp_path / "whole.npz", 0, 2)
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 2, 4), dtype=np.float32))
+    with zipfile.ZipFile(tmp_path / "whole.npz") as whole, zipfile.ZipFile(tmp_path / "train.npz", "w") as cut:
+        for name in whole.namelist():  # the same file with its latents cut short
+            cut.writestr(name, buf.getvalue()[:-16] if name == "original_latents.npy" else whole.read(name))
+    (tmp_path / "whole.npz").unlink()
+    with pytest.raises(DataError, match=r"'original_latents' is unreadable \(EOF") as err:
+        circuit.load(tmp_path, "train")
+    assert "ALLOW_PICKLE" not in str(err.value)  # a truncated file must not nudge anyone to allow pickles
+    stand_in = tmp_path / "stand-in"
+    circuit.generate(stand_in, n=30, resolution=16, workers=1, progress=False)
+    meta = json.loads((stand_in / "circuit.json").read_text())
+    (stand_in / "circuit.json").write_text(json.dumps({**meta, "resolution": 30000}))
+    with pytest.raises(DataError, match=r"circuit.json: resolution 30000 is not a whole number of pixels in 16..1024"):
+        circuit.load(stand_in, "train")

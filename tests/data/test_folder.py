@@ -175,3 +175,14 @@ def test_paths_are_normalised_and_symlinked_folders_followed(tmp_path):
     ours, theirs = folder.load(linked, "train"), folder.load(real, "train")
     assert np.array_equal(ours.images, theirs.images) and np.array_equal(ours.labels, theirs.labels)
     assert len(ours) + len(folder.load(linked, "test")) == len(labels)
+
+
+def test_huge_images_need_a_resolution_and_a_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    root = tmp_path / "big"
+    make_folder(root, n=6, mode="L", size=1100)
+    with pytest.raises(DataError, match=r"images of 1100x1100 pixels, larger than the 1024 this library trains at; give a resolution"):
+        folder.load(root, "train")
+    assert folder.load(root, "train", resolution=16).images.shape[1:] == (16, 16, 1)  # resized per image: fine
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1100^2 is then past PIL's decompression-bomb limit
+    with pytest.raises(DataError, match=r"000.png: unreadable image \(Image size"):
+        folder.load(root, "train", resolution=16)

@@ -345,8 +345,11 @@ def _read(file: Path, key: str) -> np.ndarray:
     with np.load(file, allow_pickle=False) as data:
         try:
             return data[key]
-        except ValueError:
-            pass
+        except ValueError as err:
+            if "allow_pickle" not in str(err):  # a damaged array, not a pickled one: say that, not "trust it"
+                raise DataError(f"{file}: {key!r} is unreadable ({err})") from None
+        except MemoryError:
+            raise DataError(f"{file}: {key!r} declares an array too large to load") from None
     if os.environ.get(ALLOW_PICKLE_ENV) != "1":
         raise DataError(
             f"{file}: {key!r} is a pickled object array, and unpickling can run code from the file; "
@@ -414,7 +417,10 @@ def load(
     path = Path(path)
     meta = _metadata(path)
     if resolution is None:
-        resolution = int((meta or {}).get("resolution") or DEFAULT_RESOLUTION)
+        stored = (meta or {}).get("resolution") or DEFAULT_RESOLUTION
+        if isinstance(stored, bool) or not isinstance(stored, int) or not 16 <= stored <= MAX_RESOLUTION:
+            raise DataError(f"{path / METADATA}: resolution {stored!r} is not a whole number of pixels in 16..{MAX_RESOLUTION}")
+        resolution = stored
     files = split_files(path, split)
     for file in files:  # every file's keys checked before any decoding
         keys = _keys(file)

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import CausalImageDataset, DataError
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
@@ -200,7 +201,7 @@ def scan(path: str | Path) -> FolderIndex:
             with Image.open(file) as img:
                 channels, mode = _channels(file, img.mode, img.info)
                 sizes.append(img.size)
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
             raise DataError(f"{file}: unreadable image ({err})") from None
         modes.append(mode)
         first_of.setdefault(channels, name)
@@ -231,7 +232,7 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
                 shrink = img.size[0] > resolution or img.size[1] > resolution
                 img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
             arr = np.asarray(img)
-    except OSError as err:
+    except (OSError, Image.DecompressionBombError) as err:
         raise DataError(f"{file}: unreadable image ({err})") from None
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
@@ -262,6 +263,9 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
     if resolution is None and _mixed(index.sizes):
         raise DataError(f"{index.root}: images are not all square and of one size ({_sizes_shown(index.sizes, 3)}); "
                         "give a resolution (data.resolution=N to train, --resolution N for predictors)")
+    if resolution is None and max(max(size) for size in index.sizes) > MAX_RESOLUTION:
+        raise DataError(f"{index.root}: images of {_sizes_shown(index.sizes, 1)} pixels, larger than the {MAX_RESOLUTION} this "
+                        "library trains at; give a resolution (data.resolution=N to train, --resolution N for predictors)")
     images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}", progress))
     train = index.labels[index.rows("train")]
     return CausalImageDataset(
