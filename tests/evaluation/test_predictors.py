@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,17 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
         load_predictors(out, resized)  # names the fix, not just the mismatch
     with pytest.raises(PredictorError, match="no predictors here"):
         load_predictors(tmp_path / "nothing")
+    meta_text = (out / "predictors.json").read_text()
+    for field, value, shown in (("width", '"16"', "'16'"), ("width", "200000", "200000"), ("label_std", '["x", 1]', r"\['x', 1\]")):
+        meta = json.loads(meta_text)
+        meta[field] = json.loads(value)
+        (out / "predictors.json").write_text(json.dumps(meta))
+        with pytest.raises(PredictorError, match=rf"predictors.json: field '{field}' holds {shown}, which predictors cannot be built from"):
+            load_predictors(out)
+    (out / "predictors.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(PredictorError, match="unreadable predictor metadata"):
+        load_predictors(out)
+    (out / "predictors.json").write_text(meta_text)
     (out / "predictors.safetensors").write_bytes(b"garbage")
     with pytest.raises(PredictorError, match="predictors.safetensors"):
         load_predictors(out)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from causaldiffae.atomic import atomic_dir
+from causaldiffae.config import MAX_RESOLUTION, MAX_WIDTH
 from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.errors import UserError
 
@@ -271,6 +272,32 @@ def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> 
     return out
 
 
+def _check_fields(meta: PredictorMeta, source: Path) -> None:
+    """Types and sizes of a predictors.json, before the networks are built from it (a downloaded one could ask for terabytes)."""
+
+    def whole(value: object, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    def numbers(values: object, n: int) -> bool:
+        return (isinstance(values, list) and len(values) == n
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values))
+
+    k = len(meta.variables) if isinstance(meta.variables, list) else -1
+    problems = [
+        ("variables", isinstance(meta.variables, list) and k >= 1 and all(isinstance(v, str) for v in meta.variables)),
+        ("image_shape", isinstance(meta.image_shape, list) and len(meta.image_shape) == 3 and whole(meta.image_shape[0], 1, 4)
+         and all(whole(v, 1, MAX_RESOLUTION) for v in meta.image_shape[1:])),
+        ("label_mean", numbers(meta.label_mean, k)),
+        ("label_std", numbers(meta.label_std, k)),
+        ("num_classes", whole(meta.num_classes, 0, 100_000)),
+        ("width", whole(meta.width, 1, MAX_WIDTH)),
+        ("feature_dim", whole(meta.feature_dim, 1, MAX_WIDTH)),
+    ]
+    bad = next((name for name, ok in problems if not ok), None)
+    if bad is not None:
+        raise PredictorError(f"{source}: field {bad!r} holds {getattr(meta, bad)!r}, which predictors cannot be built from")
+
+
 def load_predictors(path: str | Path, ds: CausalImageDataset | None = None) -> Predictors:
     """Load predictors from a folder; with ``ds``, refuse a dataset/graph/shape mismatch."""
     from safetensors import SafetensorError
@@ -281,10 +308,11 @@ def load_predictors(path: str | Path, ds: CausalImageDataset | None = None) -> P
     if not meta_path.is_file() or not weights_path.is_file():
         raise PredictorError(f"{path}: no predictors here (expected {META} and {WEIGHTS}); train them with 'causaldiffae predictors'")
     try:
-        raw = json.loads(meta_path.read_text())
+        raw = json.loads(meta_path.read_bytes())
         meta = PredictorMeta(**raw)
-    except (json.JSONDecodeError, TypeError) as err:
+    except (ValueError, TypeError) as err:
         raise PredictorError(f"{meta_path}: unreadable predictor metadata ({err})") from None
+    _check_fields(meta, meta_path)
     if ds is not None:
         check_meta(meta, ds, str(path))
     model = Predictors(meta)
