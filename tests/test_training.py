@@ -360,6 +360,14 @@ def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_lin
     (last / "state.json").write_text(state[:20])
     with pytest.raises(CheckpointError, match="step-0000002: unreadable checkpoint \\(JSONDecodeError"):
         train(tiny_config("train.steps=3"), data, run, resume=True, progress=False)
+    for broken, message in (
+        ("[]", "unreadable checkpoint .*not an object with an rng state"),
+        (json.dumps({**json.loads(state), "step": "abc"}), "unreadable checkpoint .*step 'abc' is not a whole number"),
+        (json.dumps({**json.loads(state), "rng": {**json.loads(state)["rng"], "torch": [999, 1]}}), "the checkpoint does not fit this run"),
+    ):
+        (last / "state.json").write_text(broken)
+        with pytest.raises(CheckpointError, match=f"step-0000002: {message}"):
+            train(tiny_config("train.steps=3"), data, run, resume=True, progress=False)
     (last / "state.json").write_text(state)
     metrics = run / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"step": 3, "lo')  # a run killed mid-write

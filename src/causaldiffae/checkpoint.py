@@ -119,14 +119,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The tensors and state of one checkpoint folder (CPU tensors)."""
     path = Path(path)
     try:
-        state = json.loads((path / "state.json").read_text())
+        state = json.loads((path / "state.json").read_bytes())
+        if not isinstance(state, dict) or not isinstance(state.get("rng"), dict):
+            raise KeyError("state.json is not an object with an rng state")
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise KeyError(f"step {step!r} is not a whole number")
         return {
             "model": load_file(str(path / "model.safetensors")),
             "ema": load_file(str(path / "ema.safetensors")),
             "optimizer": unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer")),
             "state": state,
         }
-    except (OSError, json.JSONDecodeError, KeyError, SafetensorError) as err:
+    except (OSError, ValueError, TypeError, KeyError, SafetensorError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it to resume from the one before") from None
 
 

@@ -303,6 +303,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for name in ("layers_per_block", "mechanism_layers"):
         need(getattr(m, name) <= 16, f"model.{name}", getattr(m, name), "must be <= 16")
     need(d.num_train_timesteps <= 100_000, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be <= 100000")
+    need(t.seed < 2**32, "train.seed", t.seed, "must be < 2**32")
     need(config.data.resolution is None or 1 <= config.data.resolution <= MAX_RESOLUTION, "data.resolution", config.data.resolution,
          f"must lie in 1..{MAX_RESOLUTION} (or null: native)")
     for c in [m.base_channels * k for k in m.channel_mult]:

@@ -27,6 +27,7 @@ import torch
 
 from causaldiffae.atomic import atomic_file
 from causaldiffae.checkpoint import (
+    CheckpointError,
     checkpoint_dirs,
     export_model,
     load_checkpoint,
@@ -481,14 +482,19 @@ def train(
                 f"{kept[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
             )
         _check_same_labels(ckpt["model"], model, kept[-1])
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["state"]["rng"])
-        start = int(ckpt["state"]["step"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["state"]["rng"])
+            if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
+                accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
+            detail = str(err).splitlines()[0] if str(err) else ""
+            raise CheckpointError(f"{kept[-1]}: the checkpoint does not fit this run ({type(err).__name__}: {detail}); "
+                                  "delete it to resume from the one before") from None
+        start = ckpt["state"]["step"]
         saved_window = ckpt["state"].get("log_window", saved_window)
-        if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
-            accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
         if start > t.steps:
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)

@@ -219,9 +219,23 @@ def test_loader_errors_name_the_file_and_field(generated, tmp_path):
 def test_loader_refuses_broken_metadata(generated, tmp_path):
     broken = tmp_path / "json"
     shutil.copytree(generated, broken)
+    good = (broken / METADATA).read_text()
     (broken / METADATA).write_text("{not json")
     with pytest.raises(DataError, match=f"{METADATA}: invalid JSON"):
         load(broken, "test")
+    (broken / METADATA).write_bytes(b"\xff{}")
+    with pytest.raises(DataError, match=f"{METADATA}: invalid JSON"):
+        load(broken, "test")
+    meta = json.loads(good)
+    for changes, message in (
+        ({"scm": [1, 2]}, "'scm' must map the SCM's constants to numbers"),
+        ({"scm": {**meta["scm"], "slope": "big"}}, "'scm' must map the SCM's constants to numbers"),
+        ({"label_mean": ["a", "b"]}, "label_mean and label_std must be 2 finite numbers each"),
+        ({"label_std": [0.5, float("nan")]}, "label_mean and label_std must be 2 finite numbers each"),
+    ):
+        (broken / METADATA).write_text(json.dumps({**meta, **changes}))
+        with pytest.raises(DataError, match=message):
+            load(broken, "test")
 
 
 def test_source_digits_are_the_real_originals_of_each_split(generated, tmp_path):

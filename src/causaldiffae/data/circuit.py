@@ -285,8 +285,8 @@ def generate(
 
 def _metadata(path: Path) -> dict | None:
     try:
-        meta = json.loads((path / METADATA).read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads((path / METADATA).read_bytes())
+    except (OSError, ValueError):  # missing, bad JSON or text that is not UTF-8
         return None
     return meta if isinstance(meta, dict) else None
 

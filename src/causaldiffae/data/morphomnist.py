@@ -371,8 +371,8 @@ def _read_metadata(path: Path) -> dict | None:
     if not meta.is_file():
         return None
     try:
-        data = json.loads(meta.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(meta.read_bytes())
+    except ValueError as err:  # bad JSON or text that is not UTF-8
         raise DataError(f"{meta}: invalid JSON ({err})") from None
     if not isinstance(data, dict):
         raise DataError(f"{meta}: expected a JSON object")
@@ -382,10 +382,13 @@ def _read_metadata(path: Path) -> dict | None:
 def _statistics(path: Path, metadata: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """Train-split label mean/std: from the metadata when present, else from the train CSV."""
     if metadata is not None and "label_mean" in metadata and "label_std" in metadata:
-        mean = np.asarray(metadata["label_mean"], dtype=np.float64)
-        std = np.asarray(metadata["label_std"], dtype=np.float64)
-        if mean.shape != (2,) or std.shape != (2,):
-            raise DataError(f"{path / METADATA}: label_mean and label_std must have 2 values each")
+        try:
+            mean = np.asarray(metadata["label_mean"], dtype=np.float64)
+            std = np.asarray(metadata["label_std"], dtype=np.float64)
+        except (TypeError, ValueError):
+            mean = std = np.zeros(0)
+        if mean.shape != (2,) or std.shape != (2,) or not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise DataError(f"{path / METADATA}: label_mean and label_std must be 2 finite numbers each (std > 0)")
         return mean, std
     train = read_morpho_csv(path / "train-morpho.csv")
     return train.mean(axis=0), train.std(axis=0)
@@ -412,7 +415,10 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
             graph = CausalGraph.from_dict(metadata["graph"], source=str(path / METADATA))
             if graph.variables != VARIABLES:
                 raise DataError(f"{path / METADATA}: graph variables must be {list(VARIABLES)}")
-        constants = {k: v for k, v in (metadata.get("scm") or {}).items() if k in ThicknessIntensitySCM.__dataclass_fields__}
+        stored = metadata.get("scm") or {}
+        constants = {k: v for k, v in stored.items() if k in ThicknessIntensitySCM.__dataclass_fields__} if isinstance(stored, dict) else None
+        if constants is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in constants.values()):
+            raise DataError(f"{path / METADATA}: 'scm' must map the SCM's constants to numbers, got {stored!r:.80}")
         scm = ThicknessIntensitySCM(**{k: float(v) for k, v in constants.items()})
     mean, std = _statistics(path, metadata)
     if digits.size and (digits.min() < 0 or digits.max() > 9):

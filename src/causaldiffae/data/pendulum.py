@@ -250,8 +250,8 @@ def looks_like(path: str | Path) -> bool:
     meta = path / METADATA
     if meta.is_file():
         try:
-            return json.loads(meta.read_text()).get("format") == FORMAT
-        except (json.JSONDecodeError, AttributeError):
+            return json.loads(meta.read_bytes()).get("format") == FORMAT
+        except (ValueError, AttributeError):  # bad JSON, text that is not UTF-8, or not an object
             return False
     if not (path / "train").is_dir():
         return False
