@@ -21,19 +21,25 @@ def _item(m, n, role):
     return {"role": role, "mae": m, "null_mae": n, "measured_mae": m, "measured_null_mae": n}
 
 
-def test_scores_from_evaluate_metrics():
-    metrics = {
+def _metrics(abduction: str, reconstruction: dict, composition: dict) -> dict:
+    """An evaluate metrics.json with the parts the bar reads."""
+    return {
         "morphometrics": True,
-        "settings": {"n_used": 500, "steps": 20, "abduction": "inversion"},
+        "settings": {"n_used": 500, "steps": 20, "abduction": abduction},
         "effectiveness": {
             "thickness": {"variables": {"thickness": _item(0.2, 0.8, "intervened"), "intensity": _item(20.0, 30.0, "descendant")},
                           "class_accuracy": 0.95},
             "intensity": {"variables": {"thickness": _item(0.5, 0.1, "non-descendant"), "intensity": _item(10.0, 40.0, "intervened")},
                           "class_accuracy": 0.97},
         },
-        "realism": {"reconstruction": {"inversion": {"measured_mae": {"thickness": 0.3}}, "stochastic": {"measured_mae": {"thickness": 9.0}}}},
-        "composition": {"n": 32, "l1": [0.01, 0.02]},
+        "realism": {"reconstruction": reconstruction},
+        "composition": composition,
     }
+
+
+def test_scores_from_evaluate_metrics():
+    recon = {"inversion": {"measured_mae": {"thickness": 0.3}}, "stochastic": {"measured_mae": {"thickness": 9.0}}}
+    metrics = _metrics("inversion", recon, {"n": 32, "l1": [0.01, 0.02]})
     s = scores_from_metrics(metrics)
     assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
     assert [row[1] for row in criteria(s)] == [row[1] for row in criteria(SCORES)]
@@ -42,18 +48,8 @@ def test_scores_from_evaluate_metrics():
 
 def test_a_ddpm_evaluation_scores_the_null_intervention_through_inversion():
     """The ddpm residuals return the image exactly, so that row would pass whatever the model did."""
-    metrics = {
-        "morphometrics": True,
-        "settings": {"n_used": 500, "steps": 20, "abduction": "ddpm"},
-        "effectiveness": {
-            "thickness": {"variables": {"thickness": _item(0.2, 0.8, "intervened"), "intensity": _item(20.0, 30.0, "descendant")},
-                          "class_accuracy": 0.95},
-            "intensity": {"variables": {"thickness": _item(0.5, 0.1, "non-descendant"), "intensity": _item(10.0, 40.0, "intervened")},
-                          "class_accuracy": 0.97},
-        },
-        "realism": {"reconstruction": {"ddpm": {"measured_mae": {"thickness": 0.02}}}},
-        "composition": {"n": 16, "l1": [1e-9, 2e-9], "inversion_l1": [0.05, 0.08]},
-    }
+    recon = {"ddpm": {"measured_mae": {"thickness": 0.02}}}
+    metrics = _metrics("ddpm", recon, {"n": 16, "l1": [1e-9, 2e-9], "inversion_l1": [0.05, 0.08]})
     s = scores_from_metrics(metrics)
     name, value, _, ok = criteria(s)[-1]
     assert (value, ok) == (0.05, False) and "(DDIM inversion, 16 images)" in name
