@@ -58,6 +58,7 @@ def test_overrides_parse_yaml_values():
         ("model.base_channels=32768", "widest UNet level .* must be <= 4096 channels"),
         ("diffusion.num_train_timesteps=4000000000", "num_train_timesteps=4000000000: must be <= 100000"),
         ("model.latent_block=100000", "latent_block=100000: must be <= 4096"),
+        ("model.kl_weight=.inf", "model.kl_weight=inf: must be a finite number"),
         ("train.seed=100000000000000000000000", "train.seed=100000000000000000000000: must be < 2\\*\\*32"),
         ("train.grad_clip=0", "train.grad_clip=0.0: must be > 0"),
         ("train.weight_decay=-0.1", "train.weight_decay=-0.1: must be >= 0"),

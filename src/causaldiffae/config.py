@@ -9,6 +9,7 @@ out-of-range value fails with a one-line error before any data is loaded or any 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, get_type_hints
@@ -275,6 +276,12 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         if not ok:
             raise ConfigError(f"{source}: {key}={value!r}: {what}")
 
+    for name in ("data", "model", "diffusion", "train"):  # inf or nan in a weight or rate would surface only as a non-finite loss
+        section = getattr(config, name)
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, float):
+                need(math.isfinite(value), f"{name}.{f.name}", value, "must be a finite number")
     need(m.variant in VARIANTS, "model.variant", m.variant, f"expected one of {', '.join(VARIANTS)}")
     need(0.0 < m.labeled_fraction <= 1.0, "model.labeled_fraction", m.labeled_fraction, "must lie in (0, 1]")
     need(0.0 <= m.cond_drop_prob < 1.0, "model.cond_drop_prob", m.cond_drop_prob, "must lie in [0, 1)")
