@@ -80,3 +80,12 @@ def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=message):
         load_run(run)
+
+
+def test_checkpoints_sort_by_step_number_and_take_only_their_own_names(tmp_path):
+    from causaldiffae.checkpoint import checkpoint_dirs
+
+    for name in ("step-9999999", "step-10000000", "step-00000006", "step-0000005"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        (tmp_path / "checkpoints" / name / "state.json").write_text("{}")
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000005", "step-9999999", "step-10000000"]

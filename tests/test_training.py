@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_config, save_config
 from causaldiffae.config import ConfigError
+from causaldiffae.errors import UserError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
     TrainingError,
@@ -363,6 +364,8 @@ def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_lin
     for broken, message in (
         ("[]", "unreadable checkpoint .*not an object with an rng state"),
         (json.dumps({**json.loads(state), "step": "abc"}), "unreadable checkpoint .*step 'abc' is not a whole number"),
+        (json.dumps({**json.loads(state), "optimizer": "x"}), "unreadable checkpoint .*optimizer state is not an object"),
+        (json.dumps({**json.loads(state), "log_window": [1]}), "unreadable checkpoint .*log_window is not an object"),
         (json.dumps({**json.loads(state), "rng": {**json.loads(state)["rng"], "torch": [999, 1]}}), "the checkpoint does not fit this run"),
     ):
         (last / "state.json").write_text(broken)
@@ -624,3 +627,11 @@ def test_a_resume_names_its_changes_before_a_failing_compile_check_and_writes_no
     resuming = printed.index("at step 2 with train.steps 2 -> 3, train.compile None -> default")
     assert resuming < printed.index("compiling the training loss (train.compile=default")
     assert (run / "config.yaml").read_text() == stored and (run / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_config_whose_bounded_widths_multiply_into_a_huge_model_is_refused_before_anything_is_written(tmp_path):
+    huge = tiny_config("model.base_channels=512", "model.channel_mult=[8,8,8]", "model.layers_per_block=16", "model.norm_groups=32",
+                       "model.attention_head_dim=32")
+    with pytest.raises(UserError, match=r"the model would have [\d.]+G parameters \([\d.]+ GiB in fp32\), more than the 2G"):
+        train(huge, synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

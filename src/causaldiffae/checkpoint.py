@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
 
 CHECKPOINTS = "checkpoints"
-_STEP = re.compile(r"step-\d{7,}")
+_STEP = re.compile(r"step-(\d{7}|[1-9]\d{7,})")  # as checkpoint_dir writes them: zero-padded to 7 digits
 
 
 class CheckpointError(UserError):
@@ -88,8 +88,8 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.glob("step-*")
-        if _STEP.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and (p / "state.json").is_file()
+        (p for p in root.glob("step-*") if _STEP.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and (p / "state.json").is_file()),
+        key=lambda p: int(p.name.removeprefix("step-")),  # by number: step-10000000 comes after step-9999999
     )
 
 
@@ -121,17 +121,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = json.loads((path / "state.json").read_bytes())
         if not isinstance(state, dict) or not isinstance(state.get("rng"), dict):
-            raise KeyError("state.json is not an object with an rng state")
+            raise ValueError("state.json is not an object with an rng state")
         step = state.get("step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise KeyError(f"step {step!r} is not a whole number")
+            raise ValueError(f"step {step!r:.40} is not a whole number")
+        if not isinstance(state.get("optimizer"), dict) or not isinstance(state["optimizer"].get("param_groups"), list):
+            raise ValueError("its optimizer state is not an object with param_groups")
+        window = state.get("log_window", {"sums": {}, "steps": 0, "seconds": 0.0})
+        if not (isinstance(window, dict) and isinstance(window.get("sums"), dict) and isinstance(window.get("steps"), int)
+                and isinstance(window.get("seconds"), (int, float))):
+            raise ValueError("its log_window is not an object of sums, steps and seconds")
         return {
             "model": load_file(str(path / "model.safetensors")),
             "ema": load_file(str(path / "ema.safetensors")),
             "optimizer": unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer")),
             "state": state,
         }
-    except (OSError, ValueError, TypeError, KeyError, SafetensorError) as err:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, SafetensorError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it to resume from the one before") from None
 
 
@@ -177,6 +183,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     score a run along its training.
     """
     from causaldiffae.models import CausalDiffAE
+    from causaldiffae.models.causaldiffae import check_model_size
 
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -191,7 +198,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     _check_model_meta(meta, weights)
     tensors = weights if step is None else _checkpoint_ema(run_dir, step)
     graph = CausalGraph.from_dict(meta["graph"], source=str(weights))
-    model = CausalDiffAE(config.model, graph, tuple(meta["image_shape"]), meta.get("num_classes", 0), config.diffusion)
+    shape, classes = tuple(meta["image_shape"]), meta.get("num_classes", 0)
+    check_model_size(config.model, graph, shape, classes, config.diffusion, source=str(run_dir / "config.yaml"))
+    model = CausalDiffAE(config.model, graph, shape, classes, config.diffusion)
     try:
         model.load_state_dict(load_file(str(tensors)))
     except SafetensorError as err:

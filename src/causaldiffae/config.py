@@ -65,6 +65,7 @@ class ModelConfig:
 
 
 MAX_WIDTH = 4096  # the largest channel count or latent width a config may ask for
+MAX_PARAMETERS = 2_000_000_000  # 8 GiB of fp32 weights per model built; the largest measured here has 35M
 MAX_RESOLUTION = 1024  # the largest data.resolution accepted; a typo such as 2000 would otherwise run out of memory mid-start
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
@@ -257,8 +258,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {value!r:.80}")
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ConfigError(f"{where}: {str(value)[:20]}... is too large for a number") from None
     if hint is str or text.startswith("str"):
         if isinstance(value, (dict, list)):  # a YAML mapping or list where a string belongs
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -136,6 +136,7 @@ def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -
 
 
 def check_mode(mode: str) -> None:
+    """The option ``intervene`` takes: set the whole block, or shift its mean."""
     if mode not in MODES:
         raise CounterfactualError(f"unknown mode {mode!r} (use {' or '.join(MODES)})")
 

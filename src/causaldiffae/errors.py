@@ -7,4 +7,3 @@ class UserError(ValueError):
 
 class DivergedError(UserError):
     """A model produced non-finite values (NaN or inf): what it made cannot be measured, so the command stops."""
-

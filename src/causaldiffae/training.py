@@ -415,6 +415,7 @@ def train(
     from tqdm.auto import tqdm
 
     from causaldiffae.models import CausalDiffAE
+    from causaldiffae.models.causaldiffae import check_model_size
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
@@ -460,6 +461,7 @@ def train(
     if resume and (out / "model.safetensors").is_file():
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
     torch.manual_seed(t.seed)
+    check_model_size(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
         init_weights(model, t.init, train_data)

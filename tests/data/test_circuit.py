@@ -223,6 +223,13 @@ def test_a_damaged_array_is_not_called_pickled_and_a_bad_stored_resolution_is_na
     with pytest.raises(DataError, match=r"'original_latents' is unreadable \(EOF") as err:
         circuit.load(tmp_path, "train")
     assert "ALLOW_PICKLE" not in str(err.value)  # a truncated file must not nudge anyone to allow pickles
+    header = io.BytesIO()  # a member that declares 64 GiB and holds none of it: refused before anything is inflated
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2_000_000_000, 2, 4)})
+    with zipfile.ZipFile(tmp_path / "whole.npz", "w") as zf:
+        zf.writestr("original_latents.npy", header.getvalue())
+    (tmp_path / "whole.npz").replace(tmp_path / "train.npz")
+    with pytest.raises(DataError, match=r"'original_latents' declares 59.6 GiB; more than the 2 GiB"):
+        circuit._read(tmp_path / "train.npz", "original_latents")
     stand_in = tmp_path / "stand-in"
     circuit.generate(stand_in, n=30, resolution=16, workers=1, progress=False)
     meta = json.loads((stand_in / "circuit.json").read_text())

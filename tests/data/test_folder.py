@@ -186,3 +186,13 @@ def test_huge_images_need_a_resolution_and_a_decompression_bomb_is_one_line(tmp_
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1100^2 is then past PIL's decompression-bomb limit
     with pytest.raises(DataError, match=r"000.png: unreadable image \(Image size"):
         folder.load(root, "train", resolution=16)
+
+
+def test_data_check_notes_images_too_large_to_load_without_a_resolution(tmp_path, capsys):
+    from causaldiffae.cli import main
+
+    root = tmp_path / "big"
+    make_folder(root, n=6, mode="L", size=1100)
+    assert main(["data", "check", str(root), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "not decoded (larger than 1024 px)" in out and "note: images larger than 1024 px load only resized" in out

@@ -62,12 +62,17 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
     with pytest.raises(PredictorError, match="no predictors here"):
         load_predictors(tmp_path / "nothing")
     meta_text = (out / "predictors.json").read_text()
-    for field, value, shown in (("width", '"16"', "'16'"), ("width", "200000", "200000"), ("label_std", '["x", 1]', r"\['x', 1\]")):
+    for field, value, shown in (("width", '"16"', "'16'"), ("width", "200000", "200000"), ("label_std", '["x", 1]', r"\['x', 1\]"),
+                                 ("label_std", "[1" + "0" * 400 + ", 1]", r"\[10+"), ("edges", "5", "5")):
         meta = json.loads(meta_text)
         meta[field] = json.loads(value)
         (out / "predictors.json").write_text(json.dumps(meta))
         with pytest.raises(PredictorError, match=rf"predictors.json: field '{field}' holds {shown}, which predictors cannot be built from"):
             load_predictors(out)
+    meta = json.loads(meta_text)
+    (out / "predictors.json").write_text(json.dumps({**meta, "width": 4096}))  # each field in range, the networks terabytes
+    with pytest.raises(PredictorError, match=r"the networks would have [\d.]+G parameters, more than the 2G"):
+        load_predictors(out)
     (out / "predictors.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(PredictorError, match="unreadable predictor metadata"):
         load_predictors(out)

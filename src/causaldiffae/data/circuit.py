@@ -51,6 +51,7 @@ GRAPH = CausalGraph(
 LATENT_ORDER = ("red", "green", "blue", "arm")  # the official ``original_latents`` columns
 TO_GRAPH = [LATENT_ORDER.index(v) for v in VARIABLES]
 SPLITS = ("train", "val", "test")
+MAX_ARRAY_BYTES = 2**31  # per npz member; the official 512 px JPEG arrays are a few hundred MB per shard
 ALLOW_PICKLE_ENV = "CAUSALDIFFAE_ALLOW_PICKLE"  # "1": unpickle object arrays of files the user trusts
 KEYS = ("imgs", "original_latents", "epsilon", "pressed", "intervention_labels", "intervention_masks")
 REQUIRED = ("imgs", "original_latents")
@@ -335,6 +336,17 @@ def _keys(file: Path) -> list[str]:
         raise DataError(f"{file}: unreadable npz ({err})") from None
 
 
+def _declared_bytes(file: Path, key: str) -> int:
+    """The size an npz member's header declares, read before its data (a few MB of zeros can inflate to gigabytes)."""
+    try:
+        with zipfile.ZipFile(file) as zf, zf.open(f"{key}.npy") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"{file}: {key!r} is unreadable ({err})") from None
+    return math.prod(shape) * dtype.itemsize
+
+
 def _read(file: Path, key: str) -> np.ndarray:
     """One array of an npz file. Object arrays (JPEG bytes stored by pickle, as some official files
     are) are unpickled only when the user vouches for the file via ``ALLOW_PICKLE_ENV``: unpickling
@@ -342,6 +354,9 @@ def _read(file: Path, key: str) -> np.ndarray:
     keys = _keys(file)
     if key not in keys:
         raise DataError(f"{file}: missing key {key!r} (has {', '.join(keys) or 'none'})")
+    declared = _declared_bytes(file, key)
+    if declared > MAX_ARRAY_BYTES:
+        raise DataError(f"{file}: {key!r} declares {declared / 2**30:.3g} GiB; more than the {MAX_ARRAY_BYTES // 2**30} GiB this reader takes")
     with np.load(file, allow_pickle=False) as data:
         try:
             return data[key]

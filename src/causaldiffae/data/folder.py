@@ -300,13 +300,20 @@ def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = 
         f"  splits: {given}",
         f"  graph: {index.graph} (variables: {', '.join(index.graph.variables)})",
     ]
+    too_large = resolution is None and max(max(size) for size in index.sizes) > MAX_RESOLUTION
     for split in (s for s in SPLITS if len(index.rows(s))):
         rows = index.rows(split)
-        shapes = sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}", progress)})
-        lines += _split_report(split, index.labels[rows], ", ".join(shapes), index.graph)
+        if too_large:  # not decoded: at native size they would fill the memory, and loading refuses them anyway
+            shape = f"not decoded (larger than {MAX_RESOLUTION} px)"
+        else:
+            shape = ", ".join(sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}", progress)}))
+        lines += _split_report(split, index.labels[rows], shape, index.graph)
     lines.append("  SCM: none")
     if resolution is None and _mixed(index.sizes):
         lines.append("  note: the images are not all square and of one size: train with data.resolution=N (predictors: --resolution N)")
+    if too_large:
+        lines.append(f"  note: images larger than {MAX_RESOLUTION} px load only resized: train with data.resolution=N "
+                     "(predictors: --resolution N, data check: --resolution N)")
     if any(w != h for w, h in sizes):
         lines.append("  note: non-square images are stretched to a square when resized; crop them first to keep their aspect")
     return lines

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import nullcontext
@@ -379,13 +380,20 @@ def _read_metadata(path: Path) -> dict | None:
     return data
 
 
+def _finite_number(v: object) -> bool:
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
 def _statistics(path: Path, metadata: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """Train-split label mean/std: from the metadata when present, else from the train CSV."""
     if metadata is not None and "label_mean" in metadata and "label_std" in metadata:
         try:
             mean = np.asarray(metadata["label_mean"], dtype=np.float64)
             std = np.asarray(metadata["label_std"], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             mean = std = np.zeros(0)
         if mean.shape != (2,) or std.shape != (2,) or not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise DataError(f"{path / METADATA}: label_mean and label_std must be 2 finite numbers each (std > 0)")
@@ -417,7 +425,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
                 raise DataError(f"{path / METADATA}: graph variables must be {list(VARIABLES)}")
         stored = metadata.get("scm") or {}
         constants = {k: v for k, v in stored.items() if k in ThicknessIntensitySCM.__dataclass_fields__} if isinstance(stored, dict) else None
-        if constants is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in constants.values()):
+        if constants is None or not all(_finite_number(v) for v in constants.values()):
             raise DataError(f"{path / METADATA}: 'scm' must map the SCM's constants to numbers, got {stored!r:.80}")
         scm = ThicknessIntensitySCM(**{k: float(v) for k, v in constants.items()})
     mean, std = _statistics(path, metadata)

@@ -23,9 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from causaldiffae.atomic import atomic_dir
-from causaldiffae.config import MAX_RESOLUTION, MAX_WIDTH
+from causaldiffae.config import MAX_PARAMETERS, MAX_RESOLUTION, MAX_WIDTH
 from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.errors import UserError
+from causaldiffae.graph import MAX_VARIABLES
 
 WEIGHTS = "predictors.safetensors"
 META = "predictors.json"
@@ -278,13 +279,20 @@ def _check_fields(meta: PredictorMeta, source: Path) -> None:
     def whole(value: object, low: int, high: int) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
+    def finite(v: object) -> bool:
+        try:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
+        except OverflowError:  # an integer of hundreds of digits
+            return False
+
     def numbers(values: object, n: int) -> bool:
-        return (isinstance(values, list) and len(values) == n
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values))
+        return isinstance(values, list) and len(values) == n and all(finite(v) for v in values)
 
     k = len(meta.variables) if isinstance(meta.variables, list) else -1
     problems = [
-        ("variables", isinstance(meta.variables, list) and k >= 1 and all(isinstance(v, str) for v in meta.variables)),
+        ("variables", isinstance(meta.variables, list) and 1 <= k <= MAX_VARIABLES and all(isinstance(v, str) for v in meta.variables)),
+        ("edges", isinstance(meta.edges, list) and all(isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) for v in e)
+                                                        for e in meta.edges)),
         ("image_shape", isinstance(meta.image_shape, list) and len(meta.image_shape) == 3 and whole(meta.image_shape[0], 1, 4)
          and all(whole(v, 1, MAX_RESOLUTION) for v in meta.image_shape[1:])),
         ("label_mean", numbers(meta.label_mean, k)),
@@ -295,7 +303,12 @@ def _check_fields(meta: PredictorMeta, source: Path) -> None:
     ]
     bad = next((name for name, ok in problems if not ok), None)
     if bad is not None:
-        raise PredictorError(f"{source}: field {bad!r} holds {getattr(meta, bad)!r}, which predictors cannot be built from")
+        raise PredictorError(f"{source}: field {bad!r} holds {getattr(meta, bad)!r:.80}, which predictors cannot be built from")
+    with torch.device("meta"):  # widths are bounded one by one; their product is bounded here, without allocating
+        count = sum(p.numel() for p in Predictors(meta).parameters())
+    if count > MAX_PARAMETERS:
+        raise PredictorError(f"{source}: the networks would have {count / 1e9:.3g}G parameters, more than the {MAX_PARAMETERS / 1e9:g}G "
+                             "this library builds")
 
 
 def load_predictors(path: str | Path, ds: CausalImageDataset | None = None) -> Predictors:

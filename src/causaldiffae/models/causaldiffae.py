@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from causaldiffae.config import DiffusionConfig, ModelConfig
+from causaldiffae.config import MAX_PARAMETERS, DiffusionConfig, ModelConfig
 from causaldiffae.diffusion import make_scheduler
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
@@ -190,3 +190,18 @@ class CausalDiffAE(nn.Module):
         if self.style_dim:
             out["kl_style"] = kl_style.detach()
         return out
+
+
+
+def check_model_size(
+    config: ModelConfig, graph: CausalGraph, image_shape: tuple[int, int, int], num_classes: int = 0,
+    diffusion: DiffusionConfig | None = None, source: str = "config",
+) -> int:
+    """The model's parameter count, found by building it on the meta device (no memory), and refused past
+    ``MAX_PARAMETERS``: each width is bounded, but a config or a downloaded run could multiply them into terabytes."""
+    with torch.device("meta"):
+        count = sum(p.numel() for p in CausalDiffAE(config, graph, image_shape, num_classes, diffusion).parameters())
+    if count > MAX_PARAMETERS:
+        raise UserError(f"{source}: the model would have {count / 1e9:.3g}G parameters ({4 * count / 2**30:.3g} GiB in fp32), "
+                        f"more than the {MAX_PARAMETERS / 1e9:g}G this library builds")
+    return count
