@@ -175,6 +175,9 @@ def test_paths_are_normalised_and_symlinked_folders_followed(tmp_path):
     ours, theirs = folder.load(linked, "train"), folder.load(real, "train")
     assert np.array_equal(ours.images, theirs.images) and np.array_equal(ours.labels, theirs.labels)
     assert len(ours) + len(folder.load(linked, "test")) == len(labels)
+    (real / "images" / "up").symlink_to(tmp_path, target_is_directory=True)  # above the dataset: would walk it all again
+    (real / "images" / "root").symlink_to("/", target_is_directory=True)  # or the whole disk
+    assert np.array_equal(folder.load(real, "train").images, theirs.images)
 
 
 def test_huge_images_need_a_resolution_and_a_decompression_bomb_is_one_line(tmp_path, monkeypatch):

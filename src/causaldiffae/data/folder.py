@@ -82,15 +82,24 @@ def _channels(file: Path, mode: str, info: dict) -> tuple[int, str]:
 
 
 def _image_files(root: Path) -> set[str]:
-    """Image paths under ``root``, relative and POSIX-style; symlinked folders are followed, each real folder once."""
+    """Image paths under ``root``, relative and POSIX-style; symlinked folders are followed, each real folder once.
+
+    A link to the folder itself or to one above it (``root -> /``) is not followed: it could only
+    walk the dataset again, or the whole disk.
+    """
     found, seen = set(), set()
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already walked
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = [
+            d for d in dirnames
+            if not d.startswith(".") and not (os.path.islink(os.path.join(dirpath, d))
+                                              and real_root.is_relative_to(Path(dirpath, d).resolve()))
+        ]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
                 found.add(Path(dirpath, name).relative_to(root).as_posix())
