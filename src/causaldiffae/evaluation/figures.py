@@ -182,6 +182,17 @@ CURVE_PANELS = (
 )
 
 
+def _plain_log_ticks(axis) -> None:
+    """Plain numbers at 1, 2 and 5 per decade on a log axis of a few decades: matplotlib's default
+    labels one power of ten there, or crowds in "3x10^0, 2x10^0, 6x10^-1"."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
     """Loss, KL and gradient-norm curves of a run from its ``metrics.jsonl``; None before its first log line."""
     records = read_metrics(metrics_path)
@@ -191,14 +202,16 @@ def training_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
     fig = _figure((4.0 * len(CURVE_PANELS), 2.9))
     axes = fig.subplots(1, len(CURVE_PANELS), squeeze=False)
     for ax, (title, keys, log) in zip(axes[0], CURVE_PANELS):
+        values = []
         for key in keys:
             if all(key in r for r in records):
+                values += [r[key] for r in records]
                 ax.plot(steps, [r[key] for r in records], label=key, linewidth=1)
         if log:
-            from matplotlib.ticker import NullFormatter
-
             ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())  # "3x10^0, 2x10^0, 6x10^-1..." crowd a short axis
+            positive = [v for v in values if v > 0]
+            if positive and max(positive) <= 1000 * min(positive):
+                _plain_log_ticks(ax.yaxis)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(which="both", labelsize=7)
