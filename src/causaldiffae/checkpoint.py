@@ -16,6 +16,7 @@ the last good checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -26,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
-from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig
+from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig, is_image_shape, is_whole
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.yaml_files import read_yaml
@@ -76,6 +77,10 @@ def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"step-{step:07d}"
 
 
+def _step_of(path: Path) -> int:
+    return int(path.name.removeprefix("step-"))
+
+
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first: real ``step-NNNNNNN`` folders inside it.
 
@@ -89,7 +94,7 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
         return []
     return sorted(
         (p for p in root.glob("step-*") if _STEP.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and (p / "state.json").is_file()),
-        key=lambda p: int(p.name.removeprefix("step-")),  # by number: step-10000000 comes after step-9999999
+        key=_step_of,  # by number: step-10000000 comes after step-9999999
     )
 
 
@@ -123,13 +128,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(state, dict) or not isinstance(state.get("rng"), dict):
             raise ValueError("state.json is not an object with an rng state")
         step = state.get("step")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        if not is_whole(step, 0, math.inf):
             raise ValueError(f"step {step!r:.40} is not a whole number")
         if not isinstance(state.get("optimizer"), dict) or not isinstance(state["optimizer"].get("param_groups"), list):
             raise ValueError("its optimizer state is not an object with param_groups")
-        window = state.get("log_window", {"sums": {}, "steps": 0, "seconds": 0.0})
-        if not (isinstance(window, dict) and isinstance(window.get("sums"), dict) and isinstance(window.get("steps"), int)
-                and isinstance(window.get("seconds"), (int, float))):
+        window = state.get("log_window")  # absent in checkpoints written before it was kept
+        if window is not None and not (isinstance(window, dict) and isinstance(window.get("sums"), dict)
+                                       and isinstance(window.get("steps"), int) and isinstance(window.get("seconds"), (int, float))):
             raise ValueError("its log_window is not an object of sums, steps and seconds")
         return {
             "model": load_file(str(path / "model.safetensors")),
@@ -216,18 +221,17 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
     if "graph" not in meta or "image_shape" not in meta:
         raise CheckpointError(f"{weights}: missing causaldiffae metadata (graph, image shape)")
     shape = meta["image_shape"]
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-            and 1 <= shape[0] <= 4 and all(1 <= v <= MAX_RESOLUTION for v in shape[1:])):
+    if not is_image_shape(shape):
         raise CheckpointError(f"{weights}: image_shape {shape!r} is not [channels 1..4, height, width 1..{MAX_RESOLUTION}]")
     for key, most in (("num_classes", 100_000), ("step", 10**12)):
         value = meta.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        if not is_whole(value, 0, most):
             raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:
     path = checkpoint_dir(run_dir, step) / "ema.safetensors"
     if not path.is_file():
-        kept = ", ".join(str(int(p.name.removeprefix("step-"))) for p in checkpoint_dirs(run_dir)) or "none"
+        kept = ", ".join(str(_step_of(p)) for p in checkpoint_dirs(run_dir)) or "none"
         raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {kept})")
     return path

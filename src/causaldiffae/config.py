@@ -67,6 +67,27 @@ class ModelConfig:
 MAX_WIDTH = 4096  # the largest channel count or latent width a config may ask for
 MAX_PARAMETERS = 2_000_000_000  # 8 GiB of fp32 weights per model built; the largest measured here has 35M
 MAX_RESOLUTION = 1024  # the largest data.resolution accepted; a typo such as 2000 would otherwise run out of memory mid-start
+
+
+def is_whole(value: object, low: float, high: float) -> bool:
+    """An integer (not a bool) in ``low..high``: JSON and YAML metadata may hold anything there."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float (not a bool) that is finite as a float; an integer of hundreds of digits is not."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def is_image_shape(shape: object) -> bool:
+    """``[channels 1..4, height, width 1..MAX_RESOLUTION]``, as model and predictor metadata store it."""
+    return (isinstance(shape, list) and len(shape) == 3 and is_whole(shape[0], 1, 4)
+            and all(is_whole(v, 1, MAX_RESOLUTION) for v in shape[1:]))
+
+
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
 # Counterfactual options (causaldiffae.counterfactual), here so the CLI can offer them without torch.

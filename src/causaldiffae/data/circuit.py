@@ -38,7 +38,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from causaldiffae.config import MAX_RESOLUTION
+from causaldiffae.config import MAX_RESOLUTION, is_whole
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.graph import CausalGraph
@@ -433,7 +433,7 @@ def load(
     meta = _metadata(path)
     if resolution is None:
         stored = (meta or {}).get("resolution") or DEFAULT_RESOLUTION
-        if isinstance(stored, bool) or not isinstance(stored, int) or not 16 <= stored <= MAX_RESOLUTION:
+        if not is_whole(stored, 16, MAX_RESOLUTION):
             raise DataError(f"{path / METADATA}: resolution {stored!r} is not a whole number of pixels in 16..{MAX_RESOLUTION}")
         resolution = stored
     files = split_files(path, split)

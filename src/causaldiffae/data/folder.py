@@ -272,7 +272,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
     if resolution is None and _mixed(index.sizes):
         raise DataError(f"{index.root}: images are not all square and of one size ({_sizes_shown(index.sizes, 3)}); "
                         "give a resolution (data.resolution=N to train, --resolution N for predictors)")
-    if resolution is None and max(max(size) for size in index.sizes) > MAX_RESOLUTION:
+    if resolution is None and _too_large(index.sizes):
         raise DataError(f"{index.root}: images of {_sizes_shown(index.sizes, 1)} pixels, larger than the {MAX_RESOLUTION} this "
                         "library trains at; give a resolution (data.resolution=N to train, --resolution N for predictors)")
     images = np.stack(_decode_rows(index, rows, resolution, f"{index.root.name} {split}", progress))
@@ -284,6 +284,11 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
 
 def _mixed(sizes: tuple[tuple[int, int], ...]) -> bool:
     return len(set(sizes)) > 1 or any(w != h for w, h in sizes)
+
+
+def _too_large(sizes: tuple[tuple[int, int], ...]) -> bool:
+    """Whether any image is larger than this library trains at, so it loads only resized."""
+    return max(max(size) for size in sizes) > MAX_RESOLUTION
 
 
 def _sizes_shown(sizes: tuple[tuple[int, int], ...], most: int) -> str:
@@ -309,7 +314,7 @@ def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = 
         f"  splits: {given}",
         f"  graph: {index.graph} (variables: {', '.join(index.graph.variables)})",
     ]
-    too_large = resolution is None and max(max(size) for size in index.sizes) > MAX_RESOLUTION
+    too_large = resolution is None and _too_large(index.sizes)
     for split in (s for s in SPLITS if len(index.rows(s))):
         rows = index.rows(split)
         if too_large:  # not decoded: at native size they would fill the memory, and loading refuses them anyway

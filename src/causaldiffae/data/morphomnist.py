@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import nullcontext
@@ -27,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from causaldiffae.config import is_finite_number
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
 from causaldiffae.graph import CausalGraph
 
@@ -380,13 +380,6 @@ def _read_metadata(path: Path) -> dict | None:
     return data
 
 
-def _finite_number(v: object) -> bool:
-    try:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-    except OverflowError:  # an integer of hundreds of digits
-        return False
-
-
 def _statistics(path: Path, metadata: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """Train-split label mean/std: from the metadata when present, else from the train CSV."""
     if metadata is not None and "label_mean" in metadata and "label_std" in metadata:
@@ -425,7 +418,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
                 raise DataError(f"{path / METADATA}: graph variables must be {list(VARIABLES)}")
         stored = metadata.get("scm") or {}
         constants = {k: v for k, v in stored.items() if k in ThicknessIntensitySCM.__dataclass_fields__} if isinstance(stored, dict) else None
-        if constants is None or not all(_finite_number(v) for v in constants.values()):
+        if constants is None or not all(is_finite_number(v) for v in constants.values()):
             raise DataError(f"{path / METADATA}: 'scm' must map the SCM's constants to numbers, got {stored!r:.80}")
         scm = ThicknessIntensitySCM(**{k: float(v) for k, v in constants.items()})
     mean, std = _statistics(path, metadata)

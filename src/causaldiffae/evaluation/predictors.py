@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from causaldiffae.atomic import atomic_dir
-from causaldiffae.config import MAX_PARAMETERS, MAX_RESOLUTION, MAX_WIDTH
+from causaldiffae.config import MAX_PARAMETERS, MAX_WIDTH, is_finite_number, is_image_shape, is_whole
 from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.graph import MAX_VARIABLES
@@ -276,30 +276,20 @@ def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> 
 def _check_fields(meta: PredictorMeta, source: Path) -> None:
     """Types and sizes of a predictors.json, before the networks are built from it (a downloaded one could ask for terabytes)."""
 
-    def whole(value: object, low: int, high: int) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-    def finite(v: object) -> bool:
-        try:
-            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
-        except OverflowError:  # an integer of hundreds of digits
-            return False
-
     def numbers(values: object, n: int) -> bool:
-        return isinstance(values, list) and len(values) == n and all(finite(v) for v in values)
+        return isinstance(values, list) and len(values) == n and all(is_finite_number(v) for v in values)
 
     k = len(meta.variables) if isinstance(meta.variables, list) else -1
     problems = [
         ("variables", isinstance(meta.variables, list) and 1 <= k <= MAX_VARIABLES and all(isinstance(v, str) for v in meta.variables)),
         ("edges", isinstance(meta.edges, list) and all(isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) for v in e)
                                                         for e in meta.edges)),
-        ("image_shape", isinstance(meta.image_shape, list) and len(meta.image_shape) == 3 and whole(meta.image_shape[0], 1, 4)
-         and all(whole(v, 1, MAX_RESOLUTION) for v in meta.image_shape[1:])),
+        ("image_shape", is_image_shape(meta.image_shape)),
         ("label_mean", numbers(meta.label_mean, k)),
         ("label_std", numbers(meta.label_std, k)),
-        ("num_classes", whole(meta.num_classes, 0, 100_000)),
-        ("width", whole(meta.width, 1, MAX_WIDTH)),
-        ("feature_dim", whole(meta.feature_dim, 1, MAX_WIDTH)),
+        ("num_classes", is_whole(meta.num_classes, 0, 100_000)),
+        ("width", is_whole(meta.width, 1, MAX_WIDTH)),
+        ("feature_dim", is_whole(meta.feature_dim, 1, MAX_WIDTH)),
     ]
     bad = next((name for name, ok in problems if not ok), None)
     if bad is not None:
