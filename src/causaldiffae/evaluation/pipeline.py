@@ -156,6 +156,72 @@ def _quantiles(train: CausalImageDataset, k: int, count: int, lo: float = 0.05, 
     return np.quantile(train.labels[:, k], np.linspace(lo, hi, count))
 
 
+@dataclass
+class _Draw:
+    """One evaluation's inputs, drawn once and shared by every section.
+
+    The seed streams are fixed per purpose, so a section's draw does not depend on which sections
+    ran before it: test images from ``seed``, the small subset from ``seed + 1000``, reversibility
+    targets from ``seed + 2000``, the comparison and sweep values from ``seed + 3000``, and the
+    Frechet reference and DCI training images from ``seed + 4000``.
+    """
+
+    model: CausalDiffAE
+    predictors: Predictors
+    train: CausalImageDataset
+    test: CausalImageDataset
+    settings: EvalSettings
+    label_mean: np.ndarray  # the model's own standardisation, for converting values
+    label_std: np.ndarray
+    idx: np.ndarray  # the scored test images
+    small: np.ndarray  # a random subset of ``idx`` for the small-sample sections
+    measure: Callable | None  # the morphometric reader, where the images are 28x28 MorphoMNIST digits
+    progress: Callable | None
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(self.test.graph.variables)
+
+    @property
+    def x(self) -> torch.Tensor:
+        return images_tensor(self.test, self.idx)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.test.labels[self.idx]
+
+    def classes(self, indices: np.ndarray) -> np.ndarray | None:
+        """Digit classes of ``indices``, to score identity preservation."""
+        return None if self.test.classes is None else self.test.classes[indices]
+
+    def condition_classes(self, indices: np.ndarray) -> np.ndarray | None:
+        """Classes the decoder is told: only a class-conditional one is."""
+        return self.classes(indices) if self.model.num_classes else None
+
+    def test_values(self, offset: int) -> np.ndarray:
+        """Whole test label vectors, permuted with ``seed + offset``, for the small subset."""
+        perm = np.random.default_rng(self.settings.seed + offset).permutation(len(self.test))
+        return self.test.labels[perm][self.small]
+
+    def cf_fn(self, seed_offset: int = 0, **options):
+        """The model's counterfactual function with the settings' options, ``options`` overriding."""
+        s = self.settings
+        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start,
+                "spacing": s.spacing, **options}
+        return model_counterfactual_fn(
+            self.model, label_mean=self.label_mean, label_std=self.label_std, batch_size=s.batch_size, seed=s.seed + seed_offset,
+            progress=self.progress, **opts,
+        )
+
+    def effectiveness(self, cf_fn, values: np.ndarray, *, small: bool = False, measured: bool = False):
+        """``metrics.effectiveness`` on the scored images or the small subset, read by the predictors."""
+        indices = self.small if small else self.idx
+        return effectiveness(
+            cf_fn, self.predictors.predict, images_tensor(self.test, indices), self.test.labels[indices], values, self.test.graph,
+            scm=self.test.scm, classes=self.classes(indices), measure=self.measure if measured else None,
+        )
+
+
 def evaluate(
     model: CausalDiffAE,
     predictors: Predictors,
@@ -176,202 +242,194 @@ def evaluate(
     """
     check_inputs(model, predictors, test, settings, source)
     s = settings
-    out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    graph, variables = test.graph, test.graph.variables
+    fig_dir = Path(out) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
     # the model's own standardisation: the latent was aligned to labels scaled by it, and data built
     # with another seed or source has other train-set statistics
     mean, std = label_stats(model)
     if not (np.allclose(mean, train.label_mean, rtol=1e-4) and np.allclose(std, train.label_std, rtol=1e-4)):
         log("note: the data's train-set label statistics differ from the run's; values are converted with the run's")
-    classes_all = test.classes
-    cond_classes = classes_all if model.num_classes else None
-    rng = np.random.default_rng(s.seed)
     n = min(s.n, len(test))
     if n < s.n:
         log(f"note: --n {s.n}, but the {test.split} split has {len(test)} images: scoring all {n}")
-    idx = draw_indices(rng, len(test), n)
+    idx = draw_indices(np.random.default_rng(s.seed), len(test), n)
     # a random subset of the draw, not its first items: a test split stored in order (Pendulum's
     # angle-major grid) would otherwise give the small-sample sections only its lowest angles
     small = idx[draw_indices(np.random.default_rng(s.seed + 1000), n, min(s.n_small, n))]
-    x = images_tensor(test, idx)
-    labels = test.labels[idx]
-    classes = None if classes_all is None else classes_all[idx]
-    ccls = None if cond_classes is None else cond_classes[idx]
-    read = predictors.predict
     measure = None
     if test.name == "morphomnist":
         if tuple(test.image_shape) == MORPHOMETRIC_SHAPE:
-            measure = morphometric_reader(graph)
+            measure = morphometric_reader(test.graph)
         else:
             log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
-    timings: dict[str, float] = {}
-
-    def cf_fn_for(seed_offset: int = 0, **kw):
-        opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start,
-                "spacing": s.spacing, **kw}
-        return model_counterfactual_fn(
-            model, label_mean=mean, label_std=std, batch_size=s.batch_size, seed=s.seed + seed_offset, progress=progress, **opts
-        )
-
+    d = _Draw(model, predictors, train, test, s, mean, std, idx, small, measure, progress)
     metrics: dict = {
-        "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(variables), "edges": [list(e) for e in graph.edges]},
+        "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
         "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
         "settings": {**asdict(s), "n_used": int(n)},
         "predictors": predictors.meta.metrics,
         "scm": test.scm is not None,
         "morphometrics": measure is not None,
     }
+    timings: dict[str, float] = {}
 
-    # Effectiveness and preservation, with the null baseline ------------------------------------
-    log(f"effectiveness: {n} images x {len(variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
+    log(f"effectiveness: {n} images x {len(d.variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
     t0 = time.perf_counter()
-    with_oracle = sources is not None and measure is not None and test.scm is not None and set(variables) == {"thickness", "intensity"}
-    per_seed, draws = [], []  # draws: every seed's values and images, kept only for the true counterfactual
-    for seed in range(s.seeds):
-        values = marginal_values(test.labels, idx, s.seed + seed)
-        res, imgs = effectiveness(
-            cf_fn_for(seed_offset=seed), read, x, labels, values, graph, scm=test.scm, classes=classes, measure=measure
-        )
-        per_seed.append(res)
-        if seed == 0:
-            cf_images = imgs
-        if with_oracle:
-            draws.append((values, imgs))
+    draws = _effectiveness(d, metrics)
     timings["effectiveness_s"] = time.perf_counter() - t0
-    n_cf = n * len(variables) * s.seeds
-    metrics["effectiveness"] = _mean_tree(per_seed)
-    if s.seeds > 1:
-        metrics["effectiveness_std"] = _std_tree(per_seed)
-    metrics["throughput"] = {"counterfactuals_per_s": n_cf / timings["effectiveness_s"], "steps": s.steps}
-    if with_oracle:
+    metrics["throughput"] = {"counterfactuals_per_s": n * len(d.variables) * s.seeds / timings["effectiveness_s"], "steps": s.steps}
+    trues = None
+    if sources is not None and measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
         t0 = time.perf_counter()
-        # on every draw of values the model was scored on, so the two columns average the same draws
-        trues = [morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm) for values, _ in draws]
-        oracles = [morphomnist_oracle_scores(test.images[idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
-        metrics["oracle"] = _mean_tree(oracles)
-        if s.seeds > 1:
-            metrics["oracle_std"] = _std_tree(oracles)
+        trues = _oracle(d, draws, sources, metrics)
         timings["oracle_s"] = time.perf_counter() - t0
-    # identity counterfactual = the null baseline by construction (checked in the tests)
 
-    # Realism: Frechet distance and reconstruction ----------------------------------------------
     log("realism: Frechet distance and reconstruction error")
     t0 = time.perf_counter()
-    # Every set is compared with the same number of training images, which none of them was made
-    # from: the distance's small-sample bias is then shared, and the unedited test digits (real,
-    # held out) give the floor a perfect model would reach.
-    ref = draw_indices(np.random.default_rng(s.seed + 4000), len(train), min(n, len(train)))
-    ref_feats = predictors.features(images_tensor(train, ref))
-    realism: dict = {
-        "reference": {"split": "train", "n": int(len(ref)), "features": int(ref_feats.shape[1])},
-        "frechet_unedited": frechet_distance(predictors.features(x), ref_feats),
-        "frechet_counterfactual": {var: frechet_distance(predictors.features(imgs), ref_feats) for var, imgs in cf_images.items()},
-    }
-    if with_oracle:  # an intervention that breaks the data's correlations leaves the data even when exact
-        realism["frechet_true_counterfactual"] = {
-            var: frechet_distance(predictors.features(pixels_tensor(digits)), ref_feats)
-            for var, (digits, _) in trues[0].items()
-        }
-    recon = {}
-    for abduction in ABDUCTIONS:
-        fn = cf_fn_for(abduction=abduction)
-        rec, _ = fn(x, {}, labels, ccls)
-        err = l1_pixels(rec.numpy(), x.numpy())
-        got = read(rec)
-        recon[abduction] = {
-            "l1": float(err.mean()),
-            "mse": float(((rec - x) / 2).square().mean()),
-            "frechet": frechet_distance(predictors.features(rec), ref_feats),
-            "mae": {v: mae(got[v], labels[:, j]) for j, v in enumerate(variables)},  # attributes kept by reconstruction
-        }
-        if measure is not None:
-            measured = measure(rec)
-            recon[abduction]["measured_mae"] = {v: mae(measured[v], labels[:, j]) for j, v in enumerate(variables) if v in measured}
-        if abduction == s.abduction:
-            recon_images = rec
-    realism["reconstruction"] = recon
-    metrics["realism"] = realism
+    metrics["realism"], recon_images = _realism(d, draws[0][1], trues)
     timings["realism_s"] = time.perf_counter() - t0
 
-    # Composition and reversibility --------------------------------------------------------------
     log(f"composition (m=1..{s.composition_times}) and reversibility on {len(small)} images")
     t0 = time.perf_counter()
-    xs, ls = images_tensor(test, small), test.labels[small]
-    cs = None if cond_classes is None else cond_classes[small]
-    base_fn = cf_fn_for()
-    metrics["composition"] = {"n": int(len(small)), "abduction": s.abduction, "l1": composition(base_fn, xs, ls, cs, times=s.composition_times)}
-    if s.abduction == "ddpm":  # exact by construction; a deterministic abduction shows what composing costs
-        metrics["composition"]["inversion_l1"] = composition(cf_fn_for(abduction="inversion"), xs, ls, cs, times=s.composition_times)
-    rev_values = test.labels[np.random.default_rng(s.seed + 2000).permutation(len(test))][small]
-    metrics["reversibility"] = reversibility(base_fn, xs, ls, rev_values, graph, cs)
+    metrics["composition"], metrics["reversibility"] = _composition_reversibility(d)
     timings["composition_reversibility_s"] = time.perf_counter() - t0
 
-    # Abduction x mode comparison ------------------------------------------------------------------
     log(f"comparison of abduction ({' / '.join(ABDUCTIONS)}) and intervention mode (set / shift)")
     t0 = time.perf_counter()
-    comp_values = test.labels[np.random.default_rng(s.seed + 3000).permutation(len(test))][small]
-    # the classes condition a class-conditional decoder and score identity preservation
-    small_classes = None if classes_all is None else classes_all[small]
-    comparison = {}
-    for abduction in ABDUCTIONS:
-        for mode in MODES:
-            res, _ = effectiveness(
-                cf_fn_for(abduction=abduction, mode=mode), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes
-            )
-            comparison[f"{abduction}/{mode}"] = res
-    metrics["comparison"] = {"n": int(len(small)), "results": comparison}
+    comp_values = d.test_values(3000)
+    metrics["comparison"] = {"n": int(len(small)), "results": _comparison(d, comp_values)}
     timings["comparison_s"] = time.perf_counter() - t0
 
-    # Sweeps: DDIM steps and guidance -------------------------------------------------------------
     sweep_guidance = sweeps_guidance(model, s)
     log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else
         " (no guidance sweep: the model has no null condition, model.cond_drop_prob=0; --guidance factual sweeps against the factual latent)"))
     t0 = time.perf_counter()
-    steps_sweep = {}
+    metrics["steps_sweep"] = {}
     for st in s.sweep_steps:
         t1 = time.perf_counter()
-        res, _ = effectiveness(cf_fn_for(steps=st), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes)
-        steps_sweep[str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
-    metrics["steps_sweep"] = steps_sweep
-    w_sweep = {}
-    w_images: dict[float, torch.Tensor] = {}
-    first = variables[0]
-    if sweep_guidance:
-        for w in s.sweep_w:
-            res, imgs = effectiveness(cf_fn_for(w=w), read, xs, ls, comp_values, graph, scm=test.scm, classes=small_classes)
-            w_sweep[str(w)] = res
-            w_images[w] = imgs[first]
-    metrics["guidance_sweep"] = w_sweep
+        res, _ = d.effectiveness(d.cf_fn(steps=st), comp_values, small=True)
+        metrics["steps_sweep"][str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
+    metrics["guidance_sweep"], w_images = {}, {}
+    for w in s.sweep_w if sweep_guidance else ():
+        metrics["guidance_sweep"][str(w)], imgs = d.effectiveness(d.cf_fn(w=w), comp_values, small=True)
+        w_images[w] = imgs[d.variables[0]]
     timings["sweeps_s"] = time.perf_counter() - t0
 
-    # DCI ----------------------------------------------------------------------------------------
+    metrics["dci"] = None
     if model.variant != "label-conditional":
         log(f"DCI ({s.dci_method}) on codes of {min(s.dci_train, len(train))} train / {len(test)} {test.split} images")
         t0 = time.perf_counter()
-        tr_idx = np.random.default_rng(s.seed + 4000).permutation(len(train))[: s.dci_train]
-        z_train, z_test = _codes(model, train, tr_idx), _codes(model, test, np.arange(len(test)))
-        y_train, y_test = train.labels[tr_idx], test.labels
-        nb = len(variables)
-        metrics["dci"] = {
-            "dims": dci(z_train, y_train, z_test, y_test, method=s.dci_method, seed=s.seed),
-            "blocks": dci(block_codes(z_train, nb), y_train, block_codes(z_test, nb), y_test, method=s.dci_method, seed=s.seed),
-        }
+        metrics["dci"] = _dci(d, fig_dir / "latent_pca.png")
         timings["dci_s"] = time.perf_counter() - t0
-        figures.latent_scatter(z_test, y_test, variables, out / "figures" / "latent_pca.png", title=f"PCA of z ({model.variant})")
-    else:
-        metrics["dci"] = None
 
-    # Figures -------------------------------------------------------------------------------------
     log("figures")
     t0 = time.perf_counter()
-    metrics["figures"] = _figures(
-        model, train, test, s, out / "figures", idx, x, recon_images, labels, ccls, mean, std, metrics, (xs, w_images), comp_values
-    )
+    metrics["figures"] = _figures(d, fig_dir, recon_images, metrics, w_images)
     timings["figures_s"] = time.perf_counter() - t0
     metrics["timings"] = timings
     return metrics
+
+
+def _effectiveness(d: _Draw, metrics: dict) -> list[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Effectiveness and preservation against the SCM with the null baseline, averaged over
+    ``seeds`` fresh draws of intervention values; returns every draw's values and images."""
+    s = d.settings
+    per_seed, draws = [], []
+    for seed in range(s.seeds):
+        values = marginal_values(d.test.labels, d.idx, s.seed + seed)
+        res, imgs = d.effectiveness(d.cf_fn(seed_offset=seed), values, measured=True)
+        per_seed.append(res)
+        draws.append((values, imgs))
+    metrics["effectiveness"] = _mean_tree(per_seed)
+    if s.seeds > 1:
+        metrics["effectiveness_std"] = _std_tree(per_seed)
+    return draws
+
+
+def _oracle(d: _Draw, draws: list, sources: np.ndarray, metrics: dict) -> list[dict]:
+    """The generator's true counterfactuals scored like the model, on every draw the model was
+    scored on, so the two columns average the same draws; returns the true images per draw."""
+    labels = d.labels
+    trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, d.test.scm) for values, _ in draws]
+    oracles = [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
+    metrics["oracle"] = _mean_tree(oracles)
+    if d.settings.seeds > 1:
+        metrics["oracle_std"] = _std_tree(oracles)
+    return trues
+
+
+def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | None) -> tuple[dict, torch.Tensor]:
+    """Frechet distances and each abduction's reconstruction error; returns the metrics and the
+    reconstructions by the settings' own abduction (the grids' second column)."""
+    read, features = d.predictors.predict, d.predictors.features
+    x, labels = d.x, d.labels
+    # Every set is compared with the same number of training images, which none of them was made
+    # from: the distance's small-sample bias is then shared, and the unedited test digits (real,
+    # held out) give the floor a perfect model would reach.
+    ref = draw_indices(np.random.default_rng(d.settings.seed + 4000), len(d.train), min(len(d.idx), len(d.train)))
+    ref_feats = features(images_tensor(d.train, ref))
+    realism: dict = {
+        "reference": {"split": "train", "n": int(len(ref)), "features": int(ref_feats.shape[1])},
+        "frechet_unedited": frechet_distance(features(x), ref_feats),
+        "frechet_counterfactual": {var: frechet_distance(features(imgs), ref_feats) for var, imgs in cf_images.items()},
+    }
+    if trues is not None:  # an intervention that breaks the data's correlations leaves the data even when exact
+        realism["frechet_true_counterfactual"] = {
+            var: frechet_distance(features(pixels_tensor(digits)), ref_feats) for var, (digits, _) in trues[0].items()
+        }
+    recon = {}
+    for abduction in ABDUCTIONS:
+        rec, _ = d.cf_fn(abduction=abduction)(x, {}, labels, d.condition_classes(d.idx))
+        got = read(rec)
+        recon[abduction] = {
+            "l1": float(l1_pixels(rec.numpy(), x.numpy()).mean()),
+            "mse": float(((rec - x) / 2).square().mean()),
+            "frechet": frechet_distance(features(rec), ref_feats),
+            "mae": {v: mae(got[v], labels[:, j]) for j, v in enumerate(d.variables)},  # attributes kept by reconstruction
+        }
+        if d.measure is not None:
+            measured = d.measure(rec)
+            recon[abduction]["measured_mae"] = {v: mae(measured[v], labels[:, j]) for j, v in enumerate(d.variables) if v in measured}
+        if abduction == d.settings.abduction:
+            recon_images = rec
+    realism["reconstruction"] = recon
+    return realism, recon_images
+
+
+def _composition_reversibility(d: _Draw) -> tuple[dict, dict]:
+    """The null intervention composed m times, and intervening back, on the small subset."""
+    s = d.settings
+    xs, ls, cs = images_tensor(d.test, d.small), d.test.labels[d.small], d.condition_classes(d.small)
+    base_fn = d.cf_fn()
+    comp = {"n": int(len(d.small)), "abduction": s.abduction, "l1": composition(base_fn, xs, ls, cs, times=s.composition_times)}
+    if s.abduction == "ddpm":  # exact by construction; a deterministic abduction shows what composing costs
+        comp["inversion_l1"] = composition(d.cf_fn(abduction="inversion"), xs, ls, cs, times=s.composition_times)
+    return comp, reversibility(base_fn, xs, ls, d.test_values(2000), d.test.graph, cs)
+
+
+def _comparison(d: _Draw, values: np.ndarray) -> dict:
+    """Effectiveness of every abduction x intervention mode on the small subset, same values."""
+    return {
+        f"{abduction}/{mode}": d.effectiveness(d.cf_fn(abduction=abduction, mode=mode), values, small=True)[0]
+        for abduction in ABDUCTIONS
+        for mode in MODES
+    }
+
+
+def _dci(d: _Draw, scatter: Path) -> dict:
+    """DCI of the factual codes, per latent dimension and per variable block; draws the latent's PCA."""
+    s = d.settings
+    tr_idx = np.random.default_rng(s.seed + 4000).permutation(len(d.train))[: s.dci_train]
+    z_train, z_test = _codes(d.model, d.train, tr_idx), _codes(d.model, d.test, np.arange(len(d.test)))
+    y_train, y_test = d.train.labels[tr_idx], d.test.labels
+    nb = len(d.variables)
+    scores = {
+        "dims": dci(z_train, y_train, z_test, y_test, method=s.dci_method, seed=s.seed),
+        "blocks": dci(block_codes(z_train, nb), y_train, block_codes(z_test, nb), y_test, method=s.dci_method, seed=s.seed),
+    }
+    figures.latent_scatter(z_test, y_test, d.variables, scatter, title=f"PCA of z ({d.model.variant})")
+    return scores
 
 
 def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], str, dict[str, float]]:
@@ -387,18 +445,21 @@ def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], s
     return series, "MAE (natural units)", {f"null: {name}": items[0]["null_mae"] for name, items in rows.items()}
 
 
-def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels, ccls, mean, std, metrics, guided, comp_values) -> dict:
+def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_images: dict[float, torch.Tensor]) -> dict:
     """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``.
 
-    ``guided`` is ``(images, {w: counterfactuals of them})`` from the guidance sweep, which runs on
-    the small subset, not on the first images of ``x``.
+    ``w_images`` are the guidance sweep's counterfactuals of the small subset (not of the first
+    images of the draw), by guidance weight.
     """
-    variables = test.graph.variables
+    s, model, train, test = d.settings, d.model, d.train, d.test
+    mean, std = d.label_mean, d.label_std
+    variables = d.variables
     made: dict[str, str] = {}
-    g = min(s.grid_images, len(idx))
-    xg, cg = x[:g], None if ccls is None else ccls[:g]
+    g = min(s.grid_images, len(d.idx))
+    x = d.x
+    xg, cg = x[:g], d.condition_classes(d.idx[:g])
     abd = abduct(
-        model, xg, steps=s.steps, abduction=s.abduction, labels=labels[:g], class_labels=cg,
+        model, xg, steps=s.steps, abduction=s.abduction, labels=d.labels[:g], class_labels=cg,
         label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start, spacing=s.spacing,
     )
 
@@ -430,11 +491,11 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
     figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="one image, do(variable) from its 1st to its 99th training percentile (rows)")
     made["traversal"] = "figures/traversal.png"
 
-    x_small, w_images = guided
     if w_images:
+        x_small = images_tensor(test, d.small)
         first = variables[0]
         ws = sorted(w_images)
-        gi = min(6, len(comp_values))
+        gi = min(6, len(d.small))
         rows = [[x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
                            title=f"do({first} = shuffled {test.split} value) under guidance w")
@@ -465,6 +526,6 @@ def _figures(model: CausalDiffAE, train, test, s, fig_dir, idx, x, recon, labels
                       xlabel="m", ylabel="L1 to original (pixels in [0,1])", title="composition: the null intervention applied m times",
                       logy=min(values) > 0 and max(values) > 100 * min(values))
     made["composition"] = "figures/composition.png"
-    if "latent_pca" not in made and (fig_dir / "latent_pca.png").exists():
+    if metrics["dci"] is not None:
         made["latent_pca"] = "figures/latent_pca.png"
     return made
