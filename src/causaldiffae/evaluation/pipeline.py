@@ -160,10 +160,12 @@ def _quantiles(train: CausalImageDataset, k: int, count: int, lo: float = 0.05, 
 class _Draw:
     """One evaluation's inputs, drawn once and shared by every section.
 
-    The seed streams are fixed per purpose, so a section's draw does not depend on which sections
-    ran before it: test images from ``seed``, the small subset from ``seed + 1000``, reversibility
-    targets from ``seed + 2000``, the comparison and sweep values from ``seed + 3000``, and the
-    Frechet reference and DCI training images from ``seed + 4000``.
+    Each draw has its own generator, so none depends on which sections ran before it: test images
+    from ``seed``, the small subset from ``seed + 1000``, reversibility targets from ``seed + 2000``,
+    the comparison and sweep values from ``seed + 3000``, the Frechet reference and DCI training
+    images from ``seed + 4000``, and draw ``k``'s intervention values from ``seed + k + 1000``
+    (``metrics.marginal_values``). Two pairs share a seed (the small subset and the first values;
+    the Frechet reference and the DCI images); they stay so that reported numbers reproduce.
     """
 
     model: CausalDiffAE
