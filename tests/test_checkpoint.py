@@ -66,17 +66,23 @@ def test_oddly_named_step_folders_are_not_checkpoints(tmp_path):
         ({"image_shape": [1, 28000, 28000]}, r"image_shape \[1, 28000, 28000\] is not \[channels 1..4, height, width 1..1024\]"),
         ({"image_shape": 5}, "image_shape 5 is not"),
         ({"num_classes": 3_000_000_000}, "num_classes 3000000000 is not a whole number in 0..100000"),
+        ({"image_shape": [1, 28000, 16]}, r"image_shape \[1, 28000, 16\] is not"),  # the height alone
+        ({"image_shape": [5, 16, 16]}, r"image_shape \[5, 16, 16\] is not"),
+        ({"num_classes": True}, "num_classes True is not a whole number"),
         ({"step": "abc"}, "step 'abc' is not a whole number"),
+        ({"graph": None}, r"missing causaldiffae metadata \(graph, image shape\)"),
+        ({"image_shape": None}, r"missing causaldiffae metadata \(graph, image shape\)"),
     ],
 )
 def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_it(tmp_path, changes, message):
+    """A ``None`` change removes the key."""
     import json
 
     from safetensors.torch import load_file, save_file
 
     run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
     weights = run / "model.safetensors"
-    meta = {**read_model_meta(weights), **changes}
+    meta = {k: v for k, v in {**read_model_meta(weights), **changes}.items() if v is not None}
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=message):
         load_run(run)
@@ -89,3 +95,16 @@ def test_checkpoints_sort_by_step_number_and_take_only_their_own_names(tmp_path)
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
         (tmp_path / "checkpoints" / name / "state.json").write_text("{}")
     assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000005", "step-9999999", "step-10000000"]
+
+
+def test_a_linked_step_folder_is_not_one_of_the_runs_checkpoints(tmp_path):
+    """Pruning and ``--step`` see only the run's own folders: a link to another run's checkpoint is neither pruned nor loaded."""
+    from causaldiffae.checkpoint import checkpoint_dirs
+
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    other = train(tiny_config("train.steps=2"), synthetic_dataset(n=16), tmp_path / "other", progress=False)
+    (run / "checkpoints" / "step-0000009").symlink_to(other / "checkpoints" / "step-0000002", target_is_directory=True)
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
+    with pytest.raises(CheckpointError, match=r"no checkpoint at step 9 \(kept: 1\)"):
+        load_run(run, step=9)
+    assert load_run(run, step=1)[0].trained_steps == 1

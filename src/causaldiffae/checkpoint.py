@@ -230,8 +230,9 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:
-    path = checkpoint_dir(run_dir, step) / "ema.safetensors"
-    if not path.is_file():
-        kept = ", ".join(str(_step_of(p)) for p in checkpoint_dirs(run_dir)) or "none"
-        raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {kept})")
+    """The EMA weights of one of the run's own complete checkpoints (``checkpoint_dirs``: no links)."""
+    kept = {_step_of(p): p for p in checkpoint_dirs(run_dir)}
+    path = kept[step] / "ema.safetensors" if step in kept else None
+    if path is None or not path.is_file():
+        raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {', '.join(map(str, kept)) or 'none'})")
     return path
