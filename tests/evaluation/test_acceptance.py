@@ -1,5 +1,7 @@
 """The shipped model's bar: pass/fail against the null baseline, from demo scores or evaluate metrics."""
 
+import pytest
+
 from causaldiffae.evaluation.acceptance import criteria, scores_from_metrics, table
 
 SCORES = {
@@ -15,6 +17,38 @@ def test_criteria_compare_against_the_null_baseline_and_reconstruction():
     assert [ok for *_, ok in criteria(SCORES)] == [True, True, True, False, True, True]
     lines = table(SCORES)
     assert len(lines) == 8 and lines[5].endswith("| FAIL |")
+
+
+def _scores_with(**parts) -> dict:
+    """SCORES with some entries of its do_thickness / do_intensity summaries replaced, or some top-level values."""
+    return {**SCORES, **{k: {**SCORES[k], **v} if isinstance(v, dict) else v for k, v in parts.items()}}
+
+
+@pytest.mark.parametrize("parts, row, passed", [
+    # do(thickness) thickness MAE <= 0.5 x null (0.8)
+    ({"do_thickness": {"thickness_mae": 0.4}}, 0, True),
+    ({"do_thickness": {"thickness_mae": 0.5}}, 0, False),
+    # do(thickness) descendant intensity MAE strictly below its null (30): equal to it is no better than not intervening
+    ({"do_thickness": {"intensity_mae": 29.9}}, 1, True),
+    ({"do_thickness": {"intensity_mae": 30.0}}, 1, False),
+    # do(intensity) intensity MAE <= 0.5 x null (40)
+    ({"do_intensity": {"intensity_mae": 20.0}}, 2, True),
+    ({"do_intensity": {"intensity_mae": 20.5}}, 2, False),
+    ({"do_intensity": {"intensity_mae": 30.0}}, 2, False),
+    # do(intensity) preserved thickness <= 1.2 x reconstruction (0.3)
+    ({"do_intensity": {"thickness_mae": 0.36}}, 3, True),
+    ({"do_intensity": {"thickness_mae": 0.37}}, 3, False),
+    # digit accuracy >= 0.90, the worse of the two interventions counts
+    ({"do_thickness": {"digit_accuracy": 0.90}}, 4, True),
+    ({"do_thickness": {"digit_accuracy": 0.85}}, 4, False),
+    ({"do_intensity": {"digit_accuracy": 0.85}}, 4, False),
+    # null intervention pixel change <= 0.03
+    ({"composition_l1": 0.03}, 5, True),
+    ({"composition_l1": 0.031}, 5, False),
+])
+def test_criteria_at_and_just_past_each_bound(parts, row, passed):
+    rows = criteria(_scores_with(**parts))
+    assert rows[row][3] is passed, rows[row]
 
 
 def _item(m, n, role):
@@ -44,6 +78,21 @@ def test_scores_from_evaluate_metrics():
     assert s["do_intensity"]["thickness_mae_reconstruction"] == 0.3  # the evaluated abduction's reconstruction
     assert [row[1] for row in criteria(s)] == [row[1] for row in criteria(SCORES)]
     assert scores_from_metrics({**metrics, "morphometrics": False}) is None
+
+
+def test_metrics_without_digit_classes_or_measured_preservation_give_no_scores():
+    """An evaluation of a dataset without classes, or without morphometrics of the preserved variable: no verdict, no KeyError."""
+    recon = {"inversion": {"measured_mae": {"thickness": 0.3}}}
+    metrics = _metrics("inversion", recon, {"n": 32, "l1": [0.01, 0.02]})
+    assert scores_from_metrics(metrics) is not None
+    del metrics["effectiveness"]["thickness"]["class_accuracy"]
+    assert scores_from_metrics(metrics) is None
+    metrics = _metrics("inversion", recon, {"n": 32, "l1": [0.01, 0.02]})
+    del metrics["effectiveness"]["intensity"]["class_accuracy"]
+    assert scores_from_metrics(metrics) is None
+    metrics = _metrics("inversion", recon, {"n": 32, "l1": [0.01, 0.02]})
+    del metrics["effectiveness"]["intensity"]["variables"]["thickness"]["measured_mae"]
+    assert scores_from_metrics(metrics) is None
 
 
 def test_a_ddpm_evaluation_scores_the_null_intervention_through_inversion():

@@ -85,7 +85,7 @@ def scores_from_metrics(metrics: dict) -> dict | None:
     eff = metrics.get("effectiveness", {})
     if not metrics.get("morphometrics") or set(eff) != {"thickness", "intensity"}:
         return None
-    if "class_accuracy" not in eff["thickness"] or "measured_mae" not in eff["intensity"]["variables"]["thickness"]:
+    if any("class_accuracy" not in e for e in eff.values()) or "measured_mae" not in eff["intensity"]["variables"]["thickness"]:
         return None
     recon = metrics["realism"]["reconstruction"][metrics["settings"]["abduction"]]
     if "thickness" not in recon.get("measured_mae", {}):
