@@ -121,3 +121,6 @@ def test_yaml_names_that_are_not_strings_are_one_line_errors(tmp_path, names, me
 def test_a_graph_of_thousands_of_variables_is_refused_at_once():
     with pytest.raises(GraphError, match="a causal graph of 1500 variables; this library handles up to 256"):
         CausalGraph(tuple(f"v{i}" for i in range(1500)))
+    assert len(CausalGraph(tuple(f"v{i}" for i in range(256)))) == 256  # the cap itself is allowed
+    with pytest.raises(GraphError, match="a causal graph of 257 variables"):
+        CausalGraph(tuple(f"v{i}" for i in range(257)))

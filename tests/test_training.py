@@ -363,9 +363,17 @@ def test_resume_refuses_another_config_or_dataset_and_survives_a_cut_metrics_lin
         train(tiny_config("train.steps=3"), data, run, resume=True, progress=False)
     for broken, message in (
         ("[]", "unreadable checkpoint .*not an object with an rng state"),
+        (json.dumps({**json.loads(state), "rng": [1]}), "unreadable checkpoint .*not an object with an rng state"),
+        (json.dumps({k: v for k, v in json.loads(state).items() if k != "rng"}), "unreadable checkpoint .*not an object with an rng state"),
         (json.dumps({**json.loads(state), "step": "abc"}), "unreadable checkpoint .*step 'abc' is not a whole number"),
+        (json.dumps({**json.loads(state), "step": -1}), "unreadable checkpoint .*step -1 is not a whole number"),
+        (json.dumps({**json.loads(state), "step": True}), "unreadable checkpoint .*step True is not a whole number"),
         (json.dumps({**json.loads(state), "optimizer": "x"}), "unreadable checkpoint .*optimizer state is not an object"),
+        (json.dumps({**json.loads(state), "optimizer": {"scalars": {}}}), "unreadable checkpoint .*optimizer state is not an object with param_groups"),
+        (json.dumps({**json.loads(state), "optimizer": {"param_groups": 5}}), "unreadable checkpoint .*optimizer state is not an object with param_groups"),
         (json.dumps({**json.loads(state), "log_window": [1]}), "unreadable checkpoint .*log_window is not an object"),
+        (json.dumps({**json.loads(state), "log_window": {"sums": {}, "steps": "x", "seconds": 0}}), "unreadable checkpoint .*log_window is not an object"),
+        (json.dumps({**json.loads(state), "log_window": {"sums": {}, "steps": 1, "seconds": "x"}}), "unreadable checkpoint .*log_window is not an object"),
         (json.dumps({**json.loads(state), "rng": {**json.loads(state)["rng"], "torch": [999, 1]}}), "the checkpoint does not fit this run"),
     ):
         (last / "state.json").write_text(broken)

@@ -8,8 +8,8 @@ import pytest
 from cli_fixtures import error_lines
 from PIL import Image
 
-import causaldiffae.counterfactual as cf
 from causaldiffae.cli import main
+from causaldiffae.models import CausalDiffAE
 
 
 def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
@@ -78,7 +78,7 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
 def test_counterfactual_refuses_an_out_that_is_a_folder_before_sampling(setup, capsys, monkeypatch, tmp_path):
     _, data, run, _ = setup
     (tmp_path / "d.png").mkdir()
-    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--do", "a=2", "--out", str(tmp_path / "d.png"), "--no-progress"]) == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and f"{tmp_path / 'd.png'} is a folder" in errors[0], errors
@@ -115,7 +115,7 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
     _, data, run, _ = setup
     out = tmp_path / "grid.png"
     (tmp_path / existing).write_text("earlier work")
-    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
     argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2", "--out", str(out), "--no-progress"]
     assert main(argv) == 2
     errors = error_lines(capsys)
@@ -145,11 +145,14 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
         (["--joint", "a=1,q=2"], "not a variable of the graph"),
         (["--do", "a=2", "--indices", "1,x"], "--indices '1,x': expected whole numbers separated by commas"),
         (["--do", "a=2", "--indices", "3,16"], "--indices: 16 is not an image of the test split (0..15)"),
+        (["--do", "a=2", "--indices", "-1"], "--indices: -1 is not an image of the test split (0..15)"),
+        (["--do", "a=2", "--n", "0"], "--n must be at least 1, got 0"),
+        (["--do", "a=2", "--out", "grid.jpg"], "expected a .png path"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
     base, data, run, _ = setup
-    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
     out = base / "bad" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress", *extra]) == 2
     errors = error_lines(capsys)
@@ -167,3 +170,26 @@ def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):
         assert main([cmd[0], "--run", str(empty), "--data", str(data), *cmd[1:], "--no-progress"]) == 2
         errors = error_lines(capsys)
         assert len(errors) == 1 and "no model.safetensors" in errors[0], errors
+
+
+def test_the_csv_holds_the_set_value_itself_not_the_latents_reading(setup, tmp_path):
+    """Zero is where a latent's reading (about -4e-9) and the value set differ visibly in the CSV."""
+    _, data, run, _ = setup
+    out = tmp_path / "zero.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=0", "--steps", "2", "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert rows[1]["column"] == "a=0" and rows[1]["a_counterfactual"] == "0"
+
+
+def test_images_of_another_channel_count_than_the_runs_are_refused_before_sampling(setup, capsys, monkeypatch, tmp_path):
+    _, data, run, _ = setup
+    rgb = tmp_path / "rgb"
+    shutil.copytree(data, rgb)
+    for png in (rgb / "images").glob("*.png"):
+        Image.open(png).convert("RGB").save(png)
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
+    out = tmp_path / "g.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(rgb), "--do", "a=2", "--out", str(out), "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "images are (3, 8, 8), the run was trained on (1, 8, 8)" in errors[0], errors
+    assert not out.exists()

@@ -12,6 +12,7 @@ import causaldiffae.counterfactual as cf
 from causaldiffae.checkpoint import load_run, read_config
 from causaldiffae.cli import main
 from causaldiffae.evaluation.report import render
+from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import train
 
 
@@ -27,7 +28,7 @@ from causaldiffae.training import train
 )
 def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
     _, data, run, pred = setup
-    monkeypatch.setattr(cf, "ddim_invert", lambda *a, **k: pytest.fail("sampling started"))
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
     out = setup[0] / "bad-eval"
     argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out), "--quick", "--no-progress", *extra]
     assert main(argv) == 2

@@ -80,6 +80,14 @@ def test_official_object_arrays_need_consent_and_resolution(official, monkeypatc
     np.testing.assert_allclose(val.label_mean, load_dataset(root, "train").labels.mean(0))
 
 
+@pytest.mark.parametrize("value", ["0", "true", "yes"])
+def test_pickles_stay_refused_unless_the_consent_variable_is_exactly_1(official, monkeypatch, value):
+    root, _ = official
+    monkeypatch.setenv(circuit.ALLOW_PICKLE_ENV, value)
+    with pytest.raises(DataError, match=r"val\.npz: 'imgs' is a pickled object array.*CAUSALDIFFAE_ALLOW_PICKLE=1"):
+        circuit.load(root, "val", resolution=64)
+
+
 def test_bad_official_files(tmp_path, monkeypatch):
     monkeypatch.setenv(circuit.ALLOW_PICKLE_ENV, "1")  # the corrupt JPEG below sits in an object array
     write_official(tmp_path / "train.npz", 0, 2, drop="original_latents")
@@ -236,3 +244,22 @@ def test_a_damaged_array_is_not_called_pickled_and_a_bad_stored_resolution_is_na
     (stand_in / "circuit.json").write_text(json.dumps({**meta, "resolution": 30000}))
     with pytest.raises(DataError, match=r"circuit.json: resolution 30000 is not a whole number of pixels in 16..1024"):
         circuit.load(stand_in, "train")
+
+
+@pytest.mark.parametrize("stored", ["64", 8, 64.0, True], ids=["string", "too-small", "float", "bool"])
+def test_a_stored_resolution_must_be_whole_pixels_in_range(tmp_path, stored):
+    import json
+
+    out = tmp_path / "c"
+    circuit.generate(out, n=1, resolution=16, workers=1, progress=False)
+    meta = json.loads((out / "circuit.json").read_text())
+    (out / "circuit.json").write_text(json.dumps({**meta, "resolution": stored}))
+    with pytest.raises(DataError, match=rf"circuit.json: resolution {stored!r} is not a whole number of pixels in 16..1024"):
+        circuit.load(out, "train")
+
+
+def test_generator_refuses_a_resolution_over_the_maximum_before_writing(tmp_path):
+    out = tmp_path / "c"
+    with pytest.raises(DataError, match=r"--resolution must be between 16 and 1024, got 2000"):
+        circuit.generate(out, n=1, resolution=2000, workers=1, progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == []

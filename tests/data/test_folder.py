@@ -175,9 +175,9 @@ def test_paths_are_normalised_and_symlinked_folders_followed(tmp_path):
     ours, theirs = folder.load(linked, "train"), folder.load(real, "train")
     assert np.array_equal(ours.images, theirs.images) and np.array_equal(ours.labels, theirs.labels)
     assert len(ours) + len(folder.load(linked, "test")) == len(labels)
-    (real / "images" / "up").symlink_to(tmp_path, target_is_directory=True)  # above the dataset: would walk it all again
-    (real / "images" / "root").symlink_to("/", target_is_directory=True)  # or the whole disk
-    assert np.array_equal(folder.load(real, "train").images, theirs.images)
+    Image.new("RGB", (24, 24)).save(tmp_path / "stray.png")  # beside the dataset, not in it
+    (real / "images" / "up").symlink_to(tmp_path, target_is_directory=True)  # an ancestor: not followed (nor would `/` be)
+    assert np.array_equal(folder.load(real, "train").images, theirs.images)  # followed, it would list images/up/stray.png
 
 
 def test_huge_images_need_a_resolution_and_a_decompression_bomb_is_one_line(tmp_path, monkeypatch):
@@ -189,6 +189,13 @@ def test_huge_images_need_a_resolution_and_a_decompression_bomb_is_one_line(tmp_
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1100^2 is then past PIL's decompression-bomb limit
     with pytest.raises(DataError, match=r"000.png: unreadable image \(Image size"):
         folder.load(root, "train", resolution=16)
+
+
+def test_images_exactly_at_the_maximum_resolution_load_without_one(tmp_path):
+    root = tmp_path / "max"
+    make_folder(root, n=4, mode="L", size=1024)
+    train = folder.load(root, "train", progress=False)
+    assert train.image_shape == (1, 1024, 1024) and len(train) == 3
 
 
 def test_data_check_notes_images_too_large_to_load_without_a_resolution(tmp_path, capsys):

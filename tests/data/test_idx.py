@@ -77,15 +77,65 @@ def test_unsupported_dtype_is_refused(tmp_path):
     assert not (tmp_path / "a.idx").exists()
 
 
-def test_a_header_declaring_gigabytes_is_refused_before_the_data_is_read(tmp_path):
-    import gzip
+class _CountingReader:
+    """A file that counts the bytes handed to its reader (for a gzip file: the inflated bytes)."""
+
+    def __init__(self, f):
+        self.f, self.delivered = f, 0
+
+    def read(self, n=-1):
+        chunk = self.f.read(n)
+        self.delivered += len(chunk)
+        return chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_header_declaring_gigabytes_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from causaldiffae.data import idx
 
     bomb = tmp_path / "bomb-idx3-ubyte.gz"
-    with gzip.open(bomb, "wb") as f:  # 3 GiB of zeros behind a valid header compress to a few MB; write only the start
-        f.write(bytes([0, 0, 8, 3]) + np.array([3_000_000, 1000, 1000], dtype=">u4").tobytes() + bytes(1000))
-    with pytest.raises(DataError, match=r"declares shape \(3000000, 1000, 1000\), 2.79e\+03 GiB; more than the 2 GiB"):
-        read_idx(bomb)
+    with gzip.open(bomb, "wb") as f:  # a 3 GiB header, then 10 MB of zeros (a 10 KB file)
+        f.write(bytes([0, 0, 8, 3]) + np.array([3_000_000, 1000, 1000], dtype=">u4").tobytes() + bytes(10_000_000))
+    real_open, opened = idx._open, []
+
+    def counting_open(path):
+        opened.append(_CountingReader(real_open(path)))
+        return opened[-1]
+
+    monkeypatch.setattr(idx, "_open", counting_open)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"declares shape \(3000000, 1000, 1000\), 2.79e\+03 GiB; more than the 2 GiB"):
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(opened) == 1 and opened[0].delivered < 1_000_000  # about the 16-byte header, not the 10 MB behind it
+    assert peak < 5_000_000  # nor inflated some other way
     overflow = tmp_path / "overflow-idx3-ubyte"
     overflow.write_bytes(bytes([0, 0, 8, 4]) + np.full(4, 65536, dtype=">u4").tobytes())  # 2^64 elements: 0 in int64
     with pytest.raises(DataError, match="declares shape"):
         read_idx(overflow)
+
+
+@pytest.mark.parametrize("name", ["x-idx2-ubyte", "x-idx2-ubyte.gz"])
+def test_a_header_exactly_at_the_byte_cap_is_read_not_refused(tmp_path, monkeypatch, name):
+    from causaldiffae.data import idx
+
+    monkeypatch.setattr(idx, "MAX_BYTES", 12)
+    path = tmp_path / name
+    _write(path, bytes([0, 0, 8, 2, 0, 0, 0, 3, 0, 0, 0, 4]))  # 3 x 4 uint8: exactly the cap, and no data behind it
+    with pytest.raises(DataError, match=r"truncated IDX data: shape \(3, 4\) needs 12 bytes, file has 0"):
+        read_idx(path)
+    _write(path, bytes([0, 0, 8, 2, 0, 0, 0, 3, 0, 0, 0, 4]) + bytes(range(12)))
+    np.testing.assert_array_equal(read_idx(path), np.arange(12, dtype=np.uint8).reshape(3, 4))
+    _write(path, bytes([0, 0, 8, 1, 0, 0, 0, 13]) + bytes(13))  # one byte over
+    with pytest.raises(DataError, match=r"declares shape \(13,\)"):
+        read_idx(path)

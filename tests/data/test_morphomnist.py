@@ -234,6 +234,8 @@ def test_loader_refuses_broken_metadata(generated, tmp_path):
         ({"label_std": [0.5, float("nan")]}, "label_mean and label_std must be 2 finite numbers each"),
         ({"label_mean": [10**400, 1]}, "label_mean and label_std must be 2 finite numbers each"),
         ({"scm": {**meta["scm"], "slope": 10**400}}, "'scm' must map the SCM's constants to numbers"),
+        ({"scm": {**meta["scm"], "slope": float("nan")}}, "'scm' must map the SCM's constants to numbers"),  # the JSON token NaN
+        ({"label_std": [0.5, 0.0]}, r"label_mean and label_std must be 2 finite numbers each \(std > 0\)"),
     ):
         (broken / METADATA).write_text(json.dumps({**meta, **changes}))
         with pytest.raises(DataError, match=message):

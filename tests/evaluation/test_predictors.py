@@ -1,4 +1,6 @@
 import json
+import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -7,6 +9,8 @@ import torch
 from causaldiffae.data.base import CausalImageDataset, images_tensor, resize_images
 from causaldiffae.evaluation.predictors import (
     PredictorError,
+    PredictorMeta,
+    _check_fields,
     load_predictors,
     random_shift,
     save_predictors,
@@ -80,6 +84,27 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
     (out / "predictors.safetensors").write_bytes(b"garbage")
     with pytest.raises(PredictorError, match="predictors.safetensors"):
         load_predictors(out)
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("variables", [], "[]"),
+    ("variables", [1, 2], "[1, 2]"),
+    ("label_mean", [0.0], "[0.0]"),  # one value for two variables
+    ("label_mean", ["x", 1], "['x', 1]"),
+    ("label_std", [float("nan"), 1.0], "[nan, 1.0]"),
+    ("label_std", [1.0, float("inf")], "[1.0, inf]"),
+    ("feature_dim", "16", "'16'"),
+    ("image_shape", [1, 28000, 28000], "[1, 28000, 28000]"),
+    ("num_classes", -1, "-1"),
+    ("num_classes", True, "True"),
+])
+def test_predictor_metadata_that_cannot_build_networks_is_refused_by_field(squares, tmp_path, field, value, shown):
+    """Each bad field of a predictors.json is named with what it holds, before any network is built from it."""
+    meta = asdict(PredictorMeta.for_dataset(squares[0], width=4, feature_dim=8))
+    source = tmp_path / "predictors.json"
+    _check_fields(PredictorMeta(**meta), source)  # the metadata as trained passes
+    with pytest.raises(PredictorError, match=re.escape(f"predictors.json: field '{field}' holds {shown}, which predictors cannot be built from")):
+        _check_fields(PredictorMeta(**{**meta, field: value}), source)
 
 
 def test_random_shift_moves_content_and_pads_background():
