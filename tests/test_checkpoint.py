@@ -1,5 +1,7 @@
 """Run folders: safetensors weights and a YAML config, and clear errors for anything else."""
 
+from pathlib import Path
+
 import pytest
 from training_fixtures import synthetic_dataset, tiny_config
 
@@ -60,6 +62,12 @@ def test_oddly_named_step_folders_are_not_checkpoints(tmp_path):
         load_run(run, step=5)
 
 
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny trained run; tests that damage it work on a copy."""
+    return train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path_factory.mktemp("ckpt") / "run", progress=False)
+
 @pytest.mark.parametrize(
     "changes, message",
     [
@@ -74,13 +82,14 @@ def test_oddly_named_step_folders_are_not_checkpoints(tmp_path):
         ({"image_shape": None}, r"missing causaldiffae metadata \(graph, image shape\)"),
     ],
 )
-def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_it(tmp_path, changes, message):
+def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_it(trained_run, tmp_path, changes, message):
     """A ``None`` change removes the key."""
     import json
+    import shutil
 
     from safetensors.torch import load_file, save_file
 
-    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     weights = run / "model.safetensors"
     meta = {k: v for k, v in {**read_model_meta(weights), **changes}.items() if v is not None}
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
@@ -98,13 +107,18 @@ def test_checkpoints_sort_by_step_number_and_take_only_their_own_names(tmp_path)
 
 
 def test_a_linked_step_folder_is_not_one_of_the_runs_checkpoints(tmp_path):
-    """Pruning and ``--step`` see only the run's own folders: a link to another run's checkpoint is neither pruned nor loaded."""
+    """Pruning and ``--step`` see only the run's own folders: a link to a checkpoint elsewhere is neither pruned nor loaded."""
+    import shutil
+
     from causaldiffae.checkpoint import checkpoint_dirs
 
     run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
-    other = train(tiny_config("train.steps=2"), synthetic_dataset(n=16), tmp_path / "other", progress=False)
-    (run / "checkpoints" / "step-0000009").symlink_to(other / "checkpoints" / "step-0000002", target_is_directory=True)
+    shutil.copytree(run / "checkpoints" / "step-0000001", tmp_path / "elsewhere")
+    (run / "checkpoints" / "step-0000009").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
-    with pytest.raises(CheckpointError, match=r"no checkpoint at step 9 \(kept: 1\)"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at step 9: step-0000009 is a link, not one of the run's own folders \(kept: 1\)"):
         load_run(run, step=9)
     assert load_run(run, step=1)[0].trained_steps == 1
+    (run / "checkpoints" / "step-0000001" / "state.json").unlink()
+    with pytest.raises(CheckpointError, match=r"no checkpoint at step 1: step-0000001 has no state.json \(incomplete\) \(kept: none\)"):
+        load_run(run, step=1)

@@ -154,7 +154,7 @@ def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
     def no_sampling(*args, **kw):
         raise AssertionError("sampling started before validation")
 
-    monkeypatch.setattr(CausalDiffAE, "eps", no_sampling)  # every abduction and decoder calls it
+    monkeypatch.setattr(CausalDiffAE, "eps", no_sampling)  # every counterfactual calls it, in abduction or decoding
     classes = kwargs.pop("classes", 0)
     model = tiny(num_classes=classes) if classes else tiny()
     do = kwargs.pop("do")

@@ -232,7 +232,13 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:
     """The EMA weights of one of the run's own complete checkpoints (``checkpoint_dirs``: no links)."""
     kept = {_step_of(p): p for p in checkpoint_dirs(run_dir)}
-    path = kept[step] / "ema.safetensors" if step in kept else None
-    if path is None or not path.is_file():
-        raise CheckpointError(f"{run_dir}: no checkpoint at step {step} (kept: {', '.join(map(str, kept)) or 'none'})")
+    folder = checkpoint_dir(run_dir, step)
+    if step not in kept:
+        why = "" if not (folder.exists() or folder.is_symlink()) else (
+            f": {folder.name} is a link, not one of the run's own folders" if folder.is_symlink() else f": {folder.name} has no state.json (incomplete)"
+        )
+        raise CheckpointError(f"{run_dir}: no checkpoint at step {step}{why} (kept: {', '.join(map(str, kept)) or 'none'})")
+    path = kept[step] / "ema.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; the checkpoint at step {step} is incomplete")
     return path

@@ -78,7 +78,7 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
 def test_counterfactual_refuses_an_out_that_is_a_folder_before_sampling(setup, capsys, monkeypatch, tmp_path):
     _, data, run, _ = setup
     (tmp_path / "d.png").mkdir()
-    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every counterfactual calls it, in abduction or decoding
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--do", "a=2", "--out", str(tmp_path / "d.png"), "--no-progress"]) == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and f"{tmp_path / 'd.png'} is a folder" in errors[0], errors
@@ -115,7 +115,7 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
     _, data, run, _ = setup
     out = tmp_path / "grid.png"
     (tmp_path / existing).write_text("earlier work")
-    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every counterfactual calls it, in abduction or decoding
     argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2", "--out", str(out), "--no-progress"]
     assert main(argv) == 2
     errors = error_lines(capsys)
@@ -152,7 +152,7 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
     base, data, run, _ = setup
-    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every counterfactual calls it, in abduction or decoding
     out = base / "bad" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress", *extra]) == 2
     errors = error_lines(capsys)

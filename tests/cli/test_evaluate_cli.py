@@ -28,7 +28,7 @@ from causaldiffae.training import train
 )
 def test_evaluate_bad_options_are_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
     _, data, run, pred = setup
-    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every abduction and decoder calls it
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every counterfactual calls it, in abduction or decoding
     out = setup[0] / "bad-eval"
     argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(out), "--quick", "--no-progress", *extra]
     assert main(argv) == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -184,16 +185,16 @@ class _Draw:
     def variables(self) -> tuple[str, ...]:
         return tuple(self.test.graph.variables)
 
-    @property
+    @cached_property
     def x(self) -> torch.Tensor:
         return images_tensor(self.test, self.idx)
 
-    @property
+    @cached_property
     def labels(self) -> np.ndarray:
         return self.test.labels[self.idx]
 
     def classes(self, indices: np.ndarray) -> np.ndarray | None:
-        """Digit classes of ``indices``, to score identity preservation."""
+        """Digit classes of ``indices``: they condition a class-conditional decoder and score identity preservation."""
         return None if self.test.classes is None else self.test.classes[indices]
 
     def condition_classes(self, indices: np.ndarray) -> np.ndarray | None:
@@ -264,7 +265,8 @@ def evaluate(
             measure = morphometric_reader(test.graph)
         else:
             log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
-    d = _Draw(model, predictors, train, test, s, mean, std, idx, small, measure, progress)
+    d = _Draw(model=model, predictors=predictors, train=train, test=test, settings=s, label_mean=mean, label_std=std,
+              idx=idx, small=small, measure=measure, progress=progress)
     metrics: dict = {
         "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
         "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
@@ -277,14 +279,21 @@ def evaluate(
 
     log(f"effectiveness: {n} images x {len(d.variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
     t0 = time.perf_counter()
-    draws = _effectiveness(d, metrics)
+    with_oracle = sources is not None and measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
+    per_seed, draws = _effectiveness(d, keep_draws=with_oracle)
     timings["effectiveness_s"] = time.perf_counter() - t0
+    metrics["effectiveness"] = _mean_tree(per_seed)
+    if s.seeds > 1:
+        metrics["effectiveness_std"] = _std_tree(per_seed)
     metrics["throughput"] = {"counterfactuals_per_s": n * len(d.variables) * s.seeds / timings["effectiveness_s"], "steps": s.steps}
     trues = None
-    if sources is not None and measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}:
+    if with_oracle:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
         t0 = time.perf_counter()
-        trues = _oracle(d, draws, sources, metrics)
+        trues, oracles = _oracle(d, draws, sources)
+        metrics["oracle"] = _mean_tree(oracles)
+        if s.seeds > 1:
+            metrics["oracle_std"] = _std_tree(oracles)
         timings["oracle_s"] = time.perf_counter() - t0
 
     log("realism: Frechet distance and reconstruction error")
@@ -313,9 +322,11 @@ def evaluate(
         res, _ = d.effectiveness(d.cf_fn(steps=st), comp_values, small=True)
         metrics["steps_sweep"][str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
     metrics["guidance_sweep"], w_images = {}, {}
-    for w in s.sweep_w if sweep_guidance else ():
-        metrics["guidance_sweep"][str(w)], imgs = d.effectiveness(d.cf_fn(w=w), comp_values, small=True)
-        w_images[w] = imgs[d.variables[0]]
+    if sweep_guidance:
+        for w in s.sweep_w:
+            res, imgs = d.effectiveness(d.cf_fn(w=w), comp_values, small=True)
+            metrics["guidance_sweep"][str(w)] = res
+            w_images[w] = imgs[d.variables[0]]
     timings["sweeps_s"] = time.perf_counter() - t0
 
     metrics["dci"] = None
@@ -333,32 +344,27 @@ def evaluate(
     return metrics
 
 
-def _effectiveness(d: _Draw, metrics: dict) -> list[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-    """Effectiveness and preservation against the SCM with the null baseline, averaged over
-    ``seeds`` fresh draws of intervention values; returns every draw's values and images."""
+def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[np.ndarray, dict[str, torch.Tensor]]]]:
+    """Effectiveness and preservation against the SCM with the null baseline, on ``seeds`` fresh
+    draws of intervention values: every draw's results, and its values and images (the first draw
+    always, for realism; every draw when ``keep_draws``, for the true counterfactual)."""
     s = d.settings
     per_seed, draws = [], []
     for seed in range(s.seeds):
         values = marginal_values(d.test.labels, d.idx, s.seed + seed)
         res, imgs = d.effectiveness(d.cf_fn(seed_offset=seed), values, measured=True)
         per_seed.append(res)
-        draws.append((values, imgs))
-    metrics["effectiveness"] = _mean_tree(per_seed)
-    if s.seeds > 1:
-        metrics["effectiveness_std"] = _std_tree(per_seed)
-    return draws
+        if seed == 0 or keep_draws:
+            draws.append((values, imgs))
+    return per_seed, draws
 
 
-def _oracle(d: _Draw, draws: list, sources: np.ndarray, metrics: dict) -> list[dict]:
-    """The generator's true counterfactuals scored like the model, on every draw the model was
-    scored on, so the two columns average the same draws; returns the true images per draw."""
+def _oracle(d: _Draw, draws: list, sources: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """The generator's true counterfactuals on every draw the model was scored on (so the two
+    columns average the same draws), and their scores."""
     labels = d.labels
     trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, d.test.scm) for values, _ in draws]
-    oracles = [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
-    metrics["oracle"] = _mean_tree(oracles)
-    if d.settings.seeds > 1:
-        metrics["oracle_std"] = _std_tree(oracles)
-    return trues
+    return trues, [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
 
 
 def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | None) -> tuple[dict, torch.Tensor]:
