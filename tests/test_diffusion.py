@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from causaldiffae.config import DiffusionConfig
-from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, make_scheduler
+from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, make_scheduler, q_sample
 
 
 def _alphas(T: int = 1000) -> torch.Tensor:
@@ -131,3 +131,38 @@ def test_ddpm_noise_abduction_is_exact_and_carries_the_individual():
     other = ddpm_decode(lambda x, t: eps_fn(x, t, s2=0.5), x_T, residuals, ts, a)
     fresh = ddpm_decode(lambda x, t: eps_fn(x, t, s2=0.5), x_T, [torch.randn_like(r) * r.std() for r in residuals], ts, a)
     assert 0 < (other - x0).abs().mean() < 0.5 * (fresh - x0).abs().mean()
+
+
+def test_q_sample_has_the_forward_marginal():
+    a = _alphas()
+    x = q_sample(torch.full((20000, 1, 1, 1), 0.7), 500, a, torch.Generator().manual_seed(0))
+    assert abs(x.mean().item() - a[500].sqrt().item() * 0.7) < 0.02
+    assert abs(x.var().item() - (1 - a[500]).item()) < 0.02
+
+
+def test_eta_sets_the_share_of_fresh_noise_in_a_step():
+    """A point mass at 0 (exact eps): corr(x_T, x_t')^2 = 1 - sigma^2 / (1 - a'), sigma^2 = eta^2 x the DDPM posterior variance."""
+    a = _alphas().double()
+    seen = {}
+
+    def eps_fn(x, t):
+        seen.setdefault(int(t[0]), x.clone())
+        return x / (1 - a[t].float()).sqrt().view(-1, 1, 1, 1)
+
+    x_T = (1 - a[800]).sqrt().float() * torch.randn(20000, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    ddim_sample(eps_fn, x_T, torch.tensor([800, 300]), a.float(), eta=0.5, clip_x0=False, generator=torch.Generator().manual_seed(1))
+    s2 = 0.25 * (1 - a[300]) / (1 - a[800]) * (1 - a[800] / a[300])
+    corr = torch.corrcoef(torch.stack([x_T.flatten(), seen[300].flatten()]).double())[0, 1]
+    assert abs(corr.item() ** 2 - (1 - s2 / (1 - a[300])).item()) < 0.01
+
+
+def test_ddpm_abduction_noises_each_level_independently():
+    """Exact eps of a point mass: a residual is sqrt(1-a') n' - sqrt(1-a'-s2) n with n, n' independent, so its
+    variance is the sum of both; shared noise between levels (or a wrong noising scale) would change it."""
+    a = _alphas()
+    eps_fn = lambda x, t: x / (1 - a[t]).sqrt().view(-1, 1, 1, 1)  # noqa: E731
+    _, res = ddpm_invert(eps_fn, torch.zeros(4000, 1, 1, 1), torch.tensor([800, 300]), a, generator=torch.Generator().manual_seed(0))
+    an, af = a[300].double(), a[800].double()
+    s2 = (1 - an) / (1 - af) * (1 - af / an)
+    want = ((1 - an) + (1 - an - s2)).item()
+    assert abs(res[0].double().var().item() - want) < 0.05 * want

@@ -270,3 +270,15 @@ def test_source_digits_refuse_a_source_that_does_not_redraw_the_digits(generated
     (moved / METADATA).write_text(json.dumps(meta))
     with pytest.raises(DataError, match="test digit 0 is not redrawn from its recorded source"):
         source_digits(moved, "test")
+
+
+def test_scm_counterfactual_matches_the_spec_formula_by_hand():
+    scm, sig = ThicknessIntensitySCM(), lambda x: 1 / (1 + np.exp(-x))
+    labels = np.array([[2.5, 64 + 191 * 0.5], [2.0, 64 + 191 * sig(-1.0 + 0.3)]])  # noise e = 0 and e = 0.3
+    cf = scm.counterfactual(labels, {"thickness": np.array([3.0, 4.0])})
+    np.testing.assert_allclose(cf[:, 1], [64 + 191 * sig(1.0), 64 + 191 * sig(3.0 + 0.3)], rtol=1e-12)
+
+
+def test_scm_abduction_is_exact_near_the_intensity_bounds():
+    labels = np.array([[2.0, 254.9], [3.0, 64.05]])
+    np.testing.assert_allclose(ThicknessIntensitySCM().counterfactual(labels, {"thickness": labels[:, 0]}), labels, rtol=1e-9)

@@ -160,3 +160,13 @@ def test_morphometric_reader_measures_a_bar():
     img[0, 0, 0, 0] = float("nan")
     with pytest.raises(DivergedError, match="1 non-finite pixels"):  # not a blank digit measured as thickness 0
         morphometric_reader(g)(img)
+
+
+def test_reversibility_intervenes_back_on_the_counterfactual_not_the_original(rendered):
+    """An edit that brightens every pixel by 0.02: going there and back is two edits away from the original."""
+    test, images, labels, classes = rendered
+    drifting = lambda images_, do, labels_, classes_: (images_ + 0.02, np.asarray(labels_, float).copy())  # noqa: E731
+    rev = reversibility(drifting, images, labels, labels, test.graph, classes)
+    for var in test.graph.variables:
+        assert rev[var]["l1_there"] == pytest.approx(0.01, rel=1e-5)
+        assert rev[var]["l1_back"] == pytest.approx(0.02, rel=1e-5)
