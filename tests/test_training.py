@@ -15,10 +15,13 @@ from causaldiffae.errors import UserError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
     TrainingError,
+    ema_decay,
     kl_scale,
     labeled_mask,
     learning_rate,
+    prepare_data,
     resolve_resume,
+    step_generator,
     step_indices,
     train,
 )
@@ -643,3 +646,75 @@ def test_a_config_whose_bounded_widths_multiply_into_a_huge_model_is_refused_bef
     with pytest.raises(UserError, match=r"the model would have [\d.]+G parameters \([\d.]+ GiB in fp32\), more than the 2G"):
         train(huge, synthetic_dataset(n=16), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def _ckpt(run, step, which):
+    return load_file(str(run / "checkpoints" / f"step-{step:07d}" / f"{which}.safetensors"))
+
+
+def _init_model(config, data):
+    """The weights train() starts from: torch.manual_seed(train.seed) then the constructor."""
+    d = prepare_data(data, config)
+    torch.manual_seed(config.train.seed)
+    model = CausalDiffAE(config.model, d.graph, d.image_shape, d.num_classes, config.diffusion)
+    model.set_label_stats(d.label_mean, d.label_std)
+    return model, d
+
+
+def test_ema_decay_warms_up_then_caps():
+    assert ema_decay(0, 0.9) == pytest.approx(0.1) and ema_decay(1000, 0.9) == 0.9
+
+
+def test_ema_follows_the_trained_weights_with_the_warmed_up_decay(tmp_path):
+    config = tiny_config("train.steps=2", "train.checkpoint_every=1")
+    run = train(config, synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    ema1, model2, ema2 = _ckpt(run, 1, "ema"), _ckpt(run, 2, "model"), _ckpt(run, 2, "ema")
+    w = 1.0 - ema_decay(1, 0.9)  # 9/11
+    assert any(not torch.equal(ema1[k], ema2[k]) for k in ema1)
+    for k in ema1:
+        torch.testing.assert_close(ema2[k], ema1[k] + w * (model2[k] - ema1[k]), rtol=1e-5, atol=1e-6)
+
+
+def test_grad_clip_bounds_the_first_update(tmp_path):
+    data = synthetic_dataset(n=16)
+    moved = {}
+    for clip in ("1e-9", "1e9"):
+        config = tiny_config("train.steps=1", "train.checkpoint_every=1", f"train.grad_clip={clip}")
+        init, _ = _init_model(config, data)
+        run = train(config, data, tmp_path / clip, progress=False)
+        after = _ckpt(run, 1, "model")
+        moved[clip] = max(float((after[n] - p.detach()).abs().max()) for n, p in init.named_parameters())
+    assert moved["1e-9"] < 1e-4 < moved["1e9"], moved  # lr 1e-3: Adam moves ~lr unless the grads sit below its eps
+
+
+def test_grad_accum_step_loss_and_grad_norm_match_a_hand_computed_step(tmp_path):
+    data = synthetic_dataset(n=16)
+    config = tiny_config("train.steps=1", "train.grad_accum=2", "train.grad_clip=1e9")
+    model, d = _init_model(config, data)
+    model.train()
+    index = step_indices(len(d), 8, config.train.seed, 0)
+    loss = 0.0
+    for m in range(2):
+        batch = d.batch(index[m * 4 : (m + 1) * 4], torch.device("cpu"), False)
+        terms = model(batch, torch.tensor(0.0), step_generator(config.train.seed, 0, 0, m, torch.device("cpu")))
+        (terms["loss"] / 2).backward()
+        loss += float(terms["loss"].detach()) / 2
+    norm = float(torch.sqrt(sum(p.grad.square().sum() for p in model.parameters() if p.grad is not None)))
+    logged = _metrics(train(config, data, tmp_path / "run", progress=False))[0]
+    assert logged["loss"] == pytest.approx(loss, rel=1e-4) and logged["grad_norm"] == pytest.approx(norm, rel=1e-4)
+
+
+def test_a_log_line_is_the_mean_of_its_window(tmp_path):
+    data = synthetic_dataset(n=16)
+    per_step = _metrics(train(tiny_config("train.steps=4"), data, tmp_path / "a", progress=False))
+    windowed = _metrics(train(tiny_config("train.steps=4", "train.log_every=2"), data, tmp_path / "b", progress=False))
+    assert [m["step"] for m in windowed] == [2, 4]
+    for line, pair in zip(windowed, (per_step[:2], per_step[2:])):
+        for key in ("loss", "mse", "kl_u", "kl_label", "grad_norm"):
+            assert line[key] == pytest.approx((pair[0][key] + pair[1][key]) / 2, rel=1e-5), key
+
+
+def test_warmup_rises_linearly_then_holds(tmp_path):
+    run = train(tiny_config("train.steps=6", "train.warmup_steps=4"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    assert [m["lr"] for m in _metrics(run)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert [m["kl_scale"] for m in _metrics(run)] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])

@@ -198,3 +198,34 @@ def test_the_condition_matches_the_unets_time_embedding_whatever_the_first_multi
     assert model.decoder.emb_dim == 4 * 8 * int(mult[1])
     terms = model(_batch(), kl_scale=1.0, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(terms["loss"])
+
+
+def test_loss_weights_each_kl_term():
+    torch.manual_seed(0)
+    model = _model("model.kl_weight=0.5", "model.label_weight=2.0")
+    t = model.loss(_batch(), 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(t["loss"], t["mse"] + 0.5 * (0.5 * t["kl_u"] + 2.0 * t["kl_label"]))
+
+
+def test_label_prior_is_additive_over_disjoint_labeled_subsets():
+    torch.manual_seed(0)
+    model = _model("model.labeled_fraction=0.5")
+    batch = _batch()
+    kl = lambda mask: model.loss(dict(batch, labeled=mask), 1.0, torch.Generator().manual_seed(0))["kl_label"]  # noqa: E731
+    first = torch.tensor([True, True, True, False, False, False])
+    torch.testing.assert_close(kl(first) + kl(~first), kl(torch.ones(6, dtype=torch.bool)))
+
+
+def test_kl_u_gradient_reaches_the_posterior_mean():
+    torch.manual_seed(0)
+    model = _model("model.z_noise_scale=0")
+    batch = _batch()
+    grads = []
+    for w in (1.0, 0.0):
+        model.config.kl_weight = w
+        model.zero_grad()
+        model.loss(batch, 1.0, torch.Generator().manual_seed(0))["loss"].backward()
+        grads.append(model.encoder.mean.bias.grad.clone())
+    mu, logvar = model.encode(batch["image"])
+    expected = torch.autograd.grad(0.5 * (mu[:, :8].square() + logvar[:, :8].exp() - 1 - logvar[:, :8]).mean(), model.encoder.mean.bias)[0]
+    torch.testing.assert_close(grads[0] - grads[1], expected, rtol=1e-4, atol=1e-7)
