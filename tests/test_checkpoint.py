@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from training_fixtures import synthetic_dataset, tiny_config
 
-from causaldiffae.checkpoint import CheckpointError, load_run, read_model_meta, save_config
+from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_model_meta, save_config
 from causaldiffae.training import train
 
 
@@ -62,11 +62,11 @@ def test_oddly_named_step_folders_are_not_checkpoints(tmp_path):
         load_run(run, step=5)
 
 
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """One tiny trained run; tests that damage it work on a copy."""
     return train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path_factory.mktemp("ckpt") / "run", progress=False)
+
 
 @pytest.mark.parametrize(
     "changes, message",
@@ -98,8 +98,6 @@ def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_
 
 
 def test_checkpoints_sort_by_step_number_and_take_only_their_own_names(tmp_path):
-    from causaldiffae.checkpoint import checkpoint_dirs
-
     for name in ("step-9999999", "step-10000000", "step-00000006", "step-0000005"):
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
         (tmp_path / "checkpoints" / name / "state.json").write_text("{}")
@@ -109,8 +107,6 @@ def test_checkpoints_sort_by_step_number_and_take_only_their_own_names(tmp_path)
 def test_a_linked_step_folder_is_not_one_of_the_runs_checkpoints(tmp_path):
     """Pruning and ``--step`` see only the run's own folders: a link to a checkpoint elsewhere is neither pruned nor loaded."""
     import shutil
-
-    from causaldiffae.checkpoint import checkpoint_dirs
 
     run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
     shutil.copytree(run / "checkpoints" / "step-0000001", tmp_path / "elsewhere")

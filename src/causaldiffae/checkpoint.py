@@ -232,11 +232,12 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:
     """The EMA weights of one of the run's own complete checkpoints (``checkpoint_dirs``: no links)."""
     kept = {_step_of(p): p for p in checkpoint_dirs(run_dir)}
-    folder = checkpoint_dir(run_dir, step)
     if step not in kept:
-        why = "" if not (folder.exists() or folder.is_symlink()) else (
-            f": {folder.name} is a link, not one of the run's own folders" if folder.is_symlink() else f": {folder.name} has no state.json (incomplete)"
-        )
+        folder, why = checkpoint_dir(run_dir, step), ""
+        if folder.is_symlink():
+            why = f": {folder.name} is a link, not one of the run's own folders"
+        elif folder.exists():
+            why = f": {folder.name} has no state.json (incomplete)"
         raise CheckpointError(f"{run_dir}: no checkpoint at step {step}{why} (kept: {', '.join(map(str, kept)) or 'none'})")
     path = kept[step] / "ema.safetensors"
     if not path.is_file():

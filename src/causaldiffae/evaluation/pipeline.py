@@ -193,6 +193,10 @@ class _Draw:
     def labels(self) -> np.ndarray:
         return self.test.labels[self.idx]
 
+    @cached_property
+    def x_small(self) -> torch.Tensor:
+        return images_tensor(self.test, self.small)
+
     def classes(self, indices: np.ndarray) -> np.ndarray | None:
         """Digit classes of ``indices``: they condition a class-conditional decoder and score identity preservation."""
         return None if self.test.classes is None else self.test.classes[indices]
@@ -218,9 +222,9 @@ class _Draw:
 
     def effectiveness(self, cf_fn, values: np.ndarray, *, small: bool = False, measured: bool = False):
         """``metrics.effectiveness`` on the scored images or the small subset, read by the predictors."""
-        indices = self.small if small else self.idx
+        indices, images = (self.small, self.x_small) if small else (self.idx, self.x)
         return effectiveness(
-            cf_fn, self.predictors.predict, images_tensor(self.test, indices), self.test.labels[indices], values, self.test.graph,
+            cf_fn, self.predictors.predict, images, self.test.labels[indices], values, self.test.graph,
             scm=self.test.scm, classes=self.classes(indices), measure=self.measure if measured else None,
         )
 
@@ -408,7 +412,7 @@ def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | N
 def _composition_reversibility(d: _Draw) -> tuple[dict, dict]:
     """The null intervention composed m times, and intervening back, on the small subset."""
     s = d.settings
-    xs, ls, cs = images_tensor(d.test, d.small), d.test.labels[d.small], d.condition_classes(d.small)
+    xs, ls, cs = d.x_small, d.test.labels[d.small], d.condition_classes(d.small)
     base_fn = d.cf_fn()
     comp = {"n": int(len(d.small)), "abduction": s.abduction, "l1": composition(base_fn, xs, ls, cs, times=s.composition_times)}
     if s.abduction == "ddpm":  # exact by construction; a deterministic abduction shows what composing costs
@@ -500,11 +504,10 @@ def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_imag
     made["traversal"] = "figures/traversal.png"
 
     if w_images:
-        x_small = images_tensor(test, d.small)
         first = variables[0]
         ws = sorted(w_images)
         gi = min(6, len(d.small))
-        rows = [[x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
+        rows = [[d.x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
                            title=f"do({first} = shuffled {test.split} value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
