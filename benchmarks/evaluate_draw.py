@@ -1,5 +1,6 @@
 """``causaldiffae evaluate``'s test digits, intervention values and one ``ddpm`` abduction, for the
-benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``).
+benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``,
+``intensity_pull``, ``identity_class_input``).
 
 ``--split train`` draws training digits (and values from the training marginal) the same way: a
 diagnostic of how much of an error is the model not generalising, never a reported score."""
@@ -50,7 +51,8 @@ def arguments(description: str) -> argparse.ArgumentParser:
 
 
 def evaluate_draw(args: argparse.Namespace) -> Draw:
-    """The digits and values ``evaluate --seed`` scores (or their like from ``--split``), abducted once with its first abduction seed."""
+    """The digits and values ``evaluate`` scores for seed ``--seed`` (``evaluate`` itself uses 0), or their like from
+    ``--split``, abducted once with that seed's first abduction generator."""
     if args.threads:
         torch.set_num_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
@@ -64,4 +66,4 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
 
 
 if __name__ == "__main__":
-    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py or intensity_pull.py")
+    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py, intensity_pull.py or identity_class_input.py")

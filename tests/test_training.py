@@ -15,6 +15,7 @@ from causaldiffae.errors import UserError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
     TrainingError,
+    _release_autocast,
     ema_decay,
     kl_scale,
     labeled_mask,
@@ -602,18 +603,13 @@ def test_a_run_that_died_before_its_first_checkpoint_starts_again_with_a_new_con
         resolve_resume(None, run, ["data.resolution=16"])
 
 
-def test_resume_keeps_the_runs_autocast_unless_told_and_names_a_change(tmp_path, capsys, monkeypatch):
-    from accelerate.state import AcceleratorState
-
-    # accelerate fixes the autocast precision once per process; each precision here gets its own state.
-    monkeypatch.setattr(AcceleratorState, "_shared_state", {})
+def test_resume_keeps_the_runs_autocast_unless_told_and_names_a_change(tmp_path, capsys):
     data = synthetic_dataset(n=16)
     full = train(tiny_config("train.steps=4"), data, tmp_path / "full", mixed_precision="bf16", progress=False)
     part = train(tiny_config("train.steps=2"), data, tmp_path / "part", mixed_precision="bf16", progress=False)
     train(tiny_config("train.steps=4"), data, part, resume=True, progress=False)  # no --mixed-precision given
     assert [m["loss"] for m in _metrics(part)] == [m["loss"] for m in _metrics(full)]
     capsys.readouterr()
-    monkeypatch.setattr(AcceleratorState, "_shared_state", {})
     train(tiny_config("train.steps=6"), data, part, resume=True, mixed_precision="no", progress=False)
     assert "with train.steps 4 -> 6, mixed precision bf16 -> no" in capsys.readouterr().out
 
@@ -719,3 +715,19 @@ def test_warmup_rises_linearly_then_holds(tmp_path):
     logged = _metrics(run)
     assert [m["lr"] for m in logged] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     assert [m["kl_scale"] for m in logged] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])
+
+
+def test_one_process_trains_runs_of_different_precisions_but_a_launched_one_keeps_its_own(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState, is_initialized
+
+    data = synthetic_dataset(n=16)
+    for i, precision in enumerate(("bf16", "no", "bf16")):
+        run = train(tiny_config("train.steps=1"), data, tmp_path / f"run{i}", mixed_precision=precision, progress=False)
+        assert json.loads((checkpoint_dirs(run)[-1] / "state.json").read_text())["mixed_precision"] == precision
+        assert AcceleratorState().mixed_precision == precision
+    monkeypatch.setitem(PartialState._shared_state, "num_processes", 2)  # as under torchrun
+    _release_autocast("no")
+    assert is_initialized() and AcceleratorState().mixed_precision == "bf16"
+    with pytest.raises(ValueError, match="already been initialized"):
+        Accelerator(mixed_precision="no", cpu=True)

@@ -118,7 +118,7 @@ def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, da
     lines += ["", "## Counterfactual grids", ""]
     for name, path in grids.items():
         lines += [f"### {name}", "", f"![{name}]({path.relative_to(out).as_posix()})", ""]
-    lines.append(f"Made in {seconds:.0f} s. The full evaluation of this model is in `causaldiffae/weights/morphomnist/report/`.")
+    lines.append(f"Made in {seconds:.0f} s. The full evaluation of this model is in `causaldiffae/weights/morphomnist/report/` (in the repository, under `src/`).")
     return "\n".join(lines) + "\n"
 
 

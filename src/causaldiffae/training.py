@@ -438,6 +438,7 @@ def train(
     mixed_precision = _choose_precision(mixed_precision, ckpt, kept[-1] if kept else None, changes)
     # cpu=True on machines without an accelerator, so torchrun / accelerate launch gives gloo DDP there.
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
+    _release_autocast(mixed_precision)
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not _has_accelerator())
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
     if t.batch_size % (world * t.grad_accum):
@@ -718,6 +719,17 @@ def _out_of_time(deadline: float | None, accelerator) -> bool:
     if accelerator.num_processes == 1:
         return late
     return bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
+
+
+def _release_autocast(mixed_precision: str) -> None:
+    """Let one single-process Python session train runs of different precisions (a notebook, a sweep).
+
+    accelerate fixes the autocast precision once per process and refuses another; a launched
+    multi-process run keeps its state (its launcher chose the precision for every rank)."""
+    from accelerate.state import AcceleratorState, PartialState, is_initialized
+
+    if is_initialized() and AcceleratorState().mixed_precision != mixed_precision and PartialState().num_processes == 1:
+        AcceleratorState._reset_state()
 
 
 def _has_accelerator() -> bool:

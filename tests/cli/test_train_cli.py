@@ -40,10 +40,7 @@ def morpho_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys, monkeypatch):
-    from accelerate.state import AcceleratorState
-
-    monkeypatch.setattr(AcceleratorState, "_shared_state", {})  # accelerate fixes autocast once per process
+def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--preset", "morphomnist-cpu", *TINY[:8], "--data", str(morpho_dir), "--out", str(out), *TINY[8:], "--no-progress",
             "--mixed-precision", "bf16"]

@@ -65,7 +65,7 @@ class ThicknessIntensitySCM:
         return np.stack([thickness, self.intensity(thickness, noise)], axis=-1)
 
     def intensity(self, thickness: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """The intensity mechanism given thickness and the exogenous noise ``e - 2 (thickness - 2.5)``."""
+        """The intensity mechanism given thickness and the exogenous noise ``e ~ N(0, 0.5)`` (as ``abduct`` returns it)."""
         logits = self.slope * (np.asarray(thickness) - self.pivot) + noise
         return self.intensity_min + self.intensity_range / (1.0 + np.exp(-logits))
 
@@ -447,7 +447,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         "morphomnist",
         help="build MorphoMNIST thickness -> intensity from real MNIST or the embedded 5,000 digits",
         description="Redraw MNIST digits with thickness and intensity sampled from the SCM "
-        "thickness = 0.5 + Gamma(10, 5), intensity = 64 + 191 sigmoid(2 (thickness - 2.5) + N(0, 0.5)).",
+        "thickness = 0.5 + Gamma(shape 10, rate 5), intensity = 64 + 191 sigmoid(2 (thickness - 2.5) + N(0, 0.5)).",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--mnist-dir", type=Path, help="folder with MNIST IDX files (default: embedded 5,000 digits)")

@@ -7,7 +7,7 @@
 | ``diffae-aligned``    | yes     | no           | yes            | yes         | z = u             |
 | ``label-conditional`` | no      | no           | no             | no          | z = labels        |
 
-KL normalisation: both KL terms are averaged per latent dimension (and over the batch), like
+KL normalisation: every KL term (u, label prior, style) is averaged per latent dimension (and over the batch), like
 the eps MSE is averaged per pixel, so weight 1 means "one nat per latent dimension costs as much
 as one unit of squared error per pixel" independently of the latent and image sizes. Summed KLs
 would grow with ``n * latent_block`` (512 for the paper preset) and swamp the MSE.
