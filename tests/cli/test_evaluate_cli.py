@@ -110,7 +110,7 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
     assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it
-    assert (out / metrics["figures"]["guidance_sweep"]).is_file()
+    assert all((out / metrics["figures"][f"guidance_{var}"]).is_file() for var in ("a", "b"))  # one figure per intervention
 
 
 def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):

@@ -511,13 +511,13 @@ def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_imag
         figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
                            title=f"do({first} = shuffled {test.split} value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
-        scored = metrics["guidance_sweep"][str(ws[0])][first]["variables"]  # effects without a known SCM are not scored
-        series, ylabel, base = _sweep_lines(
-            {f"{var} (do {first})": [metrics["guidance_sweep"][str(w)][first]["variables"][var] for w in ws] for var in scored}
-        )
-        figures.line_plot(ws, series, fig_dir / "guidance_sweep.png", xlabel="guidance w", ylabel=ylabel,
-                          title=f"effectiveness vs guidance, do({first})", baselines=base)
-        made["guidance_sweep"] = "figures/guidance_sweep.png"
+        for var in variables:
+            res = {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}  # effects without a known SCM are not scored
+            series, ylabel, base = _sweep_lines({f"{name} ({item['role']})": [res[w][name] for w in ws] for name, item in res[ws[0]].items()})
+            name = f"guidance_{var}.png"
+            figures.line_plot(ws, series, fig_dir / name, xlabel="guidance w", ylabel=ylabel,
+                              title=f"effectiveness vs guidance, do({var})", baselines=base)
+            made[f"guidance_{var}"] = f"figures/{name}"
 
     steps = sorted(int(k) for k in metrics["steps_sweep"])
     for var in variables:

@@ -186,9 +186,11 @@ def render(metrics: dict) -> str:
                     rows.append([w, f"do({var})", name, item["mae"], item["null_mae"], entry.get("class_accuracy")])
         out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
         out += _table(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows)
-        for key in ("guidance_sweep", "guidance_images"):
-            if key in figs:
-                out += [f"![{key}]({figs[key]})", ""]
+        for var in ds["variables"]:
+            if f"guidance_{var}" in figs:
+                out += [f"![guidance do({var})]({figs[f'guidance_{var}']})", ""]
+        if "guidance_images" in figs:
+            out += [f"![guidance_images]({figs['guidance_images']})", ""]
     else:
         out += ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined "
                 "for `null` guidance (`--guidance factual` needs none).", ""]
