@@ -102,8 +102,11 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     guided_run = train(config, data, tmp_path / "run", progress=False)
     out = tmp_path / "report"
     argv = ["evaluate", "--run", str(guided_run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
-            "--quick", "--n", "99", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso", "--no-progress"]
+            "--quick", "--n", "99", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso"]
+    bars = []  # every section that makes counterfactuals batch after batch shows a bar
+    monkeypatch.setattr("tqdm.auto.tqdm", lambda items, desc=None, **k: bars.append(desc) or items)  # what evaluate shows
     assert main(argv) == 0
+    assert {"composition", "reversibility", "abduction x mode", "steps sweep", "guidance sweep"} <= set(bars)
     assert "note: --n 99, but the test split has 16 images: scoring all 16" in capsys.readouterr().out
     originals = [row[0] for row in seen["guidance_images.png"]]  # the images the sweep edited, not the first of the draw
     assert all(np.array_equal(o, seen["small"][i].numpy()) for i, o in enumerate(originals))

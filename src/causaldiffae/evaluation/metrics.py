@@ -82,8 +82,8 @@ def model_counterfactual_fn(
         gen = abduction_generator(seed, calls["n"])
         outs, values = [], []
         starts = range(0, len(images), batch_size)
-        if progress is not None and len(starts) > 1:
-            starts = progress(starts, desc="counterfactuals", leave=False)
+        if len(starts) > 1:
+            starts = with_progress(progress, starts, "counterfactuals")
         for s in starts:
             sl = slice(s, s + batch_size)
             x = images[sl]
@@ -97,6 +97,11 @@ def model_counterfactual_fn(
         return torch.cat(outs), np.concatenate(values)
 
     return cf_fn
+
+
+def with_progress(progress: Callable | None, items, desc: str):
+    """``items`` under a transient progress bar, for loops whose every item is a batch of counterfactuals."""
+    return items if progress is None else progress(items, desc=desc, leave=False)
 
 
 def abduction_generator(seed: int, call: int) -> torch.Generator:
@@ -195,11 +200,15 @@ def effectiveness(
     return results, images_out
 
 
-def composition(cf_fn: CounterfactualFn, images: torch.Tensor, labels: np.ndarray, classes=None, times: int = 10) -> list[float]:
-    """Mean L1 (pixels in ``[0, 1]``) to the original after the null intervention applied m = 1..times."""
+def composition(
+    cf_fn: CounterfactualFn, images: torch.Tensor, labels: np.ndarray, classes=None, times: int = 10, progress: Callable | None = None
+) -> list[float]:
+    """Mean L1 (pixels in ``[0, 1]``) to the original after the null intervention applied m = 1..times.
+
+    ``progress`` (tqdm-like) counts the applications: each is a whole abduction and decoding."""
     out = []
     x, vals = images, np.asarray(labels, dtype=np.float64)
-    for _ in range(times):
+    for _ in with_progress(progress, range(times), "composition"):
         x, vals = cf_fn(x, {}, vals, classes)
         out.append(float(l1_pixels(x.numpy(), images.numpy()).mean()))
     return out
@@ -212,6 +221,7 @@ def reversibility(
     values: np.ndarray,
     graph: CausalGraph,
     classes=None,
+    progress: Callable | None = None,
 ) -> dict[str, dict[str, float]]:
     """Intervene on each variable, then intervene back to its factual value; L1 of both to the original.
 
@@ -221,7 +231,7 @@ def reversibility(
     labels = np.asarray(labels, dtype=np.float64)
     _, factual = cf_fn(images, {}, labels, classes)
     out = {}
-    for k, var in enumerate(graph.variables):
+    for k, var in with_progress(progress, list(enumerate(graph.variables)), "reversibility"):
         x1, vals1 = cf_fn(images, {var: values[:, k]}, labels, classes)
         x2, _ = cf_fn(x1, {var: factual[:, k]}, vals1, classes)
         out[var] = {

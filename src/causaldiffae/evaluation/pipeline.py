@@ -45,6 +45,7 @@ from causaldiffae.evaluation.metrics import (
     model_counterfactual_fn,
     morphometric_reader,
     reversibility,
+    with_progress,
 )
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import Predictors, check_meta
@@ -321,13 +322,13 @@ def evaluate(
         " (no guidance sweep: the model has no null condition, model.cond_drop_prob=0; --guidance factual sweeps against the factual latent)"))
     t0 = time.perf_counter()
     metrics["steps_sweep"] = {}
-    for st in s.sweep_steps:
+    for st in with_progress(d.progress, s.sweep_steps, "steps sweep"):
         t1 = time.perf_counter()
         res, _ = d.effectiveness(d.cf_fn(steps=st), comp_values, small=True)
         metrics["steps_sweep"][str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
     metrics["guidance_sweep"], w_images = {}, {}
     if sweep_guidance:
-        for w in s.sweep_w:
+        for w in with_progress(d.progress, s.sweep_w, "guidance sweep"):
             res, imgs = d.effectiveness(d.cf_fn(w=w), comp_values, small=True)
             metrics["guidance_sweep"][str(w)] = res
             w_images[w] = imgs[d.variables[0]]
@@ -414,18 +415,19 @@ def _composition_reversibility(d: _Draw) -> tuple[dict, dict]:
     s = d.settings
     xs, ls, cs = d.x_small, d.test.labels[d.small], d.condition_classes(d.small)
     base_fn = d.cf_fn()
-    comp = {"n": int(len(d.small)), "abduction": s.abduction, "l1": composition(base_fn, xs, ls, cs, times=s.composition_times)}
+    comp = {"n": int(len(d.small)), "abduction": s.abduction,
+            "l1": composition(base_fn, xs, ls, cs, times=s.composition_times, progress=d.progress)}
     if s.abduction == "ddpm":  # exact by construction; a deterministic abduction shows what composing costs
-        comp["inversion_l1"] = composition(d.cf_fn(abduction="inversion"), xs, ls, cs, times=s.composition_times)
-    return comp, reversibility(base_fn, xs, ls, d.test_values(2000), d.test.graph, cs)
+        comp["inversion_l1"] = composition(d.cf_fn(abduction="inversion"), xs, ls, cs, times=s.composition_times, progress=d.progress)
+    return comp, reversibility(base_fn, xs, ls, d.test_values(2000), d.test.graph, cs, progress=d.progress)
 
 
 def _comparison(d: _Draw, values: np.ndarray) -> dict:
     """Effectiveness of every abduction x intervention mode on the small subset, same values."""
+    pairs = [(abduction, mode) for abduction in ABDUCTIONS for mode in MODES]
     return {
         f"{abduction}/{mode}": d.effectiveness(d.cf_fn(abduction=abduction, mode=mode), values, small=True)[0]
-        for abduction in ABDUCTIONS
-        for mode in MODES
+        for abduction, mode in with_progress(d.progress, pairs, "abduction x mode")
     }
 
 
