@@ -717,17 +717,24 @@ def test_warmup_rises_linearly_then_holds(tmp_path):
     assert [m["kl_scale"] for m in logged] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])
 
 
-def test_one_process_trains_runs_of_different_precisions_but_a_launched_one_keeps_its_own(tmp_path, monkeypatch):
+def test_one_process_trains_runs_of_different_precisions_but_leaves_other_states_alone(tmp_path, monkeypatch):
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState, is_initialized
+    from accelerate.state import AcceleratorState, PartialState
 
     data = synthetic_dataset(n=16)
     for i, precision in enumerate(("bf16", "no", "bf16")):
         run = train(tiny_config("train.steps=1"), data, tmp_path / f"run{i}", mixed_precision=precision, progress=False)
         assert json.loads((checkpoint_dirs(run)[-1] / "state.json").read_text())["mixed_precision"] == precision
         assert AcceleratorState().mixed_precision == precision
+    held = AcceleratorState()
+    _release_autocast("bf16")  # the precision it has: nothing to release
+    assert held.__dict__ and held.mixed_precision == "bf16"
     monkeypatch.setitem(PartialState._shared_state, "num_processes", 2)  # as under torchrun
     _release_autocast("no")
-    assert is_initialized() and AcceleratorState().mixed_precision == "bf16"
+    assert held.mixed_precision == "bf16"
     with pytest.raises(ValueError, match="already been initialized"):
         Accelerator(mixed_precision="no", cpu=True)
+    monkeypatch.setitem(PartialState._shared_state, "num_processes", 1)
+    monkeypatch.setitem(AcceleratorState._shared_state, "_mixed_precision", "fp16")  # a state the caller built, not train()
+    _release_autocast("no")
+    assert held.__dict__ and held.mixed_precision == "fp16"

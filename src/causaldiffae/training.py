@@ -440,6 +440,7 @@ def train(
     # Gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate.
     _release_autocast(mixed_precision)
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not _has_accelerator())
+    _BUILT_PRECISION["last"] = mixed_precision
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
     if t.batch_size % (world * t.grad_accum):
         raise ConfigError(
@@ -721,14 +722,21 @@ def _out_of_time(deadline: float | None, accelerator) -> bool:
     return bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
 
 
+_BUILT_PRECISION: dict[str, str] = {}  # the autocast precision train() last built accelerate's state with
+
+
 def _release_autocast(mixed_precision: str) -> None:
     """Let one single-process Python session train runs of different precisions (a notebook, a sweep).
 
-    accelerate fixes the autocast precision once per process and refuses another; a launched
-    multi-process run keeps its state (its launcher chose the precision for every rank)."""
+    accelerate fixes the autocast precision once per process and refuses another. Only a state
+    train() itself built is released: an Accelerator the caller made shares that state, and
+    changing it under them would change their autocast; and in a multi-process run the ranks
+    must not rebuild their shared state one by one."""
     from accelerate.state import AcceleratorState, PartialState, is_initialized
 
-    if is_initialized() and AcceleratorState().mixed_precision != mixed_precision and PartialState().num_processes == 1:
+    held = AcceleratorState._shared_state.get("_mixed_precision")
+    ours = held is not None and held == _BUILT_PRECISION.get("last")
+    if is_initialized() and ours and held != mixed_precision and PartialState().num_processes == 1:
         AcceleratorState._reset_state()
 
 

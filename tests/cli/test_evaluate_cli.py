@@ -113,7 +113,10 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["guidance_sweep"]) == {"1.0", "2.0"}
     assert set(metrics["guidance_sweep"]["2.0"]["a"]["variables"]) == {"a"}  # the effect b has no SCM to score it
-    assert all((out / metrics["figures"][f"guidance_{var}"]).is_file() for var in ("a", "b"))  # one figure per intervention
+    report = (out / "report.md").read_text()
+    for var in ("a", "b"):  # one figure per intervention, in the report
+        assert (out / metrics["figures"][f"guidance_sweep_{var}"]).is_file()
+        assert f"![guidance do({var})](figures/guidance_sweep_{var}.png)" in report
 
 
 def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):

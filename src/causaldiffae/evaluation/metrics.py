@@ -13,7 +13,7 @@ label-conditional model uses them); the returned values let interventions be cha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ CounterfactualFn = Callable[
     [torch.Tensor, Mapping[str, np.ndarray], np.ndarray, "np.ndarray | None"], tuple[torch.Tensor, np.ndarray]
 ]
 Reader = Callable[[torch.Tensor], dict[str, np.ndarray]]
+T = TypeVar("T")
 
 
 def identity_counterfactual(images: torch.Tensor, do: Mapping[str, np.ndarray], labels: np.ndarray, classes=None):
@@ -99,7 +100,7 @@ def model_counterfactual_fn(
     return cf_fn
 
 
-def with_progress(progress: Callable | None, items, desc: str):
+def with_progress(progress: Callable | None, items: Iterable[T], desc: str) -> Iterable[T]:
     """``items`` under a transient progress bar, for loops whose every item is a batch of counterfactuals."""
     return items if progress is None else progress(items, desc=desc, leave=False)
 

@@ -516,10 +516,10 @@ def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_imag
         for var in variables:
             res = {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}  # effects without a known SCM are not scored
             series, ylabel, base = _sweep_lines({f"{name} ({item['role']})": [res[w][name] for w in ws] for name, item in res[ws[0]].items()})
-            name = f"guidance_{var}.png"
+            name = f"guidance_sweep_{var}.png"  # never guidance_images.png, whatever the variable's name
             figures.line_plot(ws, series, fig_dir / name, xlabel="guidance w", ylabel=ylabel,
                               title=f"effectiveness vs guidance, do({var})", baselines=base)
-            made[f"guidance_{var}"] = f"figures/{name}"
+            made[f"guidance_sweep_{var}"] = f"figures/{name}"
 
     steps = sorted(int(k) for k in metrics["steps_sweep"])
     for var in variables:

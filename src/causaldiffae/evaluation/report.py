@@ -187,8 +187,8 @@ def render(metrics: dict) -> str:
         out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
         out += _table(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows)
         for var in ds["variables"]:
-            if f"guidance_{var}" in figs:
-                out += [f"![guidance do({var})]({figs[f'guidance_{var}']})", ""]
+            if f"guidance_sweep_{var}" in figs:
+                out += [f"![guidance do({var})]({figs[f'guidance_sweep_{var}']})", ""]
         if "guidance_images" in figs:
             out += [f"![guidance_images]({figs['guidance_images']})", ""]
     else:
