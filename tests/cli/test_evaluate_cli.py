@@ -97,6 +97,8 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     real_composition, real_grid = pipeline.composition, pipeline.figures.image_grid
     monkeypatch.setattr(pipeline, "composition", lambda fn, xs, *a, **k: seen.setdefault("small", xs) is None or real_composition(fn, xs, *a, **k))
     monkeypatch.setattr(pipeline.figures, "image_grid", lambda rows, path, **k: seen.__setitem__(path.name, rows) or real_grid(rows, path, **k))
+    real_line = pipeline.figures.line_plot  # each sweep figure's series and title
+    monkeypatch.setattr(pipeline.figures, "line_plot", lambda x, series, path, **k: seen.__setitem__(path.name, (series, k["title"])) or real_line(x, series, path, **k))
     base, data, run, pred = setup
     config = read_config(run).with_overrides(["model.cond_drop_prob=0.3"])
     guided_run = train(config, data, tmp_path / "run", progress=False)
@@ -107,6 +109,7 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     monkeypatch.setattr("tqdm.auto.tqdm", lambda items, desc=None, **k: bars.append(desc) or items)  # what evaluate shows
     assert main(argv) == 0
     assert {"composition", "reversibility", "abduction x mode", "steps sweep", "guidance sweep"} <= set(bars)
+    assert bars.count("composition") == 2  # the ddpm abduction's and the inversion's, each under its own bar
     assert "note: --n 99, but the test split has 16 images: scoring all 16" in capsys.readouterr().out
     originals = [row[0] for row in seen["guidance_images.png"]]  # the images the sweep edited, not the first of the draw
     assert all(np.array_equal(o, seen["small"][i].numpy()) for i, o in enumerate(originals))
@@ -117,6 +120,10 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     for var in ("a", "b"):  # one figure per intervention, in the report
         assert (out / metrics["figures"][f"guidance_sweep_{var}"]).is_file()
         assert f"![guidance do({var})](figures/guidance_sweep_{var}.png)" in report
+        series, title = seen[f"guidance_sweep_{var}.png"]  # do(var)'s own effects, not the first variable's
+        assert title == f"effectiveness vs guidance, do({var})"
+        assert [name.split(" (")[0] for name in series] == list(metrics["guidance_sweep"]["2.0"][var]["variables"])
+    assert "![guidance_images](figures/guidance_images.png)" in report
 
 
 def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):
