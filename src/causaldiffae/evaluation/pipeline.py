@@ -459,6 +459,14 @@ def _sweep_lines(rows: dict[str, list[dict]]) -> tuple[dict[str, list[float]], s
     return series, "MAE (natural units)", {f"null: {name}": items[0]["null_mae"] for name, items in rows.items()}
 
 
+def _sweep_figure(xs: list, results: dict, path: Path, *, xlabel: str, title: str, logx: bool = False) -> None:
+    """One intervention's sweep: a line per variable it scored (effects without a known SCM are
+    not), labelled with its role; ``results`` maps each x to that sweep point's variables."""
+    rows = {f"{name} ({item['role']})": [results[x][name] for x in xs] for name, item in results[xs[0]].items()}
+    series, ylabel, base = _sweep_lines(rows)
+    figures.line_plot(xs, series, path, xlabel=xlabel, ylabel=ylabel, title=title, baselines=base, logx=logx)
+
+
 def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_images: dict[float, torch.Tensor]) -> dict:
     """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``.
 
@@ -514,20 +522,16 @@ def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_imag
                            title=f"do({first} = shuffled {test.split} value) under guidance w")
         made["guidance_images"] = "figures/guidance_images.png"
         for var in variables:
-            res = {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}  # effects without a known SCM are not scored
-            series, ylabel, base = _sweep_lines({f"{name} ({item['role']})": [res[w][name] for w in ws] for name, item in res[ws[0]].items()})
             name = f"guidance_sweep_{var}.png"  # never guidance_images.png, whatever the variable's name
-            figures.line_plot(ws, series, fig_dir / name, xlabel="guidance w", ylabel=ylabel,
-                              title=f"effectiveness vs guidance, do({var})", baselines=base)
+            _sweep_figure(ws, {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}, fig_dir / name,
+                          xlabel="guidance w", title=f"effectiveness vs guidance, do({var})")
             made[f"guidance_sweep_{var}"] = f"figures/{name}"
 
     steps = sorted(int(k) for k in metrics["steps_sweep"])
     for var in variables:
-        res = {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}
-        series, ylabel, base = _sweep_lines({f"{name} ({item['role']})": [res[st][name] for st in steps] for name, item in res[steps[0]].items()})
         name = f"steps_{var}.png"
-        figures.line_plot(steps, series, fig_dir / name, xlabel="DDIM steps", ylabel=ylabel,
-                          title=f"effectiveness vs DDIM steps, do({var})", baselines=base, logx=True)
+        _sweep_figure(steps, {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}, fig_dir / name,
+                      xlabel="DDIM steps", title=f"effectiveness vs DDIM steps, do({var})", logx=True)
         made[f"steps_{var}"] = f"figures/{name}"
 
     comp = metrics["composition"]
