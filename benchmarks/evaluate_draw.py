@@ -61,7 +61,8 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
     idx = draw_indices(np.random.default_rng(args.seed), len(data), args.n)
     x = images_tensor(data, idx)
     mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", class_labels=data.classes[idx], generator=abduction_generator(args.seed, 1))
+    abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", labels=data.labels[idx], class_labels=data.classes[idx],
+                 generator=abduction_generator(args.seed, 1))  # labels: the condition of a label-conditional run
     return Draw(model, steps, spacing, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)
 
 

@@ -130,19 +130,21 @@ def main() -> None:
         images, latents = [], []
         for i in range(k):
             edited = decode(z_cf["intensity"], *invert(abd.z, x, 1.0, abduction_generator(args.seed, 1 + i)), 1.0)
-            with torch.no_grad():
-                latents.append(model.propagate(model.encode(edited)[0]))
+            if model.encoder is not None:  # a label-conditional run has no encoder to re-read its edits
+                with torch.no_grad():
+                    latents.append(model.propagate(model.encode(edited)[0]))
             images.append(edited)
         m = [measure(image) for image in images]
         signed = np.stack([mi["thickness"] - target[:, col["thickness"]] for mi in m])  # (K, B)
         off = np.stack([np.abs(mi["intensity"] - target[:, col["intensity"]]) for mi in m])
         rows = np.arange(len(x))
-        nearest = torch.stack([(z - z_cf["intensity"]).square().sum(1) for z in latents]).argmin(0).numpy()
         best = np.abs(signed).argmin(0)
         print(f"one draw (mean over the {k}) | {np.abs(signed).mean():.4f} | {off.mean():.2f}")
         print(f"kept on every draw: |mean signed error over the draws| | {np.abs(signed.mean(0)).mean():.4f} |")
         print(f"changing between draws: sd over the draws | {signed.std(0).mean():.4f} |")
-        print(f"the draw whose latent is nearest z' | {np.abs(signed[nearest, rows]).mean():.4f} | {off[nearest, rows].mean():.2f}")
+        if latents:
+            nearest = torch.stack([(z - z_cf["intensity"]).square().sum(1) for z in latents]).argmin(0).numpy()
+            print(f"the draw whose latent is nearest z' | {np.abs(signed[nearest, rows]).mean():.4f} | {off[nearest, rows].mean():.2f}")
         print(f"the best draw, chosen by the answer (a bound) | {np.abs(signed[best, rows]).mean():.4f} | {off[best, rows].mean():.2f}")
 
 
