@@ -18,9 +18,9 @@ against the SCM's counterfactual labels:
    the same ``t`` and noise, so the model's errors common to both cancel.
 4. ``draws``: ``K`` abductions of each digit (the ``ddpm`` abduction's forward noisings are random),
    each edited. Splits the drift into the part each digit keeps on every draw (the mean signed
-   error over the draws) and the part that changes from draw to draw (their spread), and scores
-   two ways of keeping one of the K: the model's own choice, the draw whose re-encoded latent lies
-   nearest the intervened one, and the best draw by the answer itself (a bound, not a method).
+   error over the draws) and the part that changes from draw to draw (their spread). Keeping one of
+   the K is scored two ways: the draw whose re-encoded latent lies nearest the intervened one (a
+   choice the model can make), and the best draw by the answer itself (a bound, not a method).
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ def main() -> None:
                 edited = (edited + args.delta_lr * (x0(edited, c_cf) - x0(x, c_f) - (edited - x))).clamp(-1, 1)
                 if it % max(1, args.delta_iters // 3) == 0 or it == args.delta_iters:
                     print(f"after {it} | {score('intensity', edited)}")
-
 
     if "draws" in levers:
         k = args.draws

@@ -14,8 +14,8 @@ under do(intensity) within 1.2 x its error on exact reconstructions".
 
     python benchmarks/morphomnist_oracle.py --data data/morphomnist --n 100
 
-Digits and intervention values are drawn exactly as ``causaldiffae evaluate`` draws them (seed 0: test images by permutation, values a permuted copy
-of the test labels with seed 1000).
+Digits and intervention values are drawn exactly as ``causaldiffae evaluate`` draws them (seed 0:
+test images by permutation, values a permuted copy of the test labels with seed 1000).
 """
 
 from __future__ import annotations

@@ -12,3 +12,20 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def _seed():
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+class RecordedBars:
+    """A tqdm stand-in that records each bar as ``(desc, item count, leave)``."""
+
+    def __init__(self) -> None:
+        self.bars: list[tuple[str, int, bool]] = []
+
+    def __call__(self, items, desc, leave):
+        items = list(items)
+        self.bars.append((desc, len(items), leave))
+        return items
+
+
+@pytest.fixture
+def progress_bars() -> RecordedBars:
+    return RecordedBars()

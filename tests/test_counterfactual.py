@@ -320,18 +320,11 @@ def test_a_class_conditional_model_needs_one_class_per_image():
         torch.testing.assert_close(images_, _one_column(model, unknown, do), atol=1e-5, rtol=0)
 
 
-def test_model_counterfactual_fn_shows_a_bar_only_for_calls_of_more_than_one_batch():
+def test_model_counterfactual_fn_shows_a_bar_only_for_calls_of_more_than_one_batch(progress_bars):
     from causaldiffae.evaluation.metrics import model_counterfactual_fn
 
-    bars = []
-
-    def progress(items, desc, leave):
-        items = list(items)
-        bars.append((desc, len(items), leave))
-        return items
-
-    cf_fn = model_counterfactual_fn(tiny(), steps=2, batch_size=2, progress=progress)
+    cf_fn = model_counterfactual_fn(tiny(), steps=2, batch_size=2, progress=progress_bars)
     labels = np.tile(MEAN, (5, 1))
     cf_fn(images(5), {}, labels)  # three batches: one tick each
     cf_fn(images(2), {}, labels[:2])  # one batch: no bar
-    assert bars == [("counterfactuals", 3, False)]
+    assert progress_bars.bars == [("counterfactuals", 3, False)]

@@ -115,10 +115,10 @@ DEFAULT_W = 1.0
 DEFAULT_START = 1.0
 # Where the steps sit on the noise levels (diffusion.ddim_timesteps). The library default is the
 # evenly strided grid; the shipped model's config asks for "quadratic", which on its 500 test digits
-# (seed 0 evaluate's draw, seeds 1 / 2 benchmarks/timestep_spacing.py's; 20 steps, ddpm abduction) hit do(thickness) at 0.096 / 0.093 /
-# 0.092 against 0.104 / 0.097 / 0.101, kept thickness under do(intensity) at 0.069 / 0.069 / 0.069
-# against 0.070 / 0.078 / 0.075, intensity 4.44 / 4.63 / 4.71 against 4.62 / 4.49 / 4.61
-# (benchmarks/timestep_spacing.py).
+# (seed 0 evaluate's draw, seeds 1 / 2 benchmarks/timestep_spacing.py's; 20 steps, ddpm abduction)
+# hit do(thickness) at 0.096 / 0.093 / 0.092 against 0.104 / 0.097 / 0.101, kept thickness under
+# do(intensity) at 0.069 / 0.069 / 0.069 against 0.070 / 0.078 / 0.075, intensity 4.44 / 4.63 / 4.71
+# against 4.62 / 4.49 / 4.61 (benchmarks/timestep_spacing.py).
 DEFAULT_SPACING = "uniform"
 # torch.compile modes for train.compile; "reduce-overhead" adds CUDA graphs, the large win on a GPU (README, Speed).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -118,23 +118,18 @@ def test_composition_and_reversibility_of_identity_are_zero_and_of_oracle_revers
     assert rev["size"]["l1_back"] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_composition_and_reversibility_count_their_counterfactual_calls_on_a_progress_bar(rendered):
+def test_composition_and_reversibility_count_their_counterfactual_calls_on_a_progress_bar(rendered, progress_bars):
     test, images, labels, classes = rendered
-    bars, calls = [], []
-
-    def progress(items, desc, leave):
-        items = list(items)
-        bars.append((desc, len(items), leave))
-        return items
+    calls = []
 
     def counting(images_, do, labels_, classes_):
         calls.append(dict(do))
         return images_, labels_
 
-    assert composition(counting, images, labels, classes, times=4, progress=progress) == [0.0] * 4
-    reversibility(counting, images, labels, labels, test.graph, classes, progress=progress)
+    assert composition(counting, images, labels, classes, times=4, progress=progress_bars) == [0.0] * 4
+    reversibility(counting, images, labels, labels, test.graph, classes, progress=progress_bars)
     # one tick per application (composition) and per variable's there-and-back (after one factual read)
-    assert bars == [("composition", 4, False), ("reversibility", len(test.graph.variables), False)]
+    assert progress_bars.bars == [("composition", 4, False), ("reversibility", len(test.graph.variables), False)]
     assert len(calls) == 4 + 1 + 2 * len(test.graph.variables)
 
 
