@@ -42,7 +42,7 @@ from causaldiffae.counterfactual import block_values, intervene
 from causaldiffae.data.base import pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.diffusion import ddpm_decode, ddpm_invert
+from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
 from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import load_predictors
@@ -169,7 +169,7 @@ def main() -> None:
             targets = {"the unedited digit's": reader(x)[:, 0], "the true counterfactual's (a bound)": reader(pixels_tensor(drawn))[:, 0]}
         c = condition(z_cf["intensity"])
 
-        def guided_eps(target: torch.Tensor, s: float):
+        def guided_eps(target: torch.Tensor, s: float) -> EpsFn:
             def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     eps = model.eps(xt, t, c)
