@@ -178,7 +178,7 @@ def main() -> None:
                 for _ in range(args.guide_iters):
                     with torch.enable_grad():
                         x0.requires_grad_(True)
-                        (grad,) = torch.autograd.grad(0.5 * (reader(x0.float())[:, 0] - target).square().sum(), x0)
+                        (grad,) = torch.autograd.grad(0.5 * (reader(x0)[:, 0] - target).square().sum(), x0)
                     x0 = (x0 - s * grad).detach()
                 return (xt - a.sqrt() * x0) / (1 - a).sqrt()
 

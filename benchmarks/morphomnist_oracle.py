@@ -73,9 +73,9 @@ def main() -> None:
     for k in GREY_LEVELS:
         measured = np.array([mm.measure_thickness(d) for d in jittered(drawn, k, rng)])
         rows.append((f"do(intensity), true image +-{k} grey levels: thickness MAE", mae(measured, truth[:, 0])))
-    scaled = np.stack([mm.set_intensity(d, v) for d, v in zip(images.reshape(-1, 28, 28), truth[:, 1])])
-    thickness = np.array([mm.measure_thickness(d) for d in scaled])
-    change = thickness - np.array([mm.measure_thickness(d) for d in images.reshape(-1, 28, 28)])
+    digits = images.reshape(-1, 28, 28)
+    thickness = np.array([mm.measure_thickness(mm.set_intensity(d, v)) for d, v in zip(digits, truth[:, 1])])
+    change = thickness - np.array([mm.measure_thickness(d) for d in digits])
     brighter = truth[:, 1] > labels[:, 1]
     rows.append(("do(intensity) as the unedited digit rescaled: thickness MAE", mae(thickness, truth[:, 0])))
     for name, part in (("brightened", brighter), ("dimmed", ~brighter)):
