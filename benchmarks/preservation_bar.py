@@ -17,6 +17,9 @@ draws, so one draw near the bar decides nothing.
 Seed 0 draws digits and values as ``causaldiffae evaluate`` does (about 7 minutes per seed on a
 quiet 2-core CPU). ``--run`` scores another run folder (the GPU-trained widths of
 ``docs/results/morphomnist-h200-width``), ``--w`` a classifier-free guidance weight.
+``--abductions ddpm,stochastic`` adds the edit decoded from fresh noise and, as a third
+reconstruction, the digit's fresh render (its own latent decoded from that noise): how precisely
+the decoder draws the thickness from its condition alone, without the abducted noise to carry it.
 
 A second table per seed splits the morphometric error by how far each requested (thickness,
 intensity) pair lies from the data the model was trained on: the SCM noise the pair implies,
@@ -32,7 +35,7 @@ import numpy as np
 import torch
 
 from causaldiffae.checkpoint import load_run
-from causaldiffae.config import SPACINGS
+from causaldiffae.config import ABDUCTIONS, SPACINGS
 from causaldiffae.data import load_dataset
 from causaldiffae.data.base import images_tensor, pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
@@ -43,9 +46,14 @@ from causaldiffae.evaluation.predictors import load_predictors
 
 RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
+# what the null intervention returns through each abduction: `ddpm` returns the digit itself (the exact copy)
+RECONSTRUCTIONS = {"inversion": "autoencoding", "stochastic": "fresh render"}
 
 
-def score(model, steps: int, spacing: str, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0) -> tuple[dict, dict, np.ndarray]:
+def score(
+    model, steps: int, spacing: str, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0,
+    abductions: tuple[str, ...] = ("ddpm", "inversion"),
+) -> tuple[dict, dict, np.ndarray]:
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
     measure = morphometric_reader(test.graph)
@@ -59,10 +67,10 @@ def score(model, steps: int, spacing: str, test, predictors, sources: np.ndarray
         return {name: np.abs(read(images) - labels[:, 0]) for name, read in readers.items()}
 
     reconstruction, counterfactual = {"exact copy": errors(x)}, {}
-    for abduction in ("ddpm", "inversion"):
+    for abduction in abductions:
         cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed, abduction=abduction, w=w)
-        if abduction == "inversion":
-            reconstruction["autoencoding"] = errors(cf_fn(x, {}, labels, classes)[0])
+        if abduction in RECONSTRUCTIONS:  # the null intervention reuses the abduction the edit below is decoded from
+            reconstruction[RECONSTRUCTIONS[abduction]] = errors(cf_fn(x, {}, labels, classes)[0])
         # a first call on these images abducts as evaluate's first does: same noise, same images
         images, _ = cf_fn(x, do, labels, classes)
         counterfactual[f"model, {abduction} abduction"] = errors(images)
@@ -105,12 +113,18 @@ def main() -> None:
     parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the steps sit (default: the run's sample_spacing)")
     parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
+    parser.add_argument("--abductions", default="ddpm,inversion",
+                        help=f"comma-separated, of {', '.join(ABDUCTIONS)} (default ddpm,inversion); stochastic adds the digit's fresh render")
     parser.add_argument("--device", default="cpu", help="where the model runs (measurement stays on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = [int(v) for v in args.seeds.split(",")]
+    abductions = tuple(args.abductions.split(","))
+    for a in abductions:
+        if a not in ABDUCTIONS:
+            parser.error(f"--abductions: unknown abduction {a!r}; choose from {', '.join(ABDUCTIONS)}")
 
     model, config = load_run(args.run, device=args.device, step=args.step)
     steps, spacing = args.steps or config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
@@ -122,7 +136,7 @@ def main() -> None:
           f"{RATIO} x the reconstruction's thickness MAE (ratio to the reconstruction in brackets)")
     for seed in seeds:
         print(f"\nseed {seed}")
-        print_tables(*score(model, steps, spacing, test, predictors, sources, n, seed, args.w))
+        print_tables(*score(model, steps, spacing, test, predictors, sources, n, seed, args.w, abductions))
 
 
 if __name__ == "__main__":
