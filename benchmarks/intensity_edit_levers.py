@@ -74,6 +74,12 @@ def main() -> None:
     do = {v: {v: values[:, col[v]]} for v in variables}
     truth = {v: ds.scm.counterfactual(labels, do[v]) for v in variables}
 
+    def x0_from_eps(xt: torch.Tensor, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return (xt - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def eps_from_x0(xt: torch.Tensor, x0: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return (xt - a.sqrt() * x0) / (1 - a).sqrt()
+
     def condition(z: torch.Tensor) -> torch.Tensor:
         return model.condition(z, class_labels=abd.class_labels)
 
@@ -131,7 +137,7 @@ def main() -> None:
 
                 def x0(image: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
                     noisy = a.sqrt() * image + (1 - a).sqrt() * noise
-                    return (noisy - (1 - a).sqrt() * model.eps(noisy, steps, cond)) / a.sqrt()
+                    return x0_from_eps(noisy, model.eps(noisy, steps, cond), a)
 
                 edited = (edited + args.delta_lr * (x0(edited, c_cf) - x0(x, c_f) - (edited - x))).clamp(-1, 1)
                 if it % max(1, args.delta_iters // 3) == 0 or it == args.delta_iters:
@@ -174,13 +180,13 @@ def main() -> None:
                 with torch.no_grad():
                     eps = model.eps(xt, t, c)
                 a = alphas[int(t[0])].to(xt.dtype)
-                x0 = ((xt - (1 - a).sqrt() * eps) / a.sqrt()).detach()
+                x0 = x0_from_eps(xt, eps, a).detach()
                 for _ in range(args.guide_iters):
                     with torch.enable_grad():
                         x0.requires_grad_(True)
                         (grad,) = torch.autograd.grad(0.5 * (reader(x0)[:, 0] - target).square().sum(), x0)
                     x0 = (x0 - s * grad).detach()
-                return (xt - a.sqrt() * x0) / (1 - a).sqrt()
+                return eps_from_x0(xt, x0, a)
 
             return eps_fn
 

@@ -48,11 +48,12 @@ RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
 # what the null intervention returns through each abduction: `ddpm` returns the digit itself (the exact copy)
 RECONSTRUCTIONS = {"inversion": "autoencoding", "stochastic": "fresh render"}
+DEFAULT_ABDUCTIONS = ("ddpm", "inversion")
 
 
 def score(
     model, steps: int, spacing: str, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0,
-    abductions: tuple[str, ...] = ("ddpm", "inversion"),
+    abductions: tuple[str, ...] = DEFAULT_ABDUCTIONS,
 ) -> tuple[dict, dict, np.ndarray]:
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
@@ -113,8 +114,8 @@ def main() -> None:
     parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the steps sit (default: the run's sample_spacing)")
     parser.add_argument("--w", type=float, default=1.0, help="classifier-free guidance weight (default 1: none)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one table each (default 0)")
-    parser.add_argument("--abductions", default="ddpm,inversion",
-                        help=f"comma-separated, of {', '.join(ABDUCTIONS)} (default ddpm,inversion); stochastic adds the digit's fresh render")
+    parser.add_argument("--abductions", default=",".join(DEFAULT_ABDUCTIONS),
+                        help=f"comma-separated, of {', '.join(ABDUCTIONS)} (default %(default)s); stochastic adds the digit's fresh render")
     parser.add_argument("--device", default="cpu", help="where the model runs (measurement stays on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     args = parser.parse_args()
