@@ -1,0 +1,129 @@
+"""The ``ddpm`` abduction's do(intensity) edit with an ideal decoder in place of the model.
+
+    python benchmarks/ideal_decoder.py --data data/morphomnist                  # 100 digits, ~15 min on 2 cores
+    python benchmarks/ideal_decoder.py --data data/morphomnist --per-class 100  # a smaller memory, ~4 min
+
+Is the thickness drift under do(intensity) the counterfactual procedure's or the decoder's? The
+dataset's generator gives the exact denoiser of a finite set of digits: for a condition (thickness,
+intensity), each source digit ``s`` is drawn as ``G(s, thickness, intensity)``, and the posterior
+mean of the clean digit given ``x_t`` is their softmax average weighted by
+``-|x_t - sqrt(a) G|^2 / (2 (1 - a))``. Two such decoders, each over the digit's class:
+
+- *the training sources*: the ideal decoder of the training set, one that fits every training digit
+  exactly and knows nothing else (a perfect memoriser);
+- *the training sources and the digit's own*: one that also knows the MNIST original this test digit
+  was drawn from.
+
+Each is abducted and edited exactly as the model is (``evaluate``'s 100 digits and intervention
+values, its DDIM steps and abduction noise), and the shipped model is scored on the same abductions
+beside them. Morphometric MAE against the SCM's counterfactual labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from evaluate_draw import arguments, evaluate_draw
+
+from causaldiffae.counterfactual import intervene
+from causaldiffae.data import load_dataset
+from causaldiffae.data import morphometrics as mm
+from causaldiffae.data.morphomnist import source_digits
+from causaldiffae.data.parallel import imap_progress
+from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
+from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
+
+
+def draw(job: tuple[np.ndarray, float, float]) -> np.ndarray:
+    """The source digits redrawn at one (thickness, intensity) by the dataset's generator."""
+    sources, thickness, intensity = job
+    return np.stack([mm.set_thickness(s, thickness, intensity=intensity) for s in sources])
+
+
+def memory(banks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-digit banks as one padded ``(N, M, pixels)`` tensor in ``[-1, 1]`` and its ``(N, M)`` mask."""
+    size = max(len(b) for b in banks)
+    images = torch.zeros(len(banks), size, banks[0][0].size)
+    mask = torch.zeros(len(banks), size, dtype=torch.bool)
+    for k, bank in enumerate(banks):
+        images[k, : len(bank)] = torch.from_numpy(bank.reshape(len(bank), -1).astype(np.float32) / 127.5 - 1)
+        mask[k, : len(bank)] = True
+    return images, mask
+
+
+def ideal_eps(images: torch.Tensor, mask: torch.Tensor, alphas_cumprod: torch.Tensor) -> EpsFn:
+    """The exact noise prediction of a uniform mixture of each digit's bank (all rows share one t)."""
+
+    def eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = alphas_cumprod[int(t[0])].float()
+        flat = x_t.reshape(len(x_t), 1, -1).float()
+        logits = -(flat - a.sqrt() * images).square().sum(-1) / (2 * (1 - a))
+        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
+        x0 = torch.einsum("nm,nmp->np", weights, images).reshape(x_t.shape)
+        return ((x_t - a.sqrt() * x0) / (1 - a).sqrt()).to(x_t.dtype)
+
+    return eps
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=0, help="training sources per digit, drawn from its class (0: all of them)")
+    parser.add_argument("--abductions", type=int, default=2, help="abductions of each digit (evaluate's noise for the first)")
+    parser.add_argument("--workers", type=int, default=2, help="processes drawing the banks")
+    args = parser.parse_args()
+
+    d = evaluate_draw(args)
+    model, ds, x, labels, idx = d.model, d.data, d.x, d.labels, d.idx
+    col = ds.graph.index("intensity")
+    do = {"intensity": d.values[:, col]}
+    truth = ds.scm.counterfactual(labels, do)
+    train = load_dataset(args.data, "train", progress=False)
+    train_sources, own_sources = source_digits(args.data, "train"), source_digits(args.data, "test")[idx]
+    classes = ds.classes[idx]
+    rng = np.random.default_rng(args.seed)
+    members = [np.flatnonzero(train.classes == c) for c in classes]
+    if args.per_class:
+        members = [rng.choice(m, min(args.per_class, len(m)), replace=False) for m in members]
+
+    jobs = [(train_sources[m], *row) for m, row in zip(members, labels)] + [(train_sources[m], *row) for m, row in zip(members, truth)]
+    drawn = list(imap_progress(draw, jobs, workers=args.workers, total=2 * sum(map(len, members)), desc="generator", unit="digit"))
+    factual, counterfactual = drawn[: len(idx)], drawn[len(idx) :]
+    own_factual = np.asarray(ds.images[idx]).reshape(-1, 28, 28)
+    own_counterfactual = np.stack([mm.set_thickness(s, t, intensity=i) for s, (t, i) in zip(own_sources, truth)])
+
+    measure = morphometric_reader(ds.graph)
+    alphas, steps = model.alphas_cumprod, d.abduction.timesteps
+
+    def errors(images: torch.Tensor, target: np.ndarray) -> tuple[float, float]:
+        m = measure(images)
+        return float(np.abs(m["thickness"] - target[:, 0]).mean()), float(np.abs(m["intensity"] - target[:, 1]).mean())
+
+    def edit(factual_eps: EpsFn, counterfactual_eps: EpsFn, call: int) -> torch.Tensor:
+        x_T, residuals = ddpm_invert(factual_eps, x, steps, alphas, generator=abduction_generator(args.seed, call))
+        return ddpm_decode(counterfactual_eps, x_T, residuals, steps, alphas).clamp(-1, 1)
+
+    z_cf = intervene(model, d.abduction, do, label_mean=d.label_mean, label_std=d.label_std)[0]
+    c, c_cf = (model.condition(z, class_labels=d.abduction.class_labels) for z in (d.abduction.z, z_cf))
+    decoders = {
+        "shipped model": (lambda xt, t: model.eps(xt, t, c), lambda xt, t: model.eps(xt, t, c_cf)),
+        "ideal, training sources": (ideal_eps(*memory(factual), alphas), ideal_eps(*memory(counterfactual), alphas)),
+        "ideal, training sources + the digit's own": (
+            ideal_eps(*memory([np.concatenate([b, o[None]]) for b, o in zip(factual, own_factual)]), alphas),
+            ideal_eps(*memory([np.concatenate([b, o[None]]) for b, o in zip(counterfactual, own_counterfactual)]), alphas),
+        ),
+    }
+    sizes = [len(m) for m in members]
+    print(f"{len(idx)} test digits, {d.steps} DDIM steps ({d.spacing} spacing), seed {args.seed}; "
+          f"{min(sizes)}-{max(sizes)} training sources per digit; do(intensity), MAE per abduction")
+    print(f"unedited digits: thickness {errors(x, labels)[0]:.4f}")
+    true = torch.from_numpy(own_counterfactual[:, None].astype(np.float32) / 127.5 - 1)
+    print("true counterfactual: thickness {:.4f} | intensity {:.2f}".format(*errors(true, truth)))
+    print("\ndecoder | thickness | intensity")
+    for name, (factual_eps, counterfactual_eps) in decoders.items():
+        with torch.no_grad():
+            scores = [errors(edit(factual_eps, counterfactual_eps, call), truth) for call in range(1, args.abductions + 1)]
+        print(f"{name} | " + " / ".join(f"{s[0]:.4f}" for s in scores) + " | " + " / ".join(f"{s[1]:.2f}" for s in scores))
+
+
+if __name__ == "__main__":
+    main()
