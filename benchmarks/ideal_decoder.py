@@ -12,7 +12,11 @@ mean of the clean digit given ``x_t`` is their softmax average weighted by
 - *the training sources*: the ideal decoder of the training set, one that fits every training digit
   exactly and knows nothing else (a perfect memoriser);
 - *the training sources and the digit's own*: one that also knows the MNIST original this test digit
-  was drawn from.
+  was drawn from;
+- *local, P x P*: the ideal denoiser under locality alone (the locality machine of Kamb & Ganguli,
+  2024): each pixel's clean value is the softmax average of the training sources' pixels at that
+  place, weighted by the P x P patch around it, so a stroke edge borrows its response from similar
+  edges of other digits rather than from one whole digit.
 
 Each is abducted and edited exactly as the model is (``evaluate``'s 100 digits and intervention
 values, its DDIM steps and abduction noise), and the shipped model is scored on the same abductions
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from evaluate_draw import arguments, evaluate_draw
 
 from causaldiffae.counterfactual import intervene
@@ -65,12 +70,36 @@ def ideal_eps(images: torch.Tensor, mask: torch.Tensor, alphas_cumprod: torch.Te
     return eps
 
 
+def local_eps(images: torch.Tensor, mask: torch.Tensor, patch: int, alphas_cumprod: torch.Tensor, chunk: int = 25) -> EpsFn:
+    """The ideal denoiser under locality: per pixel, a softmax over each digit's bank by the odd ``patch``'s distance."""
+    n_digits, size = mask.shape
+
+    def eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = alphas_cumprod[int(t[0])].float()
+        height, width = x_t.shape[-2:]
+        x0 = torch.empty(x_t.shape)
+        for s in range(0, n_digits, chunk):
+            n = len(images[s : s + chunk])
+            bank = images[s : s + n].reshape(n, size, height, width)
+            sq = (x_t[s : s + n].float() - a.sqrt() * bank).square().reshape(n * size, 1, height, width)
+            d2 = F.avg_pool2d(sq, patch, stride=1, padding=patch // 2).reshape(n, size, height, width) * patch**2  # the patch's sum
+            logits = (-d2 / (2 * (1 - a))).masked_fill(~mask[s : s + n, :, None, None], float("-inf"))
+            x0[s : s + n] = (torch.softmax(logits, dim=1) * bank).sum(1, keepdim=True)
+        return ((x_t - a.sqrt() * x0) / (1 - a).sqrt()).to(x_t.dtype)
+
+    return eps
+
+
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=0, help="training sources per digit, drawn from its class (0: all of them)")
     parser.add_argument("--abductions", type=int, default=2, help="abductions of each digit (evaluate's noise for the first)")
     parser.add_argument("--workers", type=int, default=2, help="processes drawing the banks")
+    parser.add_argument("--patches", default="1,3", help="odd patch sizes of the local ideal decoders ('' for none)")
     args = parser.parse_args()
+    patches = [int(p) for p in args.patches.split(",") if p.strip()]
+    if any(p < 1 or p % 2 == 0 for p in patches):
+        parser.error(f"--patches {args.patches}: each patch size must be odd and positive, centred on its pixel")
 
     d = evaluate_draw(args)
     model, ds, x, labels, idx = d.model, d.data, d.x, d.labels, d.idx
@@ -112,6 +141,9 @@ def main() -> None:
             ideal_eps(*memory([np.concatenate([b, o[None]]) for b, o in zip(counterfactual, own_counterfactual)]), alphas),
         ),
     }
+    for patch in patches:
+        decoders[f"ideal, local {patch}x{patch}, training sources"] = (
+            local_eps(*memory(factual), patch, alphas), local_eps(*memory(counterfactual), patch, alphas))
     sizes = [len(m) for m in members]
     print(f"{len(idx)} test digits, {d.steps} DDIM steps ({d.spacing} spacing), seed {args.seed}; "
           f"{min(sizes)}-{max(sizes)} training sources per digit; do(intensity), MAE per abduction")
