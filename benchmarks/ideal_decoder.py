@@ -1,13 +1,13 @@
 """The ``ddpm`` abduction's do(intensity) edit with an ideal decoder in place of the model.
 
-    python benchmarks/ideal_decoder.py --data data/morphomnist                  # 100 digits, ~15 min on 2 cores
-    python benchmarks/ideal_decoder.py --data data/morphomnist --per-class 100  # a smaller memory, ~4 min
+    python benchmarks/ideal_decoder.py --data data/morphomnist                  # 100 digits, ~16 min on 2 cores
+    python benchmarks/ideal_decoder.py --data data/morphomnist --per-class 100  # a smaller memory, ~5 min
 
 Is the thickness drift under do(intensity) the counterfactual procedure's or the decoder's? The
 dataset's generator gives the exact denoiser of a finite set of digits: for a condition (thickness,
 intensity), each source digit ``s`` is drawn as ``G(s, thickness, intensity)``, and the posterior
 mean of the clean digit given ``x_t`` is their softmax average weighted by
-``-|x_t - sqrt(a) G|^2 / (2 (1 - a))``. Two such decoders, each over the digit's class:
+``-|x_t - sqrt(a) G|^2 / (2 (1 - a))``. Such decoders, each over the digit's class:
 
 - *the training sources*: the ideal decoder of the training set, one that fits every training digit
   exactly and knows nothing else (a perfect memoriser);
