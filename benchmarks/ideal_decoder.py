@@ -1,7 +1,7 @@
 """The ``ddpm`` abduction's do(intensity) edit with an ideal decoder in place of the model.
 
     python benchmarks/ideal_decoder.py --data data/morphomnist                  # 100 digits, ~16 min on 2 cores
-    python benchmarks/ideal_decoder.py --data data/morphomnist --per-class 100  # a smaller memory, ~5 min
+    python benchmarks/ideal_decoder.py --data data/morphomnist --per-class 100  # a smaller memory, ~4 min
 
 Is the thickness drift under do(intensity) the counterfactual procedure's or the decoder's? The
 dataset's generator gives the exact denoiser of a finite set of digits: for a condition (thickness,
