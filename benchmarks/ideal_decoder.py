@@ -36,7 +36,8 @@ from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.data.parallel import imap_progress
 from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
-from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
+from causaldiffae.evaluation.metrics import abduction_generator, mae, morphometric_reader
+from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 
 
 def draw(job: tuple[np.ndarray, float, float]) -> np.ndarray:
@@ -103,11 +104,10 @@ def main() -> None:
 
     d = evaluate_draw(args)
     model, ds, x, labels, idx = d.model, d.data, d.x, d.labels, d.idx
-    col = ds.graph.index("intensity")
-    do = {"intensity": d.values[:, col]}
-    truth = ds.scm.counterfactual(labels, do)
+    do = {"intensity": d.values[:, ds.graph.index("intensity")]}
     train = load_dataset(args.data, "train", progress=False)
     train_sources, own_sources = source_digits(args.data, "train"), source_digits(args.data, "test")[idx]
+    own_counterfactual, truth = morphomnist_true_counterfactuals(own_sources, labels, d.values, ds.scm)["intensity"]
     classes = ds.classes[idx]
     rng = np.random.default_rng(args.seed)
     members = [np.flatnonzero(train.classes == c) for c in classes]
@@ -118,14 +118,13 @@ def main() -> None:
     drawn = list(imap_progress(draw, jobs, workers=args.workers, total=2 * sum(map(len, members)), desc="generator", unit="digit"))
     factual, counterfactual = drawn[: len(idx)], drawn[len(idx) :]
     own_factual = np.asarray(ds.images[idx]).reshape(-1, 28, 28)
-    own_counterfactual = np.stack([mm.set_thickness(s, t, intensity=i) for s, (t, i) in zip(own_sources, truth)])
 
     measure = morphometric_reader(ds.graph)
     alphas, steps = model.alphas_cumprod, d.abduction.timesteps
 
     def errors(images: torch.Tensor, target: np.ndarray) -> tuple[float, float]:
         m = measure(images)
-        return float(np.abs(m["thickness"] - target[:, 0]).mean()), float(np.abs(m["intensity"] - target[:, 1]).mean())
+        return mae(m["thickness"], target[:, 0]), mae(m["intensity"], target[:, 1])
 
     def edit(factual_eps: EpsFn, counterfactual_eps: EpsFn, call: int) -> torch.Tensor:
         x_T, residuals = ddpm_invert(factual_eps, x, steps, alphas, generator=abduction_generator(args.seed, call))
@@ -133,9 +132,10 @@ def main() -> None:
 
     z_cf = intervene(model, d.abduction, do, label_mean=d.label_mean, label_std=d.label_std)[0]
     c, c_cf = (model.condition(z, class_labels=d.abduction.class_labels) for z in (d.abduction.z, z_cf))
+    factual_memory, counterfactual_memory = memory(factual), memory(counterfactual)
     decoders = {
         "shipped model": (lambda xt, t: model.eps(xt, t, c), lambda xt, t: model.eps(xt, t, c_cf)),
-        "ideal, training sources": (ideal_eps(*memory(factual), alphas), ideal_eps(*memory(counterfactual), alphas)),
+        "ideal, training sources": (ideal_eps(*factual_memory, alphas), ideal_eps(*counterfactual_memory, alphas)),
         "ideal, training sources + the digit's own": (
             ideal_eps(*memory([np.concatenate([b, o[None]]) for b, o in zip(factual, own_factual)]), alphas),
             ideal_eps(*memory([np.concatenate([b, o[None]]) for b, o in zip(counterfactual, own_counterfactual)]), alphas),
@@ -143,7 +143,7 @@ def main() -> None:
     }
     for patch in patches:
         decoders[f"ideal, local {patch}x{patch}, training sources"] = (
-            local_eps(*memory(factual), patch, alphas), local_eps(*memory(counterfactual), patch, alphas))
+            local_eps(*factual_memory, patch, alphas), local_eps(*counterfactual_memory, patch, alphas))
     sizes = [len(m) for m in members]
     print(f"{len(idx)} test digits, {d.steps} DDIM steps ({d.spacing} spacing), seed {args.seed}; "
           f"{min(sizes)}-{max(sizes)} training sources per digit; do(intensity), MAE per abduction")
