@@ -305,7 +305,8 @@ def test_columns_are_batched_up_to_max_batch(monkeypatch):
     dos = [{"a": np.full(4, v)} for v in (1.0, 2.0, 3.0)]
     cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD)
     cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, max_batch=8)
-    assert sizes == [12, 8, 4]
+    cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, max_batch=3)  # a column of 4 is one call
+    assert sizes == [12, 8, 4, 4, 4, 4]
 
 
 def test_a_class_conditional_model_needs_one_class_per_image():

@@ -394,7 +394,8 @@ def decode_interventions(
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """``decode_intervention`` for each of ``dos`` (the columns of a grid), decoded together.
 
-    The columns are stacked into batches of at most ``max_batch`` images (whole columns), so a
+    The columns are stacked into batches of at most ``max_batch`` images (whole columns; one column
+    larger than that is a batch of its own), so a
     grid of small batches runs the decoder a few times on a large batch instead of once per column.
     """
     check_decoding(model, mode=mode, w=w, guidance=guidance)
