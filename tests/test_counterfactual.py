@@ -136,7 +136,7 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "start": 1.5}, "start must lie in"),
         ({"do": {}, "start": 0.001, "steps": 2}, "leave at least steps=2"),
         ({"do": {}, "spacing": "cosine"}, "unknown timestep spacing"),
-        ({"do": {}, "w": float("nan")}, "guidance w must be finite"),
+        ({"do": {}, "w": float("nan")}, "guidance w must be a finite number"),
         ({"do": {"digit": 5}, "classes": 3}, r"classes are integers in 0..2, got \[5"),
         ({"do": {"digit": 1.5}, "classes": 3}, "classes are integers in 0..2"),
         ({"do": {}, "classes": 3, "class_labels": [0, 3, 1, 1]}, r"class_labels: 3 is not a class of this model \(use -1 for unknown, or 0..2\)"),
@@ -148,6 +148,15 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "images": torch.full((4, 1, 8, 8), float("nan"))}, r"pixel values must lie in \[-1, 1\]"),
         ({"do": {}, "images": torch.zeros(0, 1, 8, 8)}, r"images: an empty batch"),
         ({"do": [("a", 2.0)]}, r"do: expected a mapping of variable names to values, e\.g\. \{'thickness': 4\.0\}; got list"),
+        ({"do": {}, "classes": 3, "class_labels": [0, 1.7, 1, 1]}, r"class_labels: classes are integers \(-1 where unknown\), got \[0\.0, 1\.7"),
+        ({"do": {}, "classes": 3, "class_labels": torch.zeros(2, 2)}, r"class_labels: expected 4 values \(one per image\), got shape \(2, 2\)"),
+        ({"do": {}, "classes": 3, "class_labels": ["a", "b", "c", "d"]}, "class_labels: .* is not a sequence of integers"),
+        ({"do": {"a": 1.0}, "label_std": [0.5, 0.0, 2.0]}, r"label_std: values must be > 0, got \[0\.5, 0\.0, 2\.0\]"),
+        ({"do": {"a": 1.0}, "label_std": [0.5, 4.0]}, r"label_std: expected 3 finite values \(one per variable of \['a', 'b', 'c'\]\)"),
+        ({"do": {"a": 1.0}, "label_mean": 2.0}, r"label_mean: expected 3 finite values"),
+        ({"do": {"a": 1.0}, "label_mean": [2.0, float("nan"), 0.0]}, r"label_mean: expected 3 finite values"),
+        ({"do": {}, "w": "2"}, r"guidance w must be a finite number, got '2'"),
+        ({"do": {}, "start": "0.5"}, r"start must lie in \(0, 1\]"),
     ],
 )
 def test_bad_input_is_refused_before_any_sampling(kwargs, message, monkeypatch):
@@ -169,13 +178,15 @@ def test_the_three_steps_check_their_input_as_the_one_call_does():
     from causaldiffae.counterfactual import abduct, decode_interventions, intervene
 
     model, x = tiny(), images()
-    mean, std = np.zeros(2), np.ones(2)
+    mean, std = np.zeros(3), np.ones(3)
     for kwargs, message in [({"abduction": "nope"}, "unknown abduction"), ({"spacing": "quad"}, "unknown timestep spacing"), ({"steps": 1}, "steps must be")]:
         with pytest.raises(CounterfactualError, match=message):
             abduct(model, x, **{"steps": 2, **kwargs})
     abd = abduct(model, x, steps=2, generator=torch.Generator().manual_seed(0))
     with pytest.raises(CounterfactualError, match="cannot intervene on 'aa'"):  # used to return z unchanged
         intervene(model, abd, {"aa": np.full(4, 1.0)}, label_mean=mean, label_std=std)
+    with pytest.raises(CounterfactualError, match="label_std: expected 3 finite values"):
+        intervene(model, abd, {"a": 1.0}, label_mean=mean, label_std=np.ones(2))
     with pytest.raises(CounterfactualError, match="unknown mode 'sett'"):
         intervene(model, abd, {"a": 1.0}, label_mean=mean, label_std=std, mode="sett")
     with pytest.raises(CounterfactualError, match="unknown guidance reference 'factul'"):

@@ -66,6 +66,12 @@ def test_yaml_round_trip(tmp_path):
     assert CausalGraph.load("thickness->intensity") == g
 
 
+def test_an_inline_graph_longer_than_a_file_name_is_parsed():
+    text = "; ".join(f"variable_number_{i} -> variable_number_{i + 1}" for i in range(10))
+    assert len(text) > 255
+    assert len(CausalGraph.load(text).edges) == 10
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

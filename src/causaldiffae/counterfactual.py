@@ -115,7 +115,7 @@ def check_abduction(model: CausalDiffAE, *, steps: int, abduction: str, start: f
     total = num_train_timesteps(model)
     if not isinstance(steps, (int, np.integer)) or not 2 <= steps <= total:
         raise CounterfactualError(f"steps must be an integer in 2..{total}, got {steps!r}")
-    if not (np.isfinite(start) and 0 < start <= 1) or int(total * start) < steps:
+    if not (_is_real(start) and np.isfinite(start) and 0 < start <= 1) or int(total * start) < steps:
         raise CounterfactualError(f"start must lie in (0, 1] and leave at least steps={steps} of {total} timesteps, got {start!r}")
     if spacing not in SPACINGS:
         raise CounterfactualError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
@@ -126,13 +126,17 @@ def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -
     if guidance not in GUIDANCES:
         raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
     check_mode(mode)
-    if not np.isfinite(w):
-        raise CounterfactualError(f"guidance w must be finite, got {w!r}")
+    if not (_is_real(w) and np.isfinite(w)):
+        raise CounterfactualError(f"guidance w must be a finite number, got {w!r}")
     if w != 1.0 and guidance == "null" and not model.has_null_condition:
         raise CounterfactualError(
             f"guidance w={w:g} from the null condition needs a model trained with one (cond_drop_prob > 0 or unlabeled samples); "
             "this one was not: use w=1 or guidance='factual'"
         )
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def check_mode(mode: str) -> None:
@@ -172,10 +176,24 @@ def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[
 
 
 def label_stats(model: CausalDiffAE, label_mean=None, label_std=None) -> tuple[np.ndarray, np.ndarray]:
-    """Train-set label mean/std (float64): given ones, else those saved in the model."""
-    mean = model.label_mean.double().cpu().numpy() if label_mean is None else np.asarray(label_mean, dtype=np.float64)
-    std = model.label_std.double().cpu().numpy() if label_std is None else np.asarray(label_std, dtype=np.float64)
+    """Train-set label mean/std (float64): given ones, else those saved in the model; one finite
+    value per variable, std > 0 (a zero std would standardise every value to NaN images)."""
+    mean = model.label_mean.double().cpu().numpy() if label_mean is None else _stat("label_mean", label_mean)
+    std = model.label_std.double().cpu().numpy() if label_std is None else _stat("label_std", label_std)
+    n = len(model.graph)
+    for name, value in (("label_mean", mean), ("label_std", std)):
+        if value.shape != (n,) or not np.isfinite(value).all():
+            raise CounterfactualError(f"{name}: expected {n} finite values (one per variable of {list(model.graph.variables)}), got {value.tolist()}")
+    if np.any(std <= 0):
+        raise CounterfactualError(f"label_std: values must be > 0, got {std.tolist()}")
     return mean, std
+
+
+def _stat(name: str, value) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CounterfactualError(f"{name}: {value!r} is not a vector of numbers") from None
 
 
 def num_train_timesteps(model: CausalDiffAE) -> int:
@@ -235,9 +253,7 @@ def abduct(
     x0 = check_images(model, images).to(device)
     cls = None
     if class_labels is not None:
-        cls = torch.as_tensor(class_labels, dtype=torch.long, device=device).reshape(-1)
-        if cls.shape[0] != x0.shape[0]:
-            raise CounterfactualError(f"class_labels: expected {x0.shape[0]} values (one per image), got {cls.shape[0]}")
+        cls = _class_labels(class_labels, x0.shape[0]).to(device)
         if is_class_conditional(model):  # a model without classes ignores them
             k = int(model.num_classes)
             bad = cls[(cls < -1) | (cls >= k)]
@@ -273,6 +289,19 @@ def abduct(
     else:
         x_T = q_sample(x0, int(timesteps[0]), alphas, generator).float()
     return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals)
+
+
+def _class_labels(class_labels, batch: int) -> torch.Tensor:
+    """One integer class per image, ``(batch,)`` long; a float such as 1.7 is refused, not truncated."""
+    try:
+        values = np.asarray(class_labels.cpu() if isinstance(class_labels, torch.Tensor) else class_labels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CounterfactualError(f"class_labels: {class_labels!r} is not a sequence of integers") from None
+    if values.shape != (batch,):
+        raise CounterfactualError(f"class_labels: expected {batch} values (one per image), got shape {values.shape}")
+    if not (np.isfinite(values).all() and np.all(values == np.round(values))):
+        raise CounterfactualError(f"class_labels: classes are integers (-1 where unknown), got {values.tolist()}")
+    return torch.as_tensor(values, dtype=torch.long)
 
 
 def intervened_blocks(
@@ -313,7 +342,8 @@ def intervene(
     recomputed by the model's mechanisms."""
     check_mode(mode)
     do = check_do(model, do, abduction.z.shape[0])
-    blocks = intervened_blocks(model, abduction.z, do, np.asarray(label_mean), np.asarray(label_std), mode)
+    label_mean, label_std = label_stats(model, label_mean, label_std)
+    blocks = intervened_blocks(model, abduction.z, do, label_mean, label_std, mode)
     z_cf = model.intervene(abduction.u, blocks) if blocks else abduction.z
     cls = abduction.class_labels
     for name in CLASS_NAMES:

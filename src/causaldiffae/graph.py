@@ -174,7 +174,7 @@ class CausalGraph:
         if isinstance(spec, CausalGraph):
             return spec
         text = str(spec)
-        if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        if text.endswith((".yaml", ".yml")) or _is_file(text):
             return cls.from_yaml(text)
         return cls.parse(text, variables=variables)
 
@@ -237,3 +237,11 @@ class CausalGraph:
 
     def __str__(self) -> str:
         return "; ".join(f"{a} -> {b}" for a, b in self.edges) or ", ".join(self.variables)
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file; an inline graph too long for a file name is not one."""
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False

@@ -63,6 +63,7 @@ def test_contract_shapes():
     z2 = model.intervene(mu, {"a": torch.zeros(5, 4)})
     assert z.shape == z2.shape == (5, 8)
     assert torch.equal(z2[:, :4], torch.zeros(5, 4)) and not torch.equal(z2[:, 4:], z[:, 4:])
+    assert torch.equal(model.intervene(mu, {"a": 0.0}), z2)  # a scalar fills every block
     cond = model.condition(z, torch.tensor([0, 1, 2, -1, 0]))
     assert cond.shape == (5, model.decoder.emb_dim)
     eps = model.eps(x, torch.full((5,), 7), cond)
@@ -229,3 +230,14 @@ def test_kl_u_gradient_reaches_the_posterior_mean():
     mu, logvar = model.encode(batch["image"])
     expected = torch.autograd.grad(0.5 * (mu[:, :8].square() + logvar[:, :8].exp() - 1 - logvar[:, :8]).mean(), model.encoder.mean.bias)[0]
     torch.testing.assert_close(grads[0] - grads[1], expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("variant", ["causaldiffae", "diffae"])
+def test_a_do_value_must_be_one_block_per_sample(variant):
+    model = _model(f"model.variant={variant}")
+    u = torch.randn(4, 8)
+    # (B,) with B == block would broadcast along the block, giving every sample the same block
+    with pytest.raises(UserError, match=r"do\(a=\.\.\.\): expected a scalar or a \(4, 4\) block per sample, got shape \(4,\)"):
+        model.intervene(u, {"a": torch.arange(4.0)})
+    with pytest.raises(UserError, match=r"got shape \(3, 4\)"):
+        model.intervene(u, {"a": torch.zeros(3, 4)})

@@ -107,16 +107,26 @@ class CausalDiffAE(nn.Module):
 
     def intervene(self, u: torch.Tensor, do: Mapping[str, torch.Tensor | float]) -> torch.Tensor:
         """``z`` under ``do(name = block)``; descendants recomputed, non-descendants (and style) bit-identical."""
-        for name in do:
-            self.graph.index(name)
+        do = {name: self._block_value(name, value, u) for name, value in do.items()}
         u_causal, u_style = self.split(u)
         if self.causal is not None:
             return torch.cat([self.causal.intervene(u_causal, do), u_style], dim=1)
-        b, d = u.shape[0], self.block_size
         blocks = list(self.blocks(u).unbind(1))
         for name, value in do.items():
-            blocks[self.graph.index(name)] = torch.as_tensor(value, dtype=u.dtype, device=u.device).expand(b, d)
+            blocks[self.graph.index(name)] = value
         return torch.cat([*blocks, u_style], dim=1)
+
+    def _block_value(self, name: str, value: torch.Tensor | float, u: torch.Tensor) -> torch.Tensor:
+        """A do() value as ``(B, block)``: a scalar fills every block; anything else must have that
+        shape (a ``(B,)`` vector would broadcast along the block when ``B == block``)."""
+        self.graph.index(name)
+        b, d = u.shape[0], self.block_size
+        value = torch.as_tensor(value, dtype=u.dtype, device=u.device)
+        if value.ndim == 0:
+            return value.expand(b, d)
+        if tuple(value.shape) != (b, d):
+            raise UserError(f"do({name}=...): expected a scalar or a ({b}, {d}) block per sample, got shape {tuple(value.shape)}")
+        return value
 
     def condition(
         self, z: torch.Tensor | None, class_labels: torch.Tensor | None = None, keep: torch.Tensor | None = None
