@@ -87,6 +87,11 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     assert "shuffled copy of the test labels" in report
     val = render({**metrics, "dataset": {**metrics["dataset"], "split": "val"}})  # evaluate --split val
     assert "shuffled copy of the val labels" in val and "informativeness is R² on the val split" in val and " test images" not in val
+    few = render({**metrics, "realism": {**realism, "reference": {**realism["reference"], "n": 3}}})  # --n above the train split's size
+    assert "Every row holds 6 images, none of them made from the reference, which has only 3" in few and "Every row holds as many" not in few
+    assert "## Predictors (test split)" in report and "| variable | test MAE |" in report
+    on_train = render({**metrics, "predictors": {**metrics["predictors"], "split": "train"}})  # predictors --test-split train
+    assert "## Predictors (train split)" in on_train and "| variable | train MAE |" in on_train and "not a held-out error" in on_train
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
 
 
@@ -190,3 +195,48 @@ def test_evaluate_names_a_run_trained_with_the_variables_in_another_order(setup,
     assert main(argv) == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and "the run orders its variables a, b, the data b, a" in errors[0], errors
+
+
+def test_evaluating_the_train_split_compares_with_train_images_it_does_not_score(setup, capsys, tmp_path, monkeypatch):
+    import causaldiffae.evaluation.pipeline as pipeline
+    from causaldiffae.evaluation.metrics import draw_indices
+
+    drawn = set()  # every index set of six train images read, the scored ones and the Frechet reference
+    real = pipeline.images_tensor
+    monkeypatch.setattr(pipeline, "images_tensor", lambda ds, idx=None: (len(idx) == 6 and drawn.add(tuple(idx))) or real(ds, idx))
+    _, data, run, pred = setup
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(tmp_path / "r"), "--split", "train",
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    assert "on codes of 16 train / 16 train images (the train images not fitted)" in capsys.readouterr().out  # 32 train images
+    scored = tuple(draw_indices(np.random.default_rng(0), 32, 6))
+    assert scored in drawn and len(drawn) == 2
+    reference, = drawn - {scored}
+    assert not set(reference) & set(scored)
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "informativeness is R² on the train split (its images the regressors did not fit)" in report
+    refused = [str(tmp_path / "r2") if a == str(tmp_path / "r") else a for a in argv]
+    refused[refused.index("--n") + 1] = "31"
+    assert main(refused) == 2 and "--split train: --n 31 leaves fewer than 2 of the 32 train images" in capsys.readouterr().err
+
+
+def test_a_grid_s_reconstruction_column_comes_from_the_abduction_of_its_edits(setup, tmp_path, monkeypatch):
+    """With the stochastic abduction each abduction draws its own x_T: the column beside the edits must be theirs."""
+    import torch
+
+    import causaldiffae.evaluation.pipeline as pipeline
+
+    grids = {}
+    real_grid = pipeline.figures.image_grid
+    monkeypatch.setattr(pipeline.figures, "image_grid", lambda rows, path, **k: grids.__setitem__(path.name, rows) or real_grid(rows, path, **k))
+    _, data, run, pred = setup
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--out", str(tmp_path / "r"), "--abduction", "stochastic",
+            "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--dci", "lasso", "--no-progress"]
+    assert main(argv) == 0
+    rows = grids["grid_a.png"]
+    model, _ = load_run(run)
+    x = torch.from_numpy(np.stack([row[0] for row in rows]))
+    abd = cf.abduct(model, x, steps=3, abduction="stochastic", generator=torch.Generator().manual_seed(0))
+    (null, _, _), = cf.decode_interventions(model, abd, [{}], label_mean=model.label_mean.numpy(), label_std=model.label_std.numpy())
+    np.testing.assert_allclose(np.stack([row[1] for row in rows]), null.numpy(), atol=1e-5)
+    assert np.abs(null.numpy() - x.numpy()).mean() > 0.01  # a fresh x_T: the reconstruction is not the image itself

@@ -16,6 +16,7 @@ from causaldiffae.evaluation.predictors import (
     save_predictors,
     train_predictors,
 )
+from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
 
@@ -67,11 +68,12 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
         load_predictors(tmp_path / "nothing")
     meta_text = (out / "predictors.json").read_text()
     for field, value, shown in (("width", '"16"', "'16'"), ("width", "200000", "200000"), ("label_std", '["x", 1]', r"\['x', 1\]"),
-                                 ("label_std", "[1" + "0" * 400 + ", 1]", r"\[10+"), ("edges", "5", "5")):
+                                 ("label_std", "[1" + "0" * 400 + ", 1]", r"\[10+"), ("edges", "5", "5"),
+                                 ("metrics", "{}", r"\{\}"), ("metrics", '{"mae": {"a": "x"}}', r"\{'mae': \{'a': 'x'\}\}")):
         meta = json.loads(meta_text)
         meta[field] = json.loads(value)
         (out / "predictors.json").write_text(json.dumps(meta))
-        with pytest.raises(PredictorError, match=rf"predictors.json: field '{field}' holds {shown}, which predictors cannot be built from"):
+        with pytest.raises(PredictorError, match=rf"predictors.json: field '{field}' holds {shown}, which predictors cannot be built or reported from"):
             load_predictors(out)
     meta = json.loads(meta_text)
     (out / "predictors.json").write_text(json.dumps({**meta, "width": 4096}))  # each field in range, the networks terabytes
@@ -98,12 +100,12 @@ def test_save_load_round_trip_and_mismatch_errors(trained, squares, tmp_path):
     ("num_classes", -1, "-1"),
     ("num_classes", True, "True"),
 ])
-def test_predictor_metadata_that_cannot_build_networks_is_refused_by_field(squares, tmp_path, field, value, shown):
+def test_predictor_metadata_that_cannot_build_networks_is_refused_by_field(trained, tmp_path, field, value, shown):
     """Each bad field of a predictors.json is named with what it holds, before any network is built from it."""
-    meta = asdict(PredictorMeta.for_dataset(squares[0], width=4, feature_dim=8))
+    meta = asdict(trained.meta)
     source = tmp_path / "predictors.json"
     _check_fields(PredictorMeta(**meta), source)  # the metadata as trained passes
-    with pytest.raises(PredictorError, match=re.escape(f"predictors.json: field '{field}' holds {shown}, which predictors cannot be built from")):
+    with pytest.raises(PredictorError, match=re.escape(f"predictors.json: field '{field}' holds {shown}, which predictors cannot be built or reported from")):
         _check_fields(PredictorMeta(**{**meta, field: value}), source)
 
 
@@ -114,6 +116,17 @@ def test_random_shift_moves_content_and_pads_background():
     assert y.shape == x.shape
     assert torch.all(y.sum(dim=(1, 2, 3)) == x.sum(dim=(1, 2, 3)))  # the square stays fully inside
     assert random_shift(x, 0, torch.Generator()).equal(x)
+
+
+def test_a_batch_of_one_or_a_train_split_of_one_is_refused(squares):
+    """BatchNorm needs two images a batch: either would save untrained networks as the instrument."""
+    train, test = squares
+    with pytest.raises(UserError, match="batch_size must be at least 2, got 1"):
+        train_predictors(train, test, epochs=1, batch_size=1)
+    one = CausalImageDataset(train.images[:1], train.labels[:1], train.graph, train.label_mean, train.label_std,
+                             name=train.name, split="train", classes=train.classes[:1], num_classes=train.num_classes)
+    with pytest.raises(UserError, match="at least 2 train images and 1 test image, got 1 and 128"):
+        train_predictors(one, test, epochs=1)
 
 
 @pytest.mark.parametrize("epochs", [1, 5])

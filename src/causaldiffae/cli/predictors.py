@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.predictors import META, save_predictors, train_predictors
 
-    for name in ("epochs", "batch_size", "width"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1)):  # BatchNorm needs two images a batch
+        if getattr(args, name) < least:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
     out = Path(args.out)

@@ -108,6 +108,9 @@ def check_inputs(model: CausalDiffAE, predictors: Predictors, test: CausalImageD
             raise UserError(f"{option} must be at least {least}, got {value}")
     if len(test) < 4:
         raise UserError(f"{test.name}: the {test.split} split has {len(test)} images; evaluate needs at least 4")
+    if test.split == "train" and len(test) - st.n < 2:  # realism and DCI compare with train images not scored
+        raise UserError(f"--split train: --n {st.n} leaves fewer than 2 of the {len(test)} train images to compare with; "
+                        f"use --n {len(test) - 2} or fewer")
     if settings.dci_method not in ("gbt", "lasso"):
         raise UserError(f"unknown DCI method {settings.dci_method!r} (use gbt or lasso)")
 
@@ -303,7 +306,7 @@ def evaluate(
 
     log("realism: Frechet distance and reconstruction error")
     t0 = time.perf_counter()
-    metrics["realism"], recon_images = _realism(d, draws[0][1], trues)
+    metrics["realism"] = _realism(d, draws[0][1], trues)
     timings["realism_s"] = time.perf_counter() - t0
 
     log(f"composition (m=1..{s.composition_times}) and reversibility on {len(small)} images")
@@ -336,14 +339,17 @@ def evaluate(
 
     metrics["dci"] = None
     if model.variant != "label-conditional":
-        log(f"DCI ({s.dci_method}) on codes of {min(s.dci_train, len(train))} train / {len(test)} {test.split} images")
+        same = test.split == train.split
+        fit = min(s.dci_train, len(train) // 2 if same else len(train))
+        log(f"DCI ({s.dci_method}) on codes of {fit} train / {len(test) - fit if same else len(test)} {test.split} images"
+            + (" (the train images not fitted)" if same else ""))
         t0 = time.perf_counter()
         metrics["dci"] = _dci(d, fig_dir / "latent_pca.png")
         timings["dci_s"] = time.perf_counter() - t0
 
     log("figures")
     t0 = time.perf_counter()
-    metrics["figures"] = _figures(d, fig_dir, recon_images, metrics, w_images)
+    metrics["figures"] = _figures(d, fig_dir, metrics, w_images)
     timings["figures_s"] = time.perf_counter() - t0
     metrics["timings"] = timings
     return metrics
@@ -372,15 +378,16 @@ def _oracle(d: _Draw, draws: list, sources: np.ndarray) -> tuple[list[dict], lis
     return trues, [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
 
 
-def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | None) -> tuple[dict, torch.Tensor]:
-    """Frechet distances and each abduction's reconstruction error; returns the metrics and the
-    reconstructions by the settings' own abduction (the grids' second column)."""
+def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | None) -> dict:
+    """Frechet distances and each abduction's reconstruction error."""
     read, features = d.predictors.predict, d.predictors.features
     x, labels = d.x, d.labels
     # Every set is compared with the same number of training images, which none of them was made
     # from: the distance's small-sample bias is then shared, and the unedited test digits (real,
-    # held out) give the floor a perfect model would reach.
-    ref = draw_indices(np.random.default_rng(d.settings.seed + 4000), len(d.train), min(len(d.idx), len(d.train)))
+    # held out) give the floor a perfect model would reach. Scoring the train split, the reference
+    # is drawn from the train images not scored.
+    pool = _excluding(len(d.train), d.idx, d.test.split == d.train.split)
+    ref = pool[draw_indices(np.random.default_rng(d.settings.seed + 4000), len(pool), min(len(d.idx), len(pool)))]
     ref_feats = features(images_tensor(d.train, ref))
     realism: dict = {
         "reference": {"split": "train", "n": int(len(ref)), "features": int(ref_feats.shape[1])},
@@ -404,10 +411,14 @@ def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | N
         if d.measure is not None:
             measured = d.measure(rec)
             recon[abduction]["measured_mae"] = {v: mae(measured[v], labels[:, j]) for j, v in enumerate(d.variables) if v in measured}
-        if abduction == d.settings.abduction:
-            recon_images = rec
     realism["reconstruction"] = recon
-    return realism, recon_images
+    return realism
+
+
+def _excluding(n: int, used: np.ndarray, same_split: bool) -> np.ndarray:
+    """``0..n-1``, less ``used`` when those index the same images (the evaluated split is train)."""
+    everything = np.arange(n)
+    return np.setdiff1d(everything, used) if same_split else everything
 
 
 def _composition_reversibility(d: _Draw) -> tuple[dict, dict]:
@@ -434,9 +445,12 @@ def _comparison(d: _Draw, values: np.ndarray) -> dict:
 def _dci(d: _Draw, scatter: Path) -> dict:
     """DCI of the factual codes, per latent dimension and per variable block; draws the latent's PCA."""
     s = d.settings
-    tr_idx = np.random.default_rng(s.seed + 4000).permutation(len(d.train))[: s.dci_train]
-    z_train, z_test = _codes(d.model, d.train, tr_idx), _codes(d.model, d.test, np.arange(len(d.test)))
-    y_train, y_test = d.train.labels[tr_idx], d.test.labels
+    order = np.random.default_rng(s.seed + 4000).permutation(len(d.train))
+    same = d.test.split == d.train.split  # then half at most is fitted and the rest scored
+    tr_idx = order[: min(s.dci_train, len(order) // 2) if same else s.dci_train]
+    te_idx = _excluding(len(d.test), tr_idx, same)
+    z_train, z_test = _codes(d.model, d.train, tr_idx), _codes(d.model, d.test, te_idx)
+    y_train, y_test = d.train.labels[tr_idx], d.test.labels[te_idx]
     nb = len(d.variables)
     scores = {
         "dims": dci(z_train, y_train, z_test, y_test, method=s.dci_method, seed=s.seed),
@@ -467,7 +481,7 @@ def _sweep_figure(xs: list, results: dict, path: Path, *, xlabel: str, title: st
     figures.line_plot(xs, series, path, xlabel=xlabel, ylabel=ylabel, title=title, baselines=base, logx=logx)
 
 
-def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_images: dict[float, torch.Tensor]) -> dict:
+def _figures(d: _Draw, fig_dir: Path, metrics: dict, w_images: dict[float, torch.Tensor]) -> dict:
     """Counterfactual grids, traversals, sweeps, composition; returns ``{name: relative path}``.
 
     ``w_images`` are the guidance sweep's counterfactuals of the small subset (not of the first
@@ -489,10 +503,11 @@ def _figures(d: _Draw, fig_dir: Path, recon: torch.Tensor, metrics: dict, w_imag
         decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=s.mode, w=s.w, guidance=s.guidance)
         return [images.cpu().numpy() for images, _, _ in decoded]
 
+    recon, = decode_columns([{}])  # the null intervention from the grid's own abduction, beside its edits
     for k, var in enumerate(variables):
         vals = _quantiles(train, k, 5)
         cols = decode_columns([{var: np.full(g, v)} for v in vals])
-        rows = [[x[i].numpy(), recon[i].numpy()] + [c[i] for c in cols] for i in range(g)]
+        rows = [[x[i].numpy(), recon[i]] + [c[i] for c in cols] for i in range(g)]
         name = f"grid_{var}.png"
         figures.image_grid(
             rows, fig_dir / name, col_titles=["original", "reconstruction"] + [f"{var}={v:.3g}" for v in vals],

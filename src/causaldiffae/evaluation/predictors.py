@@ -208,8 +208,10 @@ def train_predictors(
     only a few thousand digits. Shifts are not used for regressors, since position may be a
     variable (Pendulum's shadow position).
     """
-    if len(train) == 0 or len(test) == 0:
-        raise UserError(f"{train.name}: predictors need non-empty train and test splits")
+    if len(train) < 2 or len(test) == 0:
+        raise UserError(f"{train.name}: predictors need at least 2 train images and 1 test image, got {len(train)} and {len(test)}")
+    if batch_size < 2:  # BatchNorm needs two samples, so a batch of one would train nothing
+        raise UserError(f"predictors: batch_size must be at least 2, got {batch_size}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     meta = PredictorMeta.for_dataset(train, width=width, feature_dim=feature_dim)
@@ -273,6 +275,13 @@ def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> 
     return out
 
 
+def _scores(metrics: object, variables: list) -> bool:
+    if not (isinstance(metrics, dict) and isinstance(metrics.get("mae"), dict)):
+        return False
+    mae = metrics["mae"]
+    return all(is_finite_number(mae.get(v)) for v in variables) and is_finite_number(metrics.get("accuracy", 0.0))
+
+
 def _check_fields(meta: PredictorMeta, source: Path) -> None:
     """Types and sizes of a predictors.json, before the networks are built from it (a downloaded one could ask for terabytes)."""
 
@@ -290,10 +299,11 @@ def _check_fields(meta: PredictorMeta, source: Path) -> None:
         ("num_classes", is_whole(meta.num_classes, 0, 100_000)),
         ("width", is_whole(meta.width, 1, MAX_WIDTH)),
         ("feature_dim", is_whole(meta.feature_dim, 1, MAX_WIDTH)),
+        ("metrics", _scores(meta.metrics, meta.variables if k > 0 else [])),  # the instrument's own test scores, which reports print
     ]
     bad = next((name for name, ok in problems if not ok), None)
     if bad is not None:
-        raise PredictorError(f"{source}: field {bad!r} holds {getattr(meta, bad)!r:.80}, which predictors cannot be built from")
+        raise PredictorError(f"{source}: field {bad!r} holds {getattr(meta, bad)!r:.80}, which predictors cannot be built or reported from")
     with torch.device("meta"):  # widths are bounded one by one; their product is bounded here, without allocating
         count = sum(p.numel() for p in Predictors(meta).parameters())
     if count > MAX_PARAMETERS:

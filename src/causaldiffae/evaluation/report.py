@@ -38,6 +38,9 @@ def render(metrics: dict) -> str:
     ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
     split = ds["split"]  # the evaluated split (test unless --split said otherwise)
     figs = metrics.get("figures", {})
+    pm = metrics["predictors"]
+    scored = pm.get("split", "test")  # the split the predictors were scored on (``predictors --test-split``)
+    held_out = ", the images they were trained on: not a held-out error" if scored == "train" else ""
     out = [
         f"# Counterfactual evaluation: {model['variant']} on {ds['name']}",
         "",
@@ -49,16 +52,15 @@ def render(metrics: dict) -> str:
         f"mode `{st['mode']}`, abduction `{st['abduction']}`" + (f", from {st['start']:g} of the noise levels." if st.get("start", 1.0) != 1.0 else "."),
         "",
         "Values are read off the images by the anti-causal predictors (trained on the train split; "
-        "test scores below). *Null* is the unedited image read by the same instrument, the score of doing nothing.",
+        f"{scored} scores below{held_out}). *Null* is the unedited image read by the same instrument, the score of doing nothing.",
         "",
-        "## Predictors (test split)",
+        f"## Predictors ({scored} split)",
         "",
     ]
-    pm = metrics["predictors"]
     rows = [[v, pm["mae"][v]] for v in ds["variables"]]
     if "accuracy" in pm:
         rows.append(["class accuracy", pm["accuracy"]])
-    out += _table(["variable", "test MAE"], rows)
+    out += _table(["variable", f"{scored} MAE"], rows)
 
     out += ["## Effectiveness and preservation", ""]
     out.append(
@@ -86,7 +88,8 @@ def render(metrics: dict) -> str:
                 + (f"; model and true counterfactual averaged over the same {draws} draws of values" if draws > 1 else "") + "):", ""]
         out += table(bar) + [""]
     thr = metrics["throughput"]
-    out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s (abduction + decoding, {thr['steps']} steps).", ""]
+    out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s while scoring effectiveness (abduction, decoding at {thr['steps']} steps, "
+            "and reading each image's values).", ""]
     for var in ds["variables"]:
         if f"grid_{var}" in figs:
             out += [f"![do({var})]({figs[f'grid_{var}']})", ""]
@@ -137,9 +140,14 @@ def render(metrics: dict) -> str:
         f"only rank this table's rows and mean little on their own (evaluate on several times {ref['features']} images).** "
         if ref["n"] <= ref.get("features", 0) else ""
     )
+    sizes = (
+        "Every row holds as many images as the reference, none of them made from it, so the distance's small-sample bias is shared."
+        if ref["n"] == st["n_used"] else
+        f"Every row holds {st['n_used']} images, none of them made from the reference, which has only {ref['n']}: the rows share their "
+        "small-sample bias with each other, not with the reference."
+    )
     out.append(
-        caveat + "Features: the predictors' penultimate layers. Every row holds as many images as the reference, none of them made "
-        "from it, so the distance's small-sample bias is shared. Reconstruction error (abduct with the factual latent, decode):"
+        caveat + f"Features: the predictors' penultimate layers. {sizes} Reconstruction error (abduct with the factual latent, decode):"
     )
     out.append("")
     rec = real["reconstruction"]
@@ -160,7 +168,8 @@ def render(metrics: dict) -> str:
         ]
         out += _table(["codes", "regressor", "disentanglement", "completeness", f"informativeness ({split} R²)", "R² per factor"], rows)
         out.append("`dims`: every latent dimension is a code; `blocks`: the mean of each variable's block. "
-                   f"Regressors fit train-split codes; informativeness is R² on the {split} split.")
+                   f"Regressors fit train-split codes; informativeness is R² on the {split} split"
+                   + (" (its images the regressors did not fit)." if split == "train" else "."))
         out.append("")
     else:
         out += ["Not applicable: the label-conditional model has no encoder.", ""]
