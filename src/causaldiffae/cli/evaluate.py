@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--predictors", required=True, help="folder made by 'causaldiffae predictors' on the same dataset")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test)")
+    parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test; train compares them with the train images "
+                        "it does not score)")
     parser.add_argument("--out", required=True, help="report folder (metrics.json, report.md, figures/)")
     parser.add_argument("--n", type=int, default=None, help="images of --split for effectiveness and realism (default 500; --quick 64)")
     parser.add_argument("--n-small", type=int, default=None,
