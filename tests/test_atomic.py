@@ -66,6 +66,26 @@ def test_atomic_dir_refuses_a_file_even_with_force(tmp_path):
     assert target.read_text() == "a user's file"
 
 
+def test_atomic_dir_refuses_a_symlink_and_the_current_folder(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "made.json").write_text("{}")
+    link = tmp_path / "alias"
+    link.symlink_to(real)
+    with pytest.raises(FileExistsError, match=f"alias is a symbolic link; pass the folder it points to \\({real}\\)"):
+        with atomic_dir(link, force=True, made_by="made.json"):
+            pass
+    assert link.is_symlink() and (real / "made.json").is_file()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for out in (".", "..", str(work)):
+        with pytest.raises(FileExistsError, match="is the current folder or holds it"):
+            with atomic_dir(out):
+                pass
+    assert work.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["alias", "real", "work"]
+
+
 def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp_path):
     """safetensors (and other writers) may replace the temporary file with their own 0600 one."""
     import torch

@@ -81,6 +81,11 @@ def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = N
     call it before their long work; ``atomic_dir`` calls it again when it starts writing.
     """
     path = Path(path)
+    if path.is_symlink():  # the swap would replace the link, not the folder it points to
+        raise FileExistsError(f"{path} is a symbolic link; pass the folder it points to ({path.resolve()})")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:  # the swap would replace the folder this process runs in
+        raise FileExistsError(f"{path} is the current folder or holds it; choose a folder inside it or elsewhere")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")
     if not (path.exists() and any(path.iterdir())):

@@ -101,6 +101,10 @@ def test_bad_official_files(tmp_path, monkeypatch):
         circuit.load(gaps, "train")
     with pytest.raises(DataError, match="no val.npz"):
         circuit.load(gaps, "val")
+    write_official(gaps / "train-1.npz", 1, 1)
+    write_official(gaps / "train-01.npz", 1, 1)
+    with pytest.raises(DataError, match=r"train-0?1\.npz and train-0?1\.npz are both shard 1; keep one"):
+        circuit.load(gaps, "train")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "train.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="unreadable npz"):

@@ -148,6 +148,10 @@ def test_bad_images_and_graph(user):
         for split in ("train", "test"):
             folder.load(root, split)
     (root / "images" / "011.png").write_bytes(data)
+    (root / "images" / "012.png").write_bytes(_png_with_a_broken_chunk())  # Pillow raises SyntaxError, not OSError
+    with pytest.raises(DataError, match=r"012.png: unreadable image \(broken PNG file"):
+        folder.load(root, "train")
+    Image.new("RGB", (24, 24)).save(root / "images" / "012.png")
 
     (root / folder.GRAPH_FILE).write_text("variables: [side, brightness, colour]\nedges: [side -> colour]\n")
     with pytest.raises(DataError, match=r"graph.yaml: variable 'colour' is not a column of labels.csv"):
@@ -160,6 +164,32 @@ def test_bad_images_and_graph(user):
         load_dataset(root, "train")
     with pytest.raises(DataError, match="no graph.yaml"):
         folder.load(root, "train")
+
+
+def _png_with_a_broken_chunk() -> bytes:
+    """An RGB 24x24 PNG whose pixel data is split by a chunk with an invalid type and length."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = zlib.compress(b"".join(b"\x00" + bytes(72) for _ in range(24)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 24, 24, 8, 2, 0, 0, 0)) + chunk(b"IDAT", pixels[:10])
+            + b"\x00\x00\x00\x05\x01\x02\x03\x04xxxxx\x00\x00\x00\x00" + chunk(b"IDAT", pixels[10:]) + chunk(b"IEND", b""))
+
+
+def test_a_cell_too_large_for_csv_is_one_line(user):
+    root, _ = user
+    rewrite(root, 3, "images/001.png,0.5,0.5," + "x" * 200_000)
+    with pytest.raises(DataError, match=r"labels.csv: unreadable \(field larger than field limit"):
+        folder.load(root, "train")
+
+
+def test_a_user_folder_holding_an_npz_is_still_a_user_folder(user):
+    root, _ = user
+    np.savez(root / "test.npz", x=np.zeros(3))
+    assert detect_format(root) == "folder" and len(load_dataset(root, "train")) > 0
 
 
 def test_paths_are_normalised_and_symlinked_folders_followed(tmp_path):

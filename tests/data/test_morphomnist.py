@@ -207,9 +207,26 @@ def test_loader_errors_name_the_file_and_field(generated, tmp_path):
     test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(DataError, match=r"t10k-morpho.csv has 39 rows but its images file has 40"):
         load(broken, "test")
+    write_idx(broken / "t10k-labels-idx1-ubyte.gz", np.full(40, 3.7, dtype=np.float32))  # would truncate to 3
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: expected one uint8 label per image, got float32 \(40,\)"):
+        load(broken, "test")
     write_idx(broken / "t10k-labels-idx1-ubyte.gz", np.zeros(41, dtype=np.uint8))
     with pytest.raises(DataError, match="has 40 images but .*t10k-labels-idx1-ubyte.gz has 41 labels"):
         load(broken, "test")
+    infinite = tmp_path / "infinite"  # a folder made elsewhere: label statistics come from the train CSV
+    shutil.copytree(generated, infinite)
+    (infinite / "morphomnist.json").unlink()
+    rows = (infinite / "train-morpho.csv").read_text().splitlines()
+    (infinite / "train-morpho.csv").write_text("\n".join([*rows[:3], rows[3].rsplit(",", 1)[0] + ",inf", *rows[4:]]) + "\n")
+    with pytest.raises(DataError, match=r"train-morpho.csv, row 4: a non-finite label \[[\d.]+, inf\]"):
+        load(infinite, "test")
+    empty = tmp_path / "empty"
+    shutil.copytree(generated, empty)
+    write_idx(empty / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx(empty / "t10k-labels-idx1-ubyte.gz", np.zeros(0, dtype=np.uint8))
+    (empty / "t10k-morpho.csv").write_text("index,thickness,intensity\n")
+    with pytest.raises(DataError, match="morphomnist/test: the split has no images"):
+        load(empty, "test")
     (broken / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DataError, match="missing train-images-idx3-ubyte"):
         load(broken, "train")

@@ -188,6 +188,18 @@ def test_bad_folders(rendered, tmp_path):
     shutil.copy(src, names_only / "test" / "a_0_80_1_1.png")  # the geometry gives shadow 3.09, midpoint 7.97
     with pytest.raises(DataError, match="a_0_80_1_1.png"):
         load_dataset(names_only, "test")
+    listed = tmp_path / "listed"
+    shutil.copytree(rendered, listed)
+    table = listed / "test.csv"
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([*rows, rows[1]]) + "\n")
+    with pytest.raises(DataError, match=rf"test.csv, row {len(rows) + 1}: {rows[1].split(',')[0]} is listed again \(first in row 2\)"):
+        load_dataset(listed, "test")
+    table.write_text("\n".join([rows[0], rows[1].rsplit(",", 1)[0] + ",nan", *rows[2:]]) + "\n")
+    with pytest.raises(DataError, match="test.csv, row 2: non-finite label"):
+        load_dataset(listed, "test")
+    table.write_text("\ufeff" + "\n".join(rows) + "\n")  # a byte-order mark, as spreadsheet programs write
+    assert len(load_dataset(listed, "test")) == len(rows) - 1
     with pytest.raises(DataError, match="--limit"):
         pendulum.generate(tmp_path / "none", limit=0)
     with pytest.raises(DataError, match="--workers"):

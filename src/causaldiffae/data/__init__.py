@@ -30,7 +30,7 @@ def detect_format(path: str | Path) -> str:
         raise DataError(f"{path} is a file; pass the dataset folder that holds it ({path.parent})")
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path}")
-    for fmt in FORMATS:
+    for fmt in ("folder", *(f for f in FORMATS if f != "folder")):  # labels.csv + graph.yaml are the most explicit sign
         try:
             module = _module(fmt)
         except ModuleNotFoundError:

@@ -86,6 +86,12 @@ class CausalImageDataset:
             raise DataError(f"{name}/{split}: labels have shape {labels.shape}, expected ({len(images)}, {len(graph)})")
         if not np.all(np.isfinite(labels)):
             raise DataError(f"{name}/{split}: labels contain NaN or infinite values")
+        if len(images) == 0:
+            raise DataError(f"{name}/{split}: the split has no images")
+        stats = np.asarray(label_mean, dtype=np.float64), np.asarray(label_std, dtype=np.float64)
+        if not all(v.shape == (len(graph),) and np.all(np.isfinite(v)) for v in stats):
+            raise DataError(f"{name}/{split}: the train split's label mean / std are not {len(graph)} finite values "
+                            f"({stats[0].tolist()} / {stats[1].tolist()}): a NaN or infinite train label?")
         self.images = images
         self.labels = labels
         self.graph = graph

@@ -315,7 +315,10 @@ def split_files(path: Path, split: str) -> list[Path]:
     for p in path.glob(f"{split}-*.npz"):
         m = _SHARD.match(p.name)
         if m and m.group(2) is not None:
-            shards[int(m.group(2))] = p
+            k = int(m.group(2))
+            if k in shards:
+                raise DataError(f"{path}: {shards[k].name} and {p.name} are both shard {k}; keep one")
+            shards[k] = p
     if whole.is_file() and shards:
         raise DataError(f"{path}: both {whole.name} and shards {split}-*.npz; keep one")
     if whole.is_file():
@@ -412,6 +415,8 @@ def _images(files: list[Path], resolution: int, workers: int, progress: bool = T
             raise DataError(f"{file}: 'imgs' has shape {imgs.shape}, expected (N, 2)")
         if imgs.dtype.kind not in "SO":
             raise DataError(f"{file}: 'imgs' must hold JPEG bytes, got dtype {imgs.dtype}")
+        if len(imgs) == 0:
+            raise DataError(f"{file}: 'imgs' holds no images")
         first = list(imgs[:, 0])
         del imgs
         jobs = [(first[k : k + 256], resolution, str(file), k) for k in range(0, len(first), 256)]

@@ -113,7 +113,7 @@ def _read_table(
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{table}: unreadable ({err})") from None
     if not rows:
         raise DataError(f"{table}: empty file")
@@ -210,7 +210,7 @@ def scan(path: str | Path) -> FolderIndex:
             with Image.open(file) as img:
                 channels, mode = _channels(file, img.mode, img.info)
                 sizes.append(img.size)
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+        except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:  # Pillow: SyntaxError for a broken chunk
             raise DataError(f"{file}: unreadable image ({err})") from None
         modes.append(mode)
         first_of.setdefault(channels, name)
@@ -241,7 +241,7 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
                 shrink = img.size[0] > resolution or img.size[1] > resolution
                 img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
             arr = np.asarray(img)
-    except (OSError, Image.DecompressionBombError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # Pillow: SyntaxError for a broken chunk
         raise DataError(f"{file}: unreadable image ({err})") from None
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 

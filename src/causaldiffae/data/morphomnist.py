@@ -162,8 +162,8 @@ def _read_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     images, digits = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{image_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
-    if digits.ndim != 1:
-        raise DataError(f"{label_path}: expected one label per image, got shape {digits.shape}")
+    if digits.ndim != 1 or digits.dtype != np.uint8:
+        raise DataError(f"{label_path}: expected one uint8 label per image, got {digits.dtype} {digits.shape}")
     if len(images) != len(digits):
         raise DataError(f"{image_path} has {len(images)} images but {label_path} has {len(digits)} labels")
     return images, digits.astype(np.int64)
@@ -392,6 +392,9 @@ def _statistics(path: Path, metadata: dict | None) -> tuple[np.ndarray, np.ndarr
             raise DataError(f"{path / METADATA}: label_mean and label_std must be 2 finite numbers each (std > 0)")
         return mean, std
     train = read_morpho_csv(path / "train-morpho.csv")
+    if not np.isfinite(train).all():
+        row = int(np.flatnonzero(~np.isfinite(train).all(axis=1))[0])
+        raise DataError(f"{path / 'train-morpho.csv'}, row {row + 2}: a non-finite label {train[row].tolist()}")
     return train.mean(axis=0), train.std(axis=0)
 
 

@@ -289,18 +289,27 @@ def _from_names(folder: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _from_csv(path: Path) -> tuple[list[str], np.ndarray]:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("file",) + VARIABLES if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column {missing[0]!r}")
-        files, rows = [], []
-        for line, row in enumerate(reader, start=2):
-            try:
-                rows.append([float(row[v]) for v in VARIABLES])
-            except (TypeError, ValueError):
-                raise DataError(f"{path}, row {line}: non-numeric label in {row}") from None
-            files.append(row["file"])
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("file",) + VARIABLES if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: missing column {missing[0]!r}")
+            files, rows, seen = [], [], {}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    values = [float(row[v]) for v in VARIABLES]
+                except (TypeError, ValueError):
+                    raise DataError(f"{path}, row {line}: non-numeric label in {row}") from None
+                if not np.all(np.isfinite(values)):
+                    raise DataError(f"{path}, row {line}: non-finite label in {row}")
+                if row["file"] in seen:
+                    raise DataError(f"{path}, row {line}: {row['file']} is listed again (first in row {seen[row['file']]})")
+                seen[row["file"]] = line
+                rows.append(values)
+                files.append(row["file"])
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
     return files, np.array(rows, dtype=np.float64).reshape(-1, len(VARIABLES))
 
 
@@ -340,7 +349,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
         try:
             with Image.open(file) as img:
                 arr = np.asarray(img.convert("RGBA"))
-        except OSError as err:
+        except (OSError, SyntaxError, ValueError) as err:  # Pillow: SyntaxError for a broken chunk
             raise DataError(f"{file}: unreadable image ({err})") from None
         if arr.shape != images.shape[1:]:
             raise DataError(f"{file}: expected {SIZE}x{SIZE} pixels, got {arr.shape[1]}x{arr.shape[0]}")
