@@ -68,6 +68,7 @@ def test_overrides_parse_yaml_values():
         ("train.seed=4294967296", "train.seed=4294967296: must be < 2\\*\\*32"),
         ("model.latent_block=100000", "latent_block=100000: must be <= 4096"),
         ("model.kl_weight=.inf", "model.kl_weight=inf: must be a finite number"),
+        ("train.lr=!!int x", r"cannot parse value of train.lr: '!!int x'"),  # PyYAML raises a plain ValueError
         ("model.kl_weight=1" + "0" * 400, r"model.kl_weight: 10{19}\.\.\. is too large for a number"),
         ("train.seed=100000000000000000000000", "train.seed=100000000000000000000000: must be < 2\\*\\*32"),
         ("train.grad_clip=0", "train.grad_clip=0.0: must be > 0"),

@@ -478,6 +478,10 @@ def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp
     torch.testing.assert_close(model.label_mean.double(), torch.from_numpy(other_data.label_mean))
     with pytest.raises(TrainingError, match="train.init=.*architecture"):
         train(tiny_config("train.steps=1", "model.latent_block=2", f"train.init={source}"), other_data, tmp_path / "bad", progress=False)
+    for change in ("model.norm_groups=4", "diffusion.num_train_timesteps=50"):  # no weight changes shape
+        key, value = change.split("=")
+        with pytest.raises(TrainingError, match=rf"trained with {key}=\d+, this run has {value}; set it the same"):
+            train(tiny_config("train.steps=1", change, f"train.init={source}"), other_data, tmp_path / "bad1", progress=False)
     with pytest.raises(TrainingError, match="graph"):
         train(tiny_config("train.steps=1", f"train.init={source}"), synthetic_dataset(n=16, graph="a -> b; a -> c"), tmp_path / "bad2", progress=False)
     with pytest.raises(TrainingError, match="no model.safetensors"):
@@ -561,6 +565,17 @@ def test_resume_behind_the_runs_step_is_refused_and_a_finished_run_says_so(tmp_p
     train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
     assert "already at train.steps=4: nothing to train" in capsys.readouterr().out
     assert (run / "metrics.jsonl").read_text() == log  # the stop's part-window line (step 4) is kept
+
+
+@pytest.mark.parametrize("before, after, kept", [(3, 4, [3, 6, 8]), (5, 3, [5, 9])])
+def test_changing_log_every_on_resume_keeps_every_logged_step_once(tmp_path, before, after, kept):
+    """Stopped at step 6 (on the first grid of 3, or mid-window of 5), resumed to 9 or 8 on another grid:
+    a line at the checkpoint stays when it closed a whole window and goes when its steps carry over."""
+    data = synthetic_dataset(n=16)
+    run = train(tiny_config("train.steps=6", f"train.log_every={before}", "train.checkpoint_every=6"), data, tmp_path / "run", progress=False)
+    steps = kept[-1]
+    train(resolve_resume(None, run, [f"train.steps={steps}", f"train.log_every={after}"]), data, run, resume=True, progress=False)
+    assert [m["step"] for m in _metrics(run)] == kept
 
 
 @pytest.mark.parametrize("graph, message", [

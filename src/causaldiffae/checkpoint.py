@@ -162,7 +162,8 @@ def read_config(run_dir: str | Path) -> ExperimentConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no config.yaml; is this a run folder made by 'causaldiffae train'?")
-    return ExperimentConfig.from_dict(read_yaml(path, CheckpointError) or {}, str(path))
+    data = read_yaml(path, CheckpointError)
+    return ExperimentConfig.from_dict({} if data is None else data, str(path))
 
 
 def export_model(run_dir: str | Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

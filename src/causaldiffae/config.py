@@ -382,5 +382,5 @@ def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
             raise ConfigError(f"unknown preset {str(spec)!r} (valid: {', '.join(list_presets())})")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (presets: {', '.join(list_presets())})")
-    data = read_yaml(path, ConfigError)
-    return ExperimentConfig.from_dict(data or {}, str(path)).with_overrides(overrides)
+    data = read_yaml(path, ConfigError)  # an empty file is the defaults; anything else must be a mapping
+    return ExperimentConfig.from_dict({} if data is None else data, str(path)).with_overrides(overrides)

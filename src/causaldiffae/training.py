@@ -265,11 +265,17 @@ def _check_same_labels(saved: dict[str, torch.Tensor], model, where: Path) -> No
             )
 
 
-def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData) -> None:
+# Settings that change what the weights compute without changing any weight's shape.
+SHAPELESS_ARCHITECTURE = ("model.norm_groups", "model.attention_head_dim", "diffusion.num_train_timesteps",
+                          "diffusion.beta_start", "diffusion.beta_end")
+
+
+def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData, config: ExperimentConfig) -> None:
     """Start from another run's weights (``train.init``): same graph, image shape and architecture, or a clear error.
 
     Only the weights carry over; optimiser, EMA and schedule start afresh, and the label statistics
-    are the new training data's.
+    are the new training data's. Shapes are checked on the weights; the settings that leave every
+    shape alone (``SHAPELESS_ARCHITECTURE``) on the run's ``config.yaml``, where it has one.
     """
     from safetensors.torch import load_file
 
@@ -277,6 +283,13 @@ def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData) -> N
     if not weights.is_file():
         raise TrainingError(f"train.init={run_dir}: no model.safetensors there")
     _check_same_data(read_model_meta(weights), data, f"train.init={run_dir}")
+    if (Path(run_dir) / "config.yaml").is_file():
+        theirs, ours = read_config(run_dir).to_dict(), config.to_dict()
+        for key in SHAPELESS_ARCHITECTURE:
+            section, name = key.split(".")
+            if theirs[section][name] != ours[section][name]:
+                raise TrainingError(f"train.init={run_dir}: its weights were trained with {key}={theirs[section][name]!r}, "
+                                    f"this run has {ours[section][name]!r}; set it the same")
     state = load_file(str(weights))
     own = model.state_dict()
     wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]
@@ -421,6 +434,8 @@ def train(
         raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
     # Rebuilt from its fields, so that one edited in Python is checked as a YAML file is, before anything is written.
     config = ExperimentConfig.from_dict(config.to_dict(), "config")
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit >= 0):  # 0: stop after the first step
+        raise TrainingError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
     out = Path(out)
     kept = _check_out_dir(out, resume)
     if not isinstance(data, CausalImageDataset):
@@ -466,7 +481,7 @@ def train(
     check_model_size(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
-        init_weights(model, t.init, train_data)
+        init_weights(model, t.init, train_data, config)
     model.set_label_stats(train_data.label_mean, train_data.label_std)
     model.to(device)
     if t.channels_last:
@@ -533,7 +548,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         save_config(out, config)
         if start < t.steps:  # a finished run keeps its last, part-window line: nothing will log those steps again
-            _truncate_metrics(out / "metrics.jsonl", start, t.log_every)
+            _truncate_metrics(out / "metrics.jsonl", start, keep_last=saved_window["steps"] == 0)
     accelerator.wait_for_everyone()
 
     def checkpoint(step: int) -> None:
@@ -754,14 +769,16 @@ def _cpu_bf16() -> bool | None:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _truncate_metrics(path: Path, step: int, log_every: int) -> None:
+def _truncate_metrics(path: Path, step: int, keep_last: bool) -> None:
     """On resume, drop lines logged after the checkpoint, and the part-window line a stop logged at it
-    (its steps carry over in the checkpoint's ``log_window``), so the metrics match an uninterrupted run."""
+    (its steps carry over in the checkpoint's ``log_window``; ``keep_last`` when that window was empty,
+    so the line at the checkpoint closed a whole window), so the metrics match an uninterrupted run
+    even when ``train.log_every`` changes on resume."""
     if not path.is_file():
         return
     keep = [
         line for line in path.read_text().splitlines()
-        if (n := _logged_step(line)) is not None and (n < step or (n == step and n % log_every == 0))
+        if (n := _logged_step(line)) is not None and (n < step or (n == step and keep_last))
     ]
     with atomic_file(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))

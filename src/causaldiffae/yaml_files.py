@@ -22,10 +22,28 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted; write the value out", mark)
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 (PyYAML's own signature)
+        """A key given twice would silently drop the first value (a whole section, for a repeated ``train:``)."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 def load_yaml(source: str | bytes) -> Any:
-    """Parse YAML text with the safe loader, aliases refused."""
-    return yaml.load(source, Loader=_NoAliasLoader)  # a SafeLoader subclass: plain data only
+    """Parse YAML text with the safe loader, aliases and repeated keys refused.
+
+    A malformed tagged value (``!!float 1e-3x``) makes PyYAML's constructors raise plain Python
+    errors; they are raised as ``yaml.YAMLError`` so that callers report them like any other.
+    """
+    try:
+        return yaml.load(source, Loader=_NoAliasLoader)  # a SafeLoader subclass: plain data only
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
+        raise yaml.YAMLError(f"a malformed tagged value ({type(err).__name__}: {err})") from None
 
 
 def read_yaml(path: Path, error: type[UserError]) -> Any:

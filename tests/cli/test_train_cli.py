@@ -61,6 +61,7 @@ def test_train_resume_and_outputs(morpho_dir, tmp_path, capsys):
         (["data.graph=thickness -> slant"], "'slant' is missing from the data"),
         (["data.resolution=9"], "9x9 is not divisible by 2"),
         (["--time-limit", "0"], "--time-limit 0: must be a positive number of minutes"),
+        (["--time-limit", "nan"], "--time-limit nan: must be a positive number of minutes"),  # would never fire
     ],
 )
 def test_bad_input_is_one_line_exit_2(morpho_dir, tmp_path, capsys, extra, match):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from causaldiffae.config import MIXED_PRECISION
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     if args.resume:
         config = resolve_resume(config, out, args.overrides)
-    if args.time_limit is not None and args.time_limit <= 0:
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise ConfigError(f"--time-limit {args.time_limit:g}: must be a positive number of minutes")
     time_limit = None if args.time_limit is None else args.time_limit * 60
     train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
