@@ -106,7 +106,7 @@ def main() -> None:
     model, ds, x, labels, idx = d.model, d.data, d.x, d.labels, d.idx
     do = {"intensity": d.values[:, ds.graph.index("intensity")]}
     train = load_dataset(args.data, "train", progress=False)
-    train_sources, own_sources = source_digits(args.data, "train"), source_digits(args.data, "test")[idx]
+    train_sources, own_sources = source_digits(args.data, "train"), source_digits(args.data, args.split)[idx]
     own_counterfactual, truth = morphomnist_true_counterfactuals(own_sources, labels, d.values, ds.scm)["intensity"]
     classes = ds.classes[idx]
     rng = np.random.default_rng(args.seed)

@@ -139,6 +139,7 @@ def test_do_digit_on_class_conditional_model_and_guidance():
         ({"do": {}, "w": float("nan")}, "guidance w must be a finite number"),
         ({"do": {"digit": 5}, "classes": 3}, r"classes are integers in 0..2, got \[5"),
         ({"do": {"digit": 1.5}, "classes": 3}, "classes are integers in 0..2"),
+        ({"do": {"digit": 1, "class": 2}, "classes": 3}, "do: digit and class name the same class input; give one"),
         ({"do": {}, "classes": 3, "class_labels": [0, 3, 1, 1]}, r"class_labels: 3 is not a class of this model \(use -1 for unknown, or 0..2\)"),
         ({"do": {}, "classes": 3, "class_labels": [0, -2, 1, 1]}, "class_labels: -2 is not a class"),
         ({"do": {}, "images": torch.zeros(4, 1, 16, 16)}, r"images: expected shape \(B, 1, 8, 8\) for this model, got \(4, 1, 16, 16\)$"),

@@ -115,8 +115,9 @@ def test_demo_refuses_data_that_is_not_morphomnist(tmp_path, capsys):
     assert len(err) == 1 and "a pendulum dataset; the shipped model is for MorphoMNIST" in err[0], err
 
 
-def test_demo_says_when_n_exceeds_the_split(tmp_path, capsys):
-    from causaldiffae.cli import main
+@pytest.fixture
+def three_digits(tmp_path):
+    """A MorphoMNIST folder of three test digits (and the same three as its train split)."""
     from causaldiffae.data.idx import write_idx
 
     images, digits = embedded_source()["test"]
@@ -128,6 +129,33 @@ def test_demo_says_when_n_exceeds_the_split(tmp_path, capsys):
         write_idx(data / f"{prefix}-images-idx3-ubyte.gz", morphed)
         write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", digits[:3].astype(np.uint8))
         (data / f"{prefix}-morpho.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_an_interrupted_rerun_leaves_no_old_report_and_reruns_into_the_current_folder_or_a_link(three_digits, tmp_path, monkeypatch):
+    import causaldiffae.counterfactual
+    from causaldiffae.cli import main
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--data", str(three_digits), "--n", "2", "--grid", "1", "--steps", "2", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    real_abduct = causaldiffae.counterfactual.abduct
+    with monkeypatch.context() as patch:
+        patch.setattr(causaldiffae.counterfactual, "abduct", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        assert main([*argv, "--out", str(out)]) == 130
+    assert not (out / "report.md").exists() and not (out / "scores.json").exists()  # no report of the run before
+    assert causaldiffae.counterfactual.abduct is real_abduct
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    assert main([*argv, "--out", str(link)]) == 0 and (out / "report.md").is_file()
+    monkeypatch.chdir(out)  # the demo writes its files in place, so its own folder may be the current one
+    assert main([*argv, "--out", "."]) == 0
+
+
+def test_demo_says_when_n_exceeds_the_split(three_digits, tmp_path, capsys):
+    from causaldiffae.cli import main
+
+    data = three_digits
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--data", str(data), "--n", "4", "--grid", "2", "--steps", "5", "--no-progress"]) == 0
     printed = capsys.readouterr().out

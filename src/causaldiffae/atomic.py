@@ -73,18 +73,20 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = None) -> None:
+def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = None, *, swap: bool = True) -> None:
     """Refuse an output folder that is a file, or (without ``force``) one that already holds something.
 
     ``force`` replaces the whole folder, so with ``made_by`` (a file the command always writes) it
     replaces only an earlier output of the same command, never a folder of other work. Commands
-    call it before their long work; ``atomic_dir`` calls it again when it starts writing.
+    call it before their long work; ``atomic_dir`` calls it again when it starts writing. ``swap``
+    (the folder will be replaced by ``atomic_dir``) also refuses a symbolic link and the current
+    folder, which the swap would replace instead of the folder meant.
     """
     path = Path(path)
-    if path.is_symlink():  # the swap would replace the link, not the folder it points to
+    if swap and path.is_symlink():
         raise FileExistsError(f"{path} is a symbolic link; pass the folder it points to ({path.resolve()})")
     here = Path.cwd().resolve()
-    if path.resolve() == here or path.resolve() in here.parents:  # the swap would replace the folder this process runs in
+    if swap and (path.resolve() == here or path.resolve() in here.parents):
         raise FileExistsError(f"{path} is the current folder or holds it; choose a folder inside it or elsewhere")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")

@@ -150,6 +150,9 @@ def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[
     if not isinstance(do, Mapping):
         raise CounterfactualError(f"do: expected a mapping of variable names to values, e.g. {{'thickness': 4.0}}; got {type(do).__name__}")
     variables = model.graph.variables
+    class_inputs = [name for name in do if name in CLASS_NAMES and name not in variables]
+    if len(class_inputs) > 1:
+        raise CounterfactualError(f"do: {' and '.join(class_inputs)} name the same class input; give one")
     out: dict[str, np.ndarray] = {}
     for name, value in do.items():
         if name in CLASS_NAMES and name not in variables:

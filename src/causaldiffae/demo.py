@@ -147,7 +147,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
 
     start = time.perf_counter()
     out = Path(out)
-    check_out_dir(out, force=True)  # a file is refused; the demo rewrites its own files in its own folder
+    check_out_dir(out, force=True, swap=False)  # a file is refused; the demo rewrites its own files in its own folder
     if not _own_folder(out):
         raise UserError(f"{out} holds files the demo did not write, so it is not an earlier demo output; choose another --out or empty it")
     model, config = load_run(WEIGHTS)
@@ -165,6 +165,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         sources = sources_or_none(data, "test", log)
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "scores.json"):  # an interrupted rerun must not leave an old report beside new grids
+        (out / name).unlink(missing_ok=True)
     rng = np.random.default_rng(settings.seed)
     grid_idx = draw_indices(rng, len(test), settings.n_grid)
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])

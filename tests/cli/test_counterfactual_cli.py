@@ -148,16 +148,21 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
         (["--do", "a=2", "--indices", "-1"], "--indices: -1 is not an image of the test split (0..15)"),
         (["--do", "a=2", "--n", "0"], "--n must be at least 1, got 0"),
         (["--do", "a=2", "--out", "grid.jpg"], "expected a .png path"),
+        (["--do", "a=2", "--seed", "100000000000000000000"], "--seed must lie in 0..2**63-1, got 100000000000000000000"),
+        (["--do", "a=2", "--out", "FILE/grid.png"], "cannot write under FILE (a file)"),  # found before sampling, not after
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
     base, data, run, _ = setup
     monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))  # every counterfactual calls it, in abduction or decoding
     out = base / "bad" / "grid.png"
+    file = base / "a-file"
+    file.write_text("keep")
+    extra = [a.replace("FILE", str(file)) for a in extra]
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress", *extra]) == 2
     errors = error_lines(capsys)
-    assert len(errors) == 1 and message in errors[0], errors
-    assert not out.exists()
+    assert len(errors) == 1 and message.replace("FILE", str(file)) in errors[0], errors
+    assert not out.exists() and file.read_text() == "keep"
 
 
 def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
@@ -133,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: {path} is a folder")
         if path.exists() and not args.force:
             raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
+    folder = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())  # the grid is written only after sampling
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: cannot write under {folder}" + (" (a file)" if not folder.is_dir() else ""))
+    if not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     if args.n is not None and args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     indices = parse_indices(args.indices)
