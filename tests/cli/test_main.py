@@ -57,6 +57,7 @@ def test_sigterm_ends_a_command_like_ctrl_c_leaving_no_temporary_files(tmp_path,
         (["evaluate", "--out", "FILE"], "FILE exists and is not a folder"),
         (["predictors", "--lr", "-1"], "--lr must be positive, got -1"),
         (["predictors", "--batch-size", "1"], "--batch-size must be at least 2, got 1"),  # BatchNorm would skip every batch
+        (["predictors", "--seed", "100000000000000000000"], "--seed must lie in 0..2**63-1, got 100000000000000000000"),
         (["predictors", "--out", "FILE"], "FILE exists and is not a folder"),
         (["predictors", "--resolution", "0"], "resolution must be a positive number of pixels, got 0"),
         (["data", "check", "DATA", "--resolution", "-5"], "resolution must be a positive number of pixels, got -5"),

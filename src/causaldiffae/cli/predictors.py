@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
+    if not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=META)
     check_outside(out, args.data)
