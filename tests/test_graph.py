@@ -105,6 +105,11 @@ def test_dict_errors(tmp_path):
     bad.write_text("edges: [a -> b]\n")
     with pytest.raises(GraphError, match="bad.yaml: expected a mapping"):
         CausalGraph.from_yaml(bad)
+    bad.write_text("variables: [a, b, c]\nedges: [a, b -> c]\n")  # the flow list splits the comma group
+    with pytest.raises(GraphError, match=r"bad.yaml: cannot parse edge 'a': expected 'a -> b' \(an edge with commas inside \[...\] must be quoted"):
+        CausalGraph.from_yaml(bad)
+    bad.write_text('variables: [a, b, c]\nedges: ["a, b -> c"]\n')
+    assert CausalGraph.from_yaml(bad).edges == (("a", "c"), ("b", "c"))
     bad.write_text("variables: [a, b]\nedge: [a -> b]\n")  # misspelt: would be a graph without edges
     with pytest.raises(GraphError, match="bad.yaml: unknown key 'edge' \\(a graph has only 'variables' and 'edges'\\)"):
         CausalGraph.from_yaml(bad)

@@ -461,11 +461,13 @@ open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
         assert m["loss"] == pytest.approx((a + b) / 2, rel=1e-5)
 
 
-def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp_path):
+def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp_path, capsys):
     source = train(tiny_config("train.steps=3"), synthetic_dataset(n=16), tmp_path / "source", progress=False)
     trained = load_file(str(source / "model.safetensors"))
     other_data = synthetic_dataset(n=16, seed=1)
+    capsys.readouterr()
     tuned = train(tiny_config("train.steps=1", "train.lr=1e-9", f"train.init={source}"), other_data, tmp_path / "tuned", progress=False)
+    assert f"starting from the weights of {source} (train.init)" in capsys.readouterr().out
     model, config = load_run(tuned)
     assert config.train.init == str(source)
     state = model.state_dict()
@@ -565,6 +567,11 @@ def test_resume_behind_the_runs_step_is_refused_and_a_finished_run_says_so(tmp_p
     train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
     assert "already at train.steps=4: nothing to train" in capsys.readouterr().out
     assert (run / "metrics.jsonl").read_text() == log  # the stop's part-window line (step 4) is kept
+    train(resolve_resume(None, run, ["train.sample_every=5"]), data, run, resume=True, progress=False)
+    printed = capsys.readouterr().out
+    assert "nothing to train (raise train.steps to continue); its config is left as it was, without train.sample_every" in printed
+    assert "resuming" not in printed and "EMA weights in" not in printed  # nothing was trained or written
+    assert (run / "config.yaml").read_text() == before
 
 
 @pytest.mark.parametrize("before, after, kept", [(3, 4, [3, 6, 8]), (5, 3, [5, 9])])

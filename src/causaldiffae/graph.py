@@ -146,8 +146,9 @@ class CausalGraph:
         edges: list[tuple[str, str]] = []
         for item in data.get("edges") or []:
             if isinstance(item, str):
-                if "->" not in item:
-                    raise GraphError(f"{source}: cannot parse edge {item!r}: expected 'a -> b'")
+                if "->" not in item:  # often a comma group split by a flow list: [a, b -> c] is ['a', 'b -> c']
+                    raise GraphError(f"{source}: cannot parse edge {item!r}: expected 'a -> b' (an edge with commas inside "
+                                     "[...] must be quoted, \"a, b -> c\", or written as a block list entry: - a, b -> c)")
                 try:
                     edges.extend(cls.parse(item, variables=variables).edges)
                 except GraphError as err:

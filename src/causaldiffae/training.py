@@ -482,6 +482,8 @@ def train(
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
         init_weights(model, t.init, train_data, config)
+        if accelerator.is_main_process:
+            print(f"starting from the weights of {t.init} (train.init)")
     model.set_label_stats(train_data.label_mean, train_data.label_std)
     model.to(device)
     if t.channels_last:
@@ -521,10 +523,11 @@ def train(
     main = accelerator.is_main_process
     if main and resume and not kept:
         print(f"{out} had no checkpoint: starting it again from step 0" + (f" with {', '.join(changes)}" if changes else ""))
-    elif main and changes:
+    elif main and changes and start < t.steps:
         print(f"resuming {out} at step {start} with {', '.join(changes)}")
     if main and resume and start == t.steps:
-        print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)")
+        print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)"
+              + (f"; its config is left as it was, without {', '.join(changes)}" if changes else ""))
     # Compiled or not, the random draws (made with explicit generators) stay eager and identical.
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
@@ -546,7 +549,8 @@ def train(
     }
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
-        save_config(out, config)
+        if start < t.steps or not kept:  # a finished run resumed with nothing to train keeps the config it was trained with
+            save_config(out, config)
         if start < t.steps:  # a finished run keeps its last, part-window line: nothing will log those steps again
             _truncate_metrics(out / "metrics.jsonl", start, keep_last=saved_window["steps"] == 0)
     accelerator.wait_for_everyone()
@@ -630,7 +634,7 @@ def train(
             print(f"interrupted: stopped at step {done} of {t.steps} with a checkpoint; continue with --resume")
         else:
             print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
-    if main:
+    if main and done > start:
         print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()

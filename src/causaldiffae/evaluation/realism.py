@@ -39,8 +39,10 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float 
     scale = np.trace(s_a) + np.trace(s_b)
     imaginary = float(np.abs(np.imag(covmean)).max()) if np.iscomplexobj(covmean) else 0.0
     if imaginary > 1e-3 * max(scale, 1e-12):
+        few = f"; {len(features_a)} and {len(features_b)} images for {s_a.shape[0]} features leave the covariances singular: score more images" \
+            if min(len(features_a), len(features_b)) <= s_a.shape[0] else ""
         warnings.warn(f"Frechet distance: the covariance square root has an imaginary part of {imaginary:.3g} "
-                      f"(traces {scale:.3g}); the distance is unreliable", RuntimeWarning, stacklevel=2)
+                      f"(traces {scale:.3g}); the distance is unreliable{few}", RuntimeWarning, stacklevel=2)
     diff = mu_a - mu_b
     value = float(diff @ diff + scale - 2.0 * np.trace(np.real(covmean)))
     if value < -1e-6 * max(scale, 1e-12):
