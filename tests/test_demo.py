@@ -8,6 +8,7 @@ import torch
 
 from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import counterfactual
+from causaldiffae.data.morphometrics import measure_thickness
 from causaldiffae.data.morphomnist import embedded_source, generate_split
 from causaldiffae.demo import WEIGHTS, render_report
 from causaldiffae.evaluation.predictors import load_predictors
@@ -27,7 +28,10 @@ def test_shipped_model_answers_a_counterfactual(shipped):
     assert model.variant == "causaldiffae" and model.graph.edges == (("thickness", "intensity"),)
     cf = counterfactual(model, x, {"thickness": [1.5, 4.5]}, steps=10, class_labels=digits)
     assert cf.images.shape == x.shape and torch.isfinite(cf.images).all()
-    np.testing.assert_allclose(cf.values[:, 0], [1.5, 4.5], atol=1e-4)
+    np.testing.assert_allclose(cf.values[:, 0], [1.5, 4.5], atol=1e-4)  # the latent is set (a round trip)
+    pixels = ((cf.images[:, 0].numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+    drawn = [measure_thickness(p) for p in pixels]  # the images themselves, measured
+    assert abs(drawn[0] - 1.5) < 0.5 and abs(drawn[1] - 4.5) < 0.5, drawn
     # intensity is a descendant: the mechanism moves it with thickness (same abducted noise)
     assert cf.values[1, 1] > cf.values[0, 1]
     recon = counterfactual(model, x, {}, steps=10, class_labels=digits).images

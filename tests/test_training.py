@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run, read_config, save_config
 from causaldiffae.config import ConfigError
+from causaldiffae.data import DataError
 from causaldiffae.errors import UserError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
@@ -320,7 +321,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert resolve_resume(tiny_config("train.steps=9"), run, []).train.steps == 9  # extending is fine
     assert resolve_resume(None, run, ["diffusion.sample_steps=7"]).diffusion.sample_steps == 7  # inference only
     assert resolve_resume(None, run, ["diffusion.sample_spacing=quadratic"]).diffusion.sample_spacing == "quadratic"
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="already holds a run; pass --resume to continue it or choose another --out"):
         train(tiny_config("train.steps=2"), data, run, progress=False)
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_config(), data, tmp_path / "empty", resume=True, progress=False)
@@ -336,15 +337,16 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
 
 
 @pytest.mark.parametrize(
-    "overrides,size,graph,match",
+    "overrides,size,graph,error,match",
     [
-        (("model.channel_mult=[1,2,2]",), 10, "a -> b", "not divisible by 4"),
-        (("data.graph=a -> zz",), 8, "a -> b", "'zz' is missing from the data"),
-        (("train.batch_size=64",), 8, "a -> b", "16 training images, fewer than train.batch_size=64; pass a smaller one, e.g. train.batch_size=16"),
+        (("model.channel_mult=[1,2,2]",), 10, "a -> b", ConfigError, r"model.channel_mult: image size 10x10 is not divisible by 4"),
+        (("data.graph=a -> zz",), 8, "a -> b", ConfigError, r"data.graph: variable 'zz' is missing from the data synthetic \(it has: a, b\)"),
+        (("train.batch_size=64",), 8, "a -> b", DataError,
+         r"synthetic: 16 training images, fewer than train.batch_size=64; pass a smaller one, e.g. train.batch_size=16"),
     ],
 )
-def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, match):
-    with pytest.raises((ConfigError, TrainingError, ValueError), match=match):
+def test_bad_data_is_refused_before_training(tmp_path, overrides, size, graph, error, match):
+    with pytest.raises(error, match=match):
         train(tiny_config(*overrides), synthetic_dataset(n=16, size=size, graph=graph), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
@@ -484,7 +486,7 @@ def test_init_starts_from_another_runs_weights_and_refuses_a_different_model(tmp
         key, value = change.split("=")
         with pytest.raises(TrainingError, match=rf"trained with {key}=\d+, this run has {value}; set it the same"):
             train(tiny_config("train.steps=1", change, f"train.init={source}"), other_data, tmp_path / "bad1", progress=False)
-    with pytest.raises(TrainingError, match="graph"):
+    with pytest.raises(TrainingError, match=r"train.init=.*: its graph .* differs from the data's"):
         train(tiny_config("train.steps=1", f"train.init={source}"), synthetic_dataset(n=16, graph="a -> b; a -> c"), tmp_path / "bad2", progress=False)
     with pytest.raises(TrainingError, match="no model.safetensors"):
         train(tiny_config("train.steps=1", f"train.init={tmp_path}"), other_data, tmp_path / "bad3", progress=False)

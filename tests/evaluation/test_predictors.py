@@ -10,6 +10,7 @@ from causaldiffae.data.base import CausalImageDataset, images_tensor, resize_ima
 from causaldiffae.evaluation.predictors import (
     PredictorError,
     PredictorMeta,
+    Predictors,
     _check_fields,
     load_predictors,
     random_shift,
@@ -113,8 +114,12 @@ def test_random_shift_moves_content_and_pads_background():
     x = -torch.ones(4, 1, 6, 6)
     x[:, :, 2:4, 2:4] = 1.0
     y = random_shift(x, 2, torch.Generator().manual_seed(0))
-    assert y.shape == x.shape
-    assert torch.all(y.sum(dim=(1, 2, 3)) == x.sum(dim=(1, 2, 3)))  # the square stays fully inside
+    drawn = torch.Generator().manual_seed(0)
+    dx, dy = torch.randint(0, 5, (4,), generator=drawn), torch.randint(0, 5, (4,), generator=drawn)
+    expected = -torch.ones_like(x)
+    for i in range(4):  # the square, rows and columns 2..3, moved by (2 - dy, 2 - dx)
+        expected[i, :, 4 - dy[i] : 6 - dy[i], 4 - dx[i] : 6 - dx[i]] = 1.0
+    assert torch.equal(y, expected) and not torch.equal(y, x)
     assert random_shift(x, 0, torch.Generator()).equal(x)
 
 
@@ -135,3 +140,7 @@ def test_a_run_of_five_steps_or_fewer_trains(squares, epochs):
     train, test = squares
     model = train_predictors(train, test, epochs=epochs, batch_size=len(train), width=4, feature_dim=8, seed=0)
     assert np.isfinite(model.meta.metrics["mae"][train.variables[0]])
+    torch.manual_seed(0)  # the initial weights train_predictors starts from
+    untrained = Predictors(model.meta)
+    moved = [not torch.equal(a, b) for a, b in zip(model.state_dict().values(), untrained.state_dict().values())]
+    assert sum(moved) > len(moved) // 2  # the steps ran: most tensors changed

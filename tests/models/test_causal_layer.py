@@ -59,13 +59,18 @@ def test_intervention_changes_exactly_the_descendants(spec, target):
             assert torch.equal(_block(cf, layer, name), _block(factual, layer, name)), f"{name} must stay bit-identical"
 
 
-def test_descendants_keep_their_own_noise():
-    layer = _layer("a -> b")
-    u = torch.randn(3, 6)
-    value = torch.zeros(3, 3)
-    cf = layer.intervene(u, {"a": value})
-    expected = layer.mechanisms[0](torch.cat([value, torch.zeros(3, 3)], dim=1))[:, 0] + u[:, 3:]
-    torch.testing.assert_close(_block(cf, layer, "b"), expected)
+@pytest.mark.parametrize("target", ["a", "b"])
+def test_descendants_keep_their_own_noise(target):
+    """do(V = v) is the forward pass of the noise that makes V come out at v, every other noise kept:
+    for a root that noise is v itself, otherwise v minus what V's mechanism adds."""
+    layer = _layer("a -> b -> c")
+    u = torch.randn(3, 9)
+    value = torch.full((3, 3), 2.0)
+    i = layer.graph.index(target)
+    mechanism = (layer(u) - u)[:, 3 * i : 3 * i + 3]  # f_V(parents): z_V - u_V
+    noise = u.clone()
+    noise[:, 3 * i : 3 * i + 3] = value - mechanism
+    torch.testing.assert_close(layer.intervene(u, {target: value}), layer(noise))
 
 
 @pytest.mark.parametrize("spec", [PENDULUM, DIAMOND, "x", "a -> b -> c -> d"])
