@@ -1,10 +1,17 @@
 import os
 import signal
+import stat
 from pathlib import Path
 
 import pytest
 
 from causaldiffae.atomic import _signals_held, atomic_dir, atomic_file
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_atomic_file_replaces_only_on_success(tmp_path):
@@ -18,7 +25,7 @@ def test_atomic_file_replaces_only_on_success(tmp_path):
     with atomic_file(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new"
-    assert target.stat().st_mode & 0o044, "readable by group/others like a plain open()"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask(), "the mode a plain open() gives, not mkstemp's 0600"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
@@ -94,7 +101,7 @@ def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp
     target = tmp_path / "w.safetensors"
     with atomic_file(target) as tmp:
         save_file({"a": torch.zeros(2)}, str(tmp))
-    assert target.stat().st_mode & 0o044
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
 
 
 def test_written_data_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):

@@ -128,7 +128,7 @@ def test_generated_folder(rendered):
 
 
 def test_refuses_to_overwrite(rendered, tmp_path):
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="already exists and is not empty; pass --force to replace it"):
         pendulum.generate(rendered, workers=1, limit=4)
     out = tmp_path / "p"
     pendulum.generate(out, workers=1, limit=4)

@@ -9,8 +9,10 @@ from causaldiffae.data.base import to_uint8
 from causaldiffae.errors import DivergedError
 from causaldiffae.evaluation.metrics import (
     composition,
+    draw_indices,
     effectiveness,
     identity_counterfactual,
+    marginal_values,
     morphometric_reader,
     reversibility,
     roles,
@@ -152,14 +154,27 @@ def test_reversibility_goes_back_to_the_models_own_reading_not_the_label(rendere
         assert rev[var]["l1_back"] == pytest.approx(0.0, abs=1e-6), var  # back to the label would cost the offset
 
 
-def test_roles_and_shuffled_values_keep_the_marginal():
+def test_roles_of_every_variable_under_an_intervention():
     g = CausalGraph.parse("a -> b -> c; d")
     assert roles(g, "b") == {"a": "non-descendant", "b": "intervened", "c": "descendant", "d": "non-descendant"}
-    labels = np.arange(20.0).reshape(10, 2)
-    v = shuffled_values(labels, np.random.default_rng(0))
-    assert sorted(v[:, 0]) == sorted(labels[:, 0]) and sorted(v[:, 1]) == sorted(labels[:, 1])
-    assert not np.array_equal(v, labels)
-    assert not np.array_equal(v[:, 1] - v[:, 0], labels[:, 1] - labels[:, 0])  # columns permuted independently
+
+
+def test_marginal_values_give_each_image_another_images_whole_label_vector():
+    labels = np.arange(40.0).reshape(20, 2)
+    idx = np.array([1, 4, 7])
+    v = marginal_values(labels, idx, seed=0)
+    assert v.shape == (3, 2) and all(any(np.array_equal(row, x) for x in labels) for row in v)  # whole rows: the joint kept
+    everything = marginal_values(labels, np.arange(20), seed=0)
+    assert sorted(map(tuple, everything)) == sorted(map(tuple, labels)) and not np.array_equal(everything, labels)
+    np.testing.assert_array_equal(everything[idx], v)  # a subset's values are the draw's, whatever else is scored
+    assert not np.array_equal(marginal_values(labels, np.arange(20), seed=1), everything)
+
+
+def test_draw_indices_are_distinct_sorted_and_all_when_too_few():
+    idx = draw_indices(np.random.default_rng(0), 50, 10)
+    assert len(set(idx.tolist())) == 10 and np.all(np.diff(idx) > 0) and idx.min() >= 0 and idx.max() < 50
+    assert not np.array_equal(idx, np.arange(10))  # random, not the first ten
+    np.testing.assert_array_equal(draw_indices(np.random.default_rng(0), 5, 10), np.arange(5))
 
 
 def test_morphometric_reader_measures_a_bar():
