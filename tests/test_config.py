@@ -12,6 +12,7 @@ def test_presets_load_and_cover_the_paper_and_cpu_scales():
     assert (paper.model.base_channels, paper.model.channel_mult, paper.model.layers_per_block) == (128, [1, 2, 2], 3)
     assert (paper.model.latent_block, paper.train.batch_size, paper.train.lr, paper.train.ema_decay) == (256, 128, 1e-4, 0.9999)
     assert (paper.diffusion.num_train_timesteps, paper.diffusion.sample_steps) == (1000, 250)
+    assert paper.model.cond_drop_prob == 0.5  # the reference drops z for half the samples (SPEC §1.5)
     assert load_config("morphomnist-cpu").train.batch_size == 64
     pendulum, circuit = load_config("pendulum-paper"), load_config("circuit-paper")  # SPEC section 5
     assert (pendulum.model.channel_mult, pendulum.model.latent_block, pendulum.train.batch_size) == ([1, 2, 3, 4], 16, 32)
