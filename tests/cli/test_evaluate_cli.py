@@ -82,6 +82,9 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
     report = (out / "report.md").read_text()
     assert "![training curves](figures/training.png)" in report
     assert "null MAE" in report and "![do(a)](figures/grid_a.png)" in report
+    assert "against the intervened value and, for non-descendants, the factual label (no SCM" in report
+    assert "class acc." not in report  # the blobs have no classes: no column of dashes
+    assert "Regressors fit 32 train-split codes" in report and metrics["dci"]["blocks"]["n_test"] == 16
     metrics["guidance_sweep"] = {"1.0": metrics["effectiveness"], "2.0": metrics["effectiveness"]}
     assert "Guidance away from the null condition." in render(metrics)  # the section a null-condition model gets
     assert "shuffled copy of the test labels" in report

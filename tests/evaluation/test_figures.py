@@ -10,7 +10,8 @@ def test_every_channel_count_the_loaders_accept_is_drawn(tmp_path, channels, sha
     image = np.random.default_rng(channels).uniform(-1, 1, (channels, 6, 5))
     shown = to_display(image)
     assert shown.shape == shape
-    np.testing.assert_allclose(shown[..., 0] if shown.ndim == 3 else shown, (image[0] + 1) / 2)  # colour kept, alpha dropped
+    colour, alpha = (image[0] + 1) / 2, (image[-1] + 1) / 2 if channels in (2, 4) else 1.0
+    np.testing.assert_allclose(shown[..., 0] if shown.ndim == 3 else shown, colour * alpha + (1 - alpha))  # over white
     path = image_grid([[image, image]], tmp_path / f"grid{channels}.png", col_titles=["a", "b"])
     assert Image.open(path).size[0] > 20
 
@@ -71,3 +72,13 @@ def test_line_plots_label_each_point_by_its_value(tmp_path, monkeypatch):
         assert [t.get_text() for t in ax.get_xticklabels()] == labels
         assert not ax.xaxis.get_minor_ticks() or not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
 
+
+
+def test_transparency_is_shown_over_white():
+    red = -np.ones((4, 2, 2))
+    red[0] = 1.0  # red everywhere; alpha: opaque, half, transparent, opaque
+    red[3] = np.array([[1.0, 0.0], [-1.0, 1.0]])
+    shown = to_display(red)
+    np.testing.assert_allclose(shown[0, 0], [1, 0, 0])
+    np.testing.assert_allclose(shown[0, 1], [1, 0.5, 0.5])
+    np.testing.assert_allclose(shown[1, 0], [1, 1, 1])

@@ -115,6 +115,8 @@ def dci(
     r, r2, mae = importance_matrix(codes_train, factors_train, codes_test, factors_test, method=method, seed=seed)
     return {
         "method": method,
+        "n_train": len(codes_train),
+        "n_test": len(codes_test),
         "disentanglement": disentanglement(r),
         "completeness": completeness(r),
         "informativeness_r2": float(np.mean(r2)),

@@ -32,12 +32,15 @@ def _save(fig, path: str | Path) -> Path:
 def to_display(image: np.ndarray) -> np.ndarray:
     """``(C, H, W)`` in ``[-1, 1]`` to something ``imshow`` shows: grey ``(H, W)`` or RGB ``(H, W, 3)``.
 
-    An alpha channel (grey + alpha, or RGBA as in Pendulum's images) is dropped for display.
+    An alpha channel (grey + alpha, or RGBA as in Pendulum's images) is composited over white, so
+    transparency, and a model's edits to it, stay visible (Pendulum's alpha is opaque throughout).
     """
     img = np.clip((np.asarray(image, dtype=np.float64) + 1.0) / 2.0, 0.0, 1.0)
-    if img.shape[0] <= 2:
-        return img[0]
-    return np.transpose(img[:3], (1, 2, 0))
+    colour = img[:1] if img.shape[0] <= 2 else img[:3]
+    if img.shape[0] in (2, 4):
+        alpha = img[-1:]
+        colour = colour * alpha + (1.0 - alpha)
+    return colour[0] if len(colour) == 1 else np.transpose(colour, (1, 2, 0))
 
 
 def image_grid(

@@ -33,6 +33,13 @@ def _effect_rows(results: dict, with_measured: bool, std: dict | None = None) ->
     return rows
 
 
+def _without_empty_last(header: list[str], rows: list[list]) -> tuple[list[str], list[list]]:
+    """Drop the last column when no row has a value there (class accuracy on data without classes)."""
+    if all(row[-1] is None for row in rows):
+        return header[:-1], [row[:-1] for row in rows]
+    return header, rows
+
+
 def render(metrics: dict) -> str:
     """The report as markdown, from the metrics dict written beside it."""
     ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
@@ -65,8 +72,9 @@ def render(metrics: dict) -> str:
     out += ["## Effectiveness and preservation", ""]
     out.append(
         f"Intervention values are a shuffled copy of the {split} labels (the {split} marginal); MAE in natural units "
-        "against the true counterfactual of the dataset's SCM"
-        + ("" if metrics["scm"] else " (no SCM: descendants are skipped)")
+        + ("against the true counterfactual of the dataset's SCM" if metrics["scm"] else
+           "against the intervened value and, for non-descendants, the factual label (no SCM: descendants, whose "
+           "counterfactual values are unknown, are skipped)")
         + ". Non-descendants should keep their factual value (preservation)."
     )
     out.append("")
@@ -104,7 +112,7 @@ def render(metrics: dict) -> str:
         for var, entry in res.items():
             for name, item in entry["variables"].items():
                 rows.append([key, f"do({var})", name, item["role"], item["mae"], item["null_mae"], entry.get("class_accuracy")])
-    out += _table(["abduction/mode", "intervention", "variable", "role", "MAE", "null MAE", "class acc."], rows)
+    out += _table(*_without_empty_last(["abduction/mode", "intervention", "variable", "role", "MAE", "null MAE", "class acc."], rows))
 
     out += ["## Composition and reversibility", ""]
     comp = metrics["composition"]
@@ -130,7 +138,8 @@ def render(metrics: dict) -> str:
     ref = real["reference"]
     out += _table(
         ["images", f"Frechet distance to {ref['n']} {ref['split']} images"],
-        [[f"unedited {split} images (real, held out: the floor)", real["frechet_unedited"]]]
+        [[f"unedited {split} images (real, " + ("not in the reference" if split == "train" else "held out") + ": the floor)",
+          real["frechet_unedited"]]]
         + [[f"counterfactuals, do({v})", d] for v, d in real["frechet_counterfactual"].items()]
         + [[f"true counterfactuals, do({v}) (the dataset's generator)", d] for v, d in real.get("frechet_true_counterfactual", {}).items()]
         + [[f"reconstructions ({k})", v["frechet"]] for k, v in real["reconstruction"].items()],
@@ -167,8 +176,9 @@ def render(metrics: dict) -> str:
             for level, d in metrics["dci"].items()
         ]
         out += _table(["codes", "regressor", "disentanglement", "completeness", f"informativeness ({split} R²)", "R² per factor"], rows)
+        fitted = next(iter(metrics["dci"].values())).get("n_train")  # absent from reports written before it was recorded
         out.append("`dims`: every latent dimension is a code; `blocks`: the mean of each variable's block. "
-                   f"Regressors fit train-split codes; informativeness is R² on the {split} split"
+                   f"Regressors fit {f'{fitted} ' if fitted else ''}train-split codes; informativeness is R² on the {split} split"
                    + (" (its images the regressors did not fit)." if split == "train" else "."))
         out.append("")
     else:
@@ -183,7 +193,7 @@ def render(metrics: dict) -> str:
         for var, res in entry["results"].items():
             item = res["variables"][var]
             rows.append([n_steps, f"do({var})", item["mae"], item["null_mae"], entry["seconds"]])
-    out += _table(["DDIM steps", "intervention", "MAE (intervened)", "null MAE", "seconds"], rows)
+    out += _table(["DDIM steps", "intervention", "MAE (intervened)", "null MAE", "seconds (all interventions)"], rows)
     for var in ds["variables"]:
         if f"steps_{var}" in figs:
             out += [f"![steps do({var})]({figs[f'steps_{var}']})", ""]
@@ -194,7 +204,7 @@ def render(metrics: dict) -> str:
                 for name, item in entry["variables"].items():
                     rows.append([w, f"do({var})", name, item["mae"], item["null_mae"], entry.get("class_accuracy")])
         out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
-        out += _table(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows)
+        out += _table(*_without_empty_last(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows))
         for var in ds["variables"]:
             if f"guidance_sweep_{var}" in figs:
                 out += [f"![guidance do({var})]({figs[f'guidance_sweep_{var}']})", ""]
