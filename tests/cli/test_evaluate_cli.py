@@ -243,3 +243,22 @@ def test_a_grid_s_reconstruction_column_comes_from_the_abduction_of_its_edits(se
     (null, _, _), = cf.decode_interventions(model, abd, [{}], label_mean=model.label_mean.numpy(), label_std=model.label_std.numpy())
     np.testing.assert_allclose(np.stack([row[1] for row in rows]), null.numpy(), atol=1e-5)
     assert np.abs(null.numpy() - x.numpy()).mean() > 0.01  # a fresh x_T: the reconstruction is not the image itself
+
+
+def test_force_replaces_only_an_earlier_report_and_never_the_run_or_predictors(setup, capsys, tmp_path):
+    _, data, run, pred = setup
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "metrics.json").write_text('{"AP": 41.2}')  # another tool's metrics
+    (foreign / "model_final.pth").write_text("weights")
+    base = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--quick", "--no-progress", "--force"]
+    assert main([*base, "--out", str(foreign)]) == 2
+    assert "its metrics.json and report.md are not an earlier evaluate report" in capsys.readouterr().err
+    assert (foreign / "model_final.pth").read_text() == "weights"
+    report = tmp_path / "report"  # an earlier report that a user moved the predictors into
+    shutil.copytree(pred, report / "pred")
+    (report / "metrics.json").write_text('{"dataset": {}, "effectiveness": {}, "settings": {}}')
+    (report / "report.md").write_text("# an evaluation")
+    assert main([*base, "--predictors", str(report / "pred"), "--out", str(report)]) == 2
+    assert f"holds --predictors {report / 'pred'}, which writing the report would replace" in capsys.readouterr().err
+    assert (report / "pred" / "predictors.json").is_file()

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import atomic_dir, check_out_dir
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import check_outside, load_dataset
+    from causaldiffae.errors import UserError
     from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.evaluation.figures import training_curves
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
@@ -56,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_out_dir(out, args.force, made_by="metrics.json")
+    if args.force and (out / "metrics.json").is_file() and not _earlier_report(out):
+        raise UserError(f"--out {out}: its metrics.json and report.md are not an earlier evaluate report; --force replaces "
+                        "only those: choose another --out")
+    for option, given in (("--run", args.run), ("--predictors", args.predictors)):
+        if Path(given).resolve() == out.resolve() or out.resolve() in Path(given).resolve().parents:
+            raise UserError(f"--out {out} holds {option} {given}, which writing the report would replace; choose another --out")
     check_outside(out, args.data)
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
@@ -106,3 +113,14 @@ def _summary(metrics: dict) -> None:
         parts = [f"{name} {item['mae']:.4g} (null {item['null_mae']:.4g})" for name, item in entry["variables"].items()]
         acc = f", class acc {100 * entry['class_accuracy']:.1f}%" if "class_accuracy" in entry else ""
         print(f"do({var}): MAE " + ", ".join(parts) + acc)
+
+
+def _earlier_report(out) -> bool:
+    """Whether ``out`` holds what ``evaluate`` writes: a report.md and a metrics.json of its own shape."""
+    import json
+
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (out / "report.md").is_file() and isinstance(metrics, dict) and {"dataset", "effectiveness", "settings"} <= set(metrics)
