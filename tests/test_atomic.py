@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from causaldiffae.atomic import _signals_held, atomic_dir, atomic_file
+from causaldiffae.atomic import Output, atomic_dir, atomic_file, check_out_dir
+from causaldiffae.signals import signals_held
 
 
 def _umask() -> int:
@@ -47,20 +48,75 @@ def test_atomic_dir_refuses_existing_and_keeps_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+PREDICTORS = Output("predictors.json", frozenset({"dataset", "metrics"}), ("predictors.safetensors",), format=None)
+
+
 def test_force_replaces_only_an_earlier_output_of_the_same_command(tmp_path):
     target = tmp_path / "run"
     target.mkdir()
     (target / "model.safetensors").write_text("a run's weights")
-    with pytest.raises(FileExistsError, match=r"holds files but no predictors.json, so it is not an earlier output"):
-        with atomic_dir(target, force=True, made_by="predictors.json"):
+    with pytest.raises(FileExistsError, match=r"holds files but no predictors.json and predictors.safetensors of this command's, "
+                       r"so it is not an earlier output"):
+        with atomic_dir(target, force=True, made_by=PREDICTORS):
             pytest.fail("work started")
     assert [p.name for p in target.iterdir()] == ["model.safetensors"]
-    (target / "predictors.json").write_text("{}")
-    with atomic_dir(target, force=True, made_by="predictors.json") as tmp:
+    (target / "predictors.json").write_text('{"dataset": "x", "metrics": {}}')
+    (target / "predictors.safetensors").write_text("weights")
+    with atomic_dir(target, force=True, made_by=PREDICTORS) as tmp:
         (tmp / "predictors.json").write_text("new")
     assert [p.name for p in target.iterdir()] == ["predictors.json"]
-    with atomic_dir(tmp_path / "fresh", made_by="predictors.json") as tmp:  # a new or empty folder needs nothing
+    with atomic_dir(tmp_path / "fresh", made_by=PREDICTORS) as tmp:  # a new or empty folder needs nothing
         (tmp / "a").write_text("x")
+
+
+@pytest.mark.parametrize("files", [
+    {"predictors.json": '{"dataset": "x", "metrics": {}}'},  # the weights are missing
+    {"predictors.json": '{"dataset": "x"}', "predictors.safetensors": ""},  # a field is missing
+    {"predictors.json": '["dataset", "metrics"]', "predictors.safetensors": ""},  # not a mapping
+    {"predictors.json": '{"dataset": ', "predictors.safetensors": ""},  # not JSON
+])
+def test_force_refuses_a_folder_that_only_names_the_marker_file(tmp_path, files):
+    target = tmp_path / "other"
+    target.mkdir()
+    for name, text in files.items():
+        (target / name).write_text(text)
+    with pytest.raises(FileExistsError, match="is not an earlier output"):
+        check_out_dir(target, force=True, made_by=PREDICTORS)
+    assert sorted(p.name for p in target.iterdir()) == sorted(files)
+
+
+def test_force_checks_the_format_field(tmp_path):
+    pendulum = Output("data.json", format="pendulum")
+    target = tmp_path / "ds"
+    target.mkdir()
+    (target / "data.json").write_text('{"format": "circuit"}')
+    with pytest.raises(FileExistsError, match="is not an earlier output"):
+        check_out_dir(target, force=True, made_by=pendulum)
+    (target / "data.json").write_text('{"format": "pendulum"}')
+    check_out_dir(target, force=True, made_by=pendulum)
+
+
+def test_an_unwritable_parent_or_a_mount_point_is_refused_before_the_work(tmp_path, monkeypatch):
+    """The swap's renames would fail after all the work (a root user passes os.access, so it is stubbed)."""
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    with pytest.raises(PermissionError, match=f"new/out: cannot write in {tmp_path} \\(permission denied\\)"):
+        with atomic_dir(tmp_path / "new" / "out"):
+            pytest.fail("work started")
+    monkeypatch.setattr(os, "access", real_access)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, so nothing can be written under it"):
+        check_out_dir(tmp_path / "file" / "out")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == mount)
+    with pytest.raises(FileExistsError, match="mnt is a mount point, which cannot be replaced in one rename"):
+        with atomic_dir(mount):
+            pytest.fail("work started")
+    check_out_dir(mount, swap=False)  # written in place (the demo): a mount point is fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mnt"]
 
 
 def test_atomic_dir_refuses_a_file_even_with_force(tmp_path):
@@ -80,7 +136,7 @@ def test_atomic_dir_refuses_a_symlink_and_the_current_folder(tmp_path, monkeypat
     link = tmp_path / "alias"
     link.symlink_to(real)
     with pytest.raises(FileExistsError, match=f"alias is a symbolic link; pass the folder it points to \\({real}\\)"):
-        with atomic_dir(link, force=True, made_by="made.json"):
+        with atomic_dir(link, force=True, made_by=Output("made.json")):
             pass
     assert link.is_symlink() and (real / "made.json").is_file()
     work = tmp_path / "work"
@@ -158,7 +214,7 @@ def test_signals_wait_until_a_folder_swap_is_done(tmp_path):
     other.start()
     try:
         (tmp_path / "a").write_text("x")
-        with _signals_held():
+        with signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
             os.replace(tmp_path / "a", tmp_path / "b")
             seen.append("block done")
@@ -174,7 +230,7 @@ def test_a_ctrl_c_during_the_swap_leaves_the_new_folder_and_no_old_one(tmp_path,
 
     target = tmp_path / "out"
     target.mkdir()
-    (target / "made").write_text("old")
+    (target / "made").write_text("{}")  # an earlier output: a JSON mapping
     replace = os.replace
 
     def interrupted_replace(a, b):
@@ -186,7 +242,7 @@ def test_a_ctrl_c_during_the_swap_leaves_the_new_folder_and_no_old_one(tmp_path,
     interrupted: list[bool] = []
     monkeypatch.setattr(atomic.os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
-        with atomic_dir(target, force=True, made_by="made") as tmp:
+        with atomic_dir(target, force=True, made_by=Output("made")) as tmp:
             (tmp / "made").write_text("new")
     assert (target / "made").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .out.old-PID, no temporary folder

@@ -300,7 +300,14 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path
     assert [m["step"] for m in _metrics(run)] == [1]  # the partial logging window is written
     assert (run / "samples" / "step-0000001.png").is_file()
     assert load_file(str(run / "model.safetensors"))  # the exported EMA weights, loadable
+    leftovers = [run / ".curves.png.a78o4ln3.tmp", run / "checkpoints" / ".step-0000004.m2it99fw.tmp"]  # as after a kill -9
+    leftovers[0].write_text("half a png")
+    leftovers[1].mkdir()
+    (leftovers[1] / "model.safetensors").write_text("half the weights")
+    (run / ".notes.txt").write_text("a user's hidden file")  # not a name our writers make
     train(resolve_resume(None, run, []), data, run, resume=True, progress=False)
+    assert "removed 2 temporary file(s) that an interrupted write left in" in capsys.readouterr().out
+    assert not any(p.exists() for p in leftovers) and (run / ".notes.txt").is_file()
     full = train(config, data, tmp_path / "full", progress=False)
     a = load_file(str(full / "checkpoints" / "step-0000006" / "model.safetensors"))
     b = load_file(str(run / "checkpoints" / "step-0000006" / "model.safetensors"))

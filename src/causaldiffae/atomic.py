@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
-import signal
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from causaldiffae.signals import restore_handlers, swap_handlers
+from causaldiffae.signals import signals_held
 
 
 def _default_mode(directory: bool) -> int:
@@ -42,20 +44,6 @@ def _fsync_tree(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Defer SIGINT and SIGTERM to the end of the block: their Python handlers (which run on the main
-    thread, whichever thread the kernel picks) only record them, and they are raised again after."""
-    caught: list[int] = []
-    previous = swap_handlers(lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        restore_handlers(previous)
-        for s in dict.fromkeys(caught):
-            signal.raise_signal(s)
-
-
-@contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
@@ -70,17 +58,53 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
         _fsync(path.parent)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        with signals_held():
+            tmp_path.unlink(missing_ok=True)
 
 
-def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = None, *, swap: bool = True) -> None:
-    """Refuse an output folder that is a file, or (without ``force``) one that already holds something.
+@dataclass(frozen=True)
+class Output:
+    """What a command always writes into its --out folder, so that --force can tell an earlier output
+    of the same command (which it may replace) from a folder of other work (which it must not)."""
 
-    ``force`` replaces the whole folder, so with ``made_by`` (a file the command always writes) it
-    replaces only an earlier output of the same command, never a folder of other work. Commands
-    call it before their long work; ``atomic_dir`` calls it again when it starts writing. ``swap``
-    (the folder will be replaced by ``atomic_dir``) also refuses a symbolic link and the current
-    folder, which the swap would replace instead of the folder meant.
+    marker: str  # a JSON file holding a mapping
+    keys: frozenset[str] = frozenset()  # fields that mapping always has
+    files: tuple[str, ...] = ()  # files always written beside it
+    format: str | None = None  # the mapping's "format" field, where it has one
+
+    def made(self, folder: Path) -> bool:
+        if not all((folder / name).is_file() for name in self.files):
+            return False
+        try:
+            meta = json.loads((folder / self.marker).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and self.keys <= set(meta) and (self.format is None or meta.get("format") == self.format)
+
+    def __str__(self) -> str:
+        return " and ".join((self.marker, *self.files))
+
+
+def _writable_parent(path: Path) -> None:
+    """Refuse a folder whose final rename would fail, before the work: an unwritable parent, or a
+    mount point (its parent's entry cannot be replaced)."""
+    parent = next(p for p in (path.absolute().parent, *path.absolute().parents) if p.exists())
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{path}: {parent} is a file, so nothing can be written under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write in {parent} (permission denied)")
+    if path.is_dir() and os.path.ismount(path):
+        raise FileExistsError(f"{path} is a mount point, which cannot be replaced in one rename; choose a folder inside it")
+
+
+def check_out_dir(path: str | Path, force: bool = False, made_by: Output | None = None, *, swap: bool = True) -> None:
+    """Refuse an output folder that cannot be written, or (without ``force``) one that already holds something.
+
+    ``force`` replaces the whole folder, so with ``made_by`` it replaces only an earlier output of
+    the same command, never a folder of other work. Commands call it before their long work;
+    ``atomic_dir`` calls it again when it starts writing. ``swap`` (the folder will be replaced by
+    ``atomic_dir``) also refuses a symbolic link, a mount point and the current folder, which the
+    swap would replace instead of the folder meant, or could not replace.
     """
     path = Path(path)
     if swap and path.is_symlink():
@@ -90,21 +114,23 @@ def check_out_dir(path: str | Path, force: bool = False, made_by: str | None = N
         raise FileExistsError(f"{path} is the current folder or holds it; choose a folder inside it or elsewhere")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")
+    if swap:
+        _writable_parent(path)
     if not (path.exists() and any(path.iterdir())):
         return
     if not force:
         raise FileExistsError(f"{path} already exists and is not empty; pass --force to replace it (everything in it is deleted)")
-    if made_by is not None and not (path / made_by).is_file():
-        raise FileExistsError(f"{path} holds files but no {made_by}, so it is not an earlier output of this command; "
+    if made_by is not None and not made_by.made(path):
+        raise FileExistsError(f"{path} holds files but no {made_by} of this command's, so it is not an earlier output of it; "
                               "--force replaces only those: choose another --out or empty it")
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None) -> Iterator[Path]:
+def atomic_dir(path: str | Path, force: bool = False, made_by: Output | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
 
     An existing non-empty ``path`` is refused before any work starts, unless ``force`` (and, with
-    ``made_by``, only when it holds that file: see ``check_out_dir``).
+    ``made_by``, only when it holds an earlier output of the same command: see ``check_out_dir``).
     """
     path = Path(path)
     check_out_dir(path, force, made_by)
@@ -118,7 +144,7 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             swapped = False
             try:
-                with _signals_held():  # Ctrl-C between the renames would leave neither folder in place
+                with signals_held():  # Ctrl-C between the renames would leave neither folder in place
                     os.replace(path, old)
                     os.replace(tmp, path)
                     swapped = True
@@ -129,5 +155,21 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: str | None = None
             os.replace(tmp, path)
         _fsync(path.parent)
     finally:
-        if tmp.exists():
+        with signals_held():  # a second Ctrl-C must not stop the cleanup halfway and leave the temporary folder
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what atomic_file and atomic_dir name their temporaries
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files and folders that a killed writer (kill -9, a power cut) left in
+    ``folder``, and return how many: they are never a complete output. Only call it when nothing
+    else is writing there."""
+    entries = [p for p in Path(folder).iterdir() if _TEMPORARY.fullmatch(p.name)] if Path(folder).is_dir() else []
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    return len(entries)

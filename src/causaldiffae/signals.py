@@ -3,9 +3,10 @@ folder swaps and the CLI, so all three agree on which handlers they may replace.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -26,3 +27,17 @@ def restore_handlers(previous: dict[int, Any]) -> None:
     """Put back what ``swap_handlers`` replaced."""
     for s, handler in previous.items():
         signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Defer SIGINT and SIGTERM to the end of the block: their Python handlers (which run on the main
+    thread, whichever thread the kernel picks) only record them, and they are raised again after."""
+    caught: list[int] = []
+    previous = swap_handlers(lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        restore_handlers(previous)
+        for s in dict.fromkeys(caught):
+            signal.raise_signal(s)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from causaldiffae.atomic import atomic_file
+from causaldiffae.atomic import atomic_file, remove_leftovers
 from causaldiffae.checkpoint import (
     CheckpointError,
     checkpoint_dirs,
@@ -477,6 +477,10 @@ def train(
 
     if resume and (out / "model.safetensors").is_file():
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
+    if resume and accelerator.is_main_process:  # a kill -9 or a power cut skips the writers' own cleanup
+        removed = sum(remove_leftovers(folder) for folder in (out, out / "checkpoints", out / "samples"))
+        if removed:
+            print(f"removed {removed} temporary file(s) that an interrupted write left in {out}")
     torch.manual_seed(t.seed)
     check_model_size(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
     model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)

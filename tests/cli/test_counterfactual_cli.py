@@ -198,3 +198,27 @@ def test_images_of_another_channel_count_than_the_runs_are_refused_before_sampli
     errors = error_lines(capsys)
     assert len(errors) == 1 and "images are (3, 8, 8), the run was trained on (1, 8, 8)" in errors[0], errors
     assert not out.exists()
+
+
+def test_the_grid_and_its_csv_are_written_as_a_pair(setup, monkeypatch, tmp_path):
+    """A Ctrl-C while the pair is written waits for both; a failure on the CSV leaves neither."""
+    import os
+    import signal
+
+    import causaldiffae.evaluation.figures as figures
+
+    base, data, run, _ = setup
+    argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2", "--no-progress"]
+    draw = figures.image_grid
+
+    def interrupted_while_drawing(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "image_grid", interrupted_while_drawing)
+    assert main(argv + ["--out", str(tmp_path / "a" / "grid.png")]) == 130
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["grid.csv", "grid.png"]
+    monkeypatch.setattr(figures, "image_grid", draw)
+    monkeypatch.setattr(csv, "writer", lambda fh: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    assert main(argv + ["--out", str(tmp_path / "b" / "grid.png")]) == 2
+    assert list((tmp_path / "b").iterdir()) == []

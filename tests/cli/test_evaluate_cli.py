@@ -253,7 +253,7 @@ def test_force_replaces_only_an_earlier_report_and_never_the_run_or_predictors(s
     (foreign / "model_final.pth").write_text("weights")
     base = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data), "--quick", "--no-progress", "--force"]
     assert main([*base, "--out", str(foreign)]) == 2
-    assert "its metrics.json and report.md are not an earlier evaluate report" in capsys.readouterr().err
+    assert "holds files but no metrics.json and report.md of this command's, so it is not an earlier output" in capsys.readouterr().err
     assert (foreign / "model_final.pth").read_text() == "weights"
     report = tmp_path / "report"  # an earlier report that a user moved the predictors into
     shutil.copytree(pred, report / "pred")

@@ -96,3 +96,50 @@ def test_an_output_inside_the_dataset_folder_is_refused_before_any_work(setup, c
     assert len(errors) == 1 and f"--out {inside} lies inside the dataset folder {data}" in errors[0], errors
     assert not (data / "results").exists()
     assert main(["data", "check", str(data)]) == 0  # the data is untouched
+
+
+def test_interrupting_a_parallel_build_twice_stops_it_at_once_leaving_nothing(tmp_path):
+    """A second Ctrl-C used to hang for ever: the parent waited for every queued chunk."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "mm"
+    proc = subprocess.Popen([sys.executable, "-m", "causaldiffae", "data", "morphomnist", "--out", str(out), "--workers", "2",
+                             "--no-progress"], stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the workers are drawing digits
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    started = time.monotonic()
+    try:
+        # 130, or killed by the second SIGINT itself when it lands after the cleanup, as Python exits (a shell reads both as 130)
+        assert proc.wait(timeout=20) in (130, -signal.SIGINT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.monotonic() - started < 5
+    err = proc.stderr.read().decode()
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+    assert not subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout  # no worker left behind
+
+
+def test_abbreviated_options_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--run", "r", "--predictors", "p", "--data", "d", "--out", "o", "--seed", "3"])
+    assert "unrecognized arguments: --seed 3" in capsys.readouterr().err
+
+
+def test_a_file_system_error_is_one_line(monkeypatch, capsys):
+    import causaldiffae.cli.demo as demo_cli
+
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "/ro/report.md")
+
+    monkeypatch.setattr(demo_cli, "run", denied)
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err == "causaldiffae demo: error: [Errno 13] Permission denied: '/ro/report.md'\n"

@@ -236,3 +236,39 @@ def test_data_check_notes_images_too_large_to_load_without_a_resolution(tmp_path
     assert main(["data", "check", str(root), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "not decoded (larger than 1024 px)" in out and "note: images larger than 1024 px load only resized" in out
+
+
+def test_exif_orientation_is_applied_as_viewers_show_it(tmp_path):
+    """Phone photos are stored sideways with an EXIF tag saying how to turn them; users label what they see."""
+    root = tmp_path / "photos"
+    make_folder(root, n=4, mode="L")
+
+    def save_sideways(width: int, height: int) -> None:
+        for file in sorted((root / "images").iterdir()):
+            stored = np.zeros((height, width), np.uint8)
+            stored[0, 0] = 255
+            exif = Image.Exif()
+            exif[folder.EXIF_ORIENTATION] = 6  # shown turned a quarter clockwise
+            Image.fromarray(stored).save(file, exif=exif)
+
+    save_sideways(24, 16)
+    with pytest.raises(DataError, match=r"not all square and of one size \(16x24\)"):  # the size as shown
+        folder.load(root, "train", progress=False)
+    save_sideways(24, 24)
+    train = folder.load(root, "train", progress=False)
+    assert np.argwhere(train.images[0, ..., 0] == 255).tolist() == [[0, 23]]  # the stored top-left, turned to the top-right
+
+
+@pytest.mark.parametrize("alias", ["aaa", "zzz"])  # before and after "images" in any listing
+def test_a_linked_alias_of_the_image_folder_is_skipped_whatever_its_name(tmp_path, alias):
+    root = tmp_path / "user"
+    make_folder(root, n=6)
+    (root / alias).symlink_to(root / "images", target_is_directory=True)
+    assert len(folder.load(root, "train", progress=False)) + len(folder.load(root, "test", progress=False)) == 6
+    (root / folder.LABELS).write_text((root / folder.LABELS).read_text().replace("images/000.png", f"{alias}/000.png"))
+    with pytest.raises(DataError, match=f"{alias}/000.png lies in a linked folder that is not walked"):
+        folder.load(root, "train", progress=False)
+    (root / "images" / ".hidden.png").write_bytes((root / "images" / "001.png").read_bytes())
+    (root / folder.LABELS).write_text((root / folder.LABELS).read_text().replace(f"{alias}/000.png", "images/.hidden.png"))
+    with pytest.raises(DataError, match=r"images/.hidden.png is hidden \(a name starting with '.'\)"):
+        folder.load(root, "train", progress=False)

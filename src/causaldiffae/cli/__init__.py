@@ -19,8 +19,17 @@ from causaldiffae.signals import restore_handlers, swap_handlers
 COMMANDS = ("data", "train", "predictors", "counterfactual", "evaluate", "demo")
 
 
+class Parser(argparse.ArgumentParser):
+    """No abbreviated options: `evaluate --seed 3` would silently read as --seeds 3. Subcommand
+    parsers are made of the parent's class, so this holds at every level."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="causaldiffae", description=__doc__.splitlines()[0])
+    parser = Parser(prog="causaldiffae", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"causaldiffae.cli.{name}").register(subparsers)
@@ -49,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return int(args.handler(args) or 0)
-    except (UserError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+    except (UserError, OSError) as err:  # OSError: a file or folder the user named cannot be read or written
         print(f"causaldiffae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

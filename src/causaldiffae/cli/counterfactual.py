@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from causaldiffae.atomic import atomic_file
+    from causaldiffae.signals import signals_held
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
     from causaldiffae.data import check_outside, load_dataset
@@ -187,25 +188,26 @@ def run(args: argparse.Namespace) -> int:
     factual = block_values(model, abd.z, mean, std)
     rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
     titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
-    image_grid(rows, out, col_titles=titles, row_titles=[f"#{i}" for i in idx],
-               title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
-                     f"guidance w={args.w:g} ({args.guidance})")
     variables = list(model.graph.variables)
     for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
         for name, v in do.items():
             if name in variables:
                 values[:, variables.index(name)] = v
     with_class = any(cls is not None for *_, cls in results)
-    with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
-                        + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
-        for i in range(n):
-            for col, (do, _, values, cls) in zip(titles[1:], results):
-                writer.writerow(
-                    [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
-                    + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
-                    + (["" if cls is None else int(cls[i])] if with_class else [])
-                )
+    with signals_held(), atomic_file(out) as png, atomic_file(csv_path) as table:  # the pair or neither, even on Ctrl-C
+        image_grid(rows, png, col_titles=titles, row_titles=[f"#{i}" for i in idx],
+                   title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
+                         f"guidance w={args.w:g} ({args.guidance})")
+        with open(table, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
+                            + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
+            for i in range(n):
+                for col, (do, _, values, cls) in zip(titles[1:], results):
+                    writer.writerow(
+                        [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
+                        + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
+                        + (["" if cls is None else int(cls[i])] if with_class else [])
+                    )
     print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0

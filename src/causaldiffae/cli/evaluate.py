@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from causaldiffae.atomic import Output
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, check_device, set_threads
+
+REPORT = Output("metrics.json", frozenset({"dataset", "effectiveness", "settings"}), ("report.md",))  # what --force may replace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.report import render
 
     out = Path(args.out)
-    check_out_dir(out, args.force, made_by="metrics.json")
-    if args.force and (out / "metrics.json").is_file() and not _earlier_report(out):
-        raise UserError(f"--out {out}: its metrics.json and report.md are not an earlier evaluate report; --force replaces "
-                        "only those: choose another --out")
+    check_out_dir(out, args.force, made_by=REPORT)
     for option, given in (("--run", args.run), ("--predictors", args.predictors)):
         if Path(given).resolve() == out.resolve() or out.resolve() in Path(given).resolve().parents:
             raise UserError(f"--out {out} holds {option} {given}, which writing the report would replace; choose another --out")
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
     sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None
     progress = None if args.no_progress else tqdm
-    with atomic_dir(out, force=args.force, made_by="metrics.json") as tmp:
+    with atomic_dir(out, force=args.force, made_by=REPORT) as tmp:
         metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
         metrics["run"] = str(args.run)
         if training_curves(Path(args.run) / "metrics.jsonl", tmp / "figures" / "training.png"):
@@ -114,13 +114,3 @@ def _summary(metrics: dict) -> None:
         acc = f", class acc {100 * entry['class_accuracy']:.1f}%" if "class_accuracy" in entry else ""
         print(f"do({var}): MAE " + ", ".join(parts) + acc)
 
-
-def _earlier_report(out) -> bool:
-    """Whether ``out`` holds what ``evaluate`` writes: a report.md and a metrics.json of its own shape."""
-    import json
-
-    try:
-        metrics = json.loads((out / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (out / "report.md").is_file() and isinstance(metrics, dict) and {"dataset", "effectiveness", "settings"} <= set(metrics)

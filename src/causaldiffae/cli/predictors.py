@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import check_out_dir
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.errors import UserError
-    from causaldiffae.evaluation.predictors import META, save_predictors, train_predictors
+    from causaldiffae.evaluation.predictors import OUTPUT, save_predictors, train_predictors
 
     for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1)):  # BatchNorm needs two images a batch
         if getattr(args, name) < least:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     out = Path(args.out)
-    check_out_dir(out, args.force, made_by=META)
+    check_out_dir(out, args.force, made_by=OUTPUT)
     check_outside(out, args.data)
     set_threads(args.threads)
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)

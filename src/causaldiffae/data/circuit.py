@@ -38,9 +38,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from causaldiffae.atomic import Output
 from causaldiffae.config import MAX_RESOLUTION, is_whole
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values
-from causaldiffae.data.parallel import imap_progress
+from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("arm", "blue", "green", "red")
@@ -58,6 +59,7 @@ REQUIRED = ("imgs", "original_latents")
 DEFAULT_RESOLUTION = 128
 FORMAT = "circuit"
 METADATA = "circuit.json"
+OUTPUT = Output(METADATA, format=FORMAT)  # what --force may replace
 
 BUTTONS = {"blue": 0.2, "green": 0.5, "red": 0.8}
 PRESS_WIDTH = 0.08
@@ -236,7 +238,7 @@ def generate(
     scm = CircuitSCM()
     rng = np.random.default_rng(seed)
     sizes = _split_sizes(n)
-    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
+    with atomic_dir(out, force=force, made_by=OUTPUT) as tmp:
         for split, count in sizes.items():
             factual, noise = scm.sample(count, rng)
             target = rng.integers(0, len(VARIABLES) + 1, count)  # 0: no intervention, k: VARIABLES[k - 1]
@@ -249,7 +251,7 @@ def generate(
             pairs = np.stack([factual, intervened], axis=1)  # (N, 2, 4) graph order
             flat = pairs.reshape(-1, len(VARIABLES))
             jobs = [(flat[k : k + 256], resolution) for k in range(0, len(flat), 256)]
-            parts = imap_progress(_render_chunk, jobs, workers=workers, total=len(flat), desc=f"circuit {split}", progress=progress)
+            parts = map_progress(_render_chunk, jobs, workers=workers, total=len(flat), desc=f"circuit {split}", progress=progress)
             jpegs = [blob for part in parts for blob in part]
             masks = np.zeros((count, len(LATENT_ORDER)), dtype=bool)
             for k, name in enumerate(VARIABLES, start=1):
@@ -421,7 +423,7 @@ def _images(files: list[Path], resolution: int, workers: int, progress: bool = T
         del imgs
         jobs = [(first[k : k + 256], resolution, str(file), k) for k in range(0, len(first), 256)]
         procs = 1 if len(first) < 2048 else workers
-        parts = imap_progress(_decode_chunk, jobs, workers=procs, total=len(first), desc=f"decode {file.name}", progress=progress)
+        parts = map_progress(_decode_chunk, jobs, workers=procs, total=len(first), desc=f"decode {file.name}", progress=progress)
         out = np.concatenate([out, np.stack([img for part in parts for img in part])])
     return out
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import CausalImageDataset, DataError
-from causaldiffae.data.parallel import imap_progress
+from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
 LABELS = "labels.csv"
@@ -40,6 +40,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 
 # PIL mode -> (channels, mode decoded to)
 _MODES = {
@@ -95,11 +96,12 @@ def _image_files(root: Path) -> set[str]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = [
-            d for d in dirnames
-            if not d.startswith(".") and not (os.path.islink(os.path.join(dirpath, d))
-                                              and real_root.is_relative_to(Path(dirpath, d).resolve()))
-        ]
+        dirnames[:] = sorted(  # real folders before links, so a link to one of them is the one skipped, whatever the listing order
+            (d for d in dirnames
+             if not d.startswith(".") and not (os.path.islink(os.path.join(dirpath, d))
+                                               and real_root.is_relative_to(Path(dirpath, d).resolve()))),
+            key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d),
+        )
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
                 found.add(Path(dirpath, name).relative_to(root).as_posix())
@@ -196,7 +198,15 @@ def scan(path: str | Path) -> FolderIndex:
     present = _image_files(root)
     for line, name in zip(lines, files):
         if name not in present:
-            why = "is not a PNG or JPEG file" if (root / name).is_file() else "does not exist"
+            if not (root / name).is_file():
+                why = "does not exist"
+            elif any(part.startswith(".") for part in Path(name).parts):
+                why = "is hidden (a name starting with '.'); hidden files and folders are not read"
+            elif name.lower().endswith(IMAGE_SUFFIXES):
+                why = ("lies in a linked folder that is not walked (it is reached by another path too, or holds the dataset); "
+                       "name each image by one path")
+            else:
+                why = "is not a PNG or JPEG file"
             raise DataError(f"{table}, row {line}: image {root / name} {why}")
     unlisted = sorted(present - set(files))
     if unlisted:
@@ -209,7 +219,7 @@ def scan(path: str | Path) -> FolderIndex:
         try:
             with Image.open(file) as img:
                 channels, mode = _channels(file, img.mode, img.info)
-                sizes.append(img.size)
+                sizes.append(_upright_size(img))
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:  # Pillow: SyntaxError for a broken chunk
             raise DataError(f"{file}: unreadable image ({err})") from None
         modes.append(mode)
@@ -228,11 +238,19 @@ def scan(path: str | Path) -> FolderIndex:
     )  # fmt: skip
 
 
+def _upright_size(img) -> tuple[int, int]:
+    """(width, height) as image viewers show it: EXIF orientations 5-8 (phone photos) turn it a quarter."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+
+
 def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(file) as img:
+            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:  # the way viewers show it, as a user labelled it
+                img = ImageOps.exif_transpose(img)
             if img.mode.startswith("I"):  # 16-bit gray: keep the top byte
                 img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
             elif img.mode != mode:
@@ -256,7 +274,7 @@ def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, d
     items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
     jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
     workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
-    parts = imap_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc, progress=progress)
+    parts = map_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc, progress=progress)
     return [img for part in parts for img in part]
 
 

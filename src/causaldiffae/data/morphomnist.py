@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,13 +24,16 @@ from typing import Mapping
 
 import numpy as np
 
+from causaldiffae.atomic import Output
 from causaldiffae.config import is_finite_number
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
+from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("thickness", "intensity")
 GRAPH = CausalGraph(VARIABLES, (("thickness", "intensity"),))
 METADATA = "morphomnist.json"
+OUTPUT = Output(METADATA, format="morphomnist")  # what --force may replace
 CSV_COLUMNS = ("index", "thickness", "intensity")
 # File prefix per split; "t10k" is the published name of the test split.
 PREFIX = {"train": "train", "test": "t10k", "t10k": "t10k"}
@@ -98,10 +99,13 @@ def _digit_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0 if split == "train" else 1, index)))
 
 
-def _generate_chunk(images: np.ndarray, split: str, start: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample each digit's targets from its own seed and redraw it with them (runs in a worker)."""
+def _generate_chunk(job: tuple[np.ndarray, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sample each digit's targets from its own seed and redraw it with them (runs in a worker).
+
+    ``job`` is (images, split, index of the first image, seed)."""
     from causaldiffae.data.morphometrics import set_thickness
 
+    images, split, start, seed = job
     scm = ThicknessIntensitySCM()
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
@@ -112,27 +116,21 @@ def _generate_chunk(images: np.ndarray, split: str, start: int, seed: int) -> tu
 
 
 def generate_split(
-    images: np.ndarray, split: str, seed: int, pool: Executor | None = None, progress: bool = True
+    images: np.ndarray, split: str, seed: int, workers: int = 1, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Morphed digits ``(N, 28, 28)`` uint8 and their target labels ``(N, 2)`` for one split.
 
-    With a ``pool`` the digits are processed in chunks by its workers, else in this process.
+    Each digit is drawn from its own seed, so the result does not depend on ``workers``.
     """
-    from tqdm import tqdm
-
-    chunk = 100 if pool is not None else 500
+    chunk = 100 if workers > 1 else 500
     starts = range(0, len(images), chunk)
-    if pool is not None:
-        futures = [pool.submit(_generate_chunk, images[s : s + chunk], split, s, seed) for s in starts]
-        results = (f.result() for f in futures)
-    else:
-        results = (_generate_chunk(images[s : s + chunk], split, s, seed) for s in starts)
+    jobs = ((images[s : s + chunk], split, s, seed) for s in starts)
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
-    with tqdm(total=len(images), desc=f"morphomnist {split}", unit="digit", disable=not progress) as bar:
-        for s, (imgs, labs) in zip(starts, results):
-            out[s : s + len(imgs)], labels[s : s + len(imgs)] = imgs, labs
-            bar.update(len(imgs))
+    results = map_progress(_generate_chunk, jobs, workers=workers, total=len(images), desc=f"morphomnist {split}", unit="digit",
+                            progress=progress)
+    for s, (imgs, labs) in zip(starts, results):
+        out[s : s + len(imgs)], labels[s : s + len(imgs)] = imgs, labs
     return out, labels
 
 
@@ -270,7 +268,7 @@ def generate(
 
     out = Path(out)
     try:
-        check_out_dir(out, force, made_by=METADATA)  # before the digits are drawn
+        check_out_dir(out, force, made_by=OUTPUT)  # before the digits are drawn
     except FileExistsError as err:
         raise DataError(str(err)) from None
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -287,12 +285,11 @@ def generate(
         f"fixed shuffle seed {EMBEDDED_SPLIT_SEED}",
     }
     results = {}
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
-        for split, (images, digits) in sources.items():
-            if limit is not None:
-                images, digits = images[:limit], digits[:limit]
-            morphed, labels = generate_split(images, split, seed, pool=pool, progress=progress)
-            results[split] = (morphed, digits, labels)
+    for split, (images, digits) in sources.items():
+        if limit is not None:
+            images, digits = images[:limit], digits[:limit]
+        morphed, labels = generate_split(images, split, seed, workers=workers, progress=progress)
+        results[split] = (morphed, digits, labels)
     train_labels = results["train"][2]
     scm = ThicknessIntensitySCM()
     metadata = {
@@ -307,7 +304,7 @@ def generate(
         "label_mean": train_labels.mean(axis=0).tolist(),
         "label_std": train_labels.std(axis=0).tolist(),
     }
-    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
+    with atomic_dir(out, force=force, made_by=OUTPUT) as tmp:
         for split, (morphed, digits, labels) in results.items():
             prefix = PREFIX[split]
             write_idx(tmp / f"{prefix}-images-idx3-ubyte.gz", morphed)

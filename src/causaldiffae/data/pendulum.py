@@ -25,8 +25,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from causaldiffae.atomic import Output
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
-from causaldiffae.data.parallel import imap_progress
+from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
 VARIABLES = ("angle", "light", "shadow_len", "shadow_pos")
@@ -40,6 +41,7 @@ SPLITS = ("train", "test")
 SIZE = 96
 FORMAT = "pendulum"
 METADATA = "pendulum.json"
+OUTPUT = Output(METADATA, format=FORMAT)  # what --force may replace
 
 _NAME = re.compile(r"^a_(-?\d+)_(-?\d+)_(-?\d+)_(-?\d+)\.png$")
 _PIVOT = (10.0, 10.5)
@@ -201,12 +203,11 @@ def generate(
         raise DataError(f"--workers must be at least 1, got {workers}")
     cells = grid(limit)
     workers = max(1, workers or len(os.sched_getaffinity(0)))
-    with atomic_dir(out, force=force, made_by=METADATA) as tmp:
+    with atomic_dir(out, force=force, made_by=OUTPUT) as tmp:
         for split in SPLITS:
             (tmp / split).mkdir()
         jobs = [(cells[k : k + 64], str(tmp)) for k in range(0, len(cells), 64)]
-        for _ in imap_progress(_render_chunk, jobs, workers=workers, total=len(cells), desc="pendulum", progress=progress):
-            pass
+        map_progress(_render_chunk, jobs, workers=workers, total=len(cells), desc="pendulum", progress=progress)  # writes into tmp
         counts = {}
         for split in SPLITS:
             rows = [(i, j) for _, i, j, s in cells if s == split]

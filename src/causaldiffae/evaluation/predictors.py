@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from causaldiffae.atomic import atomic_dir
+from causaldiffae.atomic import Output, atomic_dir
 from causaldiffae.config import MAX_PARAMETERS, MAX_WIDTH, is_finite_number, is_image_shape, is_whole
 from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.errors import UserError
@@ -98,6 +98,9 @@ class PredictorMeta:
             width=width,
             feature_dim=feature_dim,
         )
+
+
+OUTPUT = Output(META, frozenset({"dataset", "variables", "image_shape", "metrics"}), (WEIGHTS,))  # what --force may replace
 
 
 class Predictors(nn.Module):
@@ -268,7 +271,7 @@ def save_predictors(model: Predictors, out: str | Path, force: bool = False) -> 
     from safetensors.torch import save_file
 
     out = Path(out)
-    with atomic_dir(out, force=force, made_by=META) as tmp:
+    with atomic_dir(out, force=force, made_by=OUTPUT) as tmp:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         (tmp / META).write_text(json.dumps(asdict(model.meta), indent=2))
