@@ -119,3 +119,14 @@ def test_image_size_must_fit_the_unet_depth():
     check_image_shape(model, (1, 28, 28))
     with pytest.raises(ConfigError, match="30x30 is not divisible by 4"):
         check_image_shape(model, (1, 30, 30))
+
+
+def test_finite_numbers_are_python_or_numpy_reals_but_not_bools():
+    import numpy as np
+
+    from causaldiffae.config import is_finite_number
+
+    for good in (1, 2.5, np.float32(0.5), np.float64(-3.0), np.int64(7), np.uint8(255)):
+        assert is_finite_number(good), good
+    for bad in (True, np.bool_(True), "1", None, [1.0], float("nan"), np.float32("inf"), 10**400, complex(1, 0)):
+        assert not is_finite_number(bad), bad

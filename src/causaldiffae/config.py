@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, get_type_hints
@@ -75,9 +76,10 @@ def is_whole(value: object, low: float, high: float) -> bool:
 
 
 def is_finite_number(value: object) -> bool:
-    """An int or float (not a bool) that is finite as a float; an integer of hundreds of digits is not."""
+    """A real number (Python's or numpy's, not a bool) that is finite as a float; an integer of
+    hundreds of digits is not. Metadata may hold anything there, and the API takes numpy scalars."""
     try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
     except OverflowError:
         return False
 

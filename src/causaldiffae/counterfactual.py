@@ -44,6 +44,7 @@ from causaldiffae.config import (  # the options' vocabularies and measured defa
     GUIDANCES,
     MODES,
     SPACINGS,
+    is_finite_number,
 )
 from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, q_sample
 from causaldiffae.errors import UserError
@@ -115,7 +116,7 @@ def check_abduction(model: CausalDiffAE, *, steps: int, abduction: str, start: f
     total = num_train_timesteps(model)
     if not isinstance(steps, (int, np.integer)) or not 2 <= steps <= total:
         raise CounterfactualError(f"steps must be an integer in 2..{total}, got {steps!r}")
-    if not (_is_real(start) and np.isfinite(start) and 0 < start <= 1) or int(total * start) < steps:
+    if not (is_finite_number(start) and 0 < start <= 1) or int(total * start) < steps:
         raise CounterfactualError(f"start must lie in (0, 1] and leave at least steps={steps} of {total} timesteps, got {start!r}")
     if spacing not in SPACINGS:
         raise CounterfactualError(f"unknown timestep spacing {spacing!r} (use {' or '.join(SPACINGS)})")
@@ -126,17 +127,13 @@ def check_decoding(model: CausalDiffAE, *, mode: str, w: float, guidance: str) -
     if guidance not in GUIDANCES:
         raise CounterfactualError(f"unknown guidance reference {guidance!r} (use {' or '.join(GUIDANCES)})")
     check_mode(mode)
-    if not (_is_real(w) and np.isfinite(w)):
+    if not is_finite_number(w):
         raise CounterfactualError(f"guidance w must be a finite number, got {w!r}")
     if w != 1.0 and guidance == "null" and not model.has_null_condition:
         raise CounterfactualError(
             f"guidance w={w:g} from the null condition needs a model trained with one (cond_drop_prob > 0 or unlabeled samples); "
             "this one was not: use w=1 or guidance='factual'"
         )
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def check_mode(mode: str) -> None:

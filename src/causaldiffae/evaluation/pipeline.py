@@ -339,12 +339,11 @@ def evaluate(
 
     metrics["dci"] = None
     if model.variant != "label-conditional":
-        same = test.split == train.split
-        fit = min(s.dci_train, len(train) // 2 if same else len(train))
-        log(f"DCI ({s.dci_method}) on codes of {fit} train / {len(test) - fit if same else len(test)} {test.split} images"
-            + (" (the train images not fitted)" if same else ""))
+        tr_idx, te_idx = _dci_split(d)
+        log(f"DCI ({s.dci_method}) on codes of {len(tr_idx)} train / {len(te_idx)} {test.split} images"
+            + (" (the train images not fitted)" if test.split == train.split else ""))
         t0 = time.perf_counter()
-        metrics["dci"] = _dci(d, fig_dir / "latent_pca.png")
+        metrics["dci"] = _dci(d, tr_idx, te_idx, fig_dir / "latent_pca.png")
         timings["dci_s"] = time.perf_counter() - t0
 
     log("figures")
@@ -442,13 +441,18 @@ def _comparison(d: _Draw, values: np.ndarray) -> dict:
     }
 
 
-def _dci(d: _Draw, scatter: Path) -> dict:
-    """DCI of the factual codes, per latent dimension and per variable block; draws the latent's PCA."""
+def _dci_split(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the train images whose codes fit the DCI regressors and of the test images scored."""
     s = d.settings
     order = np.random.default_rng(s.seed + 4000).permutation(len(d.train))
     same = d.test.split == d.train.split  # then half at most is fitted and the rest scored
     tr_idx = order[: min(s.dci_train, len(order) // 2) if same else s.dci_train]
-    te_idx = _excluding(len(d.test), tr_idx, same)
+    return tr_idx, _excluding(len(d.test), tr_idx, same)
+
+
+def _dci(d: _Draw, tr_idx: np.ndarray, te_idx: np.ndarray, scatter: Path) -> dict:
+    """DCI of the factual codes, per latent dimension and per variable block; draws the latent's PCA."""
+    s = d.settings
     z_train, z_test = _codes(d.model, d.train, tr_idx), _codes(d.model, d.test, te_idx)
     y_train, y_test = d.train.labels[tr_idx], d.test.labels[te_idx]
     nb = len(d.variables)
