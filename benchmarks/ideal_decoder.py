@@ -34,7 +34,7 @@ from causaldiffae.counterfactual import intervene
 from causaldiffae.data import load_dataset
 from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
-from causaldiffae.data.parallel import imap_progress
+from causaldiffae.data.parallel import map_progress
 from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
 from causaldiffae.evaluation.metrics import abduction_generator, mae, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
@@ -115,7 +115,7 @@ def main() -> None:
         members = [rng.choice(m, min(args.per_class, len(m)), replace=False) for m in members]
 
     jobs = [(train_sources[m], *row) for m, row in zip(members, labels)] + [(train_sources[m], *row) for m, row in zip(members, truth)]
-    drawn = list(imap_progress(draw, jobs, workers=args.workers, total=2 * sum(map(len, members)), desc="generator", unit="digit"))
+    drawn = map_progress(draw, jobs, workers=args.workers, total=2 * sum(map(len, members)), desc="generator", unit="digit")
     factual, counterfactual = drawn[: len(idx)], drawn[len(idx) :]
     own_factual = np.asarray(ds.images[idx]).reshape(-1, 28, 28)
 

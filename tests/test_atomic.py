@@ -109,6 +109,10 @@ def test_an_unwritable_parent_or_a_mount_point_is_refused_before_the_work(tmp_pa
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file, so nothing can be written under it"):
         check_out_dir(tmp_path / "file" / "out")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=f"gone is a symbolic link to {tmp_path / 'nowhere'}, which does not exist"):
+        check_out_dir(tmp_path / "gone" / "sub" / "out")
+    (tmp_path / "gone").unlink()
     mount = tmp_path / "mnt"
     mount.mkdir()
     monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == mount)

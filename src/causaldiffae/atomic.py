@@ -88,7 +88,11 @@ class Output:
 def _writable_parent(path: Path) -> None:
     """Refuse a folder whose final rename would fail, before the work: an unwritable parent, or a
     mount point (its parent's entry cannot be replaced)."""
-    parent = next(p for p in (path.absolute().parent, *path.absolute().parents) if p.exists())
+    ancestors = (path.absolute().parent, *path.absolute().parents)
+    broken = next((p for p in ancestors if p.is_symlink() and not p.exists()), None)
+    if broken is not None:  # mkdir would fail on it after the work
+        raise FileNotFoundError(f"{path}: {broken} is a symbolic link to {os.readlink(broken)}, which does not exist")
+    parent = next(p for p in ancestors if p.exists())
     if not parent.is_dir():
         raise NotADirectoryError(f"{path}: {parent} is a file, so nothing can be written under it")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -255,6 +255,11 @@ def test_exif_orientation_is_applied_as_viewers_show_it(tmp_path):
     with pytest.raises(DataError, match=r"not all square and of one size \(16x24\)"):  # the size as shown
         folder.load(root, "train", progress=False)
     save_sideways(24, 24)
+    from PIL import PngImagePlugin
+
+    with pytest.MonkeyPatch.context() as patch:  # the scan reads the orientation from the header, decoding no pixel
+        patch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: pytest.fail("a pixel was decoded"))
+        assert folder.scan(root).sizes == ((24, 24),) * 4
     train = folder.load(root, "train", progress=False)
     assert np.argwhere(train.images[0, ..., 0] == 255).tolist() == [[0, 23]]  # the stored top-left, turned to the top-right
 
@@ -272,3 +277,14 @@ def test_a_linked_alias_of_the_image_folder_is_skipped_whatever_its_name(tmp_pat
     (root / folder.LABELS).write_text((root / folder.LABELS).read_text().replace(f"{alias}/000.png", "images/.hidden.png"))
     with pytest.raises(DataError, match=r"images/.hidden.png is hidden \(a name starting with '.'\)"):
         folder.load(root, "train", progress=False)
+
+
+def test_an_alias_in_an_earlier_branch_does_not_hide_the_real_folder(tmp_path):
+    root = tmp_path / "user"
+    make_folder(root, n=6)
+    (root / "z").mkdir()
+    (root / "images").rename(root / "z" / "real")
+    (root / folder.LABELS).write_text((root / folder.LABELS).read_text().replace("images/", "z/real/"))
+    (root / "a").mkdir()
+    (root / "a" / "alias").symlink_to(root / "z" / "real", target_is_directory=True)  # walked before z/ in any order
+    assert len(folder.load(root, "train", progress=False)) + len(folder.load(root, "test", progress=False)) == 6

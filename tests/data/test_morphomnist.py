@@ -17,6 +17,7 @@ from causaldiffae.data.morphomnist import (
     ThicknessIntensitySCM,
     embedded_source,
     generate,
+    generate_split,
     load,
     looks_like,
     source_digits,
@@ -299,3 +300,9 @@ def test_scm_counterfactual_matches_the_spec_formula_by_hand():
 def test_scm_abduction_is_exact_near_the_intensity_bounds():
     labels = np.array([[2.0, 254.9], [3.0, 64.05]])
     np.testing.assert_allclose(ThicknessIntensitySCM().counterfactual(labels, {"thickness": labels[:, 0]}), labels, rtol=1e-9)
+
+
+def test_the_progress_bar_counts_digits(capsys):
+    images = embedded_source()["test"][0][:3]
+    generate_split(images, "test", seed=0, progress=True)
+    assert "3/3" in capsys.readouterr().err.split("\r")[-1]

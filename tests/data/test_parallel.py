@@ -1,8 +1,11 @@
 import multiprocessing
+import os
 import signal
+import time
 
 import pytest
 
+from causaldiffae.data.base import DataError
 from causaldiffae.data.parallel import map_progress
 
 
@@ -26,14 +29,34 @@ def test_workers_leave_ctrl_c_to_the_parent_and_die_on_sigterm():
     assert results == [[j, True, True] for j in range(4)]
 
 
-def _fail_on_seven(job: int) -> int:
-    if job == 7:
-        raise ValueError("bad job 7")
+def _interrupt_the_parent_at_five(job: int) -> int:
+    if job == 5:
+        os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(0.001)
     return job
 
 
-def test_an_error_in_a_job_kills_the_workers_before_it_leaves():
-    """The pool lives only inside the call, whatever the caller keeps of the traceback."""
-    with pytest.raises(ValueError, match="bad job 7"):
-        map_progress(_fail_on_seven, range(10_000), workers=2, total=10_000, desc="t", progress=False)
+def test_ctrl_c_kills_the_workers_at_once_before_it_leaves():
+    """Not after the 10,000 queued jobs (5 s of work): the old executor waited for every one."""
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        map_progress(_interrupt_the_parent_at_five, range(10_000), workers=2, total=10_000, desc="t", progress=False)
+    assert time.monotonic() - started < 2.5
     assert multiprocessing.active_children() == []
+
+
+def _die_at_three(job: int) -> int:
+    if job == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    return job
+
+
+def test_a_worker_that_dies_is_an_error_not_a_wait_for_ever():
+    with pytest.raises(DataError, match=r"^t: a worker process died \(exit code -9: killed, or out of memory\?\)"):
+        map_progress(_die_at_three, range(8), workers=2, total=8, desc="t", progress=False)
+    assert multiprocessing.active_children() == []
+
+
+def test_the_bar_counts_items_as_told(capsys):
+    assert map_progress(_square, [3, 4], workers=2, total=2, desc="t", count=lambda result: 1) == [9, 16]  # not 9 + 16 items
+    assert "2/2" in capsys.readouterr().err.split("\r")[-1]

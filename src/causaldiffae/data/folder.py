@@ -41,6 +41,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
+# orientation -> the PIL.Image.Transpose that shows it upright (EXIF 2.3, as PIL.ImageOps.exif_transpose)
+_TURNS = {1: None, 2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+          7: "TRANSVERSE", 8: "ROTATE_90"}
 
 # PIL mode -> (channels, mode decoded to)
 _MODES = {
@@ -85,23 +88,34 @@ def _channels(file: Path, mode: str, info: dict) -> tuple[int, str]:
 def _image_files(root: Path) -> set[str]:
     """Image paths under ``root``, relative and POSIX-style; symlinked folders are followed, each real folder once.
 
-    A link to the folder itself or to one above it (``root -> /``) is not followed: it could only
-    walk the dataset again, or the whole disk.
+    A folder is listed under its real path when it has one inside ``root``, so a link to it (an
+    alias) is skipped wherever the two sit. A link to the folder itself or to one above it
+    (``root -> /``) is not followed: it could only walk the dataset again, or the whole disk.
     """
+
+    def key(path: str) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    def visible(names: list[str]) -> list[str]:
+        return sorted(d for d in names if not d.startswith("."))
+
+    real = set()
+    for dirpath, dirnames, _ in os.walk(root):  # links not followed: the folders that have a real path here
+        dirnames[:] = visible(dirnames)
+        real.add(key(dirpath))
     found, seen = set(), set()
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already walked
+        if key(dirpath) in seen:  # a link back to a folder already walked
             dirnames[:] = []
             continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(  # real folders before links, so a link to one of them is the one skipped, whatever the listing order
-            (d for d in dirnames
-             if not d.startswith(".") and not (os.path.islink(os.path.join(dirpath, d))
-                                               and real_root.is_relative_to(Path(dirpath, d).resolve()))),
-            key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d),
-        )
+        seen.add(key(dirpath))
+        dirnames[:] = [
+            d for d in visible(dirnames)
+            if not os.path.islink(link := os.path.join(dirpath, d))
+            or not (real_root.is_relative_to(Path(link).resolve()) or key(link) in real)
+        ]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
                 found.add(Path(dirpath, name).relative_to(root).as_posix())
@@ -238,19 +252,34 @@ def scan(path: str | Path) -> FolderIndex:
     )  # fmt: skip
 
 
+def _orientation(img) -> int:
+    """The EXIF orientation (1 upright .. 8), from the header alone: ``Image.getexif`` would decode
+    a PNG's pixels, and scanning a folder decodes none."""
+    from PIL import Image
+
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    orientation = exif.get(EXIF_ORIENTATION, 1)
+    return orientation if orientation in _TURNS else 1
+
+
 def _upright_size(img) -> tuple[int, int]:
-    """(width, height) as image viewers show it: EXIF orientations 5-8 (phone photos) turn it a quarter."""
+    """(width, height) as image viewers show it: orientations 5-8 (phone photos) turn it a quarter."""
     w, h = img.size
-    return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+    return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
 def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     try:
         with Image.open(file) as img:
-            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:  # the way viewers show it, as a user labelled it
-                img = ImageOps.exif_transpose(img)
+            turn = _TURNS[_orientation(img)]
+            if turn is not None:  # the way viewers show it, as a user labelled it
+                img = img.transpose(Image.Transpose[turn])
             if img.mode.startswith("I"):  # 16-bit gray: keep the top byte
                 img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
             elif img.mode != mode:

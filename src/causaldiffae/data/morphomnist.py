@@ -128,7 +128,7 @@ def generate_split(
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
     results = map_progress(_generate_chunk, jobs, workers=workers, total=len(images), desc=f"morphomnist {split}", unit="digit",
-                            progress=progress)
+                           progress=progress, count=lambda result: len(result[0]))
     for s, (imgs, labs) in zip(starts, results):
         out[s : s + len(imgs)], labels[s : s + len(imgs)] = imgs, labs
     return out, labels

@@ -6,6 +6,7 @@ import multiprocessing
 import signal
 from typing import Callable, Iterable, TypeVar
 
+from causaldiffae.data.base import DataError
 from causaldiffae.signals import signals_held
 
 R = TypeVar("R")
@@ -18,15 +19,28 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _default_count(result: object) -> int:
+    return result if isinstance(result, int) else len(result)
+
+
 def map_progress(
-    fn: Callable[..., R], jobs: Iterable, *, workers: int, total: int, desc: str, unit: str = "img", progress: bool = True
+    fn: Callable[..., R],
+    jobs: Iterable,
+    *,
+    workers: int,
+    total: int,
+    desc: str,
+    unit: str = "img",
+    progress: bool = True,
+    count: Callable[[R], int] = _default_count,
 ) -> list[R]:
     """``[fn(job) for job in jobs]``, from ``workers`` forked processes when more than one.
 
-    The bar advances by each result's length (or by the result itself when it is an int), so
-    ``total`` counts items, not jobs. ``fn`` must be a module-level function. The pool lives only
-    inside this call: on an error, Ctrl-C or SIGTERM the workers are killed, not waited for, before
-    the exception leaves, and further signals cannot interrupt that.
+    The bar advances by ``count(result)`` (by default its length, or the result itself when it is
+    an int), so ``total`` counts items, not jobs. ``fn`` must be a module-level function. The pool
+    lives only inside this call: on an error, Ctrl-C or SIGTERM the workers are killed, not waited
+    for, before the exception leaves, and further signals cannot interrupt that. A worker that dies
+    (killed, out of memory) is an error, not a wait for a result that will never come.
     """
     from tqdm import tqdm
 
@@ -35,13 +49,26 @@ def map_progress(
         if workers <= 1:
             for job in jobs:
                 results.append(fn(job))
-                bar.update(results[-1] if isinstance(results[-1], int) else len(results[-1]))
+                bar.update(count(results[-1]))
             return results
+        before = set(multiprocessing.active_children())
         pool = multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
         try:
-            for result in pool.imap(fn, jobs):
+            started = [p for p in multiprocessing.active_children() if p not in before]
+            pending = pool.imap(fn, jobs)
+            while True:
+                try:
+                    result = pending.next(timeout=0.5)
+                except StopIteration:
+                    break
+                except multiprocessing.TimeoutError:
+                    dead = next((p for p in started if p.exitcode is not None), None)
+                    if dead is not None:  # the pool starts a new worker, but the dead one's chunk is lost
+                        raise DataError(f"{desc}: a worker process died (exit code {dead.exitcode}: killed, or out of memory?); "
+                                        "run again, with fewer --workers if memory is short") from None
+                    continue
                 results.append(result)
-                bar.update(result if isinstance(result, int) else len(result))
+                bar.update(count(result))
             pool.close()
         finally:
             with signals_held():
