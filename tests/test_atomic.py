@@ -164,6 +164,20 @@ def test_atomic_file_gives_usual_permissions_to_files_their_writer_recreated(tmp
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
 
 
+def test_atomic_dir_gives_usual_permissions_to_everything_in_it(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "predictors"
+    with atomic_dir(target) as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp / "w.safetensors"))  # created 0600 by safetensors
+        (tmp / "sub").mkdir(mode=0o700)
+        (tmp / "sub" / "meta.json").write_text("{}")
+    modes = {p.relative_to(target).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [target, *target.rglob("*")]}
+    file_mode, dir_mode = 0o666 & ~_umask(), 0o777 & ~_umask()
+    assert modes == {".": dir_mode, "w.safetensors": file_mode, "sub": dir_mode, "sub/meta.json": file_mode}
+
+
 def test_written_data_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
     """A power cut after a rename must not leave a complete-looking checkpoint of empty files."""
     import os

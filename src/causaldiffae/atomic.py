@@ -36,10 +36,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_tree(root: Path) -> None:
+def _settle_tree(root: Path) -> None:
+    """Give every file and folder the permissions a plain ``open``/``mkdir`` would (some writers,
+    safetensors among them, create files 0600), then flush them all to disk."""
+    file_mode, dir_mode = _default_mode(directory=False), _default_mode(directory=True)
     for folder, _, files in os.walk(root):
         for name in files:
-            _fsync(Path(folder) / name)
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(file_mode)
+            _fsync(path)
+        Path(folder).chmod(dir_mode)
         _fsync(Path(folder))
 
 
@@ -140,10 +147,9 @@ def atomic_dir(path: str | Path, force: bool = False, made_by: Output | None = N
     check_out_dir(path, force, made_by)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(_default_mode(directory=True))
     try:
         yield tmp
-        _fsync_tree(tmp)  # a power cut after the rename must not leave a complete-looking folder of empty files
+        _settle_tree(tmp)  # a power cut after the rename must not leave a complete-looking folder of empty files
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             swapped = False

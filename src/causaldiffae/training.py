@@ -569,7 +569,6 @@ def train(
             training_curves(out / "metrics.jsonl", out / "curves.png")
         accelerator.wait_for_everyone()
 
-    bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
     ema_params = [p for p in ema.parameters()]
     model_params = [p for p in raw_model.parameters()]
     window = _LogWindow.restore(saved_window)
@@ -577,7 +576,8 @@ def train(
     done = start
     model.train()
     stop = _StopRequest(enabled=world == 1)  # under DDP the processes would have to agree on the step
-    with stop:
+    bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
+    with stop, bar:  # closed on every way out, so a stopped run's bar is not redrawn after its last message
         for step in range(start, t.steps):
             lr = learning_rate(step, t.lr, t.warmup_steps)
             for group in optimizer.param_groups:
@@ -600,7 +600,6 @@ def train(
                 totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
             loss = totals["loss"]
             if not torch.isfinite(loss):
-                bar.close()
                 saved = checkpoint_dirs(out)  # this run may have written some since it started
                 where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
                 raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
@@ -632,7 +631,6 @@ def train(
                 if done % t.checkpoint_every:
                     checkpoint(done)
                 break
-    bar.close()
     if done < t.steps and main:
         if stop.requested:
             print(f"interrupted: stopped at step {done} of {t.steps} with a checkpoint; continue with --resume")

@@ -143,3 +143,21 @@ def test_a_file_system_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(demo_cli, "run", denied)
     assert main(["demo"]) == 2
     assert capsys.readouterr().err == "causaldiffae demo: error: [Errno 13] Permission denied: '/ro/report.md'\n"
+
+
+@pytest.mark.parametrize("signum, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_further_signal_on_the_way_out_ends_the_process_instead_of_a_traceback(monkeypatch, signum, status):
+    import os
+    import signal
+
+    import causaldiffae.cli as cli
+    import causaldiffae.cli.demo as demo_cli
+
+    seen = []
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(demo_cli, "run", lambda args: os.kill(os.getpid(), getattr(signal, signum)))
+    monkeypatch.setattr(cli, "print", lambda *args, **kwargs: seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))),
+                        raising=False)
+    assert main(["demo"]) == status
+    assert seen == [(signal.SIG_DFL, signal.SIG_DFL)]  # from when it says why it stopped
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # put back for an in-process caller

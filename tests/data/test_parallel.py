@@ -60,3 +60,16 @@ def test_a_worker_that_dies_is_an_error_not_a_wait_for_ever():
 def test_the_bar_counts_items_as_told(capsys):
     assert map_progress(_square, [3, 4], workers=2, total=2, desc="t", count=lambda result: 1) == [9, 16]  # not 9 + 16 items
     assert "2/2" in capsys.readouterr().err.split("\r")[-1]
+
+
+def _fail_on_seven(job: int) -> int:
+    if job == 7:
+        raise ValueError("bad job 7")
+    return job
+
+
+def test_an_error_in_a_job_is_raised_here_and_the_workers_are_gone():
+    with pytest.raises(ValueError, match="bad job 7"):
+        map_progress(_fail_on_seven, range(100), workers=2, total=100, desc="t", progress=False)
+    assert multiprocessing.active_children() == []
+    assert map_progress(_square, [], workers=2, total=0, desc="t", progress=False) == []

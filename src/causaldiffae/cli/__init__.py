@@ -62,13 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"causaldiffae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _stopped(previous, "interrupted", 128 + signal.SIGINT)
     except _Terminated:
-        print("terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return _stopped(previous, "terminated", 128 + signal.SIGTERM)
     finally:
         restore_handlers(previous)
+
+
+def _stopped(previous: dict, word: str, status: int) -> int:
+    """Say why the command stopped. A further signal from here on ends the process by that signal
+    (a shell reads the same status) instead of printing a traceback from the way out."""
+    previous.update({s: h for s, h in swap_handlers(signal.SIG_DFL).items() if s not in previous})
+    print(word, file=sys.stderr)
+    return status
 
 
 class _Terminated(BaseException):  # like KeyboardInterrupt: no `except Exception` swallows it

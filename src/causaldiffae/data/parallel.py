@@ -1,22 +1,44 @@
-"""Chunked work over processes with one progress bar, shared by the dataset generators and loaders."""
+"""Chunked work over processes with one progress bar, shared by the dataset generators and loaders.
+
+Each worker has a pipe of its own and nothing shared with the others, so the workers can be killed
+at any moment: ``multiprocessing.Pool.terminate`` waits for ever on a queue lock that a worker
+killed by a signal (or the out-of-memory killer) still held, and ``ProcessPoolExecutor`` cannot
+stop a running job before Python 3.14.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
+from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterable, TypeVar
 
 from causaldiffae.data.base import DataError
-from causaldiffae.signals import signals_held
+from causaldiffae.signals import STOP_SIGNALS, signals_held
 
 R = TypeVar("R")
 
 
-def _quiet_worker() -> None:
-    """Leave Ctrl-C to the parent, which stops the pool, and let SIGTERM end a worker at once:
-    forked workers would otherwise run the CLI's handlers and each print a traceback."""
+def _serve(fn: Callable, conn: Connection) -> None:
+    """A worker: run jobs from the pipe until it closes. Ctrl-C is left to the parent, which kills
+    the workers, and SIGTERM ends one at once (both were blocked across the fork, so the CLI's
+    handlers never run here)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        try:
+            reply = (True, fn(job))
+        except Exception as err:  # re-raised in the parent, like a job run there
+            reply = (False, err)
+        try:
+            conn.send(reply)
+        except Exception as err:  # a result or an error that does not pickle
+            conn.send((False, RuntimeError(f"{type(err).__name__}: {err}")))
 
 
 def _default_count(result: object) -> int:
@@ -37,41 +59,77 @@ def map_progress(
     """``[fn(job) for job in jobs]``, from ``workers`` forked processes when more than one.
 
     The bar advances by ``count(result)`` (by default its length, or the result itself when it is
-    an int), so ``total`` counts items, not jobs. ``fn`` must be a module-level function. The pool
-    lives only inside this call: on an error, Ctrl-C or SIGTERM the workers are killed, not waited
+    an int), so ``total`` counts items, not jobs. ``fn`` must be a module-level function. The
+    workers live only inside this call: on an error, Ctrl-C or SIGTERM they are killed, not waited
     for, before the exception leaves, and further signals cannot interrupt that. A worker that dies
     (killed, out of memory) is an error, not a wait for a result that will never come.
     """
     from tqdm import tqdm
 
-    results: list[R] = []
     with tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
         if workers <= 1:
+            results = []
             for job in jobs:
                 results.append(fn(job))
                 bar.update(count(results[-1]))
             return results
-        before = set(multiprocessing.active_children())
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
+        return _map_forked(fn, iter(jobs), workers, lambda result: bar.update(count(result)), desc)
+
+
+def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], None], desc: str) -> list[R]:
+    ctx = multiprocessing.get_context("fork")
+    procs: list = []
+    conns: list[Connection] = []
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a signal now is delivered once the workers exist
         try:
-            started = [p for p in multiprocessing.active_children() if p not in before]
-            pending = pool.imap(fn, jobs)
-            while True:
-                try:
-                    result = pending.next(timeout=0.5)
-                except StopIteration:
-                    break
-                except multiprocessing.TimeoutError:
-                    dead = next((p for p in started if p.exitcode is not None), None)
-                    if dead is not None:  # the pool starts a new worker, but the dead one's chunk is lost
-                        raise DataError(f"{desc}: a worker process died (exit code {dead.exitcode}: killed, or out of memory?); "
-                                        "run again, with fewer --workers if memory is short") from None
-                    continue
-                results.append(result)
-                bar.update(count(result))
-            pool.close()
+            for _ in range(workers):
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_serve, args=(fn, theirs), daemon=True)
+                proc.start()
+                theirs.close()
+                procs.append(proc)
+                conns.append(ours)
         finally:
-            with signals_held():
-                pool.terminate()
-                pool.join()
-    return results
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        results: dict[int, R] = {}
+        busy: dict[int, int] = {}  # worker -> index of its job
+        queued = enumerate(jobs)
+        for w in range(workers):
+            busy[w] = _give(conns[w], queued)
+        busy = {w: i for w, i in busy.items() if i is not None}
+        while busy:
+            ready = wait([conns[w] for w in busy] + [procs[w].sentinel for w in busy])
+            for w in [w for w in busy if conns[w] in ready or procs[w].sentinel in ready]:
+                try:
+                    ok, value = conns[w].recv()  # a result sent before a death is still read
+                except EOFError:
+                    procs[w].join()
+                    raise DataError(f"{desc}: a worker process died (exit code {procs[w].exitcode}: killed, or out of memory?); "
+                                    "run again, with fewer --workers if memory is short") from None
+                if not ok:
+                    raise value
+                results[busy[w]] = value
+                done(value)
+                following = _give(conns[w], queued)
+                if following is None:
+                    del busy[w]
+                else:
+                    busy[w] = following
+        return [results[i] for i in range(len(results))]
+    finally:
+        with signals_held():
+            for proc in procs:
+                proc.kill()
+            for proc in procs:
+                proc.join()
+            for conn in conns:
+                conn.close()
+
+
+def _give(conn: Connection, queued) -> int | None:
+    """Send the next job to a worker; its index, or None when there are no more."""
+    for index, job in queued:
+        conn.send(job)
+        return index
+    return None
