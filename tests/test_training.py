@@ -769,3 +769,21 @@ def test_one_process_trains_runs_of_different_precisions_but_leaves_other_states
     monkeypatch.setitem(AcceleratorState._shared_state, "_mixed_precision", "fp16")  # a state the caller built, not train()
     _release_autocast("no")
     assert held.__dict__ and held.mixed_precision == "fp16"
+
+
+def test_a_run_that_is_training_cannot_be_resumed_by_a_second_process(tmp_path):
+    import fcntl
+
+    data = synthetic_dataset(n=16)
+    config = tiny_config("train.steps=4", "train.checkpoint_every=2")
+    run = train(config, data, tmp_path / "run", progress=False, time_limit=0.0)
+    holder = os.open(run, os.O_RDONLY)  # as the first training holds it while it runs
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(TrainingError, match=f"^{run} is being trained by another process; stop it, or wait for it, before --resume$"):
+            train(config, data, run, resume=True, progress=False)
+    finally:
+        os.close(holder)
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
+    train(config, data, run, resume=True, progress=False)  # released: it carries on
+    assert [p.name for p in checkpoint_dirs(run)][-1] == "step-0000004"

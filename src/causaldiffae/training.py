@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -424,6 +424,45 @@ def train(
     step, then raises ``KeyboardInterrupt`` (Ctrl-C) or passes SIGTERM on to its handler; a second
     one acts at once.
     """
+    with _run_lock(Path(out)):
+        return _train(config, data, out, resume=resume, mixed_precision=mixed_precision, progress=progress, time_limit=time_limit)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold an existing run folder while it trains, so that a second ``train --resume`` of it (a
+    scheduler restarting a job that still runs) is refused instead of both writing its checkpoints.
+
+    Only the first process of a distributed run takes it, and only where the OS has ``flock``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if fcntl is None or not out.is_dir() or os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingError(f"{out} is being trained by another process; stop it, or wait for it, before --resume") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _train(
+    config: ExperimentConfig,
+    data: str | Path | CausalImageDataset,
+    out: str | Path,
+    *,
+    resume: bool,
+    mixed_precision: str | None,
+    progress: bool,
+    time_limit: float | None,
+) -> Path:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 

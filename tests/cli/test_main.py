@@ -161,3 +161,11 @@ def test_a_further_signal_on_the_way_out_ends_the_process_instead_of_a_traceback
     assert main(["demo"]) == status
     assert seen == [(signal.SIG_DFL, signal.SIG_DFL)]  # from when it says why it stopped
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # put back for an in-process caller
+
+
+def test_the_entry_point_imports_no_library_until_it_runs():
+    """Ctrl-C is one line from the moment main() starts; before it, Python would print a traceback."""
+    code = ("import sys; import causaldiffae.cli; print(sorted({'yaml', 'numpy', 'causaldiffae.graph'} & set(sys.modules))); "
+            "from causaldiffae import CausalGraph, GraphError; print(CausalGraph.__module__, GraphError.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["[]", "causaldiffae.graph GraphError"]

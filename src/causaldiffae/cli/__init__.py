@@ -45,21 +45,28 @@ def _one_line_warning(command: str):
     return show
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may sit between options, not only in one run
         if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     previous = swap_handlers(_terminate, [signal.SIGTERM])  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
-    try:
+    command = "causaldiffae"
+    try:  # from the start: a Ctrl-C while the parser is built is one line too
+        args = _parse(argv)
+        command = f"causaldiffae {args.command}"
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return int(args.handler(args) or 0)
     except (UserError, OSError) as err:  # OSError: a file or folder the user named cannot be read or written
-        print(f"causaldiffae {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return _stopped(previous, "interrupted", 128 + signal.SIGINT)
