@@ -772,18 +772,43 @@ def test_one_process_trains_runs_of_different_precisions_but_leaves_other_states
 
 
 def test_a_run_that_is_training_cannot_be_resumed_by_a_second_process(tmp_path):
-    import fcntl
-
+    """A record lock is per process, so the holder here is another one, as a restarted job would be."""
     data = synthetic_dataset(n=16)
     config = tiny_config("train.steps=4", "train.checkpoint_every=2")
     run = train(config, data, tmp_path / "run", progress=False, time_limit=0.0)
-    holder = os.open(run, os.O_RDONLY)  # as the first training holds it while it runs
+    assert (run / ".train.lock").is_file()
+    hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run / ".train.lock")], stdout=subprocess.PIPE, text=True)
     try:
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert holder.stdout.readline() == "held\n"
         with pytest.raises(TrainingError, match=f"^{run} is being trained by another process; stop it, or wait for it, before --resume$"):
             train(config, data, run, resume=True, progress=False)
     finally:
-        os.close(holder)
+        holder.kill()
+        holder.wait()
     assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
     train(config, data, run, resume=True, progress=False)  # released: it carries on
     assert [p.name for p in checkpoint_dirs(run)][-1] == "step-0000004"
+
+
+def test_a_new_run_holds_its_folder_from_its_first_write(tmp_path, monkeypatch):
+    import causaldiffae.training as training
+
+    seen = []
+    save = training.save_config
+
+    def save_and_probe(out, config):
+        probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+                 "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\nexcept OSError: print('held')")
+        seen.append(subprocess.run([sys.executable, "-c", probe, str(out / ".train.lock")], capture_output=True, text=True).stdout)
+        return save(out, config)
+
+    monkeypatch.setattr(training, "save_config", save_and_probe)
+    train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "new" / "run", progress=False)
+    assert seen == ["held\n"]
+    left = tmp_path / "checked"  # a run stopped by a later check leaves its folder with only the lock file
+    left.mkdir()
+    (left / ".train.lock").write_text("")
+    train(tiny_config("train.steps=1"), synthetic_dataset(n=16), left, progress=False)
+    assert (left / "config.yaml").is_file()

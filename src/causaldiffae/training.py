@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -46,6 +47,8 @@ from causaldiffae.signals import restore_handlers, swap_handlers
 
 if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
+
+RUN_LOCK = ".train.lock"  # held while a process trains the run (see _RunLock)
 
 # Keys that may change when a run is resumed: how long it runs, how often it reports, and the
 # inference defaults (the loss never uses them; the sample grids follow sample_spacing).
@@ -332,7 +335,7 @@ def _check_out_dir(out: Path, resume: bool) -> list[Path]:
             raise FileExistsError(f"{out} holds a run that stopped before its first checkpoint; pass --resume to start it "
                                   "again (a changed config or overrides are accepted then) or choose another --out")
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if not has_run and out.is_dir() and any(out.iterdir()):
+    if not has_run and out.is_dir() and any(p.name != RUN_LOCK for p in out.iterdir()):
         raise FileExistsError(f"{out} holds files but no run (config.yaml, checkpoints); choose another --out or empty it")
     if resume and not has_run:
         raise TrainingError(f"{out}: nothing to resume (no config.yaml or checkpoints)")
@@ -424,33 +427,49 @@ def train(
     step, then raises ``KeyboardInterrupt`` (Ctrl-C) or passes SIGTERM on to its handler; a second
     one acts at once.
     """
-    with _run_lock(Path(out)):
-        return _train(config, data, out, resume=resume, mixed_precision=mixed_precision, progress=progress, time_limit=time_limit)
-
-
-@contextlib.contextmanager
-def _run_lock(out: Path) -> Iterator[None]:
-    """Hold an existing run folder while it trains, so that a second ``train --resume`` of it (a
-    scheduler restarting a job that still runs) is refused instead of both writing its checkpoints.
-
-    Only the first process of a distributed run takes it, and only where the OS has ``flock``.
-    """
+    lock = _RunLock()
     try:
-        import fcntl
-    except ImportError:  # Windows
-        fcntl = None
-    if fcntl is None or not out.is_dir() or os.environ.get("RANK", "0") != "0":
-        yield
-        return
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainingError(f"{out} is being trained by another process; stop it, or wait for it, before --resume") from None
-        yield
+        return _train(config, data, out, resume=resume, mixed_precision=mixed_precision, progress=progress, time_limit=time_limit,
+                      lock=lock)
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
+
+
+class _RunLock:
+    """An exclusive lock on a run folder while it trains, so that a second ``train --resume`` of it
+    (a scheduler restarting a job that still runs) is refused instead of both writing its files.
+
+    A POSIX record lock on ``.train.lock`` in the folder: forked data workers do not inherit it,
+    and NFS honours it. Only the first process of a distributed run takes it; where the file
+    system cannot lock, training goes on with a warning.
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def take(self, out: Path) -> None:
+        """Lock ``out`` (an existing folder) unless this process already holds it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return
+        if self.fd is not None or os.environ.get("RANK", "0") != "0":
+            return
+        fd = os.open(out / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EACCES, errno.EAGAIN):
+                raise TrainingError(f"{out} is being trained by another process; stop it, or wait for it, before --resume") from None
+            warnings.warn(f"{out}: cannot lock the run folder ({err.strerror}); make sure no other process trains it", stacklevel=2)
+            return
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
 
 
 def _train(
@@ -462,6 +481,7 @@ def _train(
     mixed_precision: str | None,
     progress: bool,
     time_limit: float | None,
+    lock: _RunLock,
 ) -> Path:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -477,6 +497,8 @@ def _train(
         raise TrainingError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
     out = Path(out)
     kept = _check_out_dir(out, resume)
+    if out.is_dir():  # before reading the run: another process may be writing it
+        lock.take(out)
     if not isinstance(data, CausalImageDataset):
         check_outside(out, data)
     changes: list[str] = []
@@ -592,6 +614,7 @@ def _train(
     }
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
+        lock.take(out)
         if start < t.steps or not kept:  # a finished run resumed with nothing to train keeps the config it was trained with
             save_config(out, config)
         if start < t.steps:  # a finished run keeps its last, part-window line: nothing will log those steps again

@@ -73,3 +73,52 @@ def test_an_error_in_a_job_is_raised_here_and_the_workers_are_gone():
         map_progress(_fail_on_seven, range(100), workers=2, total=100, desc="t", progress=False)
     assert multiprocessing.active_children() == []
     assert map_progress(_square, [], workers=2, total=0, desc="t", progress=False) == []
+
+
+class _TwoPartError(Exception):
+    def __init__(self, part: str, why: str) -> None:
+        super().__init__(f"{part}: {why}")
+
+
+def _fail_oddly(job: int) -> int:
+    raise _TwoPartError("chunk 3", "unreadable")
+
+
+def test_an_error_the_parent_cannot_rebuild_still_arrives_with_its_message():
+    with pytest.raises(RuntimeError, match=r"^_TwoPartError: chunk 3: unreadable$"):
+        map_progress(_fail_oddly, range(4), workers=2, total=4, desc="t", progress=False)
+
+
+def test_workers_end_when_their_parent_is_killed_outright():
+    """The out-of-memory killer gives no chance to clean up: the workers must see their pipe close."""
+    import subprocess
+    import sys
+
+    code = ("import os, time\n"
+            "from causaldiffae.data.parallel import map_progress\n"
+            "def slow(job):\n"
+            "    os.write(1, f'{os.getpid()}\\n'.encode())  # one write: the two workers' lines do not interleave\n"
+            "    time.sleep(0.05)\n"
+            "    return job\n"
+            "map_progress(slow, range(10_000), workers=2, total=10_000, desc='t', progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    while len(workers) < 2:
+        workers.add(int(proc.stdout.readline()))
+    proc.kill()
+    proc.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in workers if running(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []

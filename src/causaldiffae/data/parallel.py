@@ -9,6 +9,7 @@ stop a running job before Python 3.14.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import signal
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterable, TypeVar
@@ -19,13 +20,16 @@ from causaldiffae.signals import STOP_SIGNALS, signals_held
 R = TypeVar("R")
 
 
-def _serve(fn: Callable, conn: Connection) -> None:
+def _serve(fn: Callable, conn: Connection, parent_ends: list[Connection]) -> None:
     """A worker: run jobs from the pipe until it closes. Ctrl-C is left to the parent, which kills
     the workers, and SIGTERM ends one at once (both were blocked across the fork, so the CLI's
-    handlers never run here)."""
+    handlers never run here). The parent's ends of the pipes are closed here, so that a parent
+    killed outright (the out-of-memory killer) leaves its workers an end of file, not a wait."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    for end in parent_ends:
+        end.close()
     while True:
         try:
             job = conn.recv()
@@ -34,11 +38,22 @@ def _serve(fn: Callable, conn: Connection) -> None:
         try:
             reply = (True, fn(job))
         except Exception as err:  # re-raised in the parent, like a job run there
-            reply = (False, err)
+            reply = (False, err if _round_trips(err) else RuntimeError(f"{type(err).__name__}: {err}"))
         try:
             conn.send(reply)
-        except Exception as err:  # a result or an error that does not pickle
+        except OSError:  # the parent is gone
+            return
+        except Exception as err:  # a result that does not pickle
             conn.send((False, RuntimeError(f"{type(err).__name__}: {err}")))
+
+
+def _round_trips(err: Exception) -> bool:
+    """Whether the parent can rebuild this exception (one whose __init__ takes other arguments cannot)."""
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:
+        return False
+    return True
 
 
 def _default_count(result: object) -> int:
@@ -85,7 +100,7 @@ def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], No
         try:
             for _ in range(workers):
                 ours, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(fn, theirs), daemon=True)
+                proc = ctx.Process(target=_serve, args=(fn, theirs, [*conns, ours]), daemon=True)
                 proc.start()
                 theirs.close()
                 procs.append(proc)
@@ -103,15 +118,16 @@ def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], No
             for w in [w for w in busy if conns[w] in ready or procs[w].sentinel in ready]:
                 try:
                     ok, value = conns[w].recv()  # a result sent before a death is still read
-                except EOFError:
-                    procs[w].join()
-                    raise DataError(f"{desc}: a worker process died (exit code {procs[w].exitcode}: killed, or out of memory?); "
-                                    "run again, with fewer --workers if memory is short") from None
+                except (EOFError, OSError):  # OSError: it died halfway through a large result
+                    raise _died(procs[w], desc) from None
                 if not ok:
                     raise value
                 results[busy[w]] = value
                 done(value)
-                following = _give(conns[w], queued)
+                try:
+                    following = _give(conns[w], queued)
+                except BrokenPipeError:  # it died right after its reply
+                    raise _died(procs[w], desc) from None
                 if following is None:
                     del busy[w]
                 else:
@@ -125,6 +141,12 @@ def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], No
                 proc.join()
             for conn in conns:
                 conn.close()
+
+
+def _died(proc, desc: str) -> DataError:
+    proc.join()
+    return DataError(f"{desc}: a worker process died (exit code {proc.exitcode}: killed, or out of memory?); "
+                     "run again, with fewer --workers if memory is short")
 
 
 def _give(conn: Connection, queued) -> int | None:
