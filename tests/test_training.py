@@ -812,3 +812,31 @@ def test_a_new_run_holds_its_folder_from_its_first_write(tmp_path, monkeypatch):
     (left / ".train.lock").write_text("")
     train(tiny_config("train.steps=1"), synthetic_dataset(n=16), left, progress=False)
     assert (left / "config.yaml").is_file()
+
+
+def test_a_failed_check_leaves_an_empty_out_folder_empty(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    with pytest.raises(DataError, match="fewer than train.batch_size=64"):
+        train(tiny_config("train.steps=1", "train.batch_size=64"), synthetic_dataset(n=8), out, progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_a_run_folder_that_cannot_be_locked_trains_with_one_warning(tmp_path, monkeypatch):
+    data = synthetic_dataset(n=16)
+    config = tiny_config("train.steps=2", "train.checkpoint_every=1")
+    run = train(config, data, tmp_path / "run", progress=False, time_limit=0.0)
+    real_open = os.open
+
+    def read_only_lock(path, flags, *args):
+        if str(path).endswith(".train.lock"):
+            raise OSError(30, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only_lock)
+    with pytest.warns(UserWarning) as caught:
+        train(config, data, run, resume=True, progress=False)
+    assert [str(w.message) for w in caught if "lock" in str(w.message)] == [
+        f"{run}: cannot lock the run folder (Read-only file system); make sure no other process trains it"
+    ]
+    assert [p.name for p in checkpoint_dirs(run)][-1] == "step-0000002"

@@ -446,16 +446,22 @@ class _RunLock:
 
     def __init__(self) -> None:
         self.fd: int | None = None
+        self.tried = False
 
     def take(self, out: Path) -> None:
-        """Lock ``out`` (an existing folder) unless this process already holds it."""
+        """Lock ``out`` (an existing run folder); later calls do nothing."""
         try:
             import fcntl
         except ImportError:  # Windows
             return
-        if self.fd is not None or os.environ.get("RANK", "0") != "0":
+        if self.tried or os.environ.get("RANK", "0") != "0":
             return
-        fd = os.open(out / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        self.tried = True
+        try:
+            fd = os.open(out / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:  # read-only storage, or another user's run
+            warnings.warn(f"{out}: cannot lock the run folder ({err.strerror}); make sure no other process trains it", stacklevel=2)
+            return
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -497,8 +503,9 @@ def _train(
         raise TrainingError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
     out = Path(out)
     kept = _check_out_dir(out, resume)
-    if out.is_dir():  # before reading the run: another process may be writing it
+    if resume:  # a run is there (checked): hold it, then read it, since another process may be writing it
         lock.take(out)
+        kept = checkpoint_dirs(out)
     if not isinstance(data, CausalImageDataset):
         check_outside(out, data)
     changes: list[str] = []
