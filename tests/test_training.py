@@ -840,3 +840,15 @@ def test_a_run_folder_that_cannot_be_locked_trains_with_one_warning(tmp_path, mo
         f"{run}: cannot lock the run folder (Read-only file system); make sure no other process trains it"
     ]
     assert [p.name for p in checkpoint_dirs(run)][-1] == "step-0000002"
+
+
+@pytest.mark.parametrize("env, rank", [({}, 0), ({"RANK": "2"}, 2), ({"OMPI_COMM_WORLD_RANK": "1"}, 1), ({"SLURM_PROCID": "3"}, 3),
+                                       ({"RANK": "0", "SLURM_PROCID": "5"}, 0)])
+def test_only_the_first_process_of_a_launch_takes_the_run_lock(monkeypatch, env, rank):
+    from causaldiffae.training import _launcher_rank
+
+    for name in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _launcher_rank() == rank

@@ -435,6 +435,16 @@ def train(
         lock.release()
 
 
+def _launcher_rank() -> int:
+    """This process's rank as its launcher set it (torchrun and accelerate, MPI, Slurm), before
+    accelerate is started; 0 when launched alone."""
+    for name in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 class _RunLock:
     """An exclusive lock on a run folder while it trains, so that a second ``train --resume`` of it
     (a scheduler restarting a job that still runs) is refused instead of both writing its files.
@@ -454,7 +464,7 @@ class _RunLock:
             import fcntl
         except ImportError:  # Windows
             return
-        if self.tried or os.environ.get("RANK", "0") != "0":
+        if self.tried or _launcher_rank() != 0:
             return
         self.tried = True
         try:
