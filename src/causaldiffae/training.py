@@ -470,22 +470,24 @@ class _RunLock:
         try:
             fd = os.open(out / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as err:  # read-only storage, or another user's run
-            warnings.warn(f"{out}: cannot lock the run folder ({err.strerror}); make sure no other process trains it", stacklevel=2)
-            return
+            return _cannot_lock(out, err)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EACCES, errno.EAGAIN):
                 raise TrainingError(f"{out} is being trained by another process; stop it, or wait for it, before --resume") from None
-            warnings.warn(f"{out}: cannot lock the run folder ({err.strerror}); make sure no other process trains it", stacklevel=2)
-            return
+            return _cannot_lock(out, err)  # the file system cannot lock
         self.fd = fd
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # releases the lock
             self.fd = None
+
+
+def _cannot_lock(out: Path, err: OSError) -> None:
+    warnings.warn(f"{out}: cannot lock the run folder ({err.strerror}); make sure no other process trains it", stacklevel=3)
 
 
 def _train(

@@ -113,4 +113,3 @@ def _summary(metrics: dict) -> None:
         parts = [f"{name} {item['mae']:.4g} (null {item['null_mae']:.4g})" for name, item in entry["variables"].items()]
         acc = f", class acc {100 * entry['class_accuracy']:.1f}%" if "class_accuracy" in entry else ""
         print(f"do({var}): MAE " + ", ".join(parts) + acc)
-

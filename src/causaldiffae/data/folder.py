@@ -107,10 +107,11 @@ def _image_files(root: Path) -> set[str]:
     found, seen = set(), set()
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        if key(dirpath) in seen:  # a link back to a folder already walked
+        here = key(dirpath)
+        if here in seen:  # a link back to a folder already walked
             dirnames[:] = []
             continue
-        seen.add(key(dirpath))
+        seen.add(here)
         dirnames[:] = [
             d for d in visible(dirnames)
             if not os.path.islink(link := os.path.join(dirpath, d))
