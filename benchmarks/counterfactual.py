@@ -146,5 +146,7 @@ def compare(model, ds, read, x, labels, classes, values, steps, args) -> int:
 
 
 if __name__ == "__main__":
+    from causaldiffae.cli import guarded
+
     torch.set_grad_enabled(False)
-    sys.exit(main())
+    raise SystemExit(guarded(main, lambda: "counterfactual.py"))

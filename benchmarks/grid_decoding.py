@@ -93,4 +93,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "grid_decoding.py"))

@@ -158,4 +158,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "ideal_decoder.py"))

@@ -48,4 +48,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "identity_class_input.py"))

@@ -115,4 +115,6 @@ def off_the_scaled_digit(before: np.ndarray, after: np.ndarray) -> dict[str, flo
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "intensity_edit_anatomy.py"))

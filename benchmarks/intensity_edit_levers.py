@@ -204,4 +204,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "intensity_edit_levers.py"))

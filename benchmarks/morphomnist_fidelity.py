@@ -86,4 +86,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "morphomnist_fidelity.py"))

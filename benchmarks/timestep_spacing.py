@@ -74,4 +74,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main, lambda: "timestep_spacing.py"))

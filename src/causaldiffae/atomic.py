@@ -92,9 +92,10 @@ class Output:
         return " and ".join((self.marker, *self.files))
 
 
-def _writable_parent(path: Path) -> None:
-    """Refuse a folder whose final rename would fail, before the work: an unwritable parent, or a
-    mount point (its parent's entry cannot be replaced)."""
+def check_writable_parent(path: Path) -> None:
+    """Refuse an output (file or folder) whose final rename would fail, before the work: a broken
+    link or a file among its parents, an unwritable parent, or a mount point (its parent's entry
+    cannot be replaced)."""
     ancestors = (path.absolute().parent, *path.absolute().parents)
     broken = next((p for p in ancestors if p.is_symlink() and not p.exists()), None)
     if broken is not None:  # mkdir would fail on it after the work
@@ -126,7 +127,7 @@ def check_out_dir(path: str | Path, force: bool = False, made_by: Output | None 
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")
     if swap:
-        _writable_parent(path)
+        check_writable_parent(path)
     if not (path.exists() and any(path.iterdir())):
         return
     if not force:

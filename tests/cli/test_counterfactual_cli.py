@@ -149,7 +149,8 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
         (["--do", "a=2", "--n", "0"], "--n must be at least 1, got 0"),
         (["--do", "a=2", "--out", "grid.jpg"], "expected a .png path"),
         (["--do", "a=2", "--seed", "100000000000000000000"], "--seed must lie in 0..2**63-1, got 100000000000000000000"),
-        (["--do", "a=2", "--out", "FILE/grid.png"], "cannot write under FILE (a file)"),  # found before sampling, not after
+        (["--do", "a=2", "--out", "FILE/grid.png"], "FILE is a file, so nothing can be written under it"),  # found before sampling, not after
+        (["--do", "a=2", "--out", "LINK/grid.png"], "LINK is a symbolic link to FILE-gone, which does not exist"),
     ],
 )
 def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, extra, message):
@@ -158,10 +159,13 @@ def test_counterfactual_command_bad_input_is_one_line_before_sampling(setup, cap
     out = base / "bad" / "grid.png"
     file = base / "a-file"
     file.write_text("keep")
-    extra = [a.replace("FILE", str(file)) for a in extra]
+    link = base / "a-link"
+    if not link.is_symlink():
+        link.symlink_to(base / "a-file-gone")
+    extra = [a.replace("FILE", str(file)).replace("LINK", str(link)) for a in extra]
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress", *extra]) == 2
     errors = error_lines(capsys)
-    assert len(errors) == 1 and message.replace("FILE", str(file)) in errors[0], errors
+    assert len(errors) == 1 and message.replace("FILE", str(file)).replace("LINK", str(link)) in errors[0], errors
     assert not out.exists() and file.read_text() == "keep"
 
 

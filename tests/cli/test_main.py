@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_fixtures import error_lines
@@ -143,6 +144,25 @@ def test_a_file_system_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(demo_cli, "run", denied)
     assert main(["demo"]) == 2
     assert capsys.readouterr().err == "causaldiffae demo: error: [Errno 13] Permission denied: '/ro/report.md'\n"
+
+
+def test_guarded_runs_any_body_as_a_command_is_run(capsys):
+    from causaldiffae.cli import guarded
+    from causaldiffae.errors import UserError
+
+    def bad():
+        raise UserError("--data nowhere: dataset folder not found")
+
+    assert guarded(bad, lambda: "script.py") == 2
+    assert capsys.readouterr().err == "script.py: error: --data nowhere: dataset folder not found\n"
+    assert guarded(lambda: None, lambda: "script.py") == 0 and guarded(lambda: 3, lambda: "script.py") == 3
+
+
+def test_a_benchmark_script_prints_bad_input_as_one_line(tmp_path):
+    script = Path(__file__).parents[2] / "benchmarks" / "morphomnist_oracle.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"morphomnist_oracle.py: error: dataset folder not found: {tmp_path / 'nowhere'}\n"
 
 
 @pytest.mark.parametrize("signum, status", [("SIGINT", 130), ("SIGTERM", 143)])

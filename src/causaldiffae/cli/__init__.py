@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import warnings
+from typing import Callable
 
 from causaldiffae.errors import UserError
 from causaldiffae.signals import restore_handlers, swap_handlers
@@ -57,16 +58,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    previous = swap_handlers(_terminate, [signal.SIGTERM])  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
-    command = "causaldiffae"
-    try:  # from the start: a Ctrl-C while the parser is built is one line too
-        args = _parse(argv)
-        command = f"causaldiffae {args.command}"
+    parsed: list[argparse.Namespace] = []
+
+    def run() -> int | None:
+        parsed.append(_parse(argv))  # inside the guard: a Ctrl-C while the parser is built is one line too
+        args = parsed[0]
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
-            return int(args.handler(args) or 0)
+            return args.handler(args)
+
+    return guarded(run, lambda: f"causaldiffae {parsed[0].command}" if parsed else "causaldiffae")
+
+
+def guarded(body: Callable[[], int | None], name: Callable[[], str]) -> int:
+    """Run ``body`` as every command runs: bad input or a file that cannot be read or written is one
+    line naming ``name()`` (status 2), and Ctrl-C or SIGTERM unwind, removing temporary outputs, and
+    say so (130 / 143). The benchmark scripts run their ``main`` through it too."""
+    previous = swap_handlers(_terminate, [signal.SIGTERM])  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
+    try:
+        return int(body() or 0)
     except (UserError, OSError) as err:  # OSError: a file or folder the user named cannot be read or written
-        print(f"{command}: error: {err}", file=sys.stderr)
+        print(f"{name()}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return _stopped(previous, "interrupted", 128 + signal.SIGINT)

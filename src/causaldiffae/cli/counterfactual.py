@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from causaldiffae.atomic import atomic_file
+    from causaldiffae.atomic import atomic_file, check_writable_parent
     from causaldiffae.signals import signals_held
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
@@ -135,9 +134,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: {path} is a folder")
         if path.exists() and not args.force:
             raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
-    folder = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())  # the grid is written only after sampling
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: cannot write under {folder}" + (" (a file)" if not folder.is_dir() else ""))
+    check_writable_parent(out)  # the grid is written only after sampling
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     if args.n is not None and args.n < 1:
