@@ -149,4 +149,4 @@ if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
     torch.set_grad_enabled(False)
-    raise SystemExit(guarded(main, lambda: "counterfactual.py"))
+    raise SystemExit(guarded(main))

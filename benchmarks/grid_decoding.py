@@ -95,4 +95,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "grid_decoding.py"))
+    raise SystemExit(guarded(main))

@@ -160,4 +160,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "ideal_decoder.py"))
+    raise SystemExit(guarded(main))

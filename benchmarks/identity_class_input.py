@@ -50,4 +50,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "identity_class_input.py"))
+    raise SystemExit(guarded(main))

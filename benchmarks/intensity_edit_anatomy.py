@@ -117,4 +117,4 @@ def off_the_scaled_digit(before: np.ndarray, after: np.ndarray) -> dict[str, flo
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "intensity_edit_anatomy.py"))
+    raise SystemExit(guarded(main))

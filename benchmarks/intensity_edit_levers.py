@@ -206,4 +206,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "intensity_edit_levers.py"))
+    raise SystemExit(guarded(main))

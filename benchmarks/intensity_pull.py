@@ -100,4 +100,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "intensity_pull.py"))
+    raise SystemExit(guarded(main))

@@ -92,4 +92,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "morphomnist_oracle.py"))
+    raise SystemExit(guarded(main))

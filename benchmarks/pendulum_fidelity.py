@@ -61,4 +61,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "pendulum_fidelity.py"))
+    raise SystemExit(guarded(main))

@@ -143,4 +143,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "preservation_bar.py"))
+    raise SystemExit(guarded(main))

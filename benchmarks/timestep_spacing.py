@@ -76,4 +76,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "timestep_spacing.py"))
+    raise SystemExit(guarded(main))

@@ -153,4 +153,4 @@ def main() -> None:
 if __name__ == "__main__":
     from causaldiffae.cli import guarded
 
-    raise SystemExit(guarded(main, lambda: "train_step.py"))
+    raise SystemExit(guarded(main))

@@ -70,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     return guarded(run, lambda: f"causaldiffae {parsed[0].command}" if parsed else "causaldiffae")
 
 
-def guarded(body: Callable[[], int | None], name: Callable[[], str]) -> int:
+def _script_name() -> str:
+    return os.path.basename(sys.argv[0])
+
+
+def guarded(body: Callable[[], int | None], name: Callable[[], str] = _script_name) -> int:
     """Run ``body`` as every command runs: bad input or a file that cannot be read or written is one
-    line naming ``name()`` (status 2), and Ctrl-C or SIGTERM unwind, removing temporary outputs, and
-    say so (130 / 143). The benchmark scripts run their ``main`` through it too."""
+    line naming ``name()`` (by default the running script's file name; status 2), and Ctrl-C or
+    SIGTERM unwind, removing temporary outputs, and say so (130 / 143). The benchmark scripts run
+    their ``main`` through it too."""
     previous = swap_handlers(_terminate, [signal.SIGTERM])  # SIGTERM unwinds like Ctrl-C: temporary outputs are removed
     try:
         return int(body() or 0)
