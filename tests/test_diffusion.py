@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from causaldiffae.config import DiffusionConfig
-from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, make_scheduler, q_sample
+from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, make_scheduler, q_sample, to_eps
 
 
 def _alphas(T: int = 1000) -> torch.Tensor:
@@ -14,6 +14,19 @@ def test_scheduler_is_linear_1e4_to_002():
     assert s.betas[0].item() == torch.tensor(1e-4).item()
     assert abs(s.betas[-1].item() - 0.02) < 1e-7
     assert torch.allclose(s.betas.diff(), s.betas.diff()[0].expand(999), atol=1e-9)
+
+
+def test_a_velocity_converts_to_the_noise_it_stands_for():
+    s = make_scheduler(DiffusionConfig(prediction_type="v_prediction"))
+    assert s.config.prediction_type == "v_prediction"
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(5, 1, 4, 4, generator=g) * 2 - 1, torch.randn(5, 1, 4, 4, generator=g)
+    t = torch.tensor([0, 10, 500, 900, 999])
+    x_t, v = s.add_noise(x0, noise, t), s.get_velocity(x0, noise, t)
+    torch.testing.assert_close(to_eps(v, x_t, s.alphas_cumprod[t], "v_prediction"), noise, atol=1e-5, rtol=1e-5)
+    assert to_eps(noise, x_t, s.alphas_cumprod[t], "epsilon") is noise
+    with pytest.raises(ValueError, match="unknown prediction_type 'sample'"):
+        to_eps(v, x_t, s.alphas_cumprod[t], "sample")
 
 
 def test_ddim_timesteps_match_ddim250_spacing():

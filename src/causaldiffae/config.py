@@ -90,6 +90,7 @@ def is_image_shape(shape: object) -> bool:
             and all(is_whole(v, 1, MAX_RESOLUTION) for v in shape[1:]))
 
 
+PREDICTION_TYPES = ("epsilon", "v_prediction")  # what the decoder's output stands for (diffusion.to_eps)
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
 # Counterfactual options (causaldiffae.counterfactual), here so the CLI can offer them without torch.
@@ -133,6 +134,7 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    prediction_type: str = "epsilon"  # "v_prediction" weighs the loss towards the clean image at high noise
     sample_steps: int = 250  # counterfactual / evaluate / demo steps when --steps is not given (the reference's)
     sample_spacing: str = "uniform"  # how those steps sit on the noise levels: "uniform" or "quadratic" (more at low noise)
 
@@ -351,6 +353,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(2 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 2..{d.num_train_timesteps}")
+    need(d.prediction_type in PREDICTION_TYPES, "diffusion.prediction_type", d.prediction_type, f"must be one of {', '.join(PREDICTION_TYPES)}")
     need(d.sample_spacing in SPACINGS, "diffusion.sample_spacing", d.sample_spacing, f"must be one of {', '.join(SPACINGS)}")
     need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")
     need(t.lr > 0, "train.lr", t.lr, "must be > 0")

@@ -5,7 +5,7 @@ Sampling and inversion are plain functions of ``(eps_fn, x, timesteps, alphas_cu
 style of k-diffusion samplers: no hidden state, so the counterfactual code can invert, edit and
 decode with the same few lines, and deterministic DDIM (eta=0) inverts exactly in the limit of
 many steps. ``eps_fn(x, t)`` returns the noise prediction for a batch ``x`` at integer timestep
-``t`` (a ``(B,)`` long tensor).
+``t`` (a ``(B,)`` long tensor); a decoder trained to predict ``v`` is turned into one by ``to_eps``.
 """
 
 from __future__ import annotations
@@ -23,16 +23,31 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_scheduler(config: DiffusionConfig) -> DDPMScheduler:
-    """The forward process of SPEC §1.3: linear betas, epsilon prediction, fixed variance."""
+    """The forward process of SPEC §1.3: linear betas, fixed variance, the configured prediction."""
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_start=config.beta_start,
         beta_end=config.beta_end,
         beta_schedule="linear",
-        prediction_type="epsilon",
+        prediction_type=config.prediction_type,
         variance_type="fixed_small",
         clip_sample=False,
     )
+
+
+def to_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The noise prediction a decoder ``output`` stands for, so every sampler can speak eps.
+
+    ``alpha_bar`` holds each sample's ``alpha_bar_t`` (shape ``(B,)``). With ``v = sqrt(a) eps -
+    sqrt(1 - a) x0`` (Salimans & Ho 2022) and ``x_t = sqrt(a) x0 + sqrt(1 - a) eps``, ``eps =
+    sqrt(a) v + sqrt(1 - a) x_t``.
+    """
+    if prediction_type == "epsilon":
+        return output
+    if prediction_type != "v_prediction":
+        raise ValueError(f"unknown prediction_type {prediction_type!r}")
+    a = alpha_bar.to(torch.float32).view(-1, *([1] * (x_t.ndim - 1)))
+    return a.sqrt() * output.float() + (1 - a).sqrt() * x_t.float()
 
 
 def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spacing: str = "uniform") -> torch.Tensor:

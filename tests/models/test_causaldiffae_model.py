@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from causaldiffae.diffusion import ddim_sample, ddim_timesteps
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.models import CausalDiffAE
@@ -140,6 +141,28 @@ def test_kl_terms_are_per_dimension_means():
     torch.testing.assert_close(terms["loss"], terms["mse"] + expected_u + expected_label)
     scaled = model.loss(batch, 0.0, torch.Generator().manual_seed(0))
     torch.testing.assert_close(scaled["loss"], scaled["mse"])
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_a_decoder_that_knows_the_image_has_no_loss_and_samples_it(prediction_type):
+    """An oracle decoder outputs the exact target for one known image: the loss must vanish and
+    DDIM, which speaks eps, must land on the image, whichever quantity the decoder predicts."""
+    model = _model(f"diffusion.prediction_type={prediction_type}")
+    batch = _batch()
+    x0 = batch["image"]
+
+    def oracle(x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        a = model.alphas_cumprod[t].view(-1, 1, 1, 1)
+        eps = (x_t - a.sqrt() * x0[: len(x_t)]) / (1 - a).sqrt()
+        return eps if prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0[: len(x_t)]
+
+    model.decoder.forward = oracle
+    assert model.loss(batch, 0.0, torch.Generator().manual_seed(0))["mse"] < 1e-8
+    cond = model.condition(model.latent(batch)["z"])
+    x_T = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, 5)
+    out = ddim_sample(lambda x, t: model.eps(x, t, cond), x_T, ts, model.alphas_cumprod)
+    torch.testing.assert_close(out, x0, atol=1e-3, rtol=0)
 
 
 def test_condition_dropout_uses_the_null_condition():

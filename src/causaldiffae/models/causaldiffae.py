@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from causaldiffae.config import MAX_PARAMETERS, DiffusionConfig, ModelConfig
-from causaldiffae.diffusion import make_scheduler
+from causaldiffae.diffusion import make_scheduler, to_eps
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.models.causal_layer import CausalLayer
@@ -134,8 +134,13 @@ class CausalDiffAE(nn.Module):
         """Decoder condition ``(B, emb)``; ``z=None`` gives the null condition, ``keep`` nulls chosen rows."""
         return self.decoder.condition(z, class_labels if self.num_classes else None, keep)
 
+    @property
+    def prediction_type(self) -> str:
+        return str(self.scheduler.config.prediction_type)
+
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.decoder(x_t, t, cond)
+        """The noise prediction at ``x_t``, whatever the decoder was trained to predict."""
+        return to_eps(self.decoder(x_t, t, cond), x_t, self.alphas_cumprod[t], self.prediction_type)
 
     # Training objective (SPEC §1.4) -------------------------------------------------------------
 
@@ -193,7 +198,8 @@ class CausalDiffAE(nn.Module):
         x_t = self.scheduler.add_noise(x, noise, t)
         if x.is_contiguous(memory_format=torch.channels_last):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
-        mse = (self.eps(x_t, t, cond).float() - noise.float()).square().mean()
+        target = noise if self.prediction_type == "epsilon" else self.scheduler.get_velocity(x, noise, t)
+        mse = (self.decoder(x_t, t, cond).float() - target.float()).square().mean()
         c = self.config
         loss = mse + kl_scale * (c.kl_weight * kl_u + c.label_weight * kl_label + c.style_kl_weight * kl_style)
         out = {"loss": loss, "mse": mse.detach(), "kl_u": kl_u.detach(), "kl_label": kl_label.detach()}
