@@ -23,11 +23,28 @@ of its non-descendants (preservation), and the reconstruction L1 of the null int
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np
 import torch
+
+from causaldiffae.checkpoint import load_run
+from causaldiffae.config import ABDUCTIONS, DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W, MODES, SPACINGS
+from causaldiffae.counterfactual import check_options
+from causaldiffae.data import load_dataset
+from causaldiffae.data.base import images_tensor
+from causaldiffae.errors import UserError
+from causaldiffae.evaluation.metrics import effectiveness, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.predictors import load_predictors
+from causaldiffae.evaluation.realism import l1_pixels
+
+
+def step_counts(text: str) -> list[int]:
+    """``--steps``: comma-separated integers, largest first."""
+    try:
+        return sorted({int(s) for s in text.split(",")}, reverse=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictors", default=None, help="predictors folder; default: morphometric measurement")
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--steps", default="250,50,20", help="comma-separated step counts")
+    parser.add_argument("--steps", type=step_counts, default="250,50,20", help="comma-separated step counts")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--spacing", default=None, help="uniform or quadratic (default: the run's diffusion.sample_spacing)")
+    parser.add_argument("--spacing", choices=SPACINGS, default=None, help="where the steps sit (default: the run's diffusion.sample_spacing)")
     parser.add_argument("--mode", default=None)
     parser.add_argument("--abduction", default=None)
     parser.add_argument("--w", type=float, default=None, help="guidance weight (default: the library's)")
@@ -51,38 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from causaldiffae.checkpoint import load_run
-    from causaldiffae.config import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_STEPS, DEFAULT_W
-    from causaldiffae.counterfactual import check_options
-    from causaldiffae.data import load_dataset
-    from causaldiffae.errors import UserError
-    from causaldiffae.evaluation.metrics import model_counterfactual_fn, morphometric_reader
-    from causaldiffae.data.base import images_tensor
-    from causaldiffae.evaluation.predictors import load_predictors
-
-    try:
-        steps_list = sorted({int(s) for s in args.steps.split(",")}, reverse=True)
-        if args.compare and len(steps_list) > 1:
-            raise UserError(f"--compare scores one step count; got --steps {args.steps}")
-        model, config = load_run(args.run)
-        args.spacing = args.spacing or config.diffusion.sample_spacing
-        mode, abduction = args.mode or DEFAULT_MODE, args.abduction or DEFAULT_ABDUCTION
-        args.w = DEFAULT_W if args.w is None else args.w
-        args.guidance = args.guidance or DEFAULT_GUIDANCE
-        for s in steps_list:
-            check_options(model, steps=s, w=args.w, mode=mode, abduction=abduction, guidance=args.guidance, spacing=args.spacing)
-        ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
-        if args.predictors:
-            read = load_predictors(args.predictors, ds).predict
-            instrument = f"predictors {args.predictors}"
-        else:
-            read = morphometric_reader(ds.graph)
-            instrument = "morphometric measurement"
-            if read is None:
-                raise UserError(f"{ds.name}: no morphometrics for its variables; pass --predictors")
-    except (UserError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    steps_list = args.steps
+    if args.compare and len(steps_list) > 1:
+        raise UserError(f"--compare scores one step count; got --steps {', '.join(map(str, steps_list))}")
+    model, config = load_run(args.run)
+    args.spacing = args.spacing or config.diffusion.sample_spacing
+    mode, abduction = args.mode or DEFAULT_MODE, args.abduction or DEFAULT_ABDUCTION
+    args.w = DEFAULT_W if args.w is None else args.w
+    args.guidance = args.guidance or DEFAULT_GUIDANCE
+    for s in steps_list:
+        check_options(model, steps=s, w=args.w, mode=mode, abduction=abduction, guidance=args.guidance, spacing=args.spacing)
+    ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
+    if args.predictors:
+        read = load_predictors(args.predictors, ds).predict
+        instrument = f"predictors {args.predictors}"
+    else:
+        read = morphometric_reader(ds.graph)
+        instrument = "morphometric measurement"
+        if read is None:
+            raise UserError(f"{ds.name}: no morphometrics for its variables; pass --predictors")
 
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.permutation(len(ds))[: args.n])
@@ -119,13 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare(model, ds, read, x, labels, classes, values, steps, args) -> int:
     """Effectiveness and preservation of every abduction x mode combination, against the SCM."""
-    from causaldiffae.config import ABDUCTIONS, MODES
-    from causaldiffae.evaluation.metrics import effectiveness, model_counterfactual_fn
-    from causaldiffae.evaluation.realism import l1_pixels
-
     if ds.scm is None:
-        print(f"error: {ds.name} has no known SCM to compare against", file=sys.stderr)
-        return 2
+        raise UserError(f"{ds.name} has no known SCM to compare against")
     print(f"{len(x)} images, {steps} steps, {args.spacing} spacing; MAE vs the SCM's true counterfactuals (null: the unedited image)")
     for abduction in ABDUCTIONS:
         for mode in MODES:
