@@ -80,6 +80,16 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path):
         load_run(run, step=30)
 
 
+def test_a_v_prediction_run_learns_and_loads_as_one(tmp_path):
+    config = tiny_config("train.steps=40", "train.log_every=5", "train.checkpoint_every=40", "train.sample_every=40",
+                         "train.kl_anneal_steps=20", "diffusion.prediction_type=v_prediction")
+    run = train(config, synthetic_dataset(n=32), tmp_path / "run", progress=False)
+    metrics = _metrics(run)
+    assert metrics[-1]["mse"] < 0.6 * metrics[0]["mse"], [m["mse"] for m in metrics]
+    model, _ = load_run(run)
+    assert model.prediction_type == "v_prediction" and model.scheduler.config.prediction_type == "v_prediction"
+
+
 def test_sample_grids_place_their_steps_as_the_runs_counterfactuals(tmp_path, monkeypatch):
     import causaldiffae.diffusion as diffusion
 
