@@ -36,9 +36,12 @@ def colour_error(images: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score(run: str, test, index: np.ndarray, noise: torch.Tensor, levels: list[int], zero_mean: bool) -> dict[str, float]:
+def score(run: str, data: str, n: int, seed: int, levels: list[int], zero_mean: bool) -> dict[str, float]:
     model, config = load_run(run)
+    test = load_dataset(data, "test", resolution=config.data.resolution)
+    index = np.linspace(0, len(test) - 1, min(n, len(test))).round().astype(np.int64)
     x0 = images_tensor(test, index)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # the same for every run of one size
     classes = None if test.classes is None else torch.from_numpy(test.classes[index])
     # the stochastic abduction is the cheap one; only its latent is used here
     found = abduct(model, x0, steps=2, abduction="stochastic", labels=test.labels[index], class_labels=classes)
@@ -73,14 +76,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     levels = [int(v) for v in args.levels.split(",")]
     test = load_dataset(args.data, "test")
-    n = min(args.n, len(test))
-    index = np.linspace(0, len(test) - 1, n).round().astype(np.int64)
-    x0 = images_tensor(test, index)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(args.seed))
-    print(f"{n} test images of {args.data}; colour error = mean |channel mean - the image's| (pixels in [-1, 1])")
+    x0 = images_tensor(test)
+    print(f"{min(args.n, len(test))} test images of {args.data}; colour error = mean |channel mean - the image's| (pixels in [-1, 1])")
     print(f"data: channel means {', '.join(f'{v:.3f}' for v in x0.mean(dim=(0, 2, 3)).tolist())}, "
           f"spread of the image means around them {float(x0.mean(dim=(2, 3)).std(dim=0).mean()):.3f} (sd)")
-    rows = {run: score(run, test, index, noise, levels, args.zero_mean) for run in args.runs.split(",")}
+    rows = {run: score(run, args.data, args.n, args.seed, levels, args.zero_mean) for run in args.runs.split(",")}
     names = list(next(iter(rows.values())))
     width = max(len(r) for r in rows)
     print(f"{'run':<{width}}" + "".join(f" | {name:>25}" for name in names))
