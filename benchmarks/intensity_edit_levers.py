@@ -42,7 +42,7 @@ from causaldiffae.counterfactual import block_values, intervene
 from causaldiffae.data.base import pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
+from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert, eps_from_x0, x0_from_eps
 from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import load_predictors
@@ -73,12 +73,6 @@ def main() -> None:
     col = {v: ds.graph.index(v) for v in variables}
     do = {v: {v: values[:, col[v]]} for v in variables}
     truth = {v: ds.scm.counterfactual(labels, do[v]) for v in variables}
-
-    def x0_from_eps(xt: torch.Tensor, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return (xt - (1 - a).sqrt() * eps) / a.sqrt()
-
-    def eps_from_x0(xt: torch.Tensor, x0: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return (xt - a.sqrt() * x0) / (1 - a).sqrt()
 
     def condition(z: torch.Tensor) -> torch.Tensor:
         return model.condition(z, class_labels=abd.class_labels)

@@ -11,12 +11,13 @@ at high noise reads it off the noise, and pure noise then hands each sample a ra
 (README, "A trained model", CausalCircuit). ``--zero-mean`` adds samples from the same noise with
 each image's noise channel means removed.
 
-    python benchmarks/sample_colour.py --data data/circuit --runs runs/circuit-cpu,runs/circuit-cpu-v --n 16
+    python benchmarks/sample_colour.py --data data/circuit --runs runs/circuit-epsilon,runs/circuit-v_prediction --n 16 --zero-mean
 """
 
 from __future__ import annotations
 
 import argparse
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from causaldiffae.checkpoint import load_run
 from causaldiffae.counterfactual import abduct
 from causaldiffae.data import load_dataset
 from causaldiffae.data.base import images_tensor
-from causaldiffae.diffusion import ddim_sample, ddim_timesteps, q_sample
+from causaldiffae.diffusion import ddim_sample, ddim_timesteps, q_sample, x0_from_eps
 
 DEFAULT_LEVELS = "960,900,800,600,300"
 
@@ -36,9 +37,11 @@ def colour_error(images: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score(run: str, data: str, n: int, seed: int, levels: list[int], zero_mean: bool) -> dict[str, float]:
+def score(run: str, test_at, n: int, seed: int, levels: list[int], zero_mean: bool) -> tuple[dict[str, float], torch.Tensor]:
+    """The run's colour errors, and the test images they were measured on; ``test_at(resolution)``
+    gives the test split at a run's resolution."""
     model, config = load_run(run)
-    test = load_dataset(data, "test", resolution=config.data.resolution)
+    test = test_at(config.data.resolution)
     index = np.linspace(0, len(test) - 1, min(n, len(test))).round().astype(np.int64)
     x0 = images_tensor(test, index)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # the same for every run of one size
@@ -55,11 +58,10 @@ def score(run: str, data: str, n: int, seed: int, levels: list[int], zero_mean: 
         out["samples, zero-mean noise"] = colour_error(ddim_sample(eps_fn, centred, ts, alphas), x0)
     for level in levels:
         x_t = q_sample(x0, level, alphas, torch.Generator().manual_seed(level)).float()
-        a = alphas[level].double()
         t = torch.full((len(x0),), level, dtype=torch.long)
-        estimate = (x_t.double() - (1 - a).sqrt() * eps_fn(x_t, t).double()) / a.sqrt()
+        estimate = x0_from_eps(x_t.double(), eps_fn(x_t, t).double(), alphas[level].double())
         out[f"x0 estimate, t={level}"] = colour_error(estimate, x0)
-    return out
+    return out, x0
 
 
 def main() -> None:
@@ -75,12 +77,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     levels = [int(v) for v in args.levels.split(",")]
-    test = load_dataset(args.data, "test")
-    x0 = images_tensor(test)
-    print(f"{min(args.n, len(test))} test images of {args.data}; colour error = mean |channel mean - the image's| (pixels in [-1, 1])")
-    print(f"data: channel means {', '.join(f'{v:.3f}' for v in x0.mean(dim=(0, 2, 3)).tolist())}, "
+    test_at = lru_cache(lambda resolution: load_dataset(args.data, "test", resolution=resolution))  # one load per resolution
+    scored = {run: score(run, test_at, args.n, args.seed, levels, args.zero_mean) for run in args.runs.split(",")}
+    rows = {run: row for run, (row, _) in scored.items()}
+    x0 = next(iter(scored.values()))[1]
+    print(f"{len(x0)} test images of {args.data}; colour error = mean |channel mean - the image's| (pixels in [-1, 1])")
+    print(f"their channel means {', '.join(f'{v:.3f}' for v in x0.mean(dim=(0, 2, 3)).tolist())}, "
           f"spread of the image means around them {float(x0.mean(dim=(2, 3)).std(dim=0).mean()):.3f} (sd)")
-    rows = {run: score(run, args.data, args.n, args.seed, levels, args.zero_mean) for run in args.runs.split(",")}
     names = list(next(iter(rows.values())))
     width = max(len(r) for r in rows)
     print(f"{'run':<{width}}" + "".join(f" | {name:>25}" for name in names))

@@ -50,6 +50,22 @@ def to_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, pre
     return a.sqrt() * output.float() + (1 - a).sqrt() * x_t.float()
 
 
+def training_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the decoder is trained to output for ``x0`` noised by ``noise`` to level ``t``: the
+    noise itself, or the velocity (``to_eps``'s inverse)."""
+    return noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+
+
+def x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """The clean image a noise prediction implies at level ``alpha_bar`` (no dtype change)."""
+    return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+
+
+def eps_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """The noise a clean-image estimate implies at level ``alpha_bar`` (no dtype change)."""
+    return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
+
+
 def ddim_timesteps(num_train_timesteps: int, steps: int, start: float = 1.0, spacing: str = "uniform") -> torch.Tensor:
     """``steps`` timesteps from the top level ``stride * (steps - 1)`` down to 0, descending.
 
@@ -99,10 +115,10 @@ def _sigma2(a_from: torch.Tensor, a_to: torch.Tensor, eta: float) -> torch.Tenso
 def _mean(x: torch.Tensor, eps: torch.Tensor, a_from: torch.Tensor, a_to: torch.Tensor, *, eta: float = 0.0, clip_x0: bool = False) -> torch.Tensor:
     """The deterministic part of a DDIM move from noise level ``a_from`` to ``a_to`` along the
     predicted ``x0`` (float64); with ``eta=0`` it is the whole move."""
-    x0 = (x.double() - (1 - a_from).sqrt() * eps.double()) / a_from.sqrt()
+    x0 = x0_from_eps(x.double(), eps.double(), a_from)
     if clip_x0:
         x0 = x0.clamp(-1, 1)
-        eps = (x.double() - a_from.sqrt() * x0) / (1 - a_from).sqrt()
+        eps = eps_from_x0(x.double(), x0, a_from)
     sigma2 = _sigma2(a_from, a_to, eta) if eta else 0.0  # inversion moves from a_from = 1, where _sigma2 is 0/0
     return a_to.sqrt() * x0 + (1 - a_to - sigma2).clamp(min=0).sqrt() * eps.double()
 

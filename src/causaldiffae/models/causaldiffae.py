@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from causaldiffae.config import MAX_PARAMETERS, DiffusionConfig, ModelConfig
-from causaldiffae.diffusion import make_scheduler, to_eps
+from causaldiffae.diffusion import make_scheduler, to_eps, training_target
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.models.causal_layer import CausalLayer
@@ -198,8 +198,7 @@ class CausalDiffAE(nn.Module):
         x_t = self.scheduler.add_noise(x, noise, t)
         if x.is_contiguous(memory_format=torch.channels_last):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
-        target = noise if self.prediction_type == "epsilon" else self.scheduler.get_velocity(x, noise, t)
-        mse = (self.decoder(x_t, t, cond).float() - target.float()).square().mean()
+        mse = (self.decoder(x_t, t, cond).float() - training_target(self.scheduler, x, noise, t).float()).square().mean()
         c = self.config
         loss = mse + kl_scale * (c.kl_weight * kl_u + c.label_weight * kl_label + c.style_kl_weight * kl_style)
         out = {"loss": loss, "mse": mse.detach(), "kl_u": kl_u.detach(), "kl_label": kl_label.detach()}
