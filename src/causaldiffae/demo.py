@@ -41,14 +41,14 @@ class DemoSettings:
     seed: int = 0
 
 
-def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True):
-    """The embedded test split built in memory (seed 0), standardised with the model's train
-    statistics, and the real digits it was drawn from (for the true counterfactual)."""
+def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True, workers: int = 1):
+    """The embedded test split built in memory (seed 0) by ``workers`` processes, standardised with
+    the model's train statistics, and the real digits it was drawn from (for the true counterfactual)."""
     from causaldiffae.data.base import CausalImageDataset
     from causaldiffae.data.morphomnist import GRAPH, ThicknessIntensitySCM, embedded_source, generate_split
 
     images, digits = embedded_source()["test"]
-    morphed, labels = generate_split(images, "test", seed=0, progress=progress)
+    morphed, labels = generate_split(images, "test", seed=0, workers=workers, progress=progress)
     test = CausalImageDataset(
         morphed[..., None], labels, GRAPH, label_mean, label_std, name="morphomnist", split="test",
         classes=digits, num_classes=10, scm=ThicknessIntensitySCM(),
@@ -76,9 +76,11 @@ def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, flo
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None, **options) -> dict:
+def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None,
+           workers: int = 1, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
-    the true counterfactual's when the real ``sources`` of the test digits are given."""
+    the true counterfactual's when the real ``sources`` of the test digits are given; ``workers``
+    processes draw and measure digits."""
     from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.data.base import images_tensor
@@ -87,7 +89,7 @@ def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, s
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
-    measure = morphometric_reader(test.graph)
+    measure = morphometric_reader(test.graph, workers)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # the reconstruction the preservation bar is set by
     # one null intervention: exact through the ddpm residuals, so scored through DDIM inversion, on the
@@ -97,8 +99,8 @@ def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, s
     round_trip, _ = inversion(x[:k], {}, labels[:k], classes[:k])
     oracle = None
     if sources is not None:
-        true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)
-        oracle = morphomnist_oracle_scores(test.images[idx], true, labels, cf_images)
+        true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm, workers)
+        oracle = morphomnist_oracle_scores(test.images[idx], true, labels, cf_images, workers)
     l1 = float(l1_pixels(round_trip.numpy(), x[:k].numpy()).mean())
     s = summarise(eff, mae(measure(recon)["thickness"], labels[:, 0]), l1, "inversion", k, len(idx), steps, oracle)
     return {**s, "effectiveness": eff}
@@ -151,13 +153,14 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     if not _own_folder(out):
         raise UserError(f"{out} holds files the demo did not write, so it is not an earlier demo output; choose another --out or empty it")
     model, config = load_run(WEIGHTS)
+    workers = torch.get_num_threads()  # the cores --threads gives the demo also draw and measure digits
     steps = config.diffusion.sample_steps if settings.steps is None else settings.steps
     spacing = config.diffusion.sample_spacing
     for w in {DEFAULT_W, *GUIDANCE_VALUES}:
         check_options(model, steps=steps, w=w, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION, spacing=spacing)
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
-        test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress)
+        test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress, workers=workers)
     else:
         test = load_dataset(data, "test", progress=progress)
         if test.name != "morphomnist":
@@ -183,7 +186,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     }
     eval_idx = draw_indices(rng, len(test), settings.n_eval)
     log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
-    s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, spacing=spacing), "spacing": spacing}
+    s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start
     report = render_report(s, grids, out, seconds, data)
     for name, text in (("scores.json", json.dumps(s, indent=2)), ("report.md", report)):

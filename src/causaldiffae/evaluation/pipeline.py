@@ -184,6 +184,7 @@ class _Draw:
     small: np.ndarray  # a random subset of ``idx`` for the small-sample sections
     measure: Callable | None  # the morphometric reader, where the images are 28x28 MorphoMNIST digits
     progress: Callable | None
+    workers: int = 1  # processes that draw and measure digits
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -268,13 +269,14 @@ def evaluate(
     # angle-major grid) would otherwise give the small-sample sections only its lowest angles
     small = idx[draw_indices(np.random.default_rng(s.seed + 1000), n, min(s.n_small, n))]
     measure = None
+    workers = torch.get_num_threads()  # the cores --threads gives the evaluation also draw and measure digits
     if test.name == "morphomnist":
         if tuple(test.image_shape) == MORPHOMETRIC_SHAPE:
-            measure = morphometric_reader(test.graph)
+            measure = morphometric_reader(test.graph, workers)
         else:
             log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
     d = _Draw(model=model, predictors=predictors, train=train, test=test, settings=s, label_mean=mean, label_std=std,
-              idx=idx, small=small, measure=measure, progress=progress)
+              idx=idx, small=small, measure=measure, progress=progress, workers=workers)
     metrics: dict = {
         "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
         "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
@@ -373,8 +375,8 @@ def _oracle(d: _Draw, draws: list, sources: np.ndarray) -> tuple[list[dict], lis
     """The generator's true counterfactuals on every draw the model was scored on (so the two
     columns average the same draws), and their scores."""
     labels = d.labels
-    trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, d.test.scm) for values, _ in draws]
-    return trues, [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs) for true, (_, imgs) in zip(trues, draws)]
+    trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, d.test.scm, d.workers) for values, _ in draws]
+    return trues, [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs, d.workers) for true, (_, imgs) in zip(trues, draws)]
 
 
 def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | None) -> dict:
