@@ -56,7 +56,8 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
     return test, images
 
 
-def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str) -> Path:
+def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str,
+          progress: bool = False) -> Path:
     """One grid from the shared abduction of its digits; each column is one intervention (``do``,
     guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
     from causaldiffae.config import DEFAULT_W
@@ -69,7 +70,7 @@ def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, flo
     for w in dict.fromkeys(ws):
         picked = [j for j, wj in enumerate(ws) if wj == w]
         dos = [check_do(model, columns[j][1], len(x)) for j in picked]
-        for j, (images, _, _) in zip(picked, decode_interventions(model, abd, dos, label_mean=mean, label_std=std, w=w)):
+        for j, (images, _, _) in zip(picked, decode_interventions(model, abd, dos, label_mean=mean, label_std=std, w=w, progress=progress)):
             decoded[j] = images
     cols = [x, recon] + [decoded[j] for j in range(len(columns))]
     rows = [[c[i].numpy() for c in cols] for i in range(len(x))]
@@ -77,10 +78,12 @@ def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, flo
 
 
 def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None,
-           workers: int = 1, **options) -> dict:
+           workers: int = 1, progress: bool = False, **options) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
     the true counterfactual's when the real ``sources`` of the test digits are given; ``workers``
-    processes draw and measure digits."""
+    processes draw and measure digits; ``progress`` shows the sampler's steps."""
+    from tqdm import tqdm
+
     from causaldiffae.evaluation.metrics import effectiveness, mae, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.data.base import images_tensor
@@ -88,14 +91,15 @@ def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, s
 
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
-    cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, **options)
+    bars = tqdm if progress else None
+    cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **options)
     measure = morphometric_reader(test.graph, workers)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # the reconstruction the preservation bar is set by
     # one null intervention: exact through the ddpm residuals, so scored through DDIM inversion, on the
     # first ROUND_TRIP_IMAGES digits (as evaluate scores composition on a subset: inversion costs 3 passes a step)
     k = min(ROUND_TRIP_IMAGES, len(idx))
-    inversion = model_counterfactual_fn(model, steps=steps, seed=seed, **{**options, "abduction": "inversion"})
+    inversion = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **{**options, "abduction": "inversion"})
     round_trip, _ = inversion(x[:k], {}, labels[:k], classes[:k])
     oracle = None
     if sources is not None:
@@ -175,18 +179,19 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])
     torch.manual_seed(settings.seed)
     log(f"drawing counterfactual grids ({settings.n_grid} digits, {steps} DDIM steps, {spacing} spacing)")
-    abd = abduct(model, x, steps=steps, spacing=spacing, class_labels=classes, generator=torch.Generator().manual_seed(settings.seed))
+    abd = abduct(model, x, steps=steps, spacing=spacing, class_labels=classes, generator=torch.Generator().manual_seed(settings.seed),
+                 progress=progress)
     mean, std = label_stats(model)
-    recon = decode_intervention(model, abd, {}, label_mean=mean, label_std=std)[0]
+    recon = decode_intervention(model, abd, {}, label_mean=mean, label_std=std, progress=progress)[0]
     grids = {
-        "do(thickness)": _grid(model, abd, x, recon, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity"),
-        "do(intensity)": _grid(model, abd, x, recon, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], out / "do_intensity.png", "do(intensity = v): thickness is kept"),
-        "do(thickness, intensity)": _grid(model, abd, x, recon, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], out / "do_both.png", "do(thickness, intensity) at once"),
-        "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w"),
+        "do(thickness)": _grid(model, abd, x, recon, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity", progress),
+        "do(intensity)": _grid(model, abd, x, recon, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], out / "do_intensity.png", "do(intensity = v): thickness is kept", progress),
+        "do(thickness, intensity)": _grid(model, abd, x, recon, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], out / "do_both.png", "do(thickness, intensity) at once", progress),
+        "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w", progress),
     }
     eval_idx = draw_indices(rng, len(test), settings.n_eval)
     log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
-    s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, spacing=spacing), "spacing": spacing}
+    s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, progress, spacing=spacing), "spacing": spacing}
     seconds = time.perf_counter() - start
     report = render_report(s, grids, out, seconds, data)
     for name, text in (("scores.json", json.dumps(s, indent=2)), ("report.md", report)):

@@ -59,7 +59,8 @@ def model_counterfactual_fn(
     Calls on the same images (one per intervened variable, say) reuse the abduction, as a grid
     does: inversion is the costliest step, and every intervention is then scored on the same
     ``x_T``. Stochastic abduction noise comes from ``abduction_generator(seed, call)``, ``call``
-    counting this function's calls from 1, so a whole evaluation is reproducible.
+    counting this function's calls from 1, so a whole evaluation is reproducible. With a
+    ``progress`` bar maker, batches and the sampler's steps show transient bars.
     """
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_intervention, label_stats
 
@@ -74,7 +75,7 @@ def model_counterfactual_fn(
         if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and all(map(_same, hit[1], key)):
             return hit[2]
         abd = abduct(model, x, steps=steps, abduction=abduction, labels=labels, class_labels=classes,
-                     label_mean=mean, label_std=std, generator=gen, start=start, spacing=spacing)
+                     label_mean=mean, label_std=std, generator=gen, start=start, spacing=spacing, progress=progress is not None)
         cache[first] = (x.clone(), key, abd)
         return abd
 
@@ -92,7 +93,8 @@ def model_counterfactual_fn(
                 s, x, None if labels is None else np.asarray(labels)[sl], None if classes is None else np.asarray(classes)[sl], gen
             )
             batch_do = check_do(model, {k: np.asarray(v)[sl] for k, v in do.items()}, len(x))
-            imgs, z_cf, _ = decode_intervention(model, abd, batch_do, label_mean=mean, label_std=std, mode=mode, w=w, guidance=guidance)
+            imgs, z_cf, _ = decode_intervention(model, abd, batch_do, label_mean=mean, label_std=std, mode=mode, w=w, guidance=guidance,
+                                                progress=progress is not None)
             outs.append(imgs.cpu())
             values.append(block_values(model, z_cf, mean, std))
         return torch.cat(outs), np.concatenate(values)
