@@ -132,17 +132,24 @@ def test_thickness_with_intensity_holds_after_saturation(digits, intensity):
         assert abs(M.measure_thickness(out) - 2.5) < 0.1
 
 
-def test_many_digits_are_measured_and_redrawn_alike_by_any_number_of_workers(digits):
-    batch = np.concatenate([digits, digits[::-1]])  # 10 digits: several chunks per worker
+def test_many_digits_are_measured_and_redrawn_alike_by_any_number_of_workers(digits, monkeypatch):
+    from causaldiffae.data import parallel
+
+    used = []
+    real = parallel.map_progress
+    monkeypatch.setattr(parallel, "map_progress", lambda fn, jobs, **kw: used.append(kw["workers"]) or real(fn, jobs, **kw))
+    batch = np.concatenate([np.concatenate([digits, digits[::-1]])] * 4)  # 40 digits: several chunks per worker
     serial = M.measure_digits(batch, ("thickness", "intensity"), workers=1)
     np.testing.assert_array_equal(serial["thickness"], [M.measure_thickness(d) for d in batch])
     np.testing.assert_array_equal(serial["intensity"], [M.measure_intensity(d) for d in batch])
     forked = M.measure_digits(batch[..., None], ("intensity",), workers=2)
     assert list(forked) == ["intensity"]
     np.testing.assert_array_equal(forked["intensity"], serial["intensity"])
-    labels = np.stack([np.linspace(1.5, 5.0, len(batch)), np.linspace(80.0, 250.0, len(batch))], axis=1)
-    redrawn = M.redraw_digits(batch, labels, workers=2)
-    assert redrawn.dtype == np.uint8 and redrawn.shape == batch.shape
+    M.measure_digits(batch[:4], ("intensity",), workers=2)  # too few to be worth a fork
+    labels = np.stack([np.linspace(1.5, 5.0, 12), np.linspace(80.0, 250.0, 12)], axis=1)
+    redrawn = M.redraw_digits(batch[:12], labels, workers=2)
+    assert redrawn.dtype == np.uint8 and redrawn.shape == (12, 28, 28)
     np.testing.assert_array_equal(redrawn[3], M.set_thickness(batch[3], labels[3, 0], intensity=labels[3, 1]))
-    np.testing.assert_array_equal(redrawn, M.redraw_digits(batch, labels, workers=1))
+    np.testing.assert_array_equal(redrawn, M.redraw_digits(batch[:12], labels, workers=1))
+    assert used == [1, 2, 1, 2, 1]
     assert M.measure_digits(batch[:0], ("thickness",), workers=2)["thickness"].shape == (0,)
