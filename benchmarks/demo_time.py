@@ -46,20 +46,23 @@ def one_run(out: Path, threads: int | None) -> tuple[float, dict[str, float]]:
         cmd += ["--threads", str(threads)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    marks: list[tuple[str, float]] = []
+    marks: dict[str, float] = {}  # when each stage's log line arrived
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         for line in proc.stdout:
             for key, _ in STAGES:
                 if line.startswith(key):
-                    marks.append((key, time.perf_counter() - start))
+                    marks.setdefault(key, time.perf_counter() - start)
         code = proc.wait()
     total = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"demo exited with {code}: {' '.join(cmd)}")
+    missing = [key for key, _ in STAGES if key not in marks]
+    if missing:
+        raise SystemExit(f"the demo printed no line starting {missing[0]!r}; its log changed, so the stages cannot be split")
     stages, last = {}, 0.0
-    for (key, at), (_, name) in zip(marks, STAGES):
-        stages[name] = at - last
-        last = at
+    for key, name in STAGES:
+        stages[name] = marks[key] - last
+        last = marks[key]
     stages["scoring"] = total - last
     return total, stages
 

@@ -305,6 +305,17 @@ def _chunks(n: int, workers: int) -> list[slice]:
     return [slice(s, s + size) for s in range(0, n, size)]
 
 
+def _map_chunks(fn, arrays: tuple[np.ndarray, ...], workers: int, fork_min: int, extra: tuple = ()) -> list:
+    """``fn((*chunk of each array, *extra))`` for chunks of the arrays' rows, from ``workers``
+    processes when there are at least ``fork_min`` rows (below that one process is faster)."""
+    from causaldiffae.data.parallel import map_progress
+
+    n = len(arrays[0])
+    workers = workers if n >= fork_min else 1
+    jobs = ((*(a[c] for a in arrays), *extra) for c in _chunks(n, workers))
+    return map_progress(fn, jobs, workers=workers, total=n, desc="digits", unit="digit", progress=False)
+
+
 def _measure_chunk(job: tuple[np.ndarray, tuple[str, ...]]) -> np.ndarray:
     digits, names = job
     return np.array([[MEASURES[v](d) for v in names] for d in digits], dtype=np.float64).reshape(len(digits), len(names))
@@ -313,12 +324,8 @@ def _measure_chunk(job: tuple[np.ndarray, tuple[str, ...]]) -> np.ndarray:
 def measure_digits(digits: np.ndarray, names: tuple[str, ...] = ("thickness", "intensity"), workers: int = 1) -> dict[str, np.ndarray]:
     """``{name: values}`` of the digits ``(N, 28, 28)`` (or ``(N, 28, 28, 1)``), ``workers`` processes
     at once: the medial axis costs about 10 ms a digit, so scoring hundreds is worth the cores."""
-    from causaldiffae.data.parallel import map_progress
-
     digits = np.asarray(digits).reshape(len(digits), 28, 28)
-    workers = workers if len(digits) >= _FORK_MIN_MEASURE else 1
-    parts = map_progress(_measure_chunk, ((digits[c], tuple(names)) for c in _chunks(len(digits), workers)),
-                         workers=workers, total=len(digits), desc="morphometrics", unit="digit", progress=False)
+    parts = _map_chunks(_measure_chunk, (digits,), workers, _FORK_MIN_MEASURE, (tuple(names),))
     values = np.concatenate(parts) if parts else np.empty((0, len(names)))
     return {v: values[:, j] for j, v in enumerate(names)}
 
@@ -331,11 +338,6 @@ def _redraw_chunk(job: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
 def redraw_digits(sources: np.ndarray, labels: np.ndarray, workers: int = 1) -> np.ndarray:
     """``set_thickness(source, thickness, intensity=intensity)`` for each source digit and its
     (thickness, intensity) row of ``labels``, uint8 ``(N, 28, 28)``, ``workers`` processes at once."""
-    from causaldiffae.data.parallel import map_progress
-
     sources = np.asarray(sources).reshape(len(sources), 28, 28)
-    labels = np.asarray(labels, dtype=np.float64)
-    workers = workers if len(sources) >= _FORK_MIN_REDRAW else 1
-    parts = map_progress(_redraw_chunk, ((sources[c], labels[c]) for c in _chunks(len(sources), workers)),
-                         workers=workers, total=len(sources), desc="redraw", unit="digit", progress=False)
+    parts = _map_chunks(_redraw_chunk, (sources, np.asarray(labels, dtype=np.float64)), workers, _FORK_MIN_REDRAW)
     return np.concatenate(parts) if parts else np.empty((0, 28, 28), dtype=np.uint8)
