@@ -26,17 +26,17 @@ STAGES = (("building", "start-up"), ("drawing", "test digits"), ("scoring", "gri
 
 
 def cpu_summary() -> str:
-    flags, model = set(), "unknown CPU"
+    """The CPU model, its cores and whether it computes bf16 natively, by the check ``train`` warns with."""
+    from causaldiffae.training import _cpu_bf16
+
+    model = "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-    except OSError:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
         pass
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"}) or ["no avx512_bf16 / amx_bf16"]
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, {' '.join(bf16)}"
+    bf16 = {True: "native bf16 (avx512_bf16 / amx_bf16)", False: "no avx512_bf16 / amx_bf16", None: "bf16 support unknown"}
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16[_cpu_bf16()]}"
 
 
 def one_run(out: Path, threads: int | None) -> tuple[float, dict[str, float]]:
