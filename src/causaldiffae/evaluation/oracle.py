@@ -49,18 +49,13 @@ def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray
     from causaldiffae.data.morphometrics import measure_digits
     from causaldiffae.evaluation.realism import l1_pixels
 
-    def read(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        measured = measure_digits(digits, ("thickness", "intensity"), workers)
-        return measured["thickness"], measured["intensity"]
-
     def l1(a: np.ndarray, b: np.ndarray) -> float:
         return float(l1_pixels(a / 127.5 - 1, b / 127.5 - 1).mean())
 
     images = np.asarray(images).reshape(len(images), 28, 28)
-    base_t, base_i = read(images)
     (dt, truth_t), (di, truth_i) = true["thickness"], true["intensity"]
-    t_t, t_i = read(dt)
-    i_t, i_i = read(di)
+    measured = measure_digits(np.concatenate([images, dt, di]), ("thickness", "intensity"), workers)
+    (base_t, t_t, i_t), (base_i, t_i, i_i) = (np.split(measured[k], 3) for k in ("thickness", "intensity"))
     out = {
         "n": int(len(images)),
         "unedited": {"thickness_mae": mae(base_t, labels[:, 0]), "intensity_mae": mae(base_i, labels[:, 1])},
