@@ -1,4 +1,5 @@
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -12,6 +13,15 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def _seed():
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Run every test with Python's own Ctrl-C handler: a suite started as a background job (nohup,
+    ``&``) inherits SIGINT ignored, which would silence the tests that interrupt themselves."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 class RecordedBars:
