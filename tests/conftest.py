@@ -17,8 +17,8 @@ def _seed():
 
 @pytest.fixture(autouse=True)
 def _ctrl_c_raises():
-    """Run every test with Python's own Ctrl-C handler: a suite started as a background job (nohup,
-    ``&``) inherits SIGINT ignored, which would silence the tests that interrupt themselves."""
+    """Run every test with Python's own Ctrl-C handler: a suite started with ``&`` from a script
+    inherits SIGINT ignored, which would silence the tests that interrupt themselves."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
