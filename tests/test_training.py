@@ -305,6 +305,17 @@ def test_a_compiled_loss_with_wrong_gradients_is_refused_before_anything_is_writ
     assert not (tmp_path / "run").exists()
 
 
+def test_with_dropout_the_compiled_gradient_check_is_skipped_with_a_warning_at_the_callers_line(tmp_path, monkeypatch, recwarn):
+    """Compiled dropout draws other masks than eager, so the check would refuse a sound compile:
+    it is skipped, and the warning names the line that called train(), not the library's."""
+    monkeypatch.setattr(torch, "compile", _faulty_compile("halved"))  # refused without dropout (above)
+    run = train(tiny_config("train.steps=2", "train.compile=default", "model.dropout=0.1"), synthetic_dataset(n=16),
+                tmp_path / "run", progress=False)
+    [warning] = [w for w in recwarn if "gradient check skipped" in str(w.message)]
+    assert Path(warning.filename) == Path(__file__)
+    assert [m["step"] for m in _metrics(run)] == [1, 2]
+
+
 def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path, capsys):
     data = synthetic_dataset(n=16)
     config = tiny_config("train.steps=6", "train.checkpoint_every=4", "train.log_every=2")

@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -380,6 +380,8 @@ class _LogWindow:
     steps: int
     start: float  # time.perf_counter() when the window opened
 
+    EMPTY: ClassVar[dict[str, Any]] = {"sums": {}, "steps": 0, "seconds": 0.0}  # the saved state before any step; only read
+
     @classmethod
     def restore(cls, saved: dict[str, Any]) -> _LogWindow:
         return cls(dict(saved["sums"]), saved["steps"], time.perf_counter() - saved["seconds"])
@@ -501,11 +503,10 @@ def _train(
     time_limit: float | None,
     lock: _RunLock,
 ) -> Path:
+    """train()'s body: every check that can fail before anything is written, then the model and
+    its restored state, then the loop (steps, log lines, checkpoints, sample grids, stops)."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
-
-    from causaldiffae.models import CausalDiffAE
-    from causaldiffae.models.causaldiffae import check_model_size
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
@@ -537,94 +538,34 @@ def _train(
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not _has_accelerator())
     _BUILT_PRECISION["last"] = mixed_precision
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+    main = accelerator.is_main_process
     if t.batch_size % (world * t.grad_accum):
         raise ConfigError(
             f"train.batch_size={t.batch_size} must be divisible by processes x grad_accum = {world} x {t.grad_accum}"
         )
     micro = t.batch_size // (world * t.grad_accum)
 
-    if not isinstance(data, CausalImageDataset):
-        from causaldiffae.data import load_dataset
-
-        data = load_dataset(data, "train", resolution=config.data.resolution, progress=progress and accelerator.is_main_process)
-    elif config.data.resolution is not None and data.images.shape[1:3] != (config.data.resolution,) * 2:
-        data = copy.copy(data)  # the run records data.resolution, so later loads see the size it trained on
-        data.images = resize_images(data.images, config.data.resolution)
-    train_data = prepare_data(data, config)
-    if len(train_data) < t.batch_size:
-        raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={t.batch_size}; "
-                        f"pass a smaller one, e.g. train.batch_size={_smaller_batch(len(train_data))}")
-
+    train_data = _training_data(data, config, progress=progress and main)
     if resume and (out / "model.safetensors").is_file():
         _check_same_data(read_model_meta(out / "model.safetensors"), train_data, f"--resume {out}")
-    if resume and accelerator.is_main_process:  # a kill -9 or a power cut skips the writers' own cleanup
+    if resume and main:  # a kill -9 or a power cut skips the writers' own cleanup
         removed = sum(remove_leftovers(folder) for folder in (out, out / "checkpoints", out / "samples"))
         if removed:
             print(f"removed {removed} temporary file(s) that an interrupted write left in {out}")
-    torch.manual_seed(t.seed)
-    check_model_size(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
-    model = CausalDiffAE(config.model, train_data.graph, train_data.image_shape, train_data.num_classes, config.diffusion)
-    if t.init and not resuming:  # a resumed run's checkpoint holds its weights; the init folder may be gone
-        init_weights(model, t.init, train_data, config)
-        if accelerator.is_main_process:
-            print(f"starting from the weights of {t.init} (train.init)")
-    model.set_label_stats(train_data.label_mean, train_data.label_std)
-    model.to(device)
-    if t.channels_last:
-        model.to(memory_format=torch.channels_last)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    # One fused kernel for all parameters: on CPU the per-parameter loop costs more than a small UNet's convs.
-    fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused)
-
+    model, ema, optimizer = _build(config, train_data, device, init=t.init if not resuming else None, main=main)
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
-    start = 0
-    saved_window: dict[str, Any] = {"sums": {}, "steps": 0, "seconds": 0.0}
+    start, saved_window = 0, _LogWindow.EMPTY
     if ckpt is not None:
-        order = ckpt["state"].get("data_order")
-        if order is not None and order != data_order:
-            raise TrainingError(
-                f"{kept[-1]}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out"
-            )
-        _check_same_labels(ckpt["model"], model, kept[-1])
-        try:
-            model.load_state_dict(ckpt["model"])
-            ema.load_state_dict(ckpt["ema"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["state"]["rng"])
-            if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
-                accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
-        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
-            detail = str(err).splitlines()[0] if str(err) else ""
-            raise CheckpointError(f"{kept[-1]}: the checkpoint does not fit this run ({type(err).__name__}: {detail}); "
-                                  "delete it to resume from the one before") from None
-        start = ckpt["state"]["step"]
-        saved_window = ckpt["state"].get("log_window", saved_window)
+        start, saved_window = _restore(ckpt, kept[-1], model, ema, optimizer, accelerator, data_order)
         if start > t.steps:
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
-    main = accelerator.is_main_process
-    if main and resume and not kept:
-        print(f"{out} had no checkpoint: starting it again from step 0" + (f" with {', '.join(changes)}" if changes else ""))
-    elif main and changes and start < t.steps:
-        print(f"resuming {out} at step {start} with {', '.join(changes)}")
-    if main and resume and start == t.steps:
-        print(f"{out} is already at train.steps={t.steps}: nothing to train (raise train.steps to continue)"
-              + (f"; its config is left as it was, without {', '.join(changes)}" if changes else ""))
-    # Compiled or not, the random draws (made with explicit generators) stay eager and identical.
+    if main:
+        _say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
-        if main:
-            print(f"compiling the training loss (train.compile={t.compile}; a minute or more) and checking its gradients")
-        if config.model.dropout > 0:
-            warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager", stacklevel=2)
-        else:
-            part = step_indices(len(train_data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
-            check_compiled_gradients(
-                model, forward, raw_model, train_data.batch(part, device, t.channels_last),
-                lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
-            )
+        _check_compiled(model, forward, raw_model, config, train_data, start, rank, micro, main)
     meta = {
         "graph": train_data.graph.to_dict(),
         "image_shape": list(train_data.image_shape),
@@ -650,8 +591,7 @@ def _train(
             training_curves(out / "metrics.jsonl", out / "curves.png")
         accelerator.wait_for_everyone()
 
-    ema_params = [p for p in ema.parameters()]
-    model_params = [p for p in raw_model.parameters()]
+    optimise = _OptimisationStep(model, forward, optimizer, ema, accelerator, train_data, t, micro, out)
     window = _LogWindow.restore(saved_window)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = start
@@ -660,35 +600,8 @@ def _train(
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
     with stop, bar:  # closed on every way out, so a stopped run's bar is not redrawn after its last message
         for step in range(start, t.steps):
-            lr = learning_rate(step, t.lr, t.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            lam = kl_scale(step, t.kl_anneal_steps)
-            lam_tensor = torch.tensor(lam, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
-            index = step_indices(len(train_data), t.batch_size, t.seed, step)
-            totals: dict[str, torch.Tensor] = {}
-            for m in range(t.grad_accum):
-                part = index[(m * world + rank) * micro : (m * world + rank + 1) * micro]
-                batch = train_data.batch(part, device, t.channels_last)
-                sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
-                with sync:
-                    terms = forward(batch, lam_tensor, step_generator(t.seed, step, rank, m, device))
-                    accelerator.backward(terms["loss"] / t.grad_accum)
-                for key, value in terms.items():
-                    totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
-            if world > 1:  # each process holds its share of the batch; the log and the NaN check need the whole batch
-                keys = list(totals)
-                totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
-            loss = totals["loss"]
-            if not torch.isfinite(loss):
-                saved = checkpoint_dirs(out)  # this run may have written some since it started
-                where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
-                raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, model_params, 1.0 - ema_decay(step, t.ema_decay))
+            lr, lam = learning_rate(step, t.lr, t.warmup_steps), kl_scale(step, t.kl_anneal_steps)
+            totals, grad_norm = optimise(step, lr, lam)
             done = step + 1
             window.add(totals, grad_norm)
             bar.update(1)
@@ -724,6 +637,148 @@ def _train(
     if done < t.steps:
         stop.pass_on()
     return out
+
+
+def _training_data(data: str | Path | CausalImageDataset, config: ExperimentConfig, *, progress: bool) -> TrainData:
+    """The training split as TrainData: read from a folder, or a given dataset at data.resolution."""
+    if not isinstance(data, CausalImageDataset):
+        from causaldiffae.data import load_dataset
+
+        data = load_dataset(data, "train", resolution=config.data.resolution, progress=progress)
+    elif config.data.resolution is not None and data.images.shape[1:3] != (config.data.resolution,) * 2:
+        data = copy.copy(data)  # the run records data.resolution, so later loads see the size it trained on
+        data.images = resize_images(data.images, config.data.resolution)
+    train_data = prepare_data(data, config)
+    batch_size = config.train.batch_size
+    if len(train_data) < batch_size:
+        raise DataError(f"{data.name}: {len(train_data)} training images, fewer than train.batch_size={batch_size}; "
+                        f"pass a smaller one, e.g. train.batch_size={_smaller_batch(len(train_data))}")
+    return train_data
+
+
+def _build(
+    config: ExperimentConfig, data: TrainData, device: torch.device, *, init: str | None, main: bool
+) -> tuple[CausalDiffAE, CausalDiffAE, torch.optim.Optimizer]:
+    """The model (seeded by train.seed, or from ``init``'s weights), its EMA copy and the optimiser, on ``device``."""
+    from causaldiffae.models import CausalDiffAE
+    from causaldiffae.models.causaldiffae import check_model_size
+
+    t = config.train
+    torch.manual_seed(t.seed)
+    check_model_size(config.model, data.graph, data.image_shape, data.num_classes, config.diffusion)
+    model = CausalDiffAE(config.model, data.graph, data.image_shape, data.num_classes, config.diffusion)
+    if init:  # a resumed run's checkpoint holds its weights; the init folder may be gone
+        init_weights(model, init, data, config)
+        if main:
+            print(f"starting from the weights of {init} (train.init)")
+    model.set_label_stats(data.label_mean, data.label_std)
+    model.to(device)
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    # One fused kernel for all parameters: on CPU the per-parameter loop costs more than a small UNet's convs.
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused)
+    return model, ema, optimizer
+
+
+def _restore(
+    ckpt: dict, where: Path, model: CausalDiffAE, ema: CausalDiffAE, optimizer: torch.optim.Optimizer, accelerator, data_order: dict
+) -> tuple[int, dict[str, Any]]:
+    """Load checkpoint ``where`` into the new run (weights, EMA, optimiser, RNG, fp16 loss scale);
+    returns its step and its part-filled log window."""
+    order = ckpt["state"].get("data_order")
+    if order is not None and order != data_order:
+        raise TrainingError(f"{where}: trained with data order {order}, now {data_order}; resume on the same data or start a new --out")
+    _check_same_labels(ckpt["model"], model, where)
+    try:
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        set_rng_state(ckpt["state"]["rng"])
+        if accelerator.scaler is not None and ckpt["state"].get("grad_scaler"):
+            accelerator.scaler.load_state_dict(ckpt["state"]["grad_scaler"])
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise CheckpointError(f"{where}: the checkpoint does not fit this run ({type(err).__name__}: {detail}); "
+                              "delete it to resume from the one before") from None
+    return ckpt["state"]["step"], ckpt["state"].get("log_window", _LogWindow.EMPTY)
+
+
+def _say_how_it_resumes(out: Path, resume: bool, had_checkpoint: bool, changes: list[str], start: int, steps: int) -> None:
+    """Tell a resumed run's user where it restarts and which settings changed, or that it is done."""
+    if resume and not had_checkpoint:
+        print(f"{out} had no checkpoint: starting it again from step 0" + (f" with {', '.join(changes)}" if changes else ""))
+    elif changes and start < steps:
+        print(f"resuming {out} at step {start} with {', '.join(changes)}")
+    if resume and start == steps:
+        print(f"{out} is already at train.steps={steps}: nothing to train (raise train.steps to continue)"
+              + (f"; its config is left as it was, without {', '.join(changes)}" if changes else ""))
+
+
+def _check_compiled(model, forward, raw_model, config: ExperimentConfig, data: TrainData, start: int, rank: int, micro: int, main: bool) -> None:
+    """Compare the compiled loss's gradients with eager ones on this process's first batch.
+
+    Compiled or not, the random draws (made with explicit generators) stay eager and identical.
+    """
+    t = config.train
+    if main:
+        print(f"compiling the training loss (train.compile={t.compile}; a minute or more) and checking its gradients")
+    if config.model.dropout > 0:
+        warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager", stacklevel=4)
+        return
+    device = next(raw_model.parameters()).device
+    part = step_indices(len(data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
+    check_compiled_gradients(
+        model, forward, raw_model, data.batch(part, device, t.channels_last),
+        lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
+    )
+
+
+class _OptimisationStep:
+    """One optimiser step on the global batch of a step number, whatever the process count: each
+    process takes its slice of every micro-batch; gradients add up over the accumulation (DDP
+    syncs only on the last) and are averaged over processes; then clipping, AdamW and the EMA."""
+
+    def __init__(self, model, forward, optimizer: torch.optim.Optimizer, ema: CausalDiffAE, accelerator, data: TrainData, t,
+                 micro: int, out: Path) -> None:
+        self.model, self.forward, self.optimizer, self.ema = model, forward, optimizer, ema
+        self.accelerator, self.data, self.t, self.micro, self.out = accelerator, data, t, micro, out
+        self.ema_params = list(ema.parameters())
+        self.model_params = list(accelerator.unwrap_model(model).parameters())
+
+    def __call__(self, step: int, lr: float, kl_scale: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The loss terms averaged over the global batch, and the gradient norm before clipping."""
+        t, accelerator = self.t, self.accelerator
+        world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        lam = torch.tensor(kl_scale, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
+        index = step_indices(len(self.data), t.batch_size, t.seed, step)
+        totals: dict[str, torch.Tensor] = {}
+        for m in range(t.grad_accum):
+            part = index[(m * world + rank) * self.micro : (m * world + rank + 1) * self.micro]
+            batch = self.data.batch(part, device, t.channels_last)
+            sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(self.model)
+            with sync:
+                terms = self.forward(batch, lam, step_generator(t.seed, step, rank, m, device))
+                accelerator.backward(terms["loss"] / t.grad_accum)
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + value.detach().float() / t.grad_accum
+        if world > 1:  # each process holds its share of the batch; the log and the NaN check need the whole batch
+            keys = list(totals)
+            totals = dict(zip(keys, accelerator.reduce(torch.stack([totals[k] for k in keys]), "mean")))
+        loss = totals["loss"]
+        if not torch.isfinite(loss):
+            saved = checkpoint_dirs(self.out)  # this run may have written some since it started
+            where = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was written yet"
+            raise TrainingError(f"non-finite loss ({float(loss)}) at step {step + 1}; stopped, {where}")
+        grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_params, self.model_params, 1.0 - ema_decay(step, t.ema_decay))
+        return totals, grad_norm
 
 
 def check_compiled_gradients(
