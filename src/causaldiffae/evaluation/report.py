@@ -42,13 +42,15 @@ def _without_empty_last(header: list[str], rows: list[list]) -> tuple[list[str],
 
 def render(metrics: dict) -> str:
     """The report as markdown, from the metrics dict written beside it."""
+    sections = (_header, _predictors, _effectiveness, _modes, _composition, _realism, _dci, _sweeps, _extras)
+    return "\n".join(line for section in sections for line in section(metrics))
+
+
+def _header(metrics: dict) -> list[str]:
     ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
-    split = ds["split"]  # the evaluated split (test unless --split said otherwise)
-    figs = metrics.get("figures", {})
-    pm = metrics["predictors"]
-    scored = pm.get("split", "test")  # the split the predictors were scored on (``predictors --test-split``)
+    scored = metrics["predictors"].get("split", "test")  # the split the predictors were scored on (``predictors --test-split``)
     held_out = ", the images they were trained on: not a held-out error" if scored == "train" else ""
-    out = [
+    return [
         f"# Counterfactual evaluation: {model['variant']} on {ds['name']}",
         "",
         f"Model: `{model['variant']}`, {model['trained_steps']} training steps, "
@@ -61,15 +63,22 @@ def render(metrics: dict) -> str:
         "Values are read off the images by the anti-causal predictors (trained on the train split; "
         f"{scored} scores below{held_out}). *Null* is the unedited image read by the same instrument, the score of doing nothing.",
         "",
-        f"## Predictors ({scored} split)",
-        "",
     ]
-    rows = [[v, pm["mae"][v]] for v in ds["variables"]]
+
+
+def _predictors(metrics: dict) -> list[str]:
+    pm = metrics["predictors"]
+    scored = pm.get("split", "test")
+    rows = [[v, pm["mae"][v]] for v in metrics["dataset"]["variables"]]
     if "accuracy" in pm:
         rows.append(["class accuracy", pm["accuracy"]])
-    out += _table(["variable", f"{scored} MAE"], rows)
+    return [f"## Predictors ({scored} split)", ""] + _table(["variable", f"{scored} MAE"], rows)
 
-    out += ["## Effectiveness and preservation", ""]
+
+def _effectiveness(metrics: dict) -> list[str]:
+    """Each intervention's MAE beside its null baseline, identity preservation, and the shipped model's bar."""
+    split, figs = metrics["dataset"]["split"], metrics.get("figures", {})  # the evaluated split (test unless --split said otherwise)
+    out = ["## Effectiveness and preservation", ""]
     out.append(
         f"Intervention values are a shuffled copy of the {split} labels (the {split} marginal); MAE in natural units "
         + ("against the true counterfactual of the dataset's SCM" if metrics["scm"] else
@@ -98,12 +107,15 @@ def render(metrics: dict) -> str:
     thr = metrics["throughput"]
     out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s while scoring effectiveness (abduction, decoding at {thr['steps']} steps, "
             "and reading each image's values).", ""]
-    for var in ds["variables"]:
+    for var in metrics["dataset"]["variables"]:
         if f"grid_{var}" in figs:
             out += [f"![do({var})]({figs[f'grid_{var}']})", ""]
+    return out
 
-    out += ["## Abduction and intervention mode", ""]
-    comp = metrics["comparison"]
+
+def _modes(metrics: dict) -> list[str]:
+    comp, split = metrics["comparison"], metrics["dataset"]["split"]
+    out = ["## Abduction and intervention mode", ""]
     out.append(f"Effectiveness on {comp['n']} of the {split} images, the six combinations on one draw of intervention values of "
                "their own: compare the rows with each other, not with the table above (other images and values).")
     out.append("")
@@ -112,10 +124,12 @@ def render(metrics: dict) -> str:
         for var, entry in res.items():
             for name, item in entry["variables"].items():
                 rows.append([key, f"do({var})", name, item["role"], item["mae"], item["null_mae"], entry.get("class_accuracy")])
-    out += _table(*_without_empty_last(["abduction/mode", "intervention", "variable", "role", "MAE", "null MAE", "class acc."], rows))
+    return out + _table(*_without_empty_last(["abduction/mode", "intervention", "variable", "role", "MAE", "null MAE", "class acc."], rows))
 
-    out += ["## Composition and reversibility", ""]
-    comp = metrics["composition"]
+
+def _composition(metrics: dict) -> list[str]:
+    comp, split, figs = metrics["composition"], metrics["dataset"]["split"], metrics.get("figures", {})
+    out = ["## Composition and reversibility", ""]
     rows = [[f"L1 ({comp['abduction']})"] + comp["l1"]]
     if "inversion_l1" in comp:
         rows.append(["L1 (inversion)"] + comp["inversion_l1"])
@@ -132,10 +146,14 @@ def render(metrics: dict) -> str:
     out += _table(["intervention", "L1 after intervening", "L1 after intervening back"], rows)
     if "composition" in figs:
         out += [f"![composition]({figs['composition']})", ""]
+    return out
 
-    out += ["## Realism", ""]
-    real = metrics["realism"]
-    ref = real["reference"]
+
+def _realism(metrics: dict) -> list[str]:
+    """Frechet distances with their caveats, then the reconstruction errors."""
+    ds, st, real = metrics["dataset"], metrics["settings"], metrics["realism"]
+    split, ref = ds["split"], real["reference"]
+    out = ["## Realism", ""]
     out += _table(
         ["images", f"Frechet distance to {ref['n']} {ref['split']} images"],
         [[f"unedited {split} images (real, " + ("not in the reference" if split == "train" else "held out") + ": the floor)",
@@ -167,8 +185,13 @@ def render(metrics: dict) -> str:
         [[k, r["l1"], r["mse"]] + [r.get("mae", {}).get(v) for v in ds["variables"]]
          + [r.get("measured_mae", {}).get(c.removeprefix("measured MAE ")) for c in measured_cols] for k, r in rec.items()],
     )
+    return out
 
-    out += ["## Disentanglement (DCI)", ""]
+
+def _dci(metrics: dict) -> list[str]:
+    ds, figs = metrics["dataset"], metrics.get("figures", {})
+    split = ds["split"]
+    out = ["## Disentanglement (DCI)", ""]
     if metrics.get("dci"):
         rows = [
             [level, d["method"], d["disentanglement"], d["completeness"], d["informativeness_r2"],
@@ -185,39 +208,48 @@ def render(metrics: dict) -> str:
         out += ["Not applicable: the label-conditional model has no encoder.", ""]
     if "latent_pca" in figs:
         out += [f"![latent PCA]({figs['latent_pca']})", ""]
+    return out
 
-    out += ["## Sweeps", ""]
-    steps = metrics["steps_sweep"]
+
+def _sweeps(metrics: dict) -> list[str]:
+    """The DDIM steps sweep and the guidance sweep, each with its figures."""
+    variables, st, figs = metrics["dataset"]["variables"], metrics["settings"], metrics.get("figures", {})
+    out = ["## Sweeps", ""]
     rows = []
-    for n_steps, entry in steps.items():
+    for n_steps, entry in metrics["steps_sweep"].items():
         for var, res in entry["results"].items():
             item = res["variables"][var]
             rows.append([n_steps, f"do({var})", item["mae"], item["null_mae"], entry["seconds"]])
     out += _table(["DDIM steps", "intervention", "MAE (intervened)", "null MAE", "seconds (all interventions)"], rows)
-    for var in ds["variables"]:
+    for var in variables:
         if f"steps_{var}" in figs:
             out += [f"![steps do({var})]({figs[f'steps_{var}']})", ""]
-    if metrics["guidance_sweep"]:
-        rows = []
-        for w, res in metrics["guidance_sweep"].items():
-            for var, entry in res.items():
-                for name, item in entry["variables"].items():
-                    rows.append([w, f"do({var})", name, item["mae"], item["null_mae"], entry.get("class_accuracy")])
-        out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
-        out += _table(*_without_empty_last(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows))
-        for var in ds["variables"]:
-            if f"guidance_sweep_{var}" in figs:
-                out += [f"![guidance do({var})]({figs[f'guidance_sweep_{var}']})", ""]
-        if "guidance_images" in figs:
-            out += [f"![guidance_images]({figs['guidance_images']})", ""]
-    else:
-        out += ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined "
-                "for `null` guidance (`--guidance factual` needs none).", ""]
+    if not metrics["guidance_sweep"]:
+        return out + ["Guidance sweep skipped: the model was trained without a null condition, so only w=1 is defined "
+                      "for `null` guidance (`--guidance factual` needs none).", ""]
+    rows = []
+    for w, res in metrics["guidance_sweep"].items():
+        for var, entry in res.items():
+            for name, item in entry["variables"].items():
+                rows.append([w, f"do({var})", name, item["mae"], item["null_mae"], entry.get("class_accuracy")])
+    out += [f"Guidance away from the {st.get('guidance', 'null')} condition.", ""]
+    out += _table(*_without_empty_last(["w", "intervention", "variable", "MAE", "null MAE", "class acc."], rows))
+    for var in variables:
+        if f"guidance_sweep_{var}" in figs:
+            out += [f"![guidance do({var})]({figs[f'guidance_sweep_{var}']})", ""]
+    if "guidance_images" in figs:
+        out += [f"![guidance_images]({figs['guidance_images']})", ""]
+    return out
+
+
+def _extras(metrics: dict) -> list[str]:
+    """The sections only some reports have: latent traversal, training curves, timings."""
+    figs, out = metrics.get("figures", {}), []
     if "traversal" in figs:
         out += ["## Latent traversal", "", f"![traversal]({figs['traversal']})", ""]
     if "training" in figs:
         out += ["## Training", "", "The run's loss terms as it trained (its `metrics.jsonl`).", "", f"![training curves]({figs['training']})", ""]
-    t = metrics.get("timings", {})
-    if t:
-        out += ["## Timings", ""] + _table(["section", "seconds"], [[k.removesuffix("_s"), v] for k, v in t.items()])
-    return "\n".join(out)
+    timings = metrics.get("timings", {})
+    if timings:
+        out += ["## Timings", ""] + _table(["section", "seconds"], [[k.removesuffix("_s"), v] for k, v in timings.items()])
+    return out
