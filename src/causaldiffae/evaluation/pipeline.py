@@ -10,11 +10,12 @@ sweeps over DDIM steps and guidance strength, and the figures.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -288,10 +289,9 @@ def evaluate(
     timings: dict[str, float] = {}
 
     log(f"effectiveness: {n} images x {len(d.variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
-    t0 = time.perf_counter()
     with_oracle = sources is not None and measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
-    per_seed, draws = _effectiveness(d, keep_draws=with_oracle)
-    timings["effectiveness_s"] = time.perf_counter() - t0
+    with _timed(timings, "effectiveness_s"):
+        per_seed, draws = _effectiveness(d, keep_draws=with_oracle)
     metrics["effectiveness"] = _mean_tree(per_seed)
     if s.seeds > 1:
         metrics["effectiveness_std"] = _std_tree(per_seed)
@@ -299,61 +299,53 @@ def evaluate(
     trues = None
     if with_oracle:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
-        t0 = time.perf_counter()
-        trues, oracles = _oracle(d, draws, sources)
+        with _timed(timings, "oracle_s"):
+            trues, oracles = _oracle(d, draws, sources)
         metrics["oracle"] = _mean_tree(oracles)
         if s.seeds > 1:
             metrics["oracle_std"] = _std_tree(oracles)
-        timings["oracle_s"] = time.perf_counter() - t0
 
     log("realism: Frechet distance and reconstruction error")
-    t0 = time.perf_counter()
-    metrics["realism"] = _realism(d, draws[0][1], trues)
-    timings["realism_s"] = time.perf_counter() - t0
+    with _timed(timings, "realism_s"):
+        metrics["realism"] = _realism(d, draws[0][1], trues)
 
     log(f"composition (m=1..{s.composition_times}) and reversibility on {len(small)} images")
-    t0 = time.perf_counter()
-    metrics["composition"], metrics["reversibility"] = _composition_reversibility(d)
-    timings["composition_reversibility_s"] = time.perf_counter() - t0
+    with _timed(timings, "composition_reversibility_s"):
+        metrics["composition"], metrics["reversibility"] = _composition_reversibility(d)
 
     log(f"comparison of abduction ({' / '.join(ABDUCTIONS)}) and intervention mode (set / shift)")
-    t0 = time.perf_counter()
     comp_values = d.test_values(3000)
-    metrics["comparison"] = {"n": int(len(small)), "results": _comparison(d, comp_values)}
-    timings["comparison_s"] = time.perf_counter() - t0
+    with _timed(timings, "comparison_s"):
+        metrics["comparison"] = {"n": int(len(small)), "results": _comparison(d, comp_values)}
 
     sweep_guidance = sweeps_guidance(model, s)
     log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else
         " (no guidance sweep: the model has no null condition, model.cond_drop_prob=0; --guidance factual sweeps against the factual latent)"))
-    t0 = time.perf_counter()
-    metrics["steps_sweep"] = {}
-    for st in with_progress(d.progress, s.sweep_steps, "steps sweep"):
-        t1 = time.perf_counter()
-        res, _ = d.effectiveness(d.cf_fn(steps=st), comp_values, small=True)
-        metrics["steps_sweep"][str(st)] = {"results": res, "seconds": time.perf_counter() - t1}
-    metrics["guidance_sweep"], w_images = {}, {}
-    if sweep_guidance:
-        for w in with_progress(d.progress, s.sweep_w, "guidance sweep"):
-            res, imgs = d.effectiveness(d.cf_fn(w=w), comp_values, small=True)
-            metrics["guidance_sweep"][str(w)] = res
-            w_images[w] = imgs[d.variables[0]]
-    timings["sweeps_s"] = time.perf_counter() - t0
+    with _timed(timings, "sweeps_s"):
+        metrics["steps_sweep"] = _steps_sweep(d, comp_values)
+        metrics["guidance_sweep"], w_images = _guidance_sweep(d, comp_values) if sweep_guidance else ({}, {})
 
     metrics["dci"] = None
     if model.variant != "label-conditional":
         tr_idx, te_idx = _dci_split(d)
         log(f"DCI ({s.dci_method}) on codes of {len(tr_idx)} train / {len(te_idx)} {test.split} images"
             + (" (the train images not fitted)" if test.split == train.split else ""))
-        t0 = time.perf_counter()
-        metrics["dci"] = _dci(d, tr_idx, te_idx, fig_dir / "latent_pca.png")
-        timings["dci_s"] = time.perf_counter() - t0
+        with _timed(timings, "dci_s"):
+            metrics["dci"] = _dci(d, tr_idx, te_idx, fig_dir / "latent_pca.png")
 
     log("figures")
-    t0 = time.perf_counter()
-    metrics["figures"] = _figures(d, fig_dir, metrics, w_images)
-    timings["figures_s"] = time.perf_counter() - t0
+    with _timed(timings, "figures_s"):
+        metrics["figures"] = _figures(d, fig_dir, metrics, w_images)
     metrics["timings"] = timings
     return metrics
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Record the block's wall-clock seconds as ``timings[key]`` (the report's Timings section)."""
+    start = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - start
 
 
 def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[np.ndarray, dict[str, torch.Tensor]]]]:
@@ -441,6 +433,27 @@ def _comparison(d: _Draw, values: np.ndarray) -> dict:
         f"{abduction}/{mode}": d.effectiveness(d.cf_fn(abduction=abduction, mode=mode), values, small=True)[0]
         for abduction, mode in with_progress(d.progress, pairs, "abduction x mode")
     }
+
+
+def _steps_sweep(d: _Draw, values: np.ndarray) -> dict[str, dict]:
+    """Effectiveness on the small subset at each DDIM step count, with the seconds it took."""
+    sweep = {}
+    for steps in with_progress(d.progress, d.settings.sweep_steps, "steps sweep"):
+        start = time.perf_counter()
+        res, _ = d.effectiveness(d.cf_fn(steps=steps), values, small=True)
+        sweep[str(steps)] = {"results": res, "seconds": time.perf_counter() - start}
+    return sweep
+
+
+def _guidance_sweep(d: _Draw, values: np.ndarray) -> tuple[dict[str, dict], dict[float, torch.Tensor]]:
+    """Effectiveness on the small subset at each guidance weight, and each weight's images of the
+    first variable's intervention (the guidance figure)."""
+    sweep, images = {}, {}
+    for w in with_progress(d.progress, d.settings.sweep_w, "guidance sweep"):
+        res, imgs = d.effectiveness(d.cf_fn(w=w), values, small=True)
+        sweep[str(w)] = res
+        images[w] = imgs[d.variables[0]]
+    return sweep, images
 
 
 def _dci_split(d: _Draw) -> tuple[np.ndarray, np.ndarray]:
