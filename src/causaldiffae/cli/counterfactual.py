@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
 from causaldiffae.errors import UserError
@@ -111,30 +112,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import csv
-    from pathlib import Path
-
     import torch
 
-    from causaldiffae.atomic import atomic_file, check_writable_parent
+    from causaldiffae.atomic import atomic_file
     from causaldiffae.signals import signals_held
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
-    from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.evaluation.figures import image_grid
     from causaldiffae.data.base import images_tensor
 
     out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
-    check_outside(out, args.data)
-    csv_path = out.with_suffix(".csv")
-    for path in (out, csv_path):
-        if path.is_dir():
-            raise UserError(f"--out {out}: {path} is a folder")
-        if path.exists() and not args.force:
-            raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
-    check_writable_parent(out)  # the grid is written only after sampling
+    csv_path = _check_outputs(out, args)
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     if args.n is not None and args.n < 1:
@@ -152,14 +140,68 @@ def run(args: argparse.Namespace) -> int:
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,
                   spacing=args.spacing)
     mean, std = label_stats(model)
-    far = {}
     for do in columns:
         check_do(model, do, 1)
-        far.update({(name, v): model.graph.index(name) for name, v in do.items() if name in model.graph.variables})
+    _note_far_values(model, columns, mean, std)
+    ds = _load_matching_data(args, model, config)
+    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
+    n = len(idx)
+    labels = ds.labels[idx][:, [ds.variables.index(v) for v in model.graph.variables]]
+    classes = None if ds.classes is None else ds.classes[idx]
+    x = images_tensor(ds, idx)
+    abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
+                 label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
+    dos = [{}] + [check_do(model, do, n) for do in columns]
+    decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
+                                   progress=not args.no_progress)
+    results = [(do, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls) for do, (imgs, z_cf, cls) in zip([{}] + columns, decoded)]
+    variables = list(model.graph.variables)
+    for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
+        for name, v in do.items():
+            if name in variables:
+                values[:, variables.index(name)] = v
+    rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
+    titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
+    with signals_held(), atomic_file(out) as png, atomic_file(csv_path) as table:  # the pair or neither, even on Ctrl-C
+        image_grid(rows, png, col_titles=titles, row_titles=[f"#{i}" for i in idx],
+                   title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
+                         f"guidance w={args.w:g} ({args.guidance})")
+        _write_values(table, idx, variables, labels, block_values(model, abd.z, mean, std), titles[1:], results)
+    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
+    return 0
+
+
+def _check_outputs(out: Path, args: argparse.Namespace) -> Path:
+    """Refuse a grid path (and the CSV beside it, returned) that would overwrite or cannot be written, before any work."""
+    from causaldiffae.atomic import check_writable_parent
+    from causaldiffae.data import check_outside
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
+    check_outside(out, args.data)
+    csv_path = out.with_suffix(".csv")
+    for path in (out, csv_path):
+        if path.is_dir():
+            raise UserError(f"--out {out}: {path} is a folder")
+        if path.exists() and not args.force:
+            raise UserError(f"--out {out}: {path} already exists; pass --force to overwrite it")
+    check_writable_parent(out)  # the grid is written only after sampling
+    return csv_path
+
+
+def _note_far_values(model, columns: list[dict[str, float]], mean, std) -> None:
+    """Say which requested values lie far outside the training labels (allowed, but the model extrapolates)."""
+    far = {(name, v): model.graph.index(name) for do in columns for name, v in do.items() if name in model.graph.variables}
     for (name, v), k in far.items():
         if abs(v - mean[k]) > FAR_SD * std[k]:
             print(f"note: {name}={v:g} lies {abs(v - mean[k]) / std[k]:.0f} training standard deviations from the mean "
                   f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
+
+
+def _load_matching_data(args: argparse.Namespace, model, config):
+    """The --data split, refused when it lacks the run's variables or image size; a note when its graph differs."""
+    from causaldiffae.data import load_dataset
+
     ds = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
     missing = [v for v in model.graph.variables if v not in ds.variables]
     if missing:  # other variables say "other data" more plainly than another image size
@@ -170,41 +212,23 @@ def run(args: argparse.Namespace) -> int:
     if data_edges != set(model.graph.edges):  # allowed (a run may be trained on another graph, data.graph=...), but say so
         print(f"note: the run's graph ({model.graph}) differs from {args.data}'s ({ds.graph}); "
               "the counterfactuals follow the run's", file=sys.stderr)
-    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
-    n = len(idx)
-    cols = [ds.variables.index(v) for v in model.graph.variables]
-    labels = ds.labels[idx][:, cols]
-    classes = None if ds.classes is None else ds.classes[idx]
-    x = images_tensor(ds, idx)
-    abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
-                 label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
-    dos = [{}] + [check_do(model, do, n) for do in columns]
-    decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
-                                   progress=not args.no_progress)
-    results = [(do, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls) for do, (imgs, z_cf, cls) in zip([{}] + columns, decoded)]
-    factual = block_values(model, abd.z, mean, std)
-    rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
-    titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
-    variables = list(model.graph.variables)
-    for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
-        for name, v in do.items():
-            if name in variables:
-                values[:, variables.index(name)] = v
+    return ds
+
+
+def _write_values(path, idx, variables: list[str], labels, factual, titles: list[str], results: list) -> None:
+    """The CSV beside the grid: a row per image and column with its labels, the factual latent's
+    values and the counterfactual's (and the class where a column sets one)."""
+    import csv
+
     with_class = any(cls is not None for *_, cls in results)
-    with signals_held(), atomic_file(out) as png, atomic_file(csv_path) as table:  # the pair or neither, even on Ctrl-C
-        image_grid(rows, png, col_titles=titles, row_titles=[f"#{i}" for i in idx],
-                   title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
-                         f"guidance w={args.w:g} ({args.guidance})")
-        with open(table, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
-                            + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
-            for i in range(n):
-                for col, (do, _, values, cls) in zip(titles[1:], results):
-                    writer.writerow(
-                        [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
-                        + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
-                        + (["" if cls is None else int(cls[i])] if with_class else [])
-                    )
-    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
-    return 0
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
+                        + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
+        for i in range(len(idx)):
+            for col, (do, _, values, cls) in zip(titles, results):
+                writer.writerow(
+                    [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
+                    + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
+                    + (["" if cls is None else int(cls[i])] if with_class else [])
+                )
