@@ -37,7 +37,7 @@ from causaldiffae.checkpoint import (
     save_checkpoint,
     save_config,
 )
-from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, check_image_shape
+from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, TrainConfig, check_image_shape
 from causaldiffae.data import check_outside
 from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
 from causaldiffae.errors import UserError
@@ -46,6 +46,8 @@ from causaldiffae.graph import CausalGraph
 from causaldiffae.signals import restore_handlers, swap_handlers
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+
     from causaldiffae.models import CausalDiffAE
 
 RUN_LOCK = ".train.lock"  # held while a process trains the run (see _RunLock)
@@ -683,7 +685,8 @@ def _build(
 
 
 def _restore(
-    ckpt: dict, where: Path, model: CausalDiffAE, ema: CausalDiffAE, optimizer: torch.optim.Optimizer, accelerator, data_order: dict
+    ckpt: dict, where: Path, model: CausalDiffAE, ema: CausalDiffAE, optimizer: torch.optim.Optimizer, accelerator: Accelerator,
+    data_order: dict,
 ) -> tuple[int, dict[str, Any]]:
     """Load checkpoint ``where`` into the new run (weights, EMA, optimiser, RNG, fp16 loss scale);
     returns its step and its part-filled log window."""
@@ -716,7 +719,10 @@ def _say_how_it_resumes(out: Path, resume: bool, had_checkpoint: bool, changes: 
               + (f"; its config is left as it was, without {', '.join(changes)}" if changes else ""))
 
 
-def _check_compiled(model, forward, raw_model, config: ExperimentConfig, data: TrainData, start: int, rank: int, micro: int, main: bool) -> None:
+def _check_compiled(
+    model: torch.nn.Module, forward: Callable, raw_model: CausalDiffAE, config: ExperimentConfig, data: TrainData, start: int, rank: int,
+    micro: int, main: bool,
+) -> None:
     """Compare the compiled loss's gradients with eager ones on this process's first batch.
 
     Compiled or not, the random draws (made with explicit generators) stay eager and identical.
@@ -740,20 +746,20 @@ class _OptimisationStep:
     process takes its slice of every micro-batch; gradients add up over the accumulation (DDP
     syncs only on the last) and are averaged over processes; then clipping, AdamW and the EMA."""
 
-    def __init__(self, model, forward, optimizer: torch.optim.Optimizer, ema: CausalDiffAE, accelerator, data: TrainData, t,
-                 micro: int, out: Path) -> None:
+    def __init__(self, model: torch.nn.Module, forward: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
+                 ema: CausalDiffAE, accelerator: Accelerator, data: TrainData, t: TrainConfig, micro: int, out: Path) -> None:
         self.model, self.forward, self.optimizer, self.ema = model, forward, optimizer, ema
         self.accelerator, self.data, self.t, self.micro, self.out = accelerator, data, t, micro, out
         self.ema_params = list(ema.parameters())
         self.model_params = list(accelerator.unwrap_model(model).parameters())
 
-    def __call__(self, step: int, lr: float, kl_scale: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def __call__(self, step: int, lr: float, kl_weight: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The loss terms averaged over the global batch, and the gradient norm before clipping."""
         t, accelerator = self.t, self.accelerator
         world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        lam = torch.tensor(kl_scale, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
+        lam = torch.tensor(kl_weight, device=device)  # a tensor, so a compiled loss is not rebuilt for each new value
         index = step_indices(len(self.data), t.batch_size, t.seed, step)
         totals: dict[str, torch.Tensor] = {}
         for m in range(t.grad_accum):
