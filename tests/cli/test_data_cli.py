@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from causaldiffae.cli import main
 
 
@@ -50,3 +52,16 @@ def test_a_pendulum_limit_past_the_grid_is_noted(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pendulum, "generate", lambda *a, **k: {"counts": {"train": 5482, "test": 1826}})
     assert main(["data", "pendulum", "--out", str(tmp_path / "p"), "--limit", "99999"]) == 0
     assert "note: --limit 99999 covers the whole grid of 7308 images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset, name", [("morphomnist", "MorphoMNIST"), ("pendulum", "Pendulum"), ("circuit", "CausalCircuit")])
+def test_every_builder_takes_the_same_output_options_worded_alike(dataset, name, capsys):
+    from causaldiffae.cli import build_parser
+
+    args = build_parser().parse_args(["data", dataset, "--out", "somewhere", "--workers", "2", "--force", "--no-progress"])
+    assert (str(args.out), args.workers, args.force, args.no_progress) == ("somewhere", 2, True, True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", dataset, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
+    assert "worker processes (default: all CPUs)" in text and "no progress bars" in text
+    assert f"replace an earlier {name} folder at --out (the whole folder)" in text

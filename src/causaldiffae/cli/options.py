@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from causaldiffae.config import (
     ABDUCTIONS,
@@ -21,6 +22,14 @@ THREADS_HELP = (
     "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
     "than 1, benchmarks/grid_decoding.py; use 1 when other work keeps the cores busy, where extra threads spin-wait)"
 )
+
+
+def add_build_options(parser: argparse.ArgumentParser, dataset: str) -> None:
+    """``--out``, ``--workers``, ``--force`` and ``--no-progress``, worded alike for every ``data`` builder."""
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
+    parser.add_argument("--force", action="store_true", help=f"replace an earlier {dataset} folder at --out (the whole folder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def set_threads(n: int | None) -> None:

@@ -39,6 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from causaldiffae.atomic import Output
+from causaldiffae.cli.options import add_build_options
 from causaldiffae.config import MAX_RESOLUTION, is_whole
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values
 from causaldiffae.data.parallel import map_progress
@@ -477,13 +478,10 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         description="Render a 2-D robot-arm/buttons/lights scene from a known SCM and write "
         "train.npz, val.npz, test.npz in the official CausalCircuit layout, plus circuit.json.",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    add_build_options(parser, "CausalCircuit")
     parser.add_argument("--n", type=int, default=10000, help="training pairs; val and test get max(1, n // 10) each (default 10000)")
     parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="image size in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    parser.add_argument("--force", action="store_true", help="replace an earlier CausalCircuit folder at --out (the whole folder)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
 

@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from causaldiffae.atomic import Output
+from causaldiffae.cli.options import add_build_options
 from causaldiffae.config import is_finite_number
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
 from causaldiffae.data.parallel import map_progress
@@ -458,13 +459,10 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         description="Redraw MNIST digits with thickness and intensity sampled from the SCM "
         "thickness = 0.5 + Gamma(shape 10, rate 5), intensity = 64 + 191 sigmoid(2 (thickness - 2.5) + N(0, 0.5)).",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    add_build_options(parser, "MorphoMNIST")
     parser.add_argument("--mnist-dir", type=Path, help="folder with MNIST IDX files (default: embedded 5,000 digits)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled labels")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N digits of each split")
-    parser.add_argument("--force", action="store_true", help="replace an earlier MorphoMNIST folder at --out (the whole folder)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 
 

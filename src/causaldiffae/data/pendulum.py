@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from causaldiffae.atomic import Output
+from causaldiffae.cli.options import add_build_options
 from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_images
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
@@ -377,11 +378,8 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
         description="Render the Pendulum grid: 96x96 RGBA PNGs in train/ and test/, exact labels in "
         "train.csv/test.csv, pendulum.json.",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    add_build_options(parser, "Pendulum")
     parser.add_argument("--limit", type=int, default=None, help="render only N images, a fixed random subset of the grid")
-    parser.add_argument("--force", action="store_true", help="replace an earlier Pendulum folder at --out (the whole folder)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
 
