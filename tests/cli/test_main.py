@@ -129,6 +129,18 @@ def test_interrupting_a_parallel_build_twice_stops_it_at_once_leaving_nothing(tm
     assert not subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout  # no worker left behind
 
 
+def test_version_is_the_installed_package_version_and_help_points_a_newcomer_to_the_demo(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"causaldiffae {version('causaldiffae')}\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'causaldiffae demo' shows the shipped" in text and "``" not in text  # no docstring markup in --help
+
+
 def test_abbreviated_options_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--run", "r", "--predictors", "p", "--data", "d", "--out", "o", "--seed", "3"])

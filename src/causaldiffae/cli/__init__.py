@@ -29,8 +29,18 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+DESCRIPTION = (
+    "Causal counterfactual image generation with diffusion autoencoders: train on images, labels and a causal graph, "
+    "then ask what an image would look like under do(variable = value). New here: 'causaldiffae demo' shows the shipped "
+    "MorphoMNIST model's counterfactuals, offline and without training."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="causaldiffae", description=__doc__.splitlines()[0])
+    from causaldiffae import __version__
+
+    parser = Parser(prog="causaldiffae", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"causaldiffae {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"causaldiffae.cli.{name}").register(subparsers)
