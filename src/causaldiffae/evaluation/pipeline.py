@@ -31,7 +31,7 @@ from causaldiffae.config import (
     DEFAULT_W,
     MODES,
 )
-from causaldiffae.counterfactual import abduct, check_options, decode_interventions, label_stats
+from causaldiffae.counterfactual import Abduction, abduct, check_options, decode_interventions, label_stats
 from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
@@ -506,69 +506,92 @@ def _figures(d: _Draw, fig_dir: Path, metrics: dict, w_images: dict[float, torch
     ``w_images`` are the guidance sweep's counterfactuals of the small subset (not of the first
     images of the draw), by guidance weight.
     """
-    s, model, train, test = d.settings, d.model, d.train, d.test
-    mean, std = d.label_mean, d.label_std
-    variables = d.variables
-    made: dict[str, str] = {}
+    s = d.settings
     g = min(s.grid_images, len(d.idx))
-    x = d.x
-    xg, cg = x[:g], d.condition_classes(d.idx[:g])
     abd = abduct(
-        model, xg, steps=s.steps, abduction=s.abduction, labels=d.labels[:g], class_labels=cg,
-        label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(s.seed), start=s.start, spacing=s.spacing,
+        d.model, d.x[:g], steps=s.steps, abduction=s.abduction, labels=d.labels[:g], class_labels=d.condition_classes(d.idx[:g]),
+        label_mean=d.label_mean, label_std=d.label_std, generator=torch.Generator().manual_seed(s.seed), start=s.start, spacing=s.spacing,
     )
+    made = _grids(d, abd, fig_dir)
+    made.update(_traversal(d, abd, fig_dir))
+    if w_images:
+        made.update(_guidance_figures(d, fig_dir, metrics, w_images))
+    made.update(_steps_figures(d, fig_dir, metrics))
+    made.update(_composition_figure(fig_dir, metrics["composition"]))
+    if metrics["dci"] is not None:
+        made["latent_pca"] = "figures/latent_pca.png"
+    return made
 
-    def decode_columns(dos, abd=abd) -> list[np.ndarray]:
-        decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=s.mode, w=s.w, guidance=s.guidance)
-        return [images.cpu().numpy() for images, _, _ in decoded]
 
-    recon, = decode_columns([{}])  # the null intervention from the grid's own abduction, beside its edits
-    for k, var in enumerate(variables):
-        vals = _quantiles(train, k, 5)
-        cols = decode_columns([{var: np.full(g, v)} for v in vals])
-        rows = [[x[i].numpy(), recon[i]] + [c[i] for c in cols] for i in range(g)]
+def _decode_columns(d: _Draw, abd: Abduction, dos: list[dict]) -> list[np.ndarray]:
+    """Each intervention's images of the abducted batch, with the evaluation's settings."""
+    s = d.settings
+    decoded = decode_interventions(d.model, abd, dos, label_mean=d.label_mean, label_std=d.label_std, mode=s.mode, w=s.w, guidance=s.guidance)
+    return [images.cpu().numpy() for images, _, _ in decoded]
+
+
+def _grids(d: _Draw, abd: Abduction, fig_dir: Path) -> dict[str, str]:
+    """Per variable: the first images, their reconstruction and do(variable) at five training quantiles."""
+    s, g = d.settings, abd.z.shape[0]
+    recon, = _decode_columns(d, abd, [{}])  # the null intervention from the grid's own abduction, beside its edits
+    made = {}
+    for k, var in enumerate(d.variables):
+        vals = _quantiles(d.train, k, 5)
+        cols = _decode_columns(d, abd, [{var: np.full(g, v)} for v in vals])
+        rows = [[d.x[i].numpy(), recon[i]] + [c[i] for c in cols] for i in range(g)]
         name = f"grid_{var}.png"
         figures.image_grid(
             rows, fig_dir / name, col_titles=["original", "reconstruction"] + [f"{var}={v:.3g}" for v in vals],
             title=f"do({var}): {s.mode} mode, {s.abduction} abduction, {s.steps} DDIM steps, guidance w={s.w:g} ({s.guidance})",
         )
         made[f"grid_{var}"] = f"figures/{name}"
+    return made
 
-    # traversal: one image, every variable across its train range (rows = variables)
+
+def _traversal(d: _Draw, abd: Abduction, fig_dir: Path) -> dict[str, str]:
+    """One image, every variable across its train range (rows = variables)."""
     one = slice(0, 1)
     sub = replace(abd, u=abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
                   class_labels=None if abd.class_labels is None else abd.class_labels[one],
                   residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
-    trav_rows, trav_titles = [], []
-    for k, var in enumerate(variables):
-        vals = _quantiles(train, k, 7, 0.01, 0.99)
-        trav_rows.append([images[0] for images in decode_columns([{var: np.array([v])} for v in vals], sub)])
-        trav_titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
-    figures.image_grid(trav_rows, fig_dir / "traversal.png", row_titles=trav_titles, title="one image, do(variable) from its 1st to its 99th training percentile (rows)")
-    made["traversal"] = "figures/traversal.png"
+    rows, titles = [], []
+    for k, var in enumerate(d.variables):
+        vals = _quantiles(d.train, k, 7, 0.01, 0.99)
+        rows.append([images[0] for images in _decode_columns(d, sub, [{var: np.array([v])} for v in vals])])
+        titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
+    figures.image_grid(rows, fig_dir / "traversal.png", row_titles=titles, title="one image, do(variable) from its 1st to its 99th training percentile (rows)")
+    return {"traversal": "figures/traversal.png"}
 
-    if w_images:
-        first = variables[0]
-        ws = sorted(w_images)
-        gi = min(6, len(d.small))
-        rows = [[d.x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
-        figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
-                           title=f"do({first} = shuffled {test.split} value) under guidance w")
-        made["guidance_images"] = "figures/guidance_images.png"
-        for var in variables:
-            name = f"guidance_sweep_{var}.png"  # never guidance_images.png, whatever the variable's name
-            _sweep_figure(ws, {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}, fig_dir / name,
-                          xlabel="guidance w", title=f"effectiveness vs guidance, do({var})")
-            made[f"guidance_sweep_{var}"] = f"figures/{name}"
 
+def _guidance_figures(d: _Draw, fig_dir: Path, metrics: dict, w_images: dict[float, torch.Tensor]) -> dict[str, str]:
+    """The guidance sweep's images of the first variable's intervention, and a sweep plot per variable."""
+    ws = sorted(w_images)
+    gi = min(6, len(d.small))
+    rows = [[d.x_small[i].numpy()] + [w_images[w][i].numpy() for w in ws] for i in range(gi)]
+    figures.image_grid(rows, fig_dir / "guidance_images.png", col_titles=["original"] + [f"w={w:g}" for w in ws],
+                       title=f"do({d.variables[0]} = shuffled {d.test.split} value) under guidance w")
+    made = {"guidance_images": "figures/guidance_images.png"}
+    for var in d.variables:
+        name = f"guidance_sweep_{var}.png"  # never guidance_images.png, whatever the variable's name
+        _sweep_figure(ws, {w: metrics["guidance_sweep"][str(w)][var]["variables"] for w in ws}, fig_dir / name,
+                      xlabel="guidance w", title=f"effectiveness vs guidance, do({var})")
+        made[f"guidance_sweep_{var}"] = f"figures/{name}"
+    return made
+
+
+def _steps_figures(d: _Draw, fig_dir: Path, metrics: dict) -> dict[str, str]:
     steps = sorted(int(k) for k in metrics["steps_sweep"])
-    for var in variables:
+    made = {}
+    for var in d.variables:
         name = f"steps_{var}.png"
         _sweep_figure(steps, {st: metrics["steps_sweep"][str(st)]["results"][var]["variables"] for st in steps}, fig_dir / name,
                       xlabel="DDIM steps", title=f"effectiveness vs DDIM steps, do({var})", logx=True)
         made[f"steps_{var}"] = f"figures/{name}"
+    return made
 
-    comp = metrics["composition"]
+
+def _composition_figure(fig_dir: Path, comp: dict) -> dict[str, str]:
+    """L1 to the original against m, log scale when the values span two decades."""
     series = {f"null intervention applied m times ({comp['abduction']})": comp["l1"]}
     if "inversion_l1" in comp:
         series["the same, inversion abduction"] = comp["inversion_l1"]
@@ -576,7 +599,4 @@ def _figures(d: _Draw, fig_dir: Path, metrics: dict, w_images: dict[float, torch
     figures.line_plot(list(range(1, len(comp["l1"]) + 1)), series, fig_dir / "composition.png",
                       xlabel="m", ylabel="L1 to original (pixels in [0,1])", title="composition: the null intervention applied m times",
                       logy=min(values) > 0 and max(values) > 100 * min(values))
-    made["composition"] = "figures/composition.png"
-    if metrics["dci"] is not None:
-        made["latent_pca"] = "figures/latent_pca.png"
-    return made
+    return {"composition": "figures/composition.png"}
