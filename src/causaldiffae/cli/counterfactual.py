@@ -6,9 +6,17 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
 from causaldiffae.errors import UserError
+
+if TYPE_CHECKING:  # torch and numpy load only when the command runs
+    import numpy as np
+
+    from causaldiffae.config import ExperimentConfig
+    from causaldiffae.data.base import CausalImageDataset
+    from causaldiffae.models import CausalDiffAE
 
 
 def parse_do(items: list[str]) -> list[tuple[str, list[float]]]:
@@ -189,7 +197,7 @@ def _check_outputs(out: Path, args: argparse.Namespace) -> Path:
     return csv_path
 
 
-def _note_far_values(model, columns: list[dict[str, float]], mean, std) -> None:
+def _note_far_values(model: CausalDiffAE, columns: list[dict[str, float]], mean: np.ndarray, std: np.ndarray) -> None:
     """Say which requested values lie far outside the training labels (allowed, but the model extrapolates)."""
     far = {(name, v): model.graph.index(name) for do in columns for name, v in do.items() if name in model.graph.variables}
     for (name, v), k in far.items():
@@ -198,7 +206,7 @@ def _note_far_values(model, columns: list[dict[str, float]], mean, std) -> None:
                   f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
 
 
-def _load_matching_data(args: argparse.Namespace, model, config):
+def _load_matching_data(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig) -> CausalImageDataset:
     """The --data split, refused when it lacks the run's variables or image size; a note when its graph differs."""
     from causaldiffae.data import load_dataset
 
@@ -215,7 +223,8 @@ def _load_matching_data(args: argparse.Namespace, model, config):
     return ds
 
 
-def _write_values(path, idx, variables: list[str], labels, factual, titles: list[str], results: list) -> None:
+def _write_values(path: Path, idx: np.ndarray, variables: list[str], labels: np.ndarray, factual: np.ndarray, titles: list[str],
+                  results: list) -> None:
     """The CSV beside the grid: a row per image and column with its labels, the factual latent's
     values and the counterfactual's (and the class where a column sets one)."""
     import csv
