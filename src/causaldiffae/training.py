@@ -748,7 +748,7 @@ class _OptimisationStep:
 
     def __init__(self, model: torch.nn.Module, forward: Callable[..., dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer,
                  ema: CausalDiffAE, accelerator: Accelerator, data: TrainData, t: TrainConfig, micro: int, out: Path) -> None:
-        self.model, self.forward, self.optimizer, self.ema = model, forward, optimizer, ema
+        self.model, self.forward, self.optimizer = model, forward, optimizer
         self.accelerator, self.data, self.t, self.micro, self.out = accelerator, data, t, micro, out
         self.ema_params = list(ema.parameters())
         self.model_params = list(accelerator.unwrap_model(model).parameters())

@@ -46,9 +46,14 @@ def render(metrics: dict) -> str:
     return "\n".join(line for section in sections for line in section(metrics))
 
 
+def _scored_split(metrics: dict) -> str:
+    """The split the predictors were scored on (``predictors --test-split``)."""
+    return metrics["predictors"].get("split", "test")
+
+
 def _header(metrics: dict) -> list[str]:
     ds, model, st = metrics["dataset"], metrics["model"], metrics["settings"]
-    scored = metrics["predictors"].get("split", "test")  # the split the predictors were scored on (``predictors --test-split``)
+    scored = _scored_split(metrics)
     held_out = ", the images they were trained on: not a held-out error" if scored == "train" else ""
     return [
         f"# Counterfactual evaluation: {model['variant']} on {ds['name']}",
@@ -67,8 +72,7 @@ def _header(metrics: dict) -> list[str]:
 
 
 def _predictors(metrics: dict) -> list[str]:
-    pm = metrics["predictors"]
-    scored = pm.get("split", "test")
+    pm, scored = metrics["predictors"], _scored_split(metrics)
     rows = [[v, pm["mae"][v]] for v in metrics["dataset"]["variables"]]
     if "accuracy" in pm:
         rows.append(["class accuracy", pm["accuracy"]])
@@ -77,7 +81,8 @@ def _predictors(metrics: dict) -> list[str]:
 
 def _effectiveness(metrics: dict) -> list[str]:
     """Each intervention's MAE beside its null baseline, identity preservation, and the shipped model's bar."""
-    split, figs = metrics["dataset"]["split"], metrics.get("figures", {})  # the evaluated split (test unless --split said otherwise)
+    split = metrics["dataset"]["split"]  # the evaluated split (test unless --split said otherwise)
+    figs = metrics.get("figures", {})
     out = ["## Effectiveness and preservation", ""]
     out.append(
         f"Intervention values are a shuffled copy of the {split} labels (the {split} marginal); MAE in natural units "
