@@ -4,7 +4,7 @@ __all__ = ["CausalGraph", "GraphError"]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     """Import on first use, so that the command line starts (and takes Ctrl-C) before any library loads."""
     if name in __all__:
         from causaldiffae import graph

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from causaldiffae.config import (  # the options' vocabularies and measured defaults, torch-free for the CLI's --help
     ABDUCTIONS,
@@ -175,7 +176,7 @@ def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[
     return out
 
 
-def label_stats(model: CausalDiffAE, label_mean=None, label_std=None) -> tuple[np.ndarray, np.ndarray]:
+def label_stats(model: CausalDiffAE, label_mean: ArrayLike | None = None, label_std: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Train-set label mean/std (float64): given ones, else those saved in the model; one finite
     value per variable, std > 0 (a zero std would standardise every value to NaN images)."""
     mean = model.label_mean.double().cpu().numpy() if label_mean is None else _stat("label_mean", label_mean)
@@ -189,7 +190,7 @@ def label_stats(model: CausalDiffAE, label_mean=None, label_std=None) -> tuple[n
     return mean, std
 
 
-def _stat(name: str, value) -> np.ndarray:
+def _stat(name: str, value: ArrayLike) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -204,7 +205,7 @@ def _device(model: CausalDiffAE) -> torch.device:
     return next(model.parameters()).device
 
 
-def check_images(model: CausalDiffAE, images) -> torch.Tensor:
+def check_images(model: CausalDiffAE, images: torch.Tensor | ArrayLike) -> torch.Tensor:
     """Factual images as float32 ``(B, C, H, W)`` in ``[-1, 1]``, refused with a clear error otherwise:
     a wrong size or layout would fail deep inside a convolution, a wrong range not at all."""
     x = torch.as_tensor(images)
@@ -232,7 +233,7 @@ def abduct(
     steps: int = DEFAULT_STEPS,
     abduction: str = DEFAULT_ABDUCTION,
     labels: np.ndarray | torch.Tensor | None = None,
-    class_labels: torch.Tensor | Sequence[int] | None = None,
+    class_labels: torch.Tensor | ArrayLike | None = None,
     label_mean: np.ndarray | None = None,
     label_std: np.ndarray | None = None,
     generator: torch.Generator | None = None,
@@ -291,7 +292,7 @@ def abduct(
     return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals)
 
 
-def _class_labels(class_labels, batch: int) -> torch.Tensor:
+def _class_labels(class_labels: torch.Tensor | ArrayLike, batch: int) -> torch.Tensor:
     """One integer class per image, ``(batch,)`` long; a float such as 1.7 is refused, not truncated."""
     try:
         values = np.asarray(class_labels.cpu() if isinstance(class_labels, torch.Tensor) else class_labels, dtype=np.float64)
@@ -480,7 +481,7 @@ def counterfactual(
     start: float = DEFAULT_START,
     spacing: str = DEFAULT_SPACING,
     labels: np.ndarray | None = None,
-    class_labels: torch.Tensor | Sequence[int] | None = None,
+    class_labels: torch.Tensor | ArrayLike | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> Counterfactual:

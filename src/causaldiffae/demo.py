@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from causaldiffae.evaluation.acceptance import criteria, summarise, table
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:
+    from causaldiffae.counterfactual import Abduction
+    from causaldiffae.data.base import CausalImageDataset
+    from causaldiffae.evaluation.predictors import Predictors
     from causaldiffae.models import CausalDiffAE
 
 WEIGHTS = Path(__file__).parent / "weights" / "morphomnist"
@@ -41,7 +44,8 @@ class DemoSettings:
     seed: int = 0
 
 
-def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True, workers: int = 1):
+def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True,
+                        workers: int = 1) -> tuple[CausalImageDataset, np.ndarray]:
     """The embedded test split built in memory (seed 0) by ``workers`` processes, standardised with
     the model's train statistics, and the real digits it was drawn from (for the true counterfactual)."""
     from causaldiffae.data.base import CausalImageDataset
@@ -56,8 +60,8 @@ def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress:
     return test, images
 
 
-def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, float | None]], path: Path, title: str,
-          progress: bool = False) -> Path:
+def _grid(model: CausalDiffAE, abd: Abduction, x: torch.Tensor, recon: torch.Tensor, columns: list[tuple[str, dict, float | None]],
+          path: Path, title: str, progress: bool = False) -> Path:
     """One grid from the shared abduction of its digits; each column is one intervention (``do``,
     guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
     from causaldiffae.config import DEFAULT_W
@@ -77,8 +81,8 @@ def _grid(model: CausalDiffAE, abd, x, recon, columns: list[tuple[str, dict, flo
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model: CausalDiffAE, predictors, test, idx: np.ndarray, steps: int, seed: int, sources: np.ndarray | None = None,
-           workers: int = 1, progress: bool = False, **options) -> dict:
+def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset, idx: np.ndarray, steps: int, seed: int,
+           sources: np.ndarray | None = None, workers: int = 1, progress: bool = False, **options: Any) -> dict:
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
     the true counterfactual's when the real ``sources`` of the test digits are given; ``workers``
     processes draw and measure digits; ``progress`` shows the sampler's steps."""

@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from types import FrameType
 from typing import Any, Callable, Iterable, Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers
+"""What ``signal.signal`` takes: a function of (signal number, frame), ``SIG_DFL`` or ``SIG_IGN``."""
 
-def swap_handlers(handler: Callable, signals: Iterable[int] = STOP_SIGNALS) -> dict[int, Any]:
+
+def swap_handlers(handler: Handler, signals: Iterable[int] = STOP_SIGNALS) -> dict[int, Any]:
     """Install ``handler`` for each of ``signals`` and return the handlers it replaced.
 
     An ignored signal stays ignored (a background job's Ctrl-C), a handler installed outside

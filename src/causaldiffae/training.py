@@ -21,6 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
@@ -259,7 +260,7 @@ def _check_same_data(meta: dict, data: TrainData, where: str) -> None:
         raise TrainingError(f"{where}: image shape {meta.get('image_shape')} differs from the data's {list(data.image_shape)}")
 
 
-def _check_same_labels(saved: dict[str, torch.Tensor], model, where: Path) -> None:
+def _check_same_labels(saved: dict[str, torch.Tensor], model: CausalDiffAE, where: Path) -> None:
     """A resumed run must see the data it was trained on: the same label statistics (a dataset
     built with another seed has the same images' shapes and graph but other labels)."""
     for key in ("label_mean", "label_std"):
@@ -850,7 +851,7 @@ class _StopRequest:
             self._previous = swap_handlers(self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         self._restore()
         again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
@@ -868,11 +869,11 @@ class _StopRequest:
         restore_handlers(self._previous)
         self._previous = {}
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._restore()
 
 
-def _out_of_time(deadline: float | None, accelerator) -> bool:
+def _out_of_time(deadline: float | None, accelerator: Accelerator) -> bool:
     """Whether the time limit has passed; under DDP one late process stops all, so they stay in step.
 
     A single process reads its clock alone: no device tensor and no sync on the step's hot path.

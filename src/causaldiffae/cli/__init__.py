@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import warnings
-from typing import Callable
+from types import FrameType
+from typing import Any, Callable, TextIO
 
 from causaldiffae.errors import UserError
 from causaldiffae.signals import restore_handlers, swap_handlers
@@ -24,7 +25,7 @@ class Parser(argparse.ArgumentParser):
     """No abbreviated options: `evaluate --seed 3` would silently read as --seeds 3. Subcommand
     parsers are made of the parent's class, so this holds at every level."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
@@ -47,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warning(command: str):
+def _one_line_warning(command: str) -> Callable[..., None]:
     """Warnings as the errors are printed: one line naming the command, without Python's source echo."""
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
         print(f"causaldiffae {command}: warning: {message}", file=sys.stderr)
 
     return show
@@ -115,7 +117,7 @@ class _Terminated(BaseException):  # like KeyboardInterrupt: no `except Exceptio
     """SIGTERM as an exception, so that temporary outputs are removed on the way out, as on Ctrl-C."""
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 

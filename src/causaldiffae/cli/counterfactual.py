@@ -78,7 +78,7 @@ def parse_indices(text: str | None) -> list[int] | None:
         raise UserError(f"--indices {text!r}: expected whole numbers separated by commas, e.g. 0,17,42") from None
 
 
-def pick_images(indices: list[int] | None, n: int, split: str, size: int):
+def pick_images(indices: list[int] | None, n: int, split: str, size: int) -> np.ndarray:
     """The split's images to use: ``indices``, or ``n`` spread evenly from the first to the last."""
     import numpy as np
 

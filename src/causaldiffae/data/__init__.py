@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 
 from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import SCM, CausalImageDataset, DataError, resize_images
@@ -19,7 +20,7 @@ FORMATS = ("morphomnist", "pendulum", "circuit", "folder")
 __all__ = ["CausalImageDataset", "DataError", "SCM", "check_outside", "detect_format", "load_dataset", "resize_images"]
 
 
-def _module(fmt: str):
+def _module(fmt: str) -> ModuleType:
     return importlib.import_module(f"causaldiffae.data.{fmt}")
 
 

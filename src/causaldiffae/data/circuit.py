@@ -145,7 +145,7 @@ _BASE, _REACH = (0.5, 0.92), 0.45
 _SUPERSAMPLE = 4
 
 
-def _mix(a: Sequence[int], b: Sequence[int], t: float) -> tuple[int, int, int]:
+def _mix(a: Sequence[int], b: Sequence[int], t: float) -> tuple[int, ...]:
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
 
 
@@ -171,7 +171,8 @@ def render(values: Sequence[float], resolution: int = DEFAULT_RESOLUTION) -> np.
     def px(x: float) -> float:
         return x * size
 
-    def disc(centre: tuple[float, float], radius: float, fill, outline=None, width: float = 0) -> None:
+    def disc(centre: tuple[float, float], radius: float, fill: tuple[int, ...], outline: tuple[int, ...] | None = None,
+             width: float = 0) -> None:
         x, y = centre
         corners = [px(x - radius), px(y - radius), px(x + radius), px(y + radius)]
         draw.ellipse(corners, fill=fill, outline=outline, width=int(px(width)))

@@ -24,6 +24,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import CausalImageDataset, DataError
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
+
+if TYPE_CHECKING:  # Pillow loads only when a folder is read
+    from PIL.Image import Image as PILImage
 
 LABELS = "labels.csv"
 GRAPH_FILE = "graph.yaml"
@@ -253,7 +257,7 @@ def scan(path: str | Path) -> FolderIndex:
     )  # fmt: skip
 
 
-def _orientation(img) -> int:
+def _orientation(img: PILImage) -> int:
     """The EXIF orientation (1 upright .. 8), from the header alone: ``Image.getexif`` would decode
     a PNG's pixels, and scanning a folder decodes none."""
     from PIL import Image
@@ -267,7 +271,7 @@ def _orientation(img) -> int:
     return orientation if orientation in _TURNS else 1
 
 
-def _upright_size(img) -> tuple[int, int]:
+def _upright_size(img: PILImage) -> tuple[int, int]:
     """(width, height) as image viewers show it: orientations 5-8 (phone photos) turn it a quarter."""
     w, h = img.size
     return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)

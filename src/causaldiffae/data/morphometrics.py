@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -305,7 +306,8 @@ def _chunks(n: int, workers: int) -> list[slice]:
     return [slice(s, s + size) for s in range(0, n, size)]
 
 
-def _map_chunks(fn, arrays: tuple[np.ndarray, ...], workers: int, fork_min: int, extra: tuple = ()) -> list:
+def _map_chunks(fn: Callable[[tuple], np.ndarray], arrays: tuple[np.ndarray, ...], workers: int, fork_min: int,
+                extra: tuple = ()) -> list[np.ndarray]:
     """``fn((*chunk of each array, *extra))`` for chunks of the arrays' rows, from ``workers``
     processes when there are at least ``fork_min`` rows (below that one process is faster)."""
     from causaldiffae.data.parallel import map_progress

@@ -12,7 +12,8 @@ import multiprocessing
 import pickle
 import signal
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Iterable, TypeVar
+from multiprocessing.process import BaseProcess
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from causaldiffae.data.base import DataError
 from causaldiffae.signals import STOP_SIGNALS, signals_held
@@ -91,9 +92,9 @@ def map_progress(
         return _map_forked(fn, iter(jobs), workers, lambda result: bar.update(count(result)), desc)
 
 
-def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], None], desc: str) -> list[R]:
+def _map_forked(fn: Callable[..., R], jobs: Iterator[object], workers: int, done: Callable[[R], None], desc: str) -> list[R]:
     ctx = multiprocessing.get_context("fork")
-    procs: list = []
+    procs: list[BaseProcess] = []
     conns: list[Connection] = []
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a signal now is delivered once the workers exist
@@ -111,8 +112,9 @@ def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], No
         busy: dict[int, int] = {}  # worker -> index of its job
         queued = enumerate(jobs)
         for w in range(workers):
-            busy[w] = _give(conns[w], queued)
-        busy = {w: i for w, i in busy.items() if i is not None}
+            first = _give(conns[w], queued)
+            if first is not None:
+                busy[w] = first
         while busy:
             ready = wait([conns[w] for w in busy] + [procs[w].sentinel for w in busy])
             for w in [w for w in busy if conns[w] in ready or procs[w].sentinel in ready]:
@@ -143,13 +145,13 @@ def _map_forked(fn: Callable[..., R], jobs, workers: int, done: Callable[[R], No
                 conn.close()
 
 
-def _died(proc, desc: str) -> DataError:
+def _died(proc: BaseProcess, desc: str) -> DataError:
     proc.join()
     return DataError(f"{desc}: a worker process died (exit code {proc.exitcode}: killed, or out of memory?); "
                      "run again, with fewer --workers if memory is short")
 
 
-def _give(conn: Connection, queued) -> int | None:
+def _give(conn: Connection, queued: Iterator[tuple[int, object]]) -> int | None:
     """Send the next job to a worker; its index, or None when there are no more."""
     for index, job in queued:
         conn.send(job)

@@ -11,8 +11,13 @@ its abducted residuals return the image exactly by construction, so that row cou
 
 from __future__ import annotations
 
+from typing import Callable
 
-def criteria(s: dict, measured: dict | None = None) -> list[tuple[str, float | None, str, bool | None]]:
+Row = tuple[str, float | None, str, bool | None]
+"""``(criterion, measured, target, passed)``; ``measured`` and ``passed`` are None without a value."""
+
+
+def criteria(s: dict, measured: dict | None = None) -> list[Row]:
     """``(criterion, measured, target, passed)`` rows.
 
     Targets always come from ``s`` (the model's null baselines and reconstructions); ``measured``
@@ -26,7 +31,8 @@ def criteria(s: dict, measured: dict | None = None) -> list[tuple[str, float | N
     l1 = m.get("composition_l1")
     via = {"inversion": "DDIM inversion"}.get(s["composition_abduction"], s["composition_abduction"])
 
-    def row(name: str, value: float | None, target: str, bound: float, test=lambda v, b: v <= b):
+    def row(name: str, value: float | None, target: str, bound: float,
+            test: Callable[[float, float], bool] = lambda v, b: v <= b) -> Row:
         return (name, value, target, None if value is None else bool(test(value, bound)))
 
     return [

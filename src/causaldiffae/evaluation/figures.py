@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from causaldiffae.atomic import atomic_file
 
+if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn
+    from matplotlib.axis import Axis
+    from matplotlib.figure import Figure
 
-def _figure(figsize: tuple[float, float]):
+
+def _figure(figsize: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize)
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -185,7 +189,7 @@ CURVE_PANELS = (
 )
 
 
-def _plain_log_ticks(axis) -> None:
+def _plain_log_ticks(axis: Axis) -> None:
     """Plain numbers at 1, 2 and 5 per decade on a log axis of a few decades: matplotlib's default
     labels one power of ten there, or crowds in "3x10^0, 2x10^0, 6x10^-1"."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter

@@ -24,6 +24,8 @@ from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
 
 if TYPE_CHECKING:
+    from causaldiffae.counterfactual import Abduction
+    from causaldiffae.data.base import SCM
     from causaldiffae.models import CausalDiffAE
 
 CounterfactualFn = Callable[
@@ -33,7 +35,9 @@ Reader = Callable[[torch.Tensor], dict[str, np.ndarray]]
 T = TypeVar("T")
 
 
-def identity_counterfactual(images: torch.Tensor, do: Mapping[str, np.ndarray], labels: np.ndarray, classes=None):
+def identity_counterfactual(
+    images: torch.Tensor, do: Mapping[str, np.ndarray], labels: np.ndarray, classes: np.ndarray | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
     """The null baseline: the unedited image, claiming the factual values (nothing changed)."""
     return images, np.asarray(labels, dtype=np.float64).copy()
 
@@ -67,9 +71,10 @@ def model_counterfactual_fn(
     check_options(model, steps=steps, w=w, mode=mode, abduction=abduction, guidance=guidance, start=start, spacing=spacing)
     mean, std = label_stats(model, label_mean, label_std)
     calls = {"n": 0}
-    cache: dict[int, tuple[torch.Tensor, tuple, object]] = {}
+    cache: dict[int, tuple[torch.Tensor, tuple, Abduction]] = {}
 
-    def abduction_for(first: int, x: torch.Tensor, labels, classes, gen):
+    def abduction_for(first: int, x: torch.Tensor, labels: np.ndarray | None, classes: np.ndarray | None,
+                      gen: torch.Generator) -> Abduction:
         key = (None if labels is None else np.array(labels), None if classes is None else np.array(classes))
         hit = cache.get(first)
         if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x) and all(map(_same, hit[1], key)):
@@ -79,7 +84,8 @@ def model_counterfactual_fn(
         cache[first] = (x.clone(), key, abd)
         return abd
 
-    def cf_fn(images, do, labels, classes=None):
+    def cf_fn(images: torch.Tensor, do: Mapping[str, np.ndarray], labels: np.ndarray,
+              classes: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         calls["n"] += 1
         gen = abduction_generator(seed, calls["n"])
         outs, values = [], []
@@ -138,7 +144,7 @@ def roles(graph: CausalGraph, intervened: str) -> dict[str, str]:
     }
 
 
-def true_counterfactual(scm, graph: CausalGraph, labels: np.ndarray, do: Mapping[str, np.ndarray]) -> np.ndarray:
+def true_counterfactual(scm: SCM | None, graph: CausalGraph, labels: np.ndarray, do: Mapping[str, np.ndarray]) -> np.ndarray:
     """True counterfactual labels: from the SCM when known; otherwise intervened and non-descendant
     columns only (descendants are NaN, since their true values are unknown)."""
     if scm is not None:
@@ -162,7 +168,7 @@ def effectiveness(
     labels: np.ndarray,
     values: np.ndarray,
     graph: CausalGraph,
-    scm=None,
+    scm: SCM | None = None,
     classes: np.ndarray | None = None,
     measure: Reader | None = None,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -204,7 +210,12 @@ def effectiveness(
 
 
 def composition(
-    cf_fn: CounterfactualFn, images: torch.Tensor, labels: np.ndarray, classes=None, times: int = 10, progress: Callable | None = None
+    cf_fn: CounterfactualFn,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    classes: np.ndarray | None = None,
+    times: int = 10,
+    progress: Callable | None = None,
 ) -> list[float]:
     """Mean L1 (pixels in ``[0, 1]``) to the original after the null intervention applied m = 1..times.
 
@@ -223,7 +234,7 @@ def reversibility(
     labels: np.ndarray,
     values: np.ndarray,
     graph: CausalGraph,
-    classes=None,
+    classes: np.ndarray | None = None,
     progress: Callable | None = None,
 ) -> dict[str, dict[str, float]]:
     """Intervene on each variable, then intervene back to its factual value; L1 of both to the original.

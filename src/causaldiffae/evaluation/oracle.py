@@ -11,14 +11,18 @@ rendering and measurement error alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
 from causaldiffae.evaluation.metrics import mae
 
+if TYPE_CHECKING:
+    from causaldiffae.data.base import SCM
 
-def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm, workers: int = 1) -> dict:
+
+def morphomnist_true_counterfactuals(sources: np.ndarray, labels: np.ndarray, values: np.ndarray, scm: SCM,
+                                     workers: int = 1) -> dict:
     """``{variable: (uint8 digits, true labels)}`` under do(variable = values[:, j]) for thickness and intensity.
 
     ``sources`` are the real digits the factual ones were drawn from, uint8 ``(N, 28, 28)`` or ``(N, 28, 28, 1)``

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from causaldiffae.evaluation import figures
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     MORPHOMETRIC_SHAPE,
+    CounterfactualFn,
     composition,
     draw_indices,
     effectiveness,
@@ -78,7 +79,7 @@ class EvalSettings:
     seed: int = 0
 
     @classmethod
-    def quick(cls, **overrides) -> "EvalSettings":
+    def quick(cls, **overrides: Any) -> EvalSettings:
         """A smoke-test sized evaluation: every section runs, on few images."""
         base = cls(n=64, n_small=16, grid_images=4, composition_times=4, sweep_steps=(10, 20), sweep_w=(1.0, 2.0), dci_train=500)
         return replace(base, **overrides)
@@ -121,7 +122,7 @@ def sweeps_guidance(model: CausalDiffAE, settings: EvalSettings) -> bool:
     return model.has_null_condition or settings.guidance == "factual"
 
 
-def _mean_tree(trees: list):
+def _mean_tree(trees: list) -> Any:
     """Average numeric leaves of identically shaped nested dicts/lists; an int every tree shares
     (a count) stays as it is."""
     first = trees[0]
@@ -136,7 +137,7 @@ def _mean_tree(trees: list):
     return first
 
 
-def _std_tree(trees: list):
+def _std_tree(trees: list) -> Any:
     first = trees[0]
     if isinstance(first, dict):
         return {k: _std_tree([t[k] for t in trees]) for k in first}
@@ -216,7 +217,7 @@ class _Draw:
         perm = np.random.default_rng(self.settings.seed + offset).permutation(len(self.test))
         return self.test.labels[perm][self.small]
 
-    def cf_fn(self, seed_offset: int = 0, **options):
+    def cf_fn(self, seed_offset: int = 0, **options: Any) -> CounterfactualFn:
         """The model's counterfactual function with the settings' options, ``options`` overriding."""
         s = self.settings
         opts = {"steps": s.steps, "w": s.w, "guidance": s.guidance, "mode": s.mode, "abduction": s.abduction, "start": s.start,
@@ -226,7 +227,8 @@ class _Draw:
             progress=self.progress, **opts,
         )
 
-    def effectiveness(self, cf_fn, values: np.ndarray, *, small: bool = False, measured: bool = False):
+    def effectiveness(self, cf_fn: CounterfactualFn, values: np.ndarray, *, small: bool = False,
+                      measured: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
         """``metrics.effectiveness`` on the scored images or the small subset, read by the predictors."""
         indices, images = (self.small, self.x_small) if small else (self.idx, self.x)
         return effectiveness(

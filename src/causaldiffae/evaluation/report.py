@@ -5,7 +5,7 @@ from __future__ import annotations
 from causaldiffae.evaluation.acceptance import scores_from_metrics, table
 
 
-def _f(v, digits: int = 4) -> str:
+def _f(v: object, digits: int = 4) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from causaldiffae.config import MAX_PARAMETERS, DiffusionConfig, ModelConfig
@@ -32,6 +33,10 @@ from causaldiffae.models.encoder import Encoder
 class CausalDiffAE(nn.Module):
     """Encoder ``q(u|x)``, causal layer ``u -> z`` and a z-conditioned diffusion decoder."""
 
+    alphas_cumprod: torch.Tensor
+    label_mean: torch.Tensor
+    label_std: torch.Tensor
+
     def __init__(
         self,
         config: ModelConfig,
@@ -44,7 +49,8 @@ class CausalDiffAE(nn.Module):
         self.config = config
         self.graph = graph
         self.variant = config.variant
-        self.image_shape = tuple(image_shape)
+        channels, height, width = image_shape
+        self.image_shape = (channels, height, width)
         self.num_classes = num_classes if config.class_conditional else 0
         self.trained_steps = 0  # set by checkpoint.load_run from the weights' metadata, reported by evaluate
         self.block_size = 1 if self.variant == "label-conditional" else config.latent_block
@@ -76,7 +82,7 @@ class CausalDiffAE(nn.Module):
     def has_null_condition(self) -> bool:
         return self.config.cond_drop_prob > 0 or self.config.labeled_fraction < 1
 
-    def set_label_stats(self, mean, std) -> None:
+    def set_label_stats(self, mean: ArrayLike, std: ArrayLike) -> None:
         self.label_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.label_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
