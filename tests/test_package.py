@@ -1,0 +1,37 @@
+"""Conventions that hold across the whole package, read from its source."""
+
+import ast
+from pathlib import Path
+
+import causaldiffae
+
+PACKAGE = Path(causaldiffae.__file__).parent
+
+
+def _unannotated(tree: ast.Module) -> list[str]:
+    missing = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        a = node.args
+        params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]
+        names = [p.arg for p in params if p.annotation is None and p.arg not in ("self", "cls")]
+        if node.returns is None and node.name != "__init__":
+            names.append("return")
+        if names:
+            missing.append(f"line {node.lineno} {node.name}: {', '.join(names)}")
+    return missing
+
+
+def test_every_function_is_annotated() -> None:
+    """Type hints are a convention of the codebase (docs/design.md): every parameter but self/cls and
+    every return but __init__'s, nested functions included."""
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert len(files) > 30
+    missing = {str(f.relative_to(PACKAGE)): m for f in files if (m := _unannotated(ast.parse(f.read_text(), str(f))))}
+    assert not missing, missing
+
+
+def test_the_check_sees_a_missing_hint() -> None:
+    tree = ast.parse("def f(a: int, b) -> int:\n    def g(c: int):\n        return c\n    return a\n")
+    assert _unannotated(tree) == ["line 1 f: b", "line 2 g: return"]
