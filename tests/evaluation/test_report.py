@@ -60,3 +60,47 @@ def test_an_empty_column_is_dropped_and_a_missing_value_is_a_dash(shipped):
     assert "class acc." in next(line for line in render(shipped).splitlines() if line.startswith("| abduction/mode"))
     predictors = {**shipped["predictors"], "mae": {**shipped["predictors"]["mae"], "intensity": None}}
     assert "| intensity | — |" in render({**shipped, "predictors": predictors})
+
+
+def _readme_results_rows() -> list[list[str]]:
+    """The cells of README's first criteria table (the shipped model's, from ``evaluate``)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("**Results.**", 1)[1].split("| criterion |", 1)[1].split("\n\n", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+
+
+def _agrees(quoted: str, value: float, scale: float = 1.0) -> bool:
+    """``quoted`` (as README rounds it, perhaps in %) is ``value`` to its last written digit."""
+    decimals = len(quoted.split(".")[1]) if "." in quoted else 0
+    return abs(float(quoted) - value * scale) <= 0.5 * 10**-decimals + 1e-12
+
+
+def test_the_readme_quotes_the_shipped_report(shipped):
+    """The README's results table is written by hand: each figure must be the shipped report's, rounded."""
+    from causaldiffae.evaluation.acceptance import criteria, scores_from_metrics
+
+    s = scores_from_metrics(shipped)
+    rows = _readme_results_rows()
+    model, truth = criteria(s), criteria(s, s["oracle"])
+    assert len(rows) == len(model) == 6
+    for cells, (name, value, target, ok), (_, true_value, _, true_ok) in zip(rows, model, truth):
+        assert cells[0].startswith(name) or name.startswith(cells[0]), (cells[0], name)  # README may shorten or extend it
+        assert cells[3].strip("*") == ("pass" if ok else "FAIL"), name
+        if name.startswith("digit identity"):  # quoted per intervention, in %
+            quoted = re.findall(r"[\d.]+(?=%)", cells[1])
+            eff = shipped["effectiveness"]
+            assert len(quoted) == 2 and all(_agrees(q, eff[v]["class_accuracy"], 100) for q, v in zip(quoted, ("thickness", "intensity")))
+            assert min(float(q) for q in quoted) == pytest.approx(100 * value)
+            continue
+        assert _agrees(cells[1], value), (name, cells[1], value)
+        bound = re.findall(r"= ([\d.]+)", cells[2])[-1]  # the last: "<= 0.5 x null = 27.3"
+        assert _agrees(bound, float(re.findall(r"= ([\d.]+)", target)[-1])), (name, cells[2], target)
+        if true_value is not None:
+            quoted_true = cells[4].split()[0]
+            assert _agrees(quoted_true, true_value), (name, cells[4], true_value)
+            assert ("FAIL" in cells[4]) == (not true_ok), name
+
+
+def test_the_readme_check_sees_a_stale_figure():
+    assert _agrees("0.069", 0.06885) and _agrees("97.6", 0.976, 100)
+    assert not _agrees("0.070", 0.06885) and not _agrees("4.44", 4.4461)
