@@ -226,3 +226,95 @@ def test_the_grid_and_its_csv_are_written_as_a_pair(setup, monkeypatch, tmp_path
     monkeypatch.setattr(csv, "writer", lambda fh: (_ for _ in ()).throw(OSError(28, "No space left on device")))
     assert main(argv + ["--out", str(tmp_path / "b" / "grid.png")]) == 2
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def _test_files(data) -> list:
+    """The blobs' test images in split order (the --indices of --data)."""
+    return [data / r["file"] for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test"]
+
+
+def test_image_files_give_the_counterfactuals_of_the_same_dataset_images(setup, tmp_path, capsys):
+    """--images reads a file as the dataset reads it: same pixels, same seed, the same counterfactuals;
+    only the labels, which a file does not carry, are left empty."""
+    _, data, run, _ = setup
+    files = _test_files(data)
+    common = ["counterfactual", "--run", str(run), "--do", "a=1.5,3", "--joint", "a=2,b=150", "--steps", "3", "--no-progress"]
+    assert main([*common, "--data", str(data), "--indices", "5,2", "--out", str(tmp_path / "data.png")]) == 0
+    assert main([*common, "--images", str(files[5]), str(files[2]), "--out", str(tmp_path / "files.png")]) == 0
+    assert "note:" not in capsys.readouterr().err  # the files are already the run's shape
+    by_index = list(csv.DictReader(open(tmp_path / "data.csv")))
+    by_file = list(csv.DictReader(open(tmp_path / "files.csv")))
+    assert len(by_file) == len(by_index) == 2 * 4
+    assert [r["file"] for r in by_file[::4]] == [str(files[5]), str(files[2])]
+    for a, b in zip(by_index, by_file):
+        assert a["a_label"] != "" and b["a_label"] == b["b_label"] == ""
+        for key in ("column", "intervention", "a_factual", "b_factual", "a_counterfactual", "b_counterfactual"):
+            assert a[key] == b[key], key
+    assert Image.open(tmp_path / "files.png").size == Image.open(tmp_path / "data.png").size
+
+
+def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tmp_path, capsys):
+    _, data, run, _ = setup
+    files = _test_files(data)
+    big = tmp_path / "big.jpg"
+    Image.open(files[0]).convert("RGB").resize((32, 24)).save(big)
+    out = tmp_path / "g.png"
+    assert main(["counterfactual", "--run", str(run), "--images", str(files[1]), str(big), "--do", "a=2", "--steps", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert f"note: 1 of 2 images converted to the run's 8x8, 1 channel(s) ({big} was 32x24 RGB)" in capsys.readouterr().err
+    assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 4
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--images", "MISSING"], "MISSING: image file not found"),
+        (["--images", "TEXT"], "TEXT: unreadable image"),
+        (["--images", "FIRST", "--indices", "1"], "--indices picks images of --data; with --images every file given is a row"),
+        (["--images", "FIRST", "--split", "train"], "--split picks images of --data"),
+        (["--data", "DATA", "--classes", "3"], "--classes goes with --images"),
+    ],
+)
+def test_image_file_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, tmp_path, extra, message):
+    _, data, run, _ = setup
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
+    (tmp_path / "notes.png").write_text("not an image")
+    swap = {"MISSING": str(tmp_path / "gone.png"), "TEXT": str(tmp_path / "notes.png"), "FIRST": str(_test_files(data)[0]), "DATA": str(data)}
+    extra = [swap.get(a, a) for a in extra]
+    out = tmp_path / "g.png"
+    assert main(["counterfactual", "--run", str(run), "--do", "a=2", "--out", str(out), "--no-progress", *extra]) == 2
+    errors = error_lines(capsys)
+    expected = message.replace("MISSING", swap["MISSING"]).replace("TEXT", swap["TEXT"])
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert not out.exists()
+
+
+def test_data_and_images_are_one_or_the_other(setup, capsys, tmp_path):
+    _, data, run, _ = setup
+    with pytest.raises(SystemExit):
+        main(["counterfactual", "--run", str(run), "--data", str(data), "--images", str(_test_files(data)[0]), "--do", "a=2",
+              "--out", str(tmp_path / "g.png")])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_image_files_on_a_class_conditional_run_take_their_class_from_classes(tmp_path, capsys, monkeypatch):
+    from causaldiffae.demo import WEIGHTS
+
+    files = []
+    for k, column in enumerate((10, 16)):  # two upright strokes, 28x28 grey, as MNIST draws them (white on black)
+        digit = np.zeros((28, 28), np.uint8)
+        digit[5:23, column : column + 3] = 255
+        files.append(tmp_path / f"stroke{k}.png")
+        Image.fromarray(digit).save(files[-1])
+    common = ["counterfactual", "--run", str(WEIGHTS), "--images", *map(str, files), "--do", "thickness=3", "--steps", "2", "--no-progress"]
+    assert main([*common, "--classes", "1,7", "--out", str(tmp_path / "told.png")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert [r["class"] for r in csv.DictReader(open(tmp_path / "told.csv"))] == ["1", "1", "7", "7"]
+    assert main([*common, "--out", str(tmp_path / "unknown.png")]) == 0
+    assert "the images' class is unknown to it (-1)" in capsys.readouterr().err
+    assert {r["class"] for r in csv.DictReader(open(tmp_path / "unknown.csv"))} == {"-1"}
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
+    for classes, message in (("1,2,3", "3 classes for 2 images"), ("one", "expected whole numbers"), ("10", "10 is not a class of this model")):
+        assert main([*common, "--classes", classes, "--out", str(tmp_path / "bad.png")]) == 2
+        errors = error_lines(capsys)
+        assert len(errors) == 1 and message in errors[0], errors

@@ -288,3 +288,27 @@ def test_an_alias_in_an_earlier_branch_does_not_hide_the_real_folder(tmp_path):
     (root / "a").mkdir()
     (root / "a" / "alias").symlink_to(root / "z" / "real", target_is_directory=True)  # walked before z/ in any order
     assert len(folder.load(root, "train", progress=False)) + len(folder.load(root, "test", progress=False)) == 6
+
+
+def test_read_image_reads_one_file_as_the_folder_loader_does(tmp_path):
+    """``counterfactual --images`` relies on it: the same pixels as the dataset, and a word when it had to convert."""
+    root = tmp_path / "f"
+    make_folder(root, n=6, mode="L", size=24)
+    train = folder.load(root, "train", resolution=16, progress=False)
+    index = folder.scan(root)
+    first = root / index.files[index.rows("train")[0]]
+    image, was = folder.read_image(first, channels=1, resolution=16)
+    assert image.shape == (16, 16, 1) and np.array_equal(image, train.images[0]) and was == "24x24 L"
+    assert folder.read_image(first, channels=1, resolution=24)[1] is None  # already the shape asked for
+    rgb, was = folder.read_image(first, channels=3, resolution=24)
+    assert rgb.shape == (24, 24, 3) and was == "24x24 L" and np.array_equal(rgb[..., 0], rgb[..., 2])
+    sideways = tmp_path / "sideways.png"
+    exif = Image.Exif()
+    exif[folder.EXIF_ORIENTATION] = 6
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(sideways, exif=exif)
+    assert folder.read_image(sideways, 1, 16)[1] == "16x24 L"  # the size as shown
+    with pytest.raises(DataError, match="gone.png: image file not found"):
+        folder.read_image(tmp_path / "gone.png", 1, 16)
+    (tmp_path / "text.png").write_text("no image")
+    with pytest.raises(DataError, match="text.png: unreadable image"):
+        folder.read_image(tmp_path / "text.png", 1, 16)

@@ -1,10 +1,11 @@
-"""``causaldiffae counterfactual``: a grid of counterfactuals of test images, and a CSV of their values."""
+"""``causaldiffae counterfactual``: a grid of counterfactuals of dataset images or image files, and a CSV of their values."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:  # torch and numpy load only when the command runs
     import numpy as np
+    import torch
 
     from causaldiffae.config import ExperimentConfig
     from causaldiffae.data.base import CausalImageDataset
@@ -95,14 +97,20 @@ def pick_images(indices: list[int] | None, n: int, split: str, size: int) -> np.
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "counterfactual",
-        help="counterfactual images of dataset images under do-interventions",
+        help="counterfactual images of dataset images or image files under do-interventions",
         description="Rows are images; columns are the original, its reconstruction, and one column per intervention value.",
     )
     parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
     parser.add_argument("--step", type=int, default=None,
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
-    parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--split", default="test", help="split the images come from (default test)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="dataset folder")
+    source.add_argument("--images", nargs="+", metavar="FILE",
+                        help="image files instead (PNG/JPEG, any size: converted and resized to the run's images as a folder dataset's are), "
+                             "one row each; their labels are unknown, so the CSV leaves them empty")
+    parser.add_argument("--classes", default=None, metavar="K[,K...]",
+                        help="with --images on a class-conditional run: the class of each file, one for all or one per file (default -1: unknown)")
+    parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
     parser.add_argument("--indices", default=None, metavar="I,J,...", help="these images of the split instead (0-based, as the CSV's index column)")
@@ -119,6 +127,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+@dataclass
+class _Rows:
+    """The images of the grid's rows, whichever source they come from."""
+
+    x: torch.Tensor  # (n, C, H, W) in [-1, 1]
+    labels: np.ndarray | None  # (n, variables) in the run's graph order; None for image files
+    classes: np.ndarray | None
+    ids: list  # the CSV's first column: dataset indices or file paths
+    key: str  # its header
+    titles: list[str]  # row titles in the grid
+    what: str  # the grid's title, before the settings
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -127,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
     from causaldiffae.evaluation.figures import image_grid
-    from causaldiffae.data.base import images_tensor
 
     out = Path(args.out)
     csv_path = _check_outputs(out, args)
@@ -135,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     if args.n is not None and args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    _check_source_options(args)
     indices = parse_indices(args.indices)
     if indices is not None and args.n is not None:
         print(f"note: --indices picks {len(indices)} images; --n {args.n} is not used", file=sys.stderr)
@@ -151,14 +172,11 @@ def run(args: argparse.Namespace) -> int:
     for do in columns:
         check_do(model, do, 1)
     _note_far_values(model, columns, mean, std)
-    ds = _load_matching_data(args, model, config)
-    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
-    n = len(idx)
-    labels = ds.labels[idx][:, [ds.variables.index(v) for v in model.graph.variables]]
-    classes = None if ds.classes is None else ds.classes[idx]
-    x = images_tensor(ds, idx)
-    abd = abduct(model, x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=labels, class_labels=classes,
-                 label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
+    rows = _file_rows(args, model) if args.images is not None else _dataset_rows(args, model, config, indices)
+    n = len(rows.ids)
+    abd = abduct(model, rows.x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=rows.labels,
+                 class_labels=rows.classes, label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed),
+                 progress=not args.no_progress)
     dos = [{}] + [check_do(model, do, n) for do in columns]
     decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
                                    progress=not args.no_progress)
@@ -168,15 +186,83 @@ def run(args: argparse.Namespace) -> int:
         for name, v in do.items():
             if name in variables:
                 values[:, variables.index(name)] = v
-    rows = [[x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
+    grid = [[rows.x[i].numpy()] + [r[1][i] for r in results] for i in range(n)]
     titles = ["original", "reconstruction"] + [column_title(do) for do in columns]
     with signals_held(), atomic_file(out) as png, atomic_file(csv_path) as table:  # the pair or neither, even on Ctrl-C
-        image_grid(rows, png, col_titles=titles, row_titles=[f"#{i}" for i in idx],
-                   title=f"{args.split} images by index; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
+        image_grid(grid, png, col_titles=titles, row_titles=rows.titles,
+                   title=f"{rows.what}; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
                          f"guidance w={args.w:g} ({args.guidance})")
-        _write_values(table, idx, variables, labels, block_values(model, abd.z, mean, std), titles[1:], results)
+        _write_values(table, rows, variables, block_values(model, abd.z, mean, std), titles[1:], results)
     print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0
+
+
+def _check_source_options(args: argparse.Namespace) -> None:
+    """Options that pick dataset images make no sense with files, and --classes none with a dataset (it has its own)."""
+    if args.images is not None:
+        given = [o for o, v in (("--n", args.n), ("--indices", args.indices), ("--split", args.split)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]} picks images of --data; with --images every file given is a row")
+    elif args.classes is not None:
+        raise UserError("--classes goes with --images; the images of --data come with their dataset's classes")
+
+
+def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig, indices: list[int] | None) -> _Rows:
+    """The --data split's images picked by --indices or --n, with their labels and classes."""
+    from causaldiffae.data.base import images_tensor
+
+    args.split = args.split or "test"
+    ds = _load_matching_data(args, model, config)
+    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
+    labels = ds.labels[idx][:, [ds.variables.index(v) for v in model.graph.variables]]
+    classes = None if ds.classes is None else ds.classes[idx]
+    return _Rows(images_tensor(ds, idx), labels, classes, [int(i) for i in idx], "index", [f"#{i}" for i in idx],
+                 f"{args.split} images by index")
+
+
+def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
+    """The --images files in the run's image shape; their class from --classes (-1, unknown, by default)."""
+    import numpy as np
+
+    from causaldiffae.counterfactual import is_class_conditional
+    from causaldiffae.data.base import pixels_tensor
+    from causaldiffae.data.folder import read_image
+
+    if model.variant == "label-conditional":
+        raise UserError("--images: a label-conditional run needs each image's labels to abduct its condition; give them as a dataset folder (--data)")
+    channels, height, width = model.image_shape
+    if height != width:
+        raise UserError(f"--images: the run's images are {height}x{width}; files are resized to square images only")
+    read = [read_image(file, channels, height) for file in args.images]
+    converted = [(file, was) for file, (_, was) in zip(args.images, read) if was is not None]
+    if converted:
+        file, was = converted[0]
+        print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
+              f"({file} was {was})", file=sys.stderr)
+    classes = None
+    if is_class_conditional(model):
+        classes = _parse_classes(args.classes, len(read))
+        if args.classes is None:
+            print("note: the run is class-conditional and --classes was not given: the images' class is unknown to it (-1)", file=sys.stderr)
+    elif args.classes is not None:
+        print("note: the run has no classes; --classes is not used", file=sys.stderr)
+    x = pixels_tensor(np.stack([image for image, _ in read]))
+    return _Rows(x, None, classes, list(args.images), "file", [Path(f).name for f in args.images], "image files")
+
+
+def _parse_classes(text: str | None, n: int) -> np.ndarray:
+    """``--classes "3"`` or ``"3,7"`` -> one class per image; None -> -1 (unknown) for all."""
+    import numpy as np
+
+    if text is None:
+        return np.full(n, -1, dtype=np.int64)
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--classes {text!r}: expected whole numbers separated by commas, e.g. 3 or 3,7") from None
+    if len(values) not in (1, n):
+        raise UserError(f"--classes {text!r}: {len(values)} classes for {n} images; give one for all or one per image")
+    return np.asarray(values * n if len(values) == 1 else values, dtype=np.int64)
 
 
 def _check_outputs(out: Path, args: argparse.Namespace) -> Path:
@@ -186,7 +272,8 @@ def _check_outputs(out: Path, args: argparse.Namespace) -> Path:
 
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: expected a .png path (the CSV goes beside it)")
-    check_outside(out, args.data)
+    if args.data is not None:
+        check_outside(out, args.data)
     csv_path = out.with_suffix(".csv")
     for path in (out, csv_path):
         if path.is_dir():
@@ -223,21 +310,21 @@ def _load_matching_data(args: argparse.Namespace, model: CausalDiffAE, config: E
     return ds
 
 
-def _write_values(path: Path, idx: np.ndarray, variables: list[str], labels: np.ndarray, factual: np.ndarray, titles: list[str],
-                  results: list) -> None:
-    """The CSV beside the grid: a row per image and column with its labels, the factual latent's
-    values and the counterfactual's (and the class where a column sets one)."""
+def _write_values(path: Path, rows: _Rows, variables: list[str], factual: np.ndarray, titles: list[str], results: list) -> None:
+    """The CSV beside the grid: a row per image and column with its labels (empty for image files),
+    the factual latent's values and the counterfactual's (and the class where the model has them)."""
     import csv
 
     with_class = any(cls is not None for *_, cls in results)
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["index", "column", "intervention"] + [f"{v}_label" for v in variables]
+        writer.writerow([rows.key, "column", "intervention"] + [f"{v}_label" for v in variables]
                         + [f"{v}_factual" for v in variables] + [f"{v}_counterfactual" for v in variables] + ["class"] * with_class)
-        for i in range(len(idx)):
+        for i, image in enumerate(rows.ids):
+            labels = [""] * len(variables) if rows.labels is None else [f"{a:.6g}" for a in rows.labels[i]]
             for col, (do, _, values, cls) in zip(titles, results):
                 writer.writerow(
-                    [int(idx[i]), col, f"do({column_title(do)})" if do else ""] + [f"{a:.6g}" for a in labels[i]]
+                    [image, col, f"do({column_title(do)})" if do else ""] + labels
                     + [f"{a:.6g}" for a in factual[i]] + [f"{a:.6g}" for a in values[i]]
                     + (["" if cls is None else int(cls[i])] if with_class else [])
                 )

@@ -298,6 +298,26 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
 
+_DECODE_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the mode an image is decoded to
+
+
+def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.ndarray, str | None]:
+    """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
+    as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already."""
+    from PIL import Image
+
+    file, mode = Path(file), _DECODE_MODE[channels]
+    if not file.is_file():
+        raise DataError(f"{file}: image file not found")
+    try:
+        with Image.open(file) as img:
+            size, was_mode = _upright_size(img), img.mode
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"{file}: unreadable image ({err})") from None
+    same = size == (resolution, resolution) and was_mode == mode
+    return _decode(file, mode, resolution), None if same else f"{size[0]}x{size[1]} {was_mode}"
+
+
 def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.ndarray]:
     items, resolution = args
     return [_decode(Path(file), mode, resolution) for file, mode in items]
