@@ -318,3 +318,24 @@ def test_image_files_on_a_class_conditional_run_take_their_class_from_classes(tm
         assert main([*common, "--classes", classes, "--out", str(tmp_path / "bad.png")]) == 2
         errors = error_lines(capsys)
         assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_image_files_on_a_label_conditional_run_are_refused_before_sampling(setup, tmp_path, capsys):
+    """Its condition is the labels themselves, which a file does not carry."""
+    from cli_fixtures import TINY_MODEL
+
+    from causaldiffae.config import ExperimentConfig
+    from causaldiffae.training import train
+
+    _, data, _, _ = setup
+    config = ExperimentConfig.from_dict(
+        {"name": "lc", "model": {**TINY_MODEL, "variant": "label-conditional"}, "diffusion": {"num_train_timesteps": 100, "sample_steps": 4},
+         "train": {"steps": 1, "batch_size": 8, "log_every": 1, "sample_every": 1000, "checkpoint_every": 1, "grid_steps": 2}},
+        "lc",
+    )
+    run = train(config, data, tmp_path / "lc", progress=False)
+    out = tmp_path / "g.png"
+    assert main(["counterfactual", "--run", str(run), "--images", str(_test_files(data)[0]), "--do", "a=2", "--out", str(out), "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "--images: a label-conditional run needs each image's labels" in errors[0], errors
+    assert not out.exists()
