@@ -307,6 +307,8 @@ def test_read_image_reads_one_file_as_the_folder_loader_does(tmp_path):
     exif[folder.EXIF_ORIENTATION] = 6
     Image.fromarray(np.zeros((16, 24), np.uint8)).save(sideways, exif=exif)
     assert folder.read_image(sideways, 1, 16)[1] == "16x24 L"  # the size as shown
+    with pytest.raises(DataError, match="f: a folder, not an image file; give its images"):
+        folder.read_image(root, 1, 16)
     with pytest.raises(DataError, match="gone.png: image file not found"):
         folder.read_image(tmp_path / "gone.png", 1, 16)
     (tmp_path / "text.png").write_text("no image")

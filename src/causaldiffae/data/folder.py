@@ -307,6 +307,8 @@ def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.nda
     from PIL import Image
 
     file, mode = Path(file), _DECODE_MODE[channels]
+    if file.is_dir():
+        raise DataError(f"{file}: a folder, not an image file; give its images, e.g. {file / '*.png'}")
     if not file.is_file():
         raise DataError(f"{file}: image file not found")
     try:
