@@ -1,12 +1,15 @@
 """The shipped MorphoMNIST model: loads, answers counterfactuals, and the demo runs end to end."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from causaldiffae.checkpoint import load_run
+from causaldiffae.cli.demo import OWN_DIGIT
 from causaldiffae.counterfactual import counterfactual
 from causaldiffae.data.morphometrics import measure_thickness
 from causaldiffae.data.morphomnist import embedded_source, generate_split
@@ -59,6 +62,13 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert "true counterfactual" in report and printed.count("the true counterfactual:") == 4  # the four measured criteria
     assert "Distance to the true counterfactual image" in report and "Distance to the true counterfactual image" in printed
     assert "Scored on 4 embedded test digits" in report
+    hint = printed.splitlines()[printed.splitlines().index(f"{OWN_DIGIT}:") + 1].strip()
+    stroke = np.zeros((56, 56), np.uint8)
+    stroke[10:46, 26:32] = 255
+    Image.fromarray(stroke).save(tmp_path / "one.png")
+    argv = [{"FILE": str(tmp_path / "one.png"), "DIGIT": "1", "grid.png": str(tmp_path / "grid.png")}.get(a, a) for a in shlex.split(hint)]
+    assert argv[0] == "causaldiffae" and main([*argv[1:], "--steps", "4", "--no-progress"]) == 0  # the command it prints works as printed
+    assert (tmp_path / "grid.png").is_file()
     scores = json.loads((out / "scores.json").read_text())
     elsewhere = render_report(scores, {"do(thickness)": out / "do_thickness.png"}, out, 1.0, data="data/mm")
     assert "Scored on 4 test digits of data/mm" in elsewhere  # digits from --data are not called embedded

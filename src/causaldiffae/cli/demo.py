@@ -44,4 +44,17 @@ def run(args: argparse.Namespace) -> int:
     print("\nwrote:")
     for path in s["files"]:
         print(f"  {path}")
+    print(f"\n{OWN_DIGIT}:\n  {own_digit_command()}")
     return 0
+
+
+OWN_DIGIT = "your own digit (a PNG or JPEG, white on black, any size)"
+
+
+def own_digit_command() -> str:
+    """The shipped model on a user's file: the demo's pointer from its grids to the counterfactual command."""
+    import shlex
+
+    from causaldiffae.demo import WEIGHTS
+
+    return f"causaldiffae counterfactual --run {shlex.quote(str(WEIGHTS))} --images FILE --classes DIGIT --do thickness=1.5,4 --out grid.png"
