@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                    title=f"{rows.what}; {args.mode} mode, {args.abduction} abduction, {args.steps} DDIM steps, "
                          f"guidance w={args.w:g} ({args.guidance})")
         _write_values(table, rows, variables, block_values(model, abd.z, mean, std), titles[1:], results)
-    print(f"wrote {out} ({n} images x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
+    print(f"wrote {out} ({n} image{'s' * (n != 1)} x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0
 
 
