@@ -273,6 +273,8 @@ def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tm
         (["--images", "FIRST", "--indices", "1"], "--indices picks images of --data; with --images every file given is a row"),
         (["--images", "FIRST", "--split", "train"], "--split picks images of --data"),
         (["--data", "DATA", "--classes", "3"], "--classes goes with --images"),
+        (["--data", "DATA", "--predictors", "DATA"], "--predictors goes with --images"),
+        (["--images", "FIRST", "--classes", "3", "--predictors", "DATA"], "--classes and --predictors both say the images' classes"),
     ],
 )
 def test_image_file_bad_input_is_one_line_before_sampling(setup, capsys, monkeypatch, tmp_path, extra, message):
@@ -297,7 +299,7 @@ def test_data_and_images_are_one_or_the_other(setup, capsys, tmp_path):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_image_files_on_a_class_conditional_run_take_their_class_from_classes(tmp_path, capsys, monkeypatch):
+def test_image_files_on_a_class_conditional_run_take_their_class_from_classes_or_predictors(setup, tmp_path, capsys, monkeypatch):
     from causaldiffae.demo import WEIGHTS
 
     files = []
@@ -313,9 +315,24 @@ def test_image_files_on_a_class_conditional_run_take_their_class_from_classes(tm
     assert main([*common, "--out", str(tmp_path / "unknown.png")]) == 0
     assert "the images' class is unknown to it (-1)" in capsys.readouterr().err
     assert {r["class"] for r in csv.DictReader(open(tmp_path / "unknown.csv"))} == {"-1"}
+    from causaldiffae.data.morphomnist import embedded_source
+
+    images, digits = embedded_source()["test"]
+    real = []
+    for k in (0, 1):
+        real.append(tmp_path / f"digit{k}.png")
+        Image.fromarray(images[k]).save(real[-1])
+    by_classifier = ["counterfactual", "--run", str(WEIGHTS), "--images", *map(str, real), "--predictors", str(WEIGHTS / "predictors"),
+                     "--do", "thickness=3", "--steps", "2", "--no-progress", "--out", str(tmp_path / "read.png")]
+    assert main(by_classifier) == 0
+    assert f"classes read by the classifier of {WEIGHTS / 'predictors'}: {digits[0]}, {digits[1]}" in capsys.readouterr().err
+    assert [r["class"] for r in csv.DictReader(open(tmp_path / "read.csv"))] == [str(digits[0])] * 2 + [str(digits[1])] * 2
     monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
-    for classes, message in (("1,2,3", "3 classes for 2 images"), ("one", "expected whole numbers"), ("10", "10 is not a class of this model")):
-        assert main([*common, "--classes", classes, "--out", str(tmp_path / "bad.png")]) == 2
+    blobs_predictors = setup[3]
+    for extra, message in ((["--classes", "1,2,3"], "3 classes for 2 images"), (["--classes", "one"], "expected whole numbers"),
+                           (["--classes", "10"], "10 is not a class of this model"),
+                           (["--predictors", str(blobs_predictors)], "made for 0 classes of (1, 8, 8) images, the run has 10 classes of (1, 28, 28)")):
+        assert main([*common, *extra, "--out", str(tmp_path / "bad.png")]) == 2
         errors = error_lines(capsys)
         assert len(errors) == 1 and message in errors[0], errors
 

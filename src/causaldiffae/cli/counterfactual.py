@@ -110,6 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "one row each; their labels are unknown, so the CSV leaves them empty")
     parser.add_argument("--classes", default=None, metavar="K[,K...]",
                         help="with --images on a class-conditional run: the class of each file, one for all or one per file (default -1: unknown)")
+    parser.add_argument("--predictors", default=None, metavar="DIR",
+                        help="with --images on a class-conditional run: read each file's class with these predictors' classifier instead")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -134,7 +136,7 @@ class _Rows:
     x: torch.Tensor  # (n, C, H, W) in [-1, 1]
     labels: np.ndarray | None  # (n, variables) in the run's graph order; None for image files
     classes: np.ndarray | None
-    ids: list  # the CSV's first column: dataset indices or file paths
+    ids: list[int | str]  # the CSV's first column: dataset indices or file paths
     key: str  # its header
     titles: list[str]  # row titles in the grid
     what: str  # the grid's title, before the settings
@@ -198,13 +200,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_source_options(args: argparse.Namespace) -> None:
-    """Options that pick dataset images make no sense with files, and --classes none with a dataset (it has its own)."""
+    """Options that pick dataset images make no sense with files, nor --classes / --predictors with a dataset (it has its classes)."""
     if args.images is not None:
         given = [o for o, v in (("--n", args.n), ("--indices", args.indices), ("--split", args.split)) if v is not None]
         if given:
             raise UserError(f"{given[0]} picks images of --data; with --images every file given is a row")
-    elif args.classes is not None:
-        raise UserError("--classes goes with --images; the images of --data come with their dataset's classes")
+        if args.classes is not None and args.predictors is not None:
+            raise UserError("--classes and --predictors both say the images' classes; give one of them")
+    else:
+        given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]} goes with --images; the images of --data come with their dataset's classes")
 
 
 def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig, indices: list[int] | None) -> _Rows:
@@ -239,15 +245,32 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
         file, was = converted[0]
         print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
               f"({file} was {was})", file=sys.stderr)
+    x = pixels_tensor(np.stack([image for image, _ in read]))
     classes = None
-    if is_class_conditional(model):
+    if not is_class_conditional(model):
+        if args.classes is not None or args.predictors is not None:
+            print(f"note: the run has no classes; {'--classes' if args.classes is not None else '--predictors'} is not used", file=sys.stderr)
+    elif args.predictors is not None:
+        classes = _read_classes(args.predictors, model, x)
+        print(f"note: classes read by the classifier of {args.predictors}: {', '.join(map(str, classes))}", file=sys.stderr)
+    else:
         classes = _parse_classes(args.classes, len(read))
         if args.classes is None:
-            print("note: the run is class-conditional and --classes was not given: the images' class is unknown to it (-1)", file=sys.stderr)
-    elif args.classes is not None:
-        print("note: the run has no classes; --classes is not used", file=sys.stderr)
-    x = pixels_tensor(np.stack([image for image, _ in read]))
+            print("note: the run is class-conditional and neither --classes nor --predictors was given: "
+                  "the images' class is unknown to it (-1)", file=sys.stderr)
     return _Rows(x, None, classes, list(args.images), "file", [Path(f).name for f in args.images], "image files")
+
+
+def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:
+    """Each image's class as the predictors' digit classifier reads it, from predictors made for the run's images and classes."""
+    from causaldiffae.evaluation.predictors import load_predictors
+
+    predictors = load_predictors(folder)
+    meta = predictors.meta
+    if tuple(meta.image_shape) != tuple(model.image_shape) or meta.num_classes != model.num_classes:
+        raise UserError(f"--predictors {folder}: made for {meta.num_classes} classes of {tuple(meta.image_shape)} images, "
+                        f"the run has {model.num_classes} classes of {tuple(model.image_shape)} images")
+    return predictors.predict(x)["class"].astype("int64")
 
 
 def _parse_classes(text: str | None, n: int) -> np.ndarray:
