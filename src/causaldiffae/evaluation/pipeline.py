@@ -259,39 +259,13 @@ def evaluate(
     s = settings
     fig_dir = Path(out) / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    # the model's own standardisation: the latent was aligned to labels scaled by it, and data built
-    # with another seed or source has other train-set statistics
-    mean, std = label_stats(model)
-    if not (np.allclose(mean, train.label_mean, rtol=1e-4) and np.allclose(std, train.label_std, rtol=1e-4)):
-        log("note: the data's train-set label statistics differ from the run's; values are converted with the run's")
-    n = min(s.n, len(test))
-    if n < s.n:
-        log(f"note: --n {s.n}, but the {test.split} split has {len(test)} images: scoring all {n}")
-    idx = draw_indices(np.random.default_rng(s.seed), len(test), n)
-    # a random subset of the draw, not its first items: a test split stored in order (Pendulum's
-    # angle-major grid) would otherwise give the small-sample sections only its lowest angles
-    small = idx[draw_indices(np.random.default_rng(s.seed + 1000), n, min(s.n_small, n))]
-    measure = None
-    workers = torch.get_num_threads()  # the cores --threads gives the evaluation also draw and measure digits
-    if test.name == "morphomnist":
-        if tuple(test.image_shape) == MORPHOMETRIC_SHAPE:
-            measure = morphometric_reader(test.graph, workers)
-        else:
-            log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
-    d = _Draw(model=model, predictors=predictors, train=train, test=test, settings=s, label_mean=mean, label_std=std,
-              idx=idx, small=small, measure=measure, progress=progress, workers=workers)
-    metrics: dict = {
-        "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
-        "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
-        "settings": {**asdict(s), "n_used": int(n)},
-        "predictors": predictors.meta.metrics,
-        "scm": test.scm is not None,
-        "morphometrics": measure is not None,
-    }
+    d = _draw(model, predictors, train, test, s, progress, log)
+    n = len(d.idx)
+    metrics = _header(d)
     timings: dict[str, float] = {}
 
     log(f"effectiveness: {n} images x {len(d.variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
-    with_oracle = sources is not None and measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
+    with_oracle = sources is not None and d.measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
     with _timed(timings, "effectiveness_s"):
         per_seed, draws = _effectiveness(d, keep_draws=with_oracle)
     metrics["effectiveness"] = _mean_tree(per_seed)
@@ -311,14 +285,14 @@ def evaluate(
     with _timed(timings, "realism_s"):
         metrics["realism"] = _realism(d, draws[0][1], trues)
 
-    log(f"composition (m=1..{s.composition_times}) and reversibility on {len(small)} images")
+    log(f"composition (m=1..{s.composition_times}) and reversibility on {len(d.small)} images")
     with _timed(timings, "composition_reversibility_s"):
         metrics["composition"], metrics["reversibility"] = _composition_reversibility(d)
 
     log(f"comparison of abduction ({' / '.join(ABDUCTIONS)}) and intervention mode (set / shift)")
     comp_values = d.test_values(3000)
     with _timed(timings, "comparison_s"):
-        metrics["comparison"] = {"n": int(len(small)), "results": _comparison(d, comp_values)}
+        metrics["comparison"] = {"n": int(len(d.small)), "results": _comparison(d, comp_values)}
 
     sweep_guidance = sweeps_guidance(model, s)
     log(f"sweeps: steps {list(s.sweep_steps)}" + (f", guidance {list(s.sweep_w)}" if sweep_guidance else
@@ -340,6 +314,45 @@ def evaluate(
         metrics["figures"] = _figures(d, fig_dir, metrics, w_images)
     metrics["timings"] = timings
     return metrics
+
+
+def _draw(model: CausalDiffAE, predictors: Predictors, train: CausalImageDataset, test: CausalImageDataset, s: EvalSettings,
+          progress: Callable | None, log: Callable[[str], None]) -> _Draw:
+    """The scored images, their small subset and the instruments that read them, with a note where the data differs from the run's."""
+    # the model's own standardisation: the latent was aligned to labels scaled by it, and data built
+    # with another seed or source has other train-set statistics
+    mean, std = label_stats(model)
+    if not (np.allclose(mean, train.label_mean, rtol=1e-4) and np.allclose(std, train.label_std, rtol=1e-4)):
+        log("note: the data's train-set label statistics differ from the run's; values are converted with the run's")
+    n = min(s.n, len(test))
+    if n < s.n:
+        log(f"note: --n {s.n}, but the {test.split} split has {len(test)} images: scoring all {n}")
+    idx = draw_indices(np.random.default_rng(s.seed), len(test), n)
+    # a random subset of the draw, not its first items: a test split stored in order (Pendulum's
+    # angle-major grid) would otherwise give the small-sample sections only its lowest angles
+    small = idx[draw_indices(np.random.default_rng(s.seed + 1000), n, min(s.n_small, n))]
+    measure = None
+    workers = torch.get_num_threads()  # the cores --threads gives the evaluation also draw and measure digits
+    if test.name == "morphomnist":
+        if tuple(test.image_shape) == MORPHOMETRIC_SHAPE:
+            measure = morphometric_reader(test.graph, workers)
+        else:
+            log(f"note: no morphometrics at image shape {tuple(test.image_shape)}: they measure 28x28 digits in their pixels")
+    return _Draw(model=model, predictors=predictors, train=train, test=test, settings=s, label_mean=mean, label_std=std,
+                 idx=idx, small=small, measure=measure, progress=progress, workers=workers)
+
+
+def _header(d: _Draw) -> dict:
+    """What was evaluated: the data, the model, the settings and the instruments (metrics.json's first keys)."""
+    test, model = d.test, d.model
+    return {
+        "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
+        "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
+        "settings": {**asdict(d.settings), "n_used": int(len(d.idx))},
+        "predictors": d.predictors.meta.metrics,
+        "scm": test.scm is not None,
+        "morphometrics": d.measure is not None,
+    }
 
 
 @contextlib.contextmanager
