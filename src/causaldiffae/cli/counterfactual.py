@@ -227,7 +227,7 @@ def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: Experim
 
 
 def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
-    """The --images files in the run's image shape; their class from --classes (-1, unknown, by default)."""
+    """The --images files in the run's image shape; their class from --classes or the --predictors' classifier (else -1, unknown)."""
     import numpy as np
 
     from causaldiffae.counterfactual import is_class_conditional
