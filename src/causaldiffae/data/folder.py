@@ -18,13 +18,14 @@ is None.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -204,8 +205,6 @@ def default_splits(files: list[str]) -> np.ndarray:
 
 def scan(path: str | Path) -> FolderIndex:
     """Validate a user folder from its CSV, graph and image headers (no pixel decoding)."""
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     table, graph_file = root / LABELS, root / GRAPH_FILE
     for required in (table, graph_file):
@@ -235,12 +234,9 @@ def scan(path: str | Path) -> FolderIndex:
     sizes, modes, first_of = [], [], {}
     for name in files:
         file = root / name
-        try:
-            with Image.open(file) as img:
-                channels, mode = _channels(file, img.mode, img.info)
-                sizes.append(_upright_size(img))
-        except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:  # Pillow: SyntaxError for a broken chunk
-            raise DataError(f"{file}: unreadable image ({err})") from None
+        with _open_image(file) as img:
+            channels, mode = _channels(file, img.mode, img.info)
+            sizes.append(_upright_size(img))
         modes.append(mode)
         first_of.setdefault(channels, name)
         if len(first_of) > 1:
@@ -277,25 +273,39 @@ def _upright_size(img: PILImage) -> tuple[int, int]:
     return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
-def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
+@contextlib.contextmanager
+def _open_image(file: Path) -> Iterator[PILImage]:
+    """``Image.open``, with Pillow's failures in the block (opening, reading, decoding) as one DataError naming the file."""
     from PIL import Image
 
     try:
         with Image.open(file) as img:
-            turn = _TURNS[_orientation(img)]
-            if turn is not None:  # the way viewers show it, as a user labelled it
-                img = img.transpose(Image.Transpose[turn])
-            if img.mode.startswith("I"):  # 16-bit gray: keep the top byte
-                img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
-            elif img.mode != mode:
-                img = img.convert(mode)
-            if resolution is not None and img.size != (resolution, resolution):
-                shrink = img.size[0] > resolution or img.size[1] > resolution
-                img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
-            arr = np.asarray(img)
+            yield img
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # Pillow: SyntaxError for a broken chunk
         raise DataError(f"{file}: unreadable image ({err})") from None
+
+
+def _pixels(img: PILImage, mode: str, resolution: int | None) -> np.ndarray:
+    """An opened image as uint8 ``(H, W, C)``: upright, in ``mode``, at ``resolution`` when given."""
+    from PIL import Image
+
+    turn = _TURNS[_orientation(img)]
+    if turn is not None:  # the way viewers show it, as a user labelled it
+        img = img.transpose(Image.Transpose[turn])
+    if img.mode.startswith("I"):  # 16-bit gray: keep the top byte
+        img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+    elif img.mode != mode:
+        img = img.convert(mode)
+    if resolution is not None and img.size != (resolution, resolution):
+        shrink = img.size[0] > resolution or img.size[1] > resolution
+        img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
+    arr = np.asarray(img)
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
+    with _open_image(file) as img:
+        return _pixels(img, mode, resolution)
 
 
 _DECODE_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the mode an image is decoded to
@@ -304,20 +314,16 @@ _DECODE_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the mode an
 def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.ndarray, str | None]:
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
     as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already."""
-    from PIL import Image
-
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
         raise DataError(f"{file}: a folder, not an image file; give its images, e.g. {file / '*.png'}")
     if not file.is_file():
         raise DataError(f"{file}: image file not found")
-    try:
-        with Image.open(file) as img:
-            size, was_mode = _upright_size(img), img.mode
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{file}: unreadable image ({err})") from None
+    with _open_image(file) as img:
+        size, was_mode = _upright_size(img), img.mode
+        image = _pixels(img, mode, resolution)
     same = size == (resolution, resolution) and was_mode == mode
-    return _decode(file, mode, resolution), None if same else f"{size[0]}x{size[1]} {was_mode}"
+    return image, None if same else f"{size[0]}x{size[1]} {was_mode}"
 
 
 def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.ndarray]:
