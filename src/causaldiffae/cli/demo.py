@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+OWN_DIGIT = "your own digit (a PNG or JPEG, white on black, any size)"  # the heading of the demo's last lines
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from causaldiffae.cli.options import THREADS_HELP
@@ -46,9 +48,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {path}")
     print(f"\n{OWN_DIGIT}:\n  {own_digit_command()}")
     return 0
-
-
-OWN_DIGIT = "your own digit (a PNG or JPEG, white on black, any size)"
 
 
 def own_digit_command() -> str:
