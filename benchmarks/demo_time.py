@@ -90,4 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from causaldiffae.cli import guarded
+
+    raise SystemExit(guarded(main))

@@ -144,7 +144,14 @@ def test_version_is_the_installed_package_version_and_help_points_a_newcomer_to_
 def test_abbreviated_options_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--run", "r", "--predictors", "p", "--data", "d", "--out", "o", "--seed", "3"])
-    assert "unrecognized arguments: --seed 3" in capsys.readouterr().err
+    assert "causaldiffae evaluate: error: unrecognized arguments: --seed 3" in capsys.readouterr().err
+
+
+def test_an_unknown_option_is_reported_by_its_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "check", "d", "--bogus"])
+    err = capsys.readouterr().err
+    assert "usage: causaldiffae data check" in err and "causaldiffae data check: error: unrecognized arguments: --bogus" in err
 
 
 def test_a_file_system_error_is_one_line(monkeypatch, capsys):

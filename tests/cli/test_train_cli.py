@@ -91,7 +91,7 @@ def test_unknown_options_and_stray_words_are_refused(morpho_dir, tmp_path, capsy
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
-        assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
+        assert f"causaldiffae {argv[0]}: error: unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
     assert main(["train", *base, "train.steps=3", "--no-progress", "stray"]) == 2
     assert "override 'stray' is not key=value" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -29,6 +29,12 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def set_defaults(self, **kwargs: Any) -> None:
+        """A parser that sets a command's handler is that command's: it reports the command's errors."""
+        if "handler" in kwargs:
+            kwargs["command_parser"] = self
+        super().set_defaults(**kwargs)
+
 
 DESCRIPTION = (
     "Causal counterfactual image generation with diffusion autoencoders: train on images, labels and a causal graph, "
@@ -63,7 +69,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may sit between options, not only in one run
         if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     return args
 

@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "counterfactual",
         help="counterfactual images of dataset images or image files under do-interventions",
-        description="Rows are images; columns are the original, its reconstruction, and one column per intervention value.",
+        description="Rows are images; columns are the original, its reconstruction, one column per --do value and one per --joint.",
     )
     parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
     parser.add_argument("--step", type=int, default=None,
@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--joint", action="append", default=[], metavar="NAME=V,NAME=V,...",
                         help="one column that intervenes on several variables at once, e.g. thickness=1.5,intensity=200; repeatable; after the --do columns")
     add_sampling_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the abduction noise (ddpm and stochastic abductions)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the abduction noise (ddpm and stochastic abductions; default 0)")
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
     parser.add_argument("--force", action="store_true", help="overwrite an existing grid PNG or CSV")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     abd = abduct(model, rows.x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=rows.labels,
                  class_labels=rows.classes, label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed),
                  progress=not args.no_progress)
-    dos = [{}] + [check_do(model, do, n) for do in columns]
+    dos: list[dict[str, np.ndarray]] = [{}] + [check_do(model, do, n) for do in columns]
     decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
                                    progress=not args.no_progress)
     results = [(do, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls) for do, (imgs, z_cf, cls) in zip([{}] + columns, decoded)]

@@ -21,20 +21,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
     parser.add_argument("--predictors", required=True, help="folder made by 'causaldiffae predictors' on the same dataset")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test; train compares them with the train images "
-                        "it does not score)")
+    parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test; with train, realism and DCI compare "
+                        "them with the train images not scored)")
     parser.add_argument("--out", required=True, help="report folder (metrics.json, report.md, figures/)")
     parser.add_argument("--n", type=int, default=None, help="images of --split for effectiveness and realism (default 500; --quick 64)")
     parser.add_argument("--n-small", type=int, default=None,
                         help="images for composition, reversibility, comparisons and sweeps (default 64; --quick 16)")
     parser.add_argument("--seeds", type=int, default=1, metavar="COUNT",
-                        help="how many draws of intervention values and abduction noise (not a list of seeds), averaged with their spread")
+                        help="how many draws of intervention values and abduction noise (not a list of seeds), averaged with their spread (default 1)")
     add_sampling_options(parser)
     parser.add_argument("--sweep-steps", default=None, help="DDIM step counts of the steps sweep (default 10,20,50,100; --quick 10,20)")
     parser.add_argument("--sweep-w", default=None, help="guidance weights of the w sweep (default 0,1,2,3; --quick 1,2)")
     parser.add_argument("--quick", action="store_true", help="every section on few images (a smoke test, minutes on a CPU)")
     parser.add_argument("--batch-size", type=int, default=100, help="images per model call (default 100; lower it if memory runs short)")
-    parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor")
+    parser.add_argument("--dci", choices=("gbt", "lasso"), default="gbt", help="DCI importance regressor (default gbt)")
     parser.add_argument("--device", default="cpu", help="torch device for the model and predictors (default cpu)")
     parser.add_argument("--force", action="store_true", help="replace an earlier report folder at --out (the whole folder)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)

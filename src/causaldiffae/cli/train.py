@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from causaldiffae.cli.options import TRAINING_THREADS_HELP
 from causaldiffae.config import MIXED_PRECISION
 
 
@@ -24,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="continue the run in --out from its last checkpoint (one with none yet starts again and may change its config)")
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=None,
                         help="autocast precision (default: no; with --resume, the run's own)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads per process (default: torch's choice; 1 when sharing a small machine)")
+    parser.add_argument("--threads", type=int, default=None, help=TRAINING_THREADS_HELP)
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop after this many minutes of training, with a checkpoint and an exported model "
                         "(continue later with --resume)")
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise ConfigError(f"--time-limit {args.time_limit:g}: must be a positive number of minutes")
     time_limit = None if args.time_limit is None else args.time_limit * 60
+    assert config is not None  # without --resume, --config or --preset gave one
     train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
           progress=not args.no_progress, time_limit=time_limit)
     return 0

@@ -461,7 +461,7 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
     )
     add_build_options(parser, "MorphoMNIST")
     parser.add_argument("--mnist-dir", type=Path, help="folder with MNIST IDX files (default: embedded 5,000 digits)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled labels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampled labels (default 0)")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N digits of each split")
     parser.set_defaults(handler=_run)
 
