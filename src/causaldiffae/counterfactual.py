@@ -27,7 +27,7 @@ variants can be compared on equal terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence, overload
 
 import numpy as np
 import torch
@@ -438,7 +438,8 @@ def decode_interventions(
     for group in groups:
         k = len(group)
         z_cf = torch.cat([edits[j][0] for j in group])
-        cls = None if edits[group[0]][1] is None else torch.cat([edits[j][1] for j in group])
+        classes = [c for j in group if (c := edits[j][1]) is not None]  # all or none: one abduction's classes
+        cls = torch.cat(classes) if classes else None
         reference = None
         if guidance == "factual" and w != 1.0:
             reference = model.condition(_tile(abduction.z, k), class_labels=_tile(abduction.class_labels, k))
@@ -451,6 +452,10 @@ def decode_interventions(
     return [(img, z, c) for img, (z, c) in zip(images, edits)]
 
 
+@overload
+def _tile(t: torch.Tensor, k: int) -> torch.Tensor: ...
+@overload
+def _tile(t: None, k: int) -> None: ...
 def _tile(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
     """``k`` copies of a batch, one after another (column-major, as ``decode_interventions`` stacks them)."""
     return None if t is None else t.repeat(k, *([1] * (t.dim() - 1)))

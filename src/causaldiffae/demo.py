@@ -93,11 +93,12 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     from causaldiffae.data.base import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
 
+    measure = morphometric_reader(test.graph, workers)
+    assert test.classes is not None and measure is not None  # a MorphoMNIST split: digit classes, measurable variables
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
     bars = tqdm if progress else None
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **options)
-    measure = morphometric_reader(test.graph, workers)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
     recon, _ = cf_fn(x, {}, labels, classes)  # the reconstruction the preservation bar is set by
     # one null intervention: exact through the ddpm residuals, so scored through DDIM inversion, on the
@@ -106,7 +107,7 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     inversion = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **{**options, "abduction": "inversion"})
     round_trip, _ = inversion(x[:k], {}, labels[:k], classes[:k])
     oracle = None
-    if sources is not None:
+    if sources is not None and test.scm is not None:
         true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm, workers)
         oracle = morphomnist_oracle_scores(test.images[idx], true, labels, cf_images, workers)
     l1 = float(l1_pixels(round_trip.numpy(), x[:k].numpy()).mean())
@@ -166,6 +167,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     spacing = config.diffusion.sample_spacing
     for w in {DEFAULT_W, *GUIDANCE_VALUES}:
         check_options(model, steps=steps, w=w, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION, spacing=spacing)
+    sources: np.ndarray | None
     if data is None:
         log("building the 500 embedded MorphoMNIST test digits (seed 0)")
         test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress, workers=workers)
@@ -180,6 +182,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         (out / name).unlink(missing_ok=True)
     rng = np.random.default_rng(settings.seed)
     grid_idx = draw_indices(rng, len(test), settings.n_grid)
+    assert test.classes is not None  # every MorphoMNIST split has its digits' classes
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])
     torch.manual_seed(settings.seed)
     log(f"drawing counterfactual grids ({settings.n_grid} digits, {steps} DDIM steps, {spacing} spacing)")

@@ -105,7 +105,8 @@ class TrainData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
+        c, h, w = self.images.shape[1:]
+        return c, h, w
 
     def batch(self, index: torch.Tensor, device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
         image = self.images[index].to(device).float().div_(127.5).sub_(1.0)
@@ -130,9 +131,9 @@ def labeled_mask(n: int, fraction: float, seed: int) -> torch.Tensor:
 
 def prepare_data(dataset: CausalImageDataset, config: ExperimentConfig) -> TrainData:
     """Select and standardise the graph's label columns; check the graph and image size against the data."""
-    graph = dataset.graph
-    if config.data.graph:
-        graph = configured_graph(config)
+    configured = configured_graph(config)
+    graph = dataset.graph if configured is None else configured
+    if configured is not None:
         missing = [v for v in graph.variables if v not in dataset.variables]
         if missing:
             raise ConfigError(
@@ -191,7 +192,8 @@ def step_generator(seed: int, step: int, rank: int, micro: int, device: torch.de
 
 
 def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the global generator is always MT19937, so legacy=True gives its tuple
     state = {
         "torch": torch.get_rng_state().tolist(),
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
@@ -568,7 +570,7 @@ def _train(
         _say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
-        _check_compiled(model, forward, raw_model, config, train_data, start, rank, micro, main)
+        _check_compiled(model, forward, raw_model, config, train_data, start, rank, micro, main, t.compile)
     meta = {
         "graph": train_data.graph.to_dict(),
         "image_shape": list(train_data.image_shape),
@@ -677,7 +679,7 @@ def _build(
     model.set_label_stats(data.label_mean, data.label_std)
     model.to(device)
     if t.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks the keyword
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     # One fused kernel for all parameters: on CPU the per-parameter loop costs more than a small UNet's convs.
     fused = device.type in ("cpu", "cuda")
@@ -722,7 +724,7 @@ def _say_how_it_resumes(out: Path, resume: bool, had_checkpoint: bool, changes: 
 
 def _check_compiled(
     model: torch.nn.Module, forward: Callable, raw_model: CausalDiffAE, config: ExperimentConfig, data: TrainData, start: int, rank: int,
-    micro: int, main: bool,
+    micro: int, main: bool, mode: str,
 ) -> None:
     """Compare the compiled loss's gradients with eager ones on this process's first batch.
 
@@ -738,7 +740,7 @@ def _check_compiled(
     part = step_indices(len(data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
     check_compiled_gradients(
         model, forward, raw_model, data.batch(part, device, t.channels_last),
-        lambda: step_generator(t.seed, start, rank, 0, device), t.compile,
+        lambda: step_generator(t.seed, start, rank, 0, device), mode,
     )
 
 
@@ -751,8 +753,8 @@ class _OptimisationStep:
                  ema: CausalDiffAE, accelerator: Accelerator, data: TrainData, t: TrainConfig, micro: int, out: Path) -> None:
         self.model, self.forward, self.optimizer = model, forward, optimizer
         self.accelerator, self.data, self.t, self.micro, self.out = accelerator, data, t, micro, out
-        self.ema_params = list(ema.parameters())
-        self.model_params = list(accelerator.unwrap_model(model).parameters())
+        self.ema_params: list[torch.Tensor] = list(ema.parameters())
+        self.model_params: list[torch.Tensor] = list(accelerator.unwrap_model(model).parameters())
 
     def __call__(self, step: int, lr: float, kl_weight: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The loss terms averaged over the global batch, and the gradient norm before clipping."""
@@ -812,13 +814,13 @@ def check_compiled_gradients(
         raw_model.zero_grad(set_to_none=True)
     set_rng_state(saved)
     eager, compiled_grads = grads
-    total = torch.sqrt(sum(g.square().sum() for g in eager.values()))
+    total = torch.stack([g.square().sum() for g in eager.values()]).sum().sqrt()
     errors = {}
     for name, g in eager.items():
         if g.norm() > 1e-4 * total or not torch.isfinite(total):  # a gradient zero up to rounding has no relative error
             error = float((g - compiled_grads.get(name, torch.zeros_like(g))).norm() / g.norm())
             errors[name] = error if math.isfinite(error) else math.inf  # a NaN gradient is a failure, not a pass
-    worst = max(errors, key=errors.get, default=None)
+    worst = max(errors, key=errors.__getitem__, default=None)
     if worst is not None and errors[worst] > tolerance:
         raise TrainingError(
             f"train.compile={mode}: the compiled loss's gradients differ from the eager ones (relative error "

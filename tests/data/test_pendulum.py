@@ -227,7 +227,7 @@ def test_measure_shadow_reads_labels_back_at_any_resolution():
         image = pendulum.render(i, j)
         length, centre = pendulum.measure_shadow(image)
         assert abs(length - shade) <= LEN_TOL / PX and abs(centre - mid) <= CENTRE_TOL / PX
-        small = np.asarray(Image.fromarray(image).resize((48, 48), Image.BOX))
+        small = np.asarray(Image.fromarray(image).resize((48, 48), Image.Resampling.BOX))
         length, centre = pendulum.measure_shadow(small)
         assert abs(length - shade) <= 2 * LEN_TOL / PX and abs(centre - mid) <= 2 * CENTRE_TOL / PX
     blank = np.full((96, 96, 4), 255, dtype=np.uint8)

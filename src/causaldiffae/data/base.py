@@ -31,7 +31,7 @@ def resize_images(images: np.ndarray, resolution: int | None) -> np.ndarray:
     out = np.empty((len(images), resolution, resolution, images.shape[3]), dtype=np.uint8)
     for i, img in enumerate(images):
         pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
-        arr = np.asarray(pil.resize((resolution, resolution), Image.BOX if img.shape[0] > resolution else Image.BICUBIC))
+        arr = np.asarray(pil.resize((resolution, resolution), Image.Resampling.BOX if img.shape[0] > resolution else Image.Resampling.BICUBIC))
         out[i] = arr.reshape(resolution, resolution, -1)
     return out
 

@@ -71,7 +71,7 @@ _SHARD = re.compile(r"^(train|val|test)(?:-(\d+))?\.npz$")
 # The stand-in SCM -------------------------------------------------------------------------------
 
 
-def press(arm: np.ndarray, button: str) -> np.ndarray:
+def press(arm: np.ndarray | float, button: str) -> np.ndarray:
     """How firmly the arm at ``arm`` presses ``button`` (1 when exactly on it)."""
     return np.exp(-0.5 * ((np.asarray(arm, dtype=np.float64) - BUTTONS[button]) / PRESS_WIDTH) ** 2)
 
@@ -195,7 +195,7 @@ def render(values: Sequence[float], resolution: int = DEFAULT_RESOLUTION) -> np.
     disc(_BASE, 0.07, (120, 124, 135))
     disc(elbow, 0.03, (160, 164, 175))
     disc(tip, 0.028, (250, 210, 60))
-    return np.asarray(img.resize((resolution, resolution), Image.BOX))
+    return np.asarray(img.resize((resolution, resolution), Image.Resampling.BOX))
 
 
 def _encode_jpeg(image: np.ndarray) -> bytes:
@@ -315,7 +315,7 @@ def split_files(path: Path, split: str) -> list[Path]:
     if split not in SPLITS:
         raise DataError(f"{path}: no split {split!r} (expected one of {', '.join(SPLITS)})")
     whole = path / f"{split}.npz"
-    shards = {}
+    shards: dict[int, Path] = {}
     for p in path.glob(f"{split}-*.npz"):
         m = _SHARD.match(p.name)
         if m and m.group(2) is not None:
@@ -398,12 +398,12 @@ def _decode_chunk(args: tuple[list[bytes], int, str, int]) -> list[np.ndarray]:
     out = []
     for k, blob in enumerate(blobs):
         try:
-            with Image.open(io.BytesIO(bytes(blob))) as img:
-                img.draft("RGB", (resolution, resolution))  # JPEG DCT scaling: decode 512 px at 1/4 directly
-                img = img.convert("RGB")
+            with Image.open(io.BytesIO(bytes(blob))) as jpeg:
+                jpeg.draft("RGB", (resolution, resolution))  # JPEG DCT scaling: decode 512 px at 1/4 directly
+                img = jpeg.convert("RGB")
                 if img.size != (resolution, resolution):
                     shrink = img.size[0] > resolution
-                    img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
+                    img = img.resize((resolution, resolution), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
                 out.append(np.asarray(img))
         except OSError as err:
             raise DataError(f"{file}: imgs[{start + k}, 0] is not a readable JPEG ({err})") from None

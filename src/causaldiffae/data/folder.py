@@ -151,7 +151,8 @@ def _read_table(
                 f"{graph_file}: variable {name!r} is not a column of {table.name} (columns: {', '.join(header)})"
             )
     at = {h: header.index(h) for h in header}
-    files, lines, values, splits, first_row = [], [], [], [], {}
+    files, lines, values, splits = [], [], [], []
+    first_row: dict[str, int] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -231,7 +232,8 @@ def scan(path: str | Path) -> FolderIndex:
         more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
         raise DataError(f"{root / unlisted[0]}: image has no row in {LABELS}{more}")
 
-    sizes, modes, first_of = [], [], {}
+    sizes, modes = [], []
+    first_of: dict[int, str] = {}
     for name in files:
         file = root / name
         with _open_image(file) as img:
@@ -298,7 +300,7 @@ def _pixels(img: PILImage, mode: str, resolution: int | None) -> np.ndarray:
         img = img.convert(mode)
     if resolution is not None and img.size != (resolution, resolution):
         shrink = img.size[0] > resolution or img.size[1] > resolution
-        img = img.resize((resolution, resolution), Image.BOX if shrink else Image.BICUBIC)
+        img = img.resize((resolution, resolution), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
     arr = np.asarray(img)
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 

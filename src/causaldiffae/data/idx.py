@@ -7,17 +7,17 @@ C order. MNIST uses type ``0x08`` (uint8); the other IDX types are read too.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from causaldiffae.atomic import atomic_file
 from causaldiffae.data.base import DataError
 
-_TYPES = {
+_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -31,13 +31,13 @@ _CODES = {dtype: code for code, dtype in _TYPES.items()}
 MAX_BYTES = 2**31  # 2 GiB of pixels; all of MNIST is 55 MB, and a header may claim anything
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> io.BufferedIOBase:
     if not path.is_file():
         raise DataError(f"IDX file not found: {path}")
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
-def _read_exactly(f: BinaryIO, n: int) -> bytes:
+def _read_exactly(f: io.BufferedIOBase, n: int) -> bytes:
     """Up to ``n`` bytes: a short read means the file ended."""
     chunks, left = [], n
     while left > 0:

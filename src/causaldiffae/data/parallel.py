@@ -13,7 +13,7 @@ import pickle
 import signal
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Sized, TypeVar
 
 from causaldiffae.data.base import DataError
 from causaldiffae.signals import STOP_SIGNALS, signals_held
@@ -58,7 +58,11 @@ def _round_trips(err: Exception) -> bool:
 
 
 def _default_count(result: object) -> int:
-    return result if isinstance(result, int) else len(result)
+    if isinstance(result, int):
+        return result
+    if isinstance(result, Sized):
+        return len(result)
+    raise TypeError(f"map_progress cannot count a {type(result).__name__} result; pass count=")
 
 
 def map_progress(
@@ -137,10 +141,10 @@ def _map_forked(fn: Callable[..., R], jobs: Iterator[object], workers: int, done
         return [results[i] for i in range(len(results))]
     finally:
         with signals_held():
-            for proc in procs:
-                proc.kill()
-            for proc in procs:
-                proc.join()
+            for worker in procs:
+                worker.kill()
+            for worker in procs:
+                worker.join()
             for conn in conns:
                 conn.close()
 

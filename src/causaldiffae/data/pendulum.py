@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ _GROUND = -0.5
 # Geometry ---------------------------------------------------------------------------------------
 
 
-def _project(x: np.ndarray, y: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def _project(x: np.ndarray | float, y: np.ndarray | float, phi: np.ndarray) -> np.ndarray:
     """Where the sun ray through ``(x, y)`` meets the ground line y = -0.5."""
     return x + (_GROUND - y) / np.tan(phi)
 
@@ -153,12 +153,14 @@ class _Scene:
         # The reference's artists: every shape a patch, so they draw in insertion order (rod, bob, sun,
         # shadow: the bob covers the rod's end), and the rod and shadow are two-point polygons, whose
         # outline ends flat at the endpoints. Explicit styles so a user's matplotlibrc cannot change the data.
-        line = dict(closed=True, color="black", linewidth=3, antialiased=True)
-        patch = dict(linewidth=1.0, antialiased=True)
-        self.rod = ax.add_artist(Polygon([[0, 0], [0, 0]], **line))
-        self.bob = ax.add_artist(Circle((0, 0), 1.5, color="firebrick", **patch))
-        self.sun = ax.add_artist(Circle((0, 0), 3, color="orange", **patch))
-        self.shadow = ax.add_artist(Polygon([[0, 0], [0, 0]], **line))
+        line: dict[str, Any] = dict(closed=True, color="black", linewidth=3, antialiased=True)
+        patch: dict[str, Any] = dict(linewidth=1.0, antialiased=True)
+        self.rod = Polygon([[0, 0], [0, 0]], **line)
+        self.bob = Circle((0, 0), 1.5, color="firebrick", **patch)
+        self.sun = Circle((0, 0), 3, color="orange", **patch)
+        self.shadow = Polygon([[0, 0], [0, 0]], **line)
+        for artist in (self.rod, self.bob, self.sun, self.shadow):
+            ax.add_artist(artist)
 
     def draw(self, angle: float, light: float) -> np.ndarray:
         theta = angle * math.pi / 200.0
@@ -297,7 +299,8 @@ def _from_csv(path: Path) -> tuple[list[str], np.ndarray]:
             missing = [c for c in ("file",) + VARIABLES if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"{path}: missing column {missing[0]!r}")
-            files, rows, seen = [], [], {}
+            files, rows = [], []
+            seen: dict[str, int] = {}
             for line, row in enumerate(reader, start=2):
                 try:
                     values = [float(row[v]) for v in VARIABLES]

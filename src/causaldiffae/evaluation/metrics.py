@@ -90,9 +90,7 @@ def model_counterfactual_fn(
         gen = abduction_generator(seed, calls["n"])
         outs, values = [], []
         starts = range(0, len(images), batch_size)
-        if len(starts) > 1:
-            starts = with_progress(progress, starts, "counterfactuals")
-        for s in starts:
+        for s in with_progress(progress, starts, "counterfactuals") if len(starts) > 1 else starts:
             sl = slice(s, s + batch_size)
             x = images[sl]
             abd = abduction_for(

@@ -265,18 +265,19 @@ def evaluate(
     timings: dict[str, float] = {}
 
     log(f"effectiveness: {n} images x {len(d.variables)} interventions x {s.seeds} seed(s), {s.steps} DDIM steps")
-    with_oracle = sources is not None and d.measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
+    redrawable = d.measure is not None and test.scm is not None and set(d.variables) == {"thickness", "intensity"}
+    oracle_sources = sources if redrawable else None  # the digits the generator redraws
     with _timed(timings, "effectiveness_s"):
-        per_seed, draws = _effectiveness(d, keep_draws=with_oracle)
+        per_seed, draws = _effectiveness(d, keep_draws=oracle_sources is not None)
     metrics["effectiveness"] = _mean_tree(per_seed)
     if s.seeds > 1:
         metrics["effectiveness_std"] = _std_tree(per_seed)
     metrics["throughput"] = {"counterfactuals_per_s": n * len(d.variables) * s.seeds / timings["effectiveness_s"], "steps": s.steps}
     trues = None
-    if with_oracle:
+    if oracle_sources is not None:
         log("true counterfactuals by the dataset's generator (the floor of the measured scores)")
         with _timed(timings, "oracle_s"):
-            trues, oracles = _oracle(d, draws, sources)
+            trues, oracles = _oracle(d, draws, oracle_sources)
         metrics["oracle"] = _mean_tree(oracles)
         if s.seeds > 1:
             metrics["oracle_std"] = _std_tree(oracles)
@@ -381,8 +382,9 @@ def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[n
 def _oracle(d: _Draw, draws: list, sources: np.ndarray) -> tuple[list[dict], list[dict]]:
     """The generator's true counterfactuals on every draw the model was scored on (so the two
     columns average the same draws), and their scores."""
-    labels = d.labels
-    trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, d.test.scm, d.workers) for values, _ in draws]
+    labels, scm = d.labels, d.test.scm
+    assert scm is not None  # evaluate scores the oracle only on data with an SCM
+    trues = [morphomnist_true_counterfactuals(sources[d.idx], labels, values, scm, d.workers) for values, _ in draws]
     return trues, [morphomnist_oracle_scores(d.test.images[d.idx], true, labels, imgs, d.workers) for true, (_, imgs) in zip(trues, draws)]
 
 

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 import torch
@@ -120,8 +120,8 @@ class Predictors(nn.Module):
     def variables(self) -> list[str]:
         return self.meta.variables
 
-    def _nets(self) -> list[nn.Module]:
-        return list(self.regressors.values()) + ([self.classifier] if self.classifier is not None else [])
+    def _nets(self) -> list[PredictorNet]:
+        return [cast(PredictorNet, net) for net in self.regressors.values()] + ([self.classifier] if self.classifier is not None else [])
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -239,8 +239,8 @@ def train_predictors(
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
             x, y = x_all[idx], y_all[idx]
-            loss = sum(F.smooth_l1_loss(model.regressors[v](x)[:, 0], y[:, i], beta=0.5) for i, v in enumerate(meta.variables))
-            if model.classifier is not None:
+            loss = sum((F.smooth_l1_loss(model.regressors[v](x)[:, 0], y[:, i], beta=0.5) for i, v in enumerate(meta.variables)), torch.zeros(()))
+            if model.classifier is not None and c_all is not None:
                 loss = loss + F.cross_entropy(model.classifier(random_shift(x, class_shift, gen)), c_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

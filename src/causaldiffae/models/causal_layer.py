@@ -20,6 +20,8 @@ from causaldiffae.graph import CausalGraph
 class _LevelMLPs(nn.Module):
     """The mechanisms of the ``k`` variables of one level: ``(B, n*d) -> (B, k, d)``."""
 
+    mask: torch.Tensor
+
     def __init__(self, graph: CausalGraph, names: tuple[str, ...], block: int, hidden: int, layers: int) -> None:
         super().__init__()
         n, k = len(graph), len(names)

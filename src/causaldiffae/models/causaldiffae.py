@@ -113,13 +113,13 @@ class CausalDiffAE(nn.Module):
 
     def intervene(self, u: torch.Tensor, do: Mapping[str, torch.Tensor | float]) -> torch.Tensor:
         """``z`` under ``do(name = block)``; descendants recomputed, non-descendants (and style) bit-identical."""
-        do = {name: self._block_value(name, value, u) for name, value in do.items()}
+        values = {name: self._block_value(name, value, u) for name, value in do.items()}
         u_causal, u_style = self.split(u)
         if self.causal is not None:
-            return torch.cat([self.causal.intervene(u_causal, do), u_style], dim=1)
+            return torch.cat([self.causal.intervene(u_causal, values), u_style], dim=1)
         blocks = list(self.blocks(u).unbind(1))
-        for name, value in do.items():
-            blocks[self.graph.index(name)] = value
+        for name, block in values.items():
+            blocks[self.graph.index(name)] = block
         return torch.cat([*blocks, u_style], dim=1)
 
     def _block_value(self, name: str, value: torch.Tensor | float, u: torch.Tensor) -> torch.Tensor:
