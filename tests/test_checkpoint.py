@@ -118,3 +118,15 @@ def test_a_linked_step_folder_is_not_one_of_the_runs_checkpoints(tmp_path):
     (run / "checkpoints" / "step-0000001" / "state.json").unlink()
     with pytest.raises(CheckpointError, match=r"no checkpoint at step 1: step-0000001 has no state.json \(incomplete\) \(kept: none\)"):
         load_run(run, step=1)
+
+
+def test_a_kept_checkpoint_with_broken_ema_weights_is_named(tmp_path):
+    run = train(tiny_config("train.steps=1"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+    ema = run / "checkpoints" / "step-0000001" / "ema.safetensors"
+    ema.write_bytes(ema.read_bytes()[:-100])  # the header intact, the tensors cut short
+    with pytest.raises(CheckpointError, match=r"step-0000001/ema.safetensors: not a readable safetensors file"):
+        load_run(run, step=1)
+    ema.unlink()
+    with pytest.raises(CheckpointError, match=r"step-0000001/ema.safetensors: missing; the checkpoint at step 1 is incomplete"):
+        load_run(run, step=1)
+    assert load_run(run)[0].trained_steps == 1  # the exported weights are untouched

@@ -85,6 +85,10 @@ def test_overrides_parse_yaml_values():
         ("train.compile=true", r"train.compile: expected a string, got the boolean True; quote it"),
         ("train.compile=fast", r"train.compile='fast': must be null \(eager\) or one of default, reduce-overhead"),
         (["model.style_dim=8", "model.variant=label-conditional"], "label-conditional variant has no encoder for a style block"),
+        ("train.steps=null", "train.steps: a value is required$"),
+        ("model.channel_mult=[1,two]", r"model.channel_mult: expected a list of integers, got \[1, 'two'\]"),
+        ("model.channel_mult=2", "model.channel_mult: expected a list of integers, got 2"),
+        ("model.class_conditional=maybe", "model.class_conditional: expected true or false, got 'maybe'"),
     ],
 )
 def test_bad_values_are_one_line_errors(override, match):
@@ -102,6 +106,12 @@ def test_unknown_preset_lists_the_valid_ones(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  widht: 3\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'widht'"):
+        load_config(bad)
+    bad.write_text("optim:\n  lr: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown section 'optim' \(valid: name, data, model, diffusion, train\)"):
+        load_config(bad)
+    bad.write_text("model: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: section 'model' must be a mapping"):
         load_config(bad)
 
 

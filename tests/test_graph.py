@@ -117,6 +117,25 @@ def test_dict_errors(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"variables": []}, "^g.yaml: a causal graph needs at least one variable$"),
+        ({"variables": "a, b"}, "^g.yaml: 'variables' must be a list of names$"),
+        ({"variables": ["a", "b"], "edges": [["a", "c"]]}, r"^g.yaml: edge a -> c names unknown variable 'c' \(known: a, b\)$"),
+        ({"variables": ["a", "b"], "edges": [["a", "b", "c"]]}, r"^g.yaml: cannot parse edge \['a', 'b', 'c'\]: expected 'a -> b'$"),
+        ({"variables": ["a", "b"], "edges": [3]}, "^g.yaml: cannot parse edge 3: expected 'a -> b'$"),
+    ],
+)
+def test_more_dict_errors_name_the_file(data, message):
+    with pytest.raises(GraphError, match=message):
+        CausalGraph.from_dict(data, source="g.yaml")
+
+
+def test_edges_may_be_pairs():
+    assert CausalGraph.from_dict({"variables": ["a", "b"], "edges": [["a", "b"]]}).edges == (("a", "b"),)
+
+
+@pytest.mark.parametrize(
     "names, message",
     [("[on, off, c]", "a variable name was read as the boolean True; quote it"), ("[a, ~]", r"an empty variable name \(YAML read null or ~\)"), ("[1, b]", r"variable name 1 is not a string \(YAML read it as int\); quote it \(\"1\"\)")],
 )

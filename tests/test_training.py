@@ -84,6 +84,14 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path):
         load_run(run, step=30)
 
 
+def test_channels_last_trains_the_same_run(tmp_path):
+    """train.channels_last only changes the memory layout: the logged losses agree to rounding."""
+    runs = [train(tiny_config("train.steps=4", "train.log_every=1", f"train.channels_last={flag}"), synthetic_dataset(n=16),
+                  tmp_path / flag, progress=False) for flag in ("false", "true")]
+    plain, last = ([m["loss"] for m in _metrics(run)] for run in runs)
+    assert len(plain) == 4 and plain == pytest.approx(last, rel=1e-4)
+
+
 def test_a_v_prediction_run_learns_and_loads_as_one(tmp_path):
     config = tiny_config("train.steps=40", "train.log_every=5", "train.checkpoint_every=40", "train.sample_every=40",
                          "train.kl_anneal_steps=20", "diffusion.prediction_type=v_prediction")
@@ -209,6 +217,30 @@ def test_a_config_edited_in_python_is_checked_before_anything_is_written(tmp_pat
     assert not (tmp_path / "run").exists()
     with pytest.raises(TypeError, match="config: expected an ExperimentConfig"):
         train(config.to_dict(), synthetic_dataset(n=16), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"time_limit": -1.0}, "time_limit must be a finite number of seconds >= 0, got -1.0"),
+    ({"time_limit": float("nan")}, "time_limit must be a finite number of seconds >= 0, got nan"),
+    ({"mixed_precision": "fp8"}, "unknown mixed_precision 'fp8' \\(use no, bf16, fp16\\)"),
+    ({"mixed_precision": "fp16"}, "--mixed-precision fp16 needs a GPU; on CPU use bf16"),
+])
+def test_bad_training_arguments_are_refused_before_anything_is_written(tmp_path, kwargs, message):
+    with pytest.raises(TrainingError, match=message):
+        train(tiny_config(), synthetic_dataset(n=16), tmp_path / "run", progress=False, **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_out_that_is_a_file_or_data_without_classes_for_a_class_conditional_model_is_refused(tmp_path):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(TrainingError, match="--out .*file exists and is not a folder"):
+        train(tiny_config(), synthetic_dataset(n=16), tmp_path / "file", progress=False)
+    assert (tmp_path / "file").read_text() == "keep me"
+    data = synthetic_dataset(n=16)
+    data.classes, data.num_classes = None, 0
+    with pytest.raises(ConfigError, match="model.class_conditional=true but the data synthetic has no classes"):
+        train(tiny_config("model.class_conditional=true"), data, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):

@@ -187,17 +187,22 @@ def test_evaluate_converts_values_with_the_runs_label_statistics_not_the_datas(s
     assert "label statistics differ from the run's" in capsys.readouterr().out
 
 
-def test_evaluate_names_a_run_trained_with_the_variables_in_another_order(setup, capsys, tmp_path):
+@pytest.mark.parametrize("graph, message", [
+    ("variables: [b, a]\nedges: [a -> b]\n", "the run orders its variables a, b, the data b, a"),
+    ("variables: [a, b]\nedges: []\n", "the run's graph (a -> b) differs from the data's (a, b)"),
+])
+def test_evaluate_names_a_run_trained_on_another_graph_or_order(setup, capsys, tmp_path, graph, message):
     _, data, run, _ = setup
-    reordered = tmp_path / "blobs"
-    shutil.copytree(data, reordered)
-    (reordered / "graph.yaml").write_text("variables: [b, a]\nedges: [a -> b]\n")
-    pred = tmp_path / "pred"
-    assert main(["predictors", "--data", str(reordered), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
-    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(reordered), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
+    changed = tmp_path / "blobs"
+    shutil.copytree(data, changed)
+    (changed / "graph.yaml").write_text(graph)
+    pred = tmp_path / "pred"  # predictors of the changed data, so the run is what disagrees
+    assert main(["predictors", "--data", str(changed), "--out", str(pred), "--epochs", "1", "--width", "4", "--no-progress"]) == 0
+    argv = ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(changed), "--out", str(tmp_path / "r"), "--quick", "--no-progress"]
     assert main(argv) == 2
     errors = error_lines(capsys)
-    assert len(errors) == 1 and "the run orders its variables a, b, the data b, a" in errors[0], errors
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "r").exists()
 
 
 def test_evaluating_the_train_split_compares_with_train_images_it_does_not_score(setup, capsys, tmp_path, monkeypatch):
