@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cli_fixtures import error_lines
 
 from causaldiffae.cli import main
@@ -55,6 +56,12 @@ def test_sigterm_ends_a_command_like_ctrl_c_leaving_no_temporary_files(tmp_path,
     "argv, message",
     [
         (["evaluate", "--device", "banana"], "--device 'banana': not a torch device"),
+        pytest.param(["evaluate", "--device", "cuda:1"], "--device cuda:1: no CUDA device here",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+        pytest.param(["evaluate", "--device", "mps"], "--device mps: MPS is not available here",
+                     marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")),
+        (["evaluate", "--threads", "0"], "--threads must be at least 1, got 0"),
+        (["predictors", "--threads", "-2"], "--threads must be at least 1, got -2"),
         (["evaluate", "--out", "FILE"], "FILE exists and is not a folder"),
         (["predictors", "--lr", "-1"], "--lr must be positive, got -1"),
         (["predictors", "--batch-size", "1"], "--batch-size must be at least 2, got 1"),  # BatchNorm would skip every batch

@@ -124,6 +124,17 @@ def test_bad_official_files(tmp_path, monkeypatch):
     np.savez(shapes / "train.npz", imgs=np.array([[jpeg((1, 2, 3), 16)] * 2]), original_latents=np.zeros((1, 4)))
     with pytest.raises(DataError, match=r"'original_latents' has shape \(1, 4\)"):
         circuit.load(shapes, "train")
+    for imgs, message in [
+        (np.array([jpeg((1, 2, 3), 16)] * 2), r"'imgs' has shape \(2,\), expected \(N, 2\)"),
+        (np.zeros((2, 2)), r"'imgs' must hold JPEG bytes, got dtype float64"),
+        (np.zeros((0, 2), dtype="S4"), r"'imgs' holds no images"),
+    ]:
+        np.savez(shapes / "train.npz", imgs=imgs, original_latents=np.zeros((len(imgs), 2, 4)))
+        with pytest.raises(DataError, match=rf"train\.npz: {message}"):
+            circuit.load(shapes, "train")
+    write_official(shapes / "train-0.npz", 0, 2)
+    with pytest.raises(DataError, match=r"both train\.npz and shards train-\*\.npz; keep one"):
+        circuit.load(shapes, "train")
 
 
 def test_standin_files_follow_the_official_layout(standin):

@@ -126,6 +126,18 @@ def test_bad_labels(user):
     rewrite(root, 4, "images/002.png,0.5,0.5,x,holdout")
     with pytest.raises(DataError, match=r"row 4, column 'split': 'holdout' is not one of train, val, test"):
         folder.load(root, "train")
+    header = good.splitlines()[0]
+    (root / "notes.txt").write_text("not an image")
+    for text, message in [
+        ("", r"labels.csv: empty file$"),
+        (header + "\n", r"labels.csv: no rows$"),
+        (header + "\n,0.5,0.5,x\n", r"labels.csv, row 2: empty 'file'$"),
+        (header + "\nnotes.txt,0.5,0.5,x\n", r"labels.csv, row 2: image .*notes.txt is not a PNG or JPEG file$"),
+        (header + ",split\n" + "".join(f"{row},test\n" for row in good.splitlines()[1:]), r"labels.csv: no rows in split 'train' \(needed for label statistics\)$"),
+    ]:
+        (root / folder.LABELS).write_text(text)
+        with pytest.raises(DataError, match=message):
+            folder.load(root, "train")
 
 
 def test_bad_images_and_graph(user):
@@ -288,6 +300,24 @@ def test_an_alias_in_an_earlier_branch_does_not_hide_the_real_folder(tmp_path):
     (root / "a").mkdir()
     (root / "a" / "alias").symlink_to(root / "z" / "real", target_is_directory=True)  # walked before z/ in any order
     assert len(folder.load(root, "train", progress=False)) + len(folder.load(root, "test", progress=False)) == 6
+
+
+def test_sixteen_bit_grey_keeps_its_top_byte_and_a_palette_with_transparency_is_rgba(tmp_path):
+    levels = np.arange(36, dtype=np.uint16).reshape(6, 6) * 7
+    Image.fromarray(levels * 257).save(tmp_path / "grey16.png")  # a 16-bit PNG: each level v stored as v * 257
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    pixels, was = folder.read_image(tmp_path / "grey16.png", channels=1, resolution=6)
+    assert was == "6x6 I;16" and np.array_equal(pixels[..., 0], levels)
+    palette = Image.new("P", (6, 6), 1)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.save(tmp_path / "palette.png", transparency=0)
+    pixels, was = folder.read_image(tmp_path / "palette.png", channels=4, resolution=6)
+    assert was == "6x6 P" and pixels.shape == (6, 6, 4) and (pixels[0, 0] == [255, 0, 0, 255]).all()
+    root = tmp_path / "user"
+    make_folder(root, n=6)
+    for png in (root / "images").iterdir():
+        Image.open(png).convert("P").save(png, transparency=0)
+    assert folder.load(root, "train", progress=False).images.shape[-1] == 4  # a folder of them loads as RGBA
 
 
 def test_read_image_reads_one_file_as_the_folder_loader_does(tmp_path):

@@ -226,6 +226,15 @@ def test_loader_errors_name_the_file_and_field(generated, tmp_path):
     write_idx(broken / "t10k-labels-idx1-ubyte.gz", np.zeros(41, dtype=np.uint8))
     with pytest.raises(DataError, match="has 40 images but .*t10k-labels-idx1-ubyte.gz has 41 labels"):
         load(broken, "test")
+    write_idx(broken / "t10k-labels-idx1-ubyte.gz", np.full(40, 12, dtype=np.uint8))
+    shutil.copy(generated / "t10k-morpho.csv", test_csv)
+    with pytest.raises(DataError, match=r"broken: digit labels of split 'test' must lie in 0..9$"):
+        load(broken, "test")
+    shutil.copy(generated / "t10k-labels-idx1-ubyte.gz", broken / "t10k-labels-idx1-ubyte.gz")
+    rows = test_csv.read_text().splitlines()
+    test_csv.write_text("\n".join([*rows[:2], "0" + rows[2][rows[2].index(","):], *rows[3:]]) + "\n")  # index 0 twice, 1 never
+    with pytest.raises(DataError, match=r"t10k-morpho.csv: column 'index' must hold 0..39 once each$"):
+        load(broken, "test")
     infinite = tmp_path / "infinite"  # a folder made elsewhere: label statistics come from the train CSV
     shutil.copytree(generated, infinite)
     (infinite / "morphomnist.json").unlink()
