@@ -171,6 +171,8 @@ def test_scm_counterfactuals_agree_with_the_grid(rendered):
 
 
 def test_bad_folders(rendered, tmp_path):
+    from PIL import Image
+
     broken = tmp_path / "broken"
     shutil.copytree(rendered, broken)
     victim = sorted((broken / "test").iterdir())[0]
@@ -200,6 +202,24 @@ def test_bad_folders(rendered, tmp_path):
         load_dataset(listed, "test")
     table.write_text("\ufeff" + "\n".join(rows) + "\n")  # a byte-order mark, as spreadsheet programs write
     assert len(load_dataset(listed, "test")) == len(rows) - 1
+    table.write_text("\n".join([rows[0].rsplit(",", 1)[0], *(r.rsplit(",", 1)[0] for r in rows[1:])]) + "\n")
+    with pytest.raises(DataError, match=r"test.csv: missing column 'shadow_pos'$"):
+        load_dataset(listed, "test")
+    table.write_text("\n".join(rows) + "\n")
+    first = listed / "test" / rows[1].split(",")[0]
+    Image.open(first).resize((48, 48)).save(first)
+    with pytest.raises(DataError, match=r"expected 96x96 pixels, got 48x48$"):
+        load_dataset(listed, "test")
+    first.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"{first.name}: unreadable image"):
+        load_dataset(listed, "test")
+    (listed / "test" / "stray.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"stray.png: image has no row in .*test.csv$"):
+        load_dataset(listed, "test")
+    (names_only / "test" / "a_0_80_1_1.png").unlink()
+    (names_only / "test" / "picture.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"picture.png: not a pendulum file name \(expected a_<i>_<j>_<shade>_<mid>.png\)"):
+        load_dataset(names_only, "test")
     with pytest.raises(DataError, match="--limit"):
         pendulum.generate(tmp_path / "none", limit=0)
     with pytest.raises(DataError, match="--workers"):
