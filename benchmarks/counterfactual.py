@@ -34,7 +34,7 @@ from causaldiffae.counterfactual import check_options
 from causaldiffae.data import load_dataset
 from causaldiffae.data.base import images_tensor
 from causaldiffae.errors import UserError
-from causaldiffae.evaluation.metrics import effectiveness, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.metrics import Reader, effectiveness, model_counterfactual_fn, morphometric_reader
 from causaldiffae.evaluation.predictors import load_predictors
 from causaldiffae.evaluation.realism import l1_pixels
 
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in steps_list:
         check_options(model, steps=s, w=args.w, mode=mode, abduction=abduction, guidance=args.guidance, spacing=args.spacing)
     ds = load_dataset(args.data, args.split, resolution=config.data.resolution)
+    read: Reader | None
     if args.predictors:
         read = load_predictors(args.predictors, ds).predict
         instrument = f"predictors {args.predictors}"

@@ -48,6 +48,7 @@ def one_run(out: Path, threads: int | None) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     marks: dict[str, float] = {}  # when each stage's log line arrived
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             for key, _ in STAGES:
                 if line.startswith(key):

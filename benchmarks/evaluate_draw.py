@@ -17,14 +17,36 @@ from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
-from causaldiffae.data.base import CausalImageDataset, images_tensor
+from causaldiffae.data.base import SCM, CausalImageDataset, images_tensor
+from causaldiffae.data.morphomnist import ThicknessIntensitySCM
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import abduction_generator, draw_indices, marginal_values
+from causaldiffae.errors import UserError
+from causaldiffae.evaluation.metrics import Reader, abduction_generator, draw_indices, marginal_values, morphometric_reader
+from causaldiffae.models import CausalDiffAE
+
+
+@dataclass
+class Morpho:
+    """A MorphoMNIST split and what these benchmarks read from it, checked present."""
+
+    data: CausalImageDataset
+    classes: np.ndarray  # every digit's class
+    scm: ThicknessIntensitySCM  # for true counterfactual labels and their noise
+    measure: Reader  # its morphometrics
+
+
+def load_morphomnist(path: str, split: str) -> Morpho:
+    """``split`` of the MorphoMNIST folder ``path``; any other dataset is one line naming the folder."""
+    data = load_dataset(path, split)
+    measure = morphometric_reader(data.graph)
+    if not isinstance(data.scm, ThicknessIntensitySCM) or data.classes is None or measure is None:
+        raise UserError(f"--data {path}: a {data.name} folder; these benchmarks take a MorphoMNIST one (causaldiffae data morphomnist)")
+    return Morpho(data, data.classes, data.scm, measure)
 
 
 @dataclass
 class Draw:
-    model: torch.nn.Module
+    model: CausalDiffAE
     steps: int  # the run's DDIM steps
     spacing: str  # where they sit on the noise levels
     data: CausalImageDataset  # the MorphoMNIST split drawn from (test unless --split train)
@@ -35,6 +57,10 @@ class Draw:
     label_mean: np.ndarray
     label_std: np.ndarray
     abduction: Abduction
+    residuals: list[torch.Tensor]  # the abduction's, which a ddpm abduction always has
+    classes: np.ndarray  # the digits' classes
+    scm: SCM  # MorphoMNIST's, for true counterfactual labels
+    measure: Reader  # its morphometrics
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
@@ -57,13 +83,17 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
         torch.set_num_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
     steps, spacing = config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
-    data = load_dataset(args.data, args.split)
+    morpho = load_morphomnist(args.data, args.split)
+    data = morpho.data
     idx = draw_indices(np.random.default_rng(args.seed), len(data), args.n)
     x = images_tensor(data, idx)
     mean, std = label_stats(model)
-    abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", labels=data.labels[idx], class_labels=data.classes[idx],
+    abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", labels=data.labels[idx], class_labels=morpho.classes[idx],
                  generator=abduction_generator(args.seed, 1))  # labels: the condition of a label-conditional run
-    return Draw(model, steps, spacing, data, idx, x, data.labels[idx], marginal_values(data.labels, idx, args.seed), mean, std, abd)
+    assert abd.residuals is not None  # the ddpm abduction records them
+    values = marginal_values(data.labels, idx, args.seed)
+    return Draw(model, steps, spacing, data, idx, x, data.labels[idx], values, mean, std, abd, abd.residuals, morpho.classes[idx], morpho.scm,
+                morpho.measure)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ import torch
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "causaldiffae" / "weights" / "morphomnist"
 
 
-def best_of(repeats: int, fn) -> tuple[float, object]:
-    times, out = [], None
+def best_of(repeats: int, fn: Callable[[], list[torch.Tensor]]) -> tuple[float, list[torch.Tensor]]:
+    times: list[float] = []
+    out: list[torch.Tensor] = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()

@@ -36,7 +36,7 @@ from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert
-from causaldiffae.evaluation.metrics import abduction_generator, mae, morphometric_reader
+from causaldiffae.evaluation.metrics import abduction_generator, mae
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 
 
@@ -107,8 +107,8 @@ def main() -> None:
     do = {"intensity": d.values[:, ds.graph.index("intensity")]}
     train = load_dataset(args.data, "train", progress=False)
     train_sources, own_sources = source_digits(args.data, "train"), source_digits(args.data, args.split)[idx]
-    own_counterfactual, truth = morphomnist_true_counterfactuals(own_sources, labels, d.values, ds.scm)["intensity"]
-    classes = ds.classes[idx]
+    own_counterfactual, truth = morphomnist_true_counterfactuals(own_sources, labels, d.values, d.scm)["intensity"]
+    classes = d.classes
     rng = np.random.default_rng(args.seed)
     members = [np.flatnonzero(train.classes == c) for c in classes]
     if args.per_class:
@@ -119,7 +119,7 @@ def main() -> None:
     factual, counterfactual = drawn[: len(idx)], drawn[len(idx) :]
     own_factual = np.asarray(ds.images[idx]).reshape(-1, 28, 28)
 
-    measure = morphometric_reader(ds.graph)
+    measure = d.measure
     alphas, steps = model.alphas_cumprod, d.abduction.timesteps
 
     def errors(images: torch.Tensor, target: np.ndarray) -> tuple[float, float]:

@@ -30,7 +30,7 @@ def main() -> None:
     d = evaluate_draw(args)
     model = d.model
     predictors = load_predictors(args.predictors or f"{args.run}/predictors", d.data)
-    truth = d.data.classes[d.idx]
+    truth = d.classes
 
     def accuracy(images: torch.Tensor) -> float:
         return float((predictors.predict(images)["class"] == truth).mean())

@@ -23,6 +23,8 @@ abduction, abducted once as ``evaluate`` does), three tables:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from evaluate_draw import arguments, evaluate_draw
@@ -32,7 +34,6 @@ from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.diffusion import ddpm_decode
-from causaldiffae.evaluation.metrics import morphometric_reader
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 
 EDIT_SIZES = (1, 3, 10, 30, -10, -30)
@@ -44,7 +45,7 @@ def main() -> None:
     d = evaluate_draw(args)
     model, steps, ds, idx, x, labels, values, abd = d.model, d.steps, d.data, d.idx, d.x, d.labels, d.values, d.abduction
     mean, std = d.label_mean, d.label_std
-    measure = morphometric_reader(ds.graph)
+    measure = d.measure
     i_int = ds.graph.index("intensity")
     unedited = measure(x)
     print(f"{len(idx)} {args.split} digits, {steps} DDIM steps ({d.spacing} spacing), ddpm abduction, seed {args.seed}")
@@ -58,7 +59,7 @@ def main() -> None:
         pixels = off_the_scaled_digit(before, to_uint8(images)[:, 0].astype(np.float64))["stroke"]
         print(f"{k:+4d} | {np.abs(m['thickness'] - unedited['thickness']).mean():.4f} | {np.mean(m['intensity'] - unedited['intensity']):+.1f} | {pixels:.2f}")
     sources = source_digits(args.data, args.split)[idx]
-    drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, ds.scm)["intensity"]
+    drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
     true = measure(pixels_tensor(drawn))
     change = np.abs(values[:, i_int] - labels[:, i_int]).mean()
     print(f"true counterfactual, full edit (mean |change| {change:.0f}) | {np.abs(true['thickness'] - unedited['thickness']).mean():.4f} |")
@@ -68,12 +69,14 @@ def main() -> None:
     c_cf, c_f = model.condition(z_cf, class_labels=cls), model.condition(abd.z, class_labels=cls)
     print("\ncounterfactual condition above timestep s, factual below | thickness kept (MAE vs label) | intensity MAE")
     i_th = ds.graph.index("thickness")
+    def switched(s: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The decoder told the counterfactual condition above timestep ``s``, the factual one at and below it."""
+        return lambda xt, t: model.eps(xt, t, c_cf if int(t[0]) > s else c_f)
+
     full = full_thickness = None
     for s in (-1, *SWITCHES):
         with torch.no_grad():
-            images = ddpm_decode(
-                lambda xt, t, s=s: model.eps(xt, t, c_cf if int(t[0]) > s else c_f), abd.x_T, abd.residuals, abd.timesteps, model.alphas_cumprod
-            ).clamp(-1, 1)
+            images = ddpm_decode(switched(s), abd.x_T, d.residuals, abd.timesteps, model.alphas_cumprod).clamp(-1, 1)
         m = measure(images)
         if s < 0:
             full, full_thickness = images, m["thickness"]
@@ -84,6 +87,7 @@ def main() -> None:
         "\nfull edit | thickness change MAE | at the proportional cut "
         "| grey levels from the scaled digit: stroke pixels | edges (unedited 32-159) | core (160-255)"
     )
+    assert full is not None  # the first pass, s = -1, edits at every level
     for name, after, thickness in (("model", to_uint8(full)[:, 0], full_thickness), ("true counterfactual", drawn, true["thickness"])):
         after = np.asarray(after, dtype=np.float64)
         at_cut = thickness_at_the_proportional_cut(before, after)

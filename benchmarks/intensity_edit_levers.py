@@ -43,7 +43,7 @@ from causaldiffae.data.base import pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.diffusion import EpsFn, ddpm_decode, ddpm_invert, eps_from_x0, x0_from_eps
-from causaldiffae.evaluation.metrics import abduction_generator, morphometric_reader
+from causaldiffae.evaluation.metrics import abduction_generator
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import load_predictors
 
@@ -67,12 +67,12 @@ def main() -> None:
     d = evaluate_draw(args)
     model, ds, x, labels, values, abd = d.model, d.data, d.x, d.labels, d.values, d.abduction
     mean, std = d.label_mean, d.label_std
-    measure = morphometric_reader(ds.graph)
+    measure = d.measure
     alphas = model.alphas_cumprod
     variables = ("thickness", "intensity")
     col = {v: ds.graph.index(v) for v in variables}
     do = {v: {v: values[:, col[v]]} for v in variables}
-    truth = {v: ds.scm.counterfactual(labels, do[v]) for v in variables}
+    truth = {v: d.scm.counterfactual(labels, do[v]) for v in variables}
 
     def condition(z: torch.Tensor) -> torch.Tensor:
         return model.condition(z, class_labels=abd.class_labels)
@@ -141,14 +141,15 @@ def main() -> None:
         k = args.draws
         print(f"\n{k} abductions of each digit, do(intensity) | thickness | intensity")
         target = truth["intensity"]
-        images, latents = [], []
+        drawn_edits: list[torch.Tensor] = []
+        latents: list[torch.Tensor] = []
         for i in range(k):
             edited = decode(z_cf["intensity"], *invert(abd.z, x, 1.0, abduction_generator(args.seed, 1 + i)), 1.0)
             if model.encoder is not None:  # a label-conditional run has no encoder to re-read its edits
                 with torch.no_grad():
                     latents.append(model.propagate(model.encode(edited)[0]))
-            images.append(edited)
-        m = [measure(image) for image in images]
+            drawn_edits.append(edited)
+        m = [measure(image) for image in drawn_edits]
         signed = np.stack([mi["thickness"] - target[:, col["thickness"]] for mi in m])  # (K, B)
         off = np.stack([np.abs(mi["intensity"] - target[:, col["intensity"]]) for mi in m])
         rows = np.arange(len(x))
@@ -164,7 +165,7 @@ def main() -> None:
     if "guide" in levers:
         reader = load_predictors(args.predictors, ds).regressors["thickness"].eval().requires_grad_(False)
         sources = source_digits(args.data, args.split)[d.idx]
-        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, ds.scm)["intensity"]
+        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
         with torch.no_grad():
             targets = {"the unedited digit's": reader(x)[:, 0], "the true counterfactual's (a bound)": reader(pixels_tensor(drawn))[:, 0]}
         c = condition(z_cf["intensity"])
@@ -187,11 +188,11 @@ def main() -> None:
         print(f"\nthickness-predictor guidance, do(intensity), {args.guide_iters} x0 steps per decoding step"
               " | thickness | intensity | |reading - target| (predictor sd)")
         with torch.no_grad():
-            plain = decode(z_cf["intensity"], abd.x_T, abd.residuals, 1.0)
+            plain = decode(z_cf["intensity"], abd.x_T, d.residuals, 1.0)
         for name, target in targets.items():
             print(f"no guidance, against {name} reading | {score('intensity', plain)} | {(reader(plain)[:, 0] - target).abs().mean():.4f}")
             for s in (float(v) for v in args.guide_scales.split(",")):
-                edited = ddpm_decode(guided_eps(target, s), abd.x_T, abd.residuals, abd.timesteps, alphas).clamp(-1, 1)
+                edited = ddpm_decode(guided_eps(target, s), abd.x_T, d.residuals, abd.timesteps, alphas).clamp(-1, 1)
                 with torch.no_grad():
                     reading = (reader(edited)[:, 0] - target).abs().mean()
                 print(f"towards {name} reading, s {s:g} | {score('intensity', edited)} | {reading:.4f}")

@@ -28,7 +28,6 @@ import torch
 from evaluate_draw import arguments, evaluate_draw
 
 from causaldiffae.counterfactual import block_values, decode, intervene
-from causaldiffae.evaluation.metrics import morphometric_reader
 
 
 def style_variants(model, z: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
@@ -46,7 +45,7 @@ def pull_rows(args) -> tuple[int, list[str]]:
     """How many digits were drawn, and the rows of ``args.run``: its own edit, and with ``--style-variants`` the style block's variants."""
     d = evaluate_draw(args)
     model, abd = d.model, d.abduction
-    measure = morphometric_reader(d.data.graph)
+    measure = d.measure
     i_th, i_int = d.data.graph.index("thickness"), d.data.graph.index("intensity")
     read = block_values(model, abd.z, d.label_mean, d.label_std)
     target = d.values[:, i_int]
@@ -55,7 +54,7 @@ def pull_rows(args) -> tuple[int, list[str]]:
     variants = style_variants(model, z_cf, args.seed) if args.style_variants and model.style_dim else {"": z_cf}
     rows = []
     for suffix, z in variants.items():
-        images = decode(model, abd.x_T, z, abd.timesteps, class_labels=classes, residuals=abd.residuals)
+        images = decode(model, abd.x_T, z, abd.timesteps, class_labels=classes, residuals=d.residuals)
         rows.append(row(args.run + suffix, read, d.labels, measure(images), unedited, target, i_th, i_int))
     return len(d.idx), rows
 

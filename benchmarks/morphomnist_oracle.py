@@ -29,8 +29,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from evaluate_draw import load_morphomnist
 
-from causaldiffae.data import load_dataset
 from causaldiffae.data import morphometrics as mm
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.evaluation.metrics import draw_indices, mae, marginal_values
@@ -54,12 +54,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    test = load_dataset(args.data, "test")
+    morpho = load_morphomnist(args.data, "test")
+    test = morpho.data
     sources = source_digits(args.data, "test")
     idx = draw_indices(np.random.default_rng(args.seed), len(test), args.n)
     images, labels = test.images[idx], test.labels[idx]
     values = marginal_values(test.labels, idx, args.seed)
-    true = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)
+    true = morphomnist_true_counterfactuals(sources[idx], labels, values, morpho.scm)
     o = morphomnist_oracle_scores(images, true, labels)
     rows = [
         ("unedited digit (= exact reconstruction): thickness MAE", o["unedited"]["thickness_mae"]),

@@ -33,16 +33,17 @@ import argparse
 
 import numpy as np
 import torch
+from evaluate_draw import Morpho, load_morphomnist
 
 from causaldiffae.checkpoint import load_run
 from causaldiffae.config import ABDUCTIONS, SPACINGS
-from causaldiffae.data import load_dataset
 from causaldiffae.data.base import images_tensor, pixels_tensor
 from causaldiffae.data.morphomnist import source_digits
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import draw_indices, marginal_values, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.metrics import draw_indices, marginal_values, model_counterfactual_fn
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
-from causaldiffae.evaluation.predictors import load_predictors
+from causaldiffae.evaluation.predictors import Predictors, load_predictors
+from causaldiffae.models import CausalDiffAE
 
 RATIO = 1.2
 SUPPORT_BINS = (0.0, 2.0, 4.0, np.inf)
@@ -52,14 +53,14 @@ DEFAULT_ABDUCTIONS = ("ddpm", "inversion")
 
 
 def score(
-    model, steps: int, spacing: str, test, predictors, sources: np.ndarray, n: int, seed: int, w: float = 1.0,
-    abductions: tuple[str, ...] = DEFAULT_ABDUCTIONS,
+    model: CausalDiffAE, steps: int, spacing: str, morpho: Morpho, predictors: Predictors, sources: np.ndarray, n: int, seed: int,
+    w: float = 1.0, abductions: tuple[str, ...] = DEFAULT_ABDUCTIONS,
 ) -> tuple[dict, dict, np.ndarray]:
     """Per-digit absolute thickness errors per instrument of each reconstruction and each do(intensity)
     counterfactual, and each requested pair's implied SCM noise in standard deviations."""
-    measure = morphometric_reader(test.graph)
+    test, measure, scm = morpho.data, morpho.measure, morpho.scm
     idx = draw_indices(np.random.default_rng(seed), len(test), n)
-    x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
+    x, labels, classes = images_tensor(test, idx), test.labels[idx], morpho.classes[idx]
     values = marginal_values(test.labels, idx, seed)
     do = {"intensity": values[:, test.graph.index("intensity")]}
     readers = {"morphometric": lambda im: measure(im)["thickness"], "predictor": lambda im: predictors.predict(im)["thickness"]}
@@ -75,9 +76,9 @@ def score(
         # a first call on these images abducts as evaluate's first does: same noise, same images
         images, _ = cf_fn(x, do, labels, classes)
         counterfactual[f"model, {abduction} abduction"] = errors(images)
-    drawn, _ = morphomnist_true_counterfactuals(sources[idx], labels, values, test.scm)["intensity"]
+    drawn, _ = morphomnist_true_counterfactuals(sources[idx], labels, values, scm)["intensity"]
     counterfactual["true counterfactual"] = errors(pixels_tensor(drawn))
-    support = np.abs(test.scm.abduct(test.scm.counterfactual(labels, do))) / test.scm.noise_std
+    support = np.abs(scm.abduct(scm.counterfactual(labels, do))) / scm.noise_std
     return reconstruction, counterfactual, support
 
 
@@ -99,8 +100,8 @@ def print_tables(reconstruction: dict, counterfactual: dict, support: np.ndarray
     for low, high in zip(SUPPORT_BINS[:-1], SUPPORT_BINS[1:]):
         rows = (support >= low) & (support < high)
         if rows.any():
-            cells = "".join(f" | {float(c['morphometric'][rows].mean()):>26.4f}" for c in columns.values())
-            print(f"{f'{low:g}-{high:g}':<9} {int(rows.sum()):>6}" + cells)
+            means = "".join(f" | {float(c['morphometric'][rows].mean()):>26.4f}" for c in columns.values())
+            print(f"{f'{low:g}-{high:g}':<9} {int(rows.sum()):>6}" + means)
 
 
 def main() -> None:
@@ -129,15 +130,15 @@ def main() -> None:
 
     model, config = load_run(args.run, device=args.device, step=args.step)
     steps, spacing = args.steps or config.diffusion.sample_steps, args.spacing or config.diffusion.sample_spacing
-    test = load_dataset(args.data, "test")
-    predictors = load_predictors(args.predictors, test)
+    morpho = load_morphomnist(args.data, "test")
+    predictors = load_predictors(args.predictors, morpho.data)
     sources = source_digits(args.data, "test")
-    n = min(args.n, len(test))
+    n = min(args.n, len(morpho.data))
     print(f"{n} test digits, {steps} DDIM steps ({spacing} spacing), guidance w = {args.w:g}; thickness MAE under do(intensity) against the bar "
           f"{RATIO} x the reconstruction's thickness MAE (ratio to the reconstruction in brackets)")
     for seed in seeds:
         print(f"\nseed {seed}")
-        print_tables(*score(model, steps, spacing, test, predictors, sources, n, seed, args.w, abductions))
+        print_tables(*score(model, steps, spacing, morpho, predictors, sources, n, seed, args.w, abductions))
 
 
 if __name__ == "__main__":

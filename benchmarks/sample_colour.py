@@ -37,7 +37,7 @@ def colour_error(images: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score(run: str, test_at, n: int, seed: int, levels: list[int], zero_mean: bool) -> tuple[dict[str, float], torch.Tensor]:
+def score(run: str, test_at, n: int, seed: int, levels: list[int], zero_mean: bool) -> tuple[dict[str, float | str], torch.Tensor]:
     """The run's colour errors, and the test images they were measured on; ``test_at(resolution)``
     gives the test split at a run's resolution."""
     model, config = load_run(run)
@@ -52,7 +52,7 @@ def score(run: str, test_at, n: int, seed: int, levels: list[int], zero_mean: bo
     eps_fn = lambda x, t: model.eps(x, t, cond)  # noqa: E731
     alphas = model.alphas_cumprod
     ts = ddim_timesteps(model.scheduler.config.num_train_timesteps, config.diffusion.sample_steps, spacing=config.diffusion.sample_spacing)
-    out = {"prediction": config.diffusion.prediction_type, "samples": colour_error(ddim_sample(eps_fn, noise, ts, alphas), x0)}
+    out: dict[str, float | str] = {"prediction": config.diffusion.prediction_type, "samples": colour_error(ddim_sample(eps_fn, noise, ts, alphas), x0)}
     if zero_mean:
         centred = noise - noise.mean(dim=(2, 3), keepdim=True)
         out["samples, zero-mean noise"] = colour_error(ddim_sample(eps_fn, centred, ts, alphas), x0)

@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 import torch
+from evaluate_draw import load_morphomnist
 
 from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
-from causaldiffae.data import load_dataset
 from causaldiffae.data.base import images_tensor
 from causaldiffae.demo import WEIGHTS
-from causaldiffae.evaluation.metrics import draw_indices, effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
+from causaldiffae.evaluation.metrics import draw_indices, effectiveness, marginal_values, model_counterfactual_fn
 from causaldiffae.evaluation.predictors import load_predictors
 
 
@@ -52,19 +52,19 @@ def main() -> None:
 
     model, config = load_run(args.run)
     steps = args.steps or config.diffusion.sample_steps
-    test = load_dataset(args.data, "test")
+    morpho = load_morphomnist(args.data, "test")
+    test, measure = morpho.data, morpho.measure
     predictors = load_predictors(args.predictors, test)
-    measure = morphometric_reader(test.graph)
     print(f"{min(args.n, len(test))} test digits, {steps} DDIM steps, ddpm abduction; morphometric MAE, digit accuracy")
     print("seed | spacing | do(thickness): thickness | intensity (descendant) | digits | do(intensity): intensity | thickness kept | digits | s")
     for seed in (int(s) for s in args.seeds.split(",")):
         idx = draw_indices(np.random.default_rng(seed), len(test), args.n)
-        x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
+        x, labels, classes = images_tensor(test, idx), test.labels[idx], morpho.classes[idx]
         values = marginal_values(test.labels, idx, seed)
         for spacing in spacings:
             t0 = time.perf_counter()
             cf_fn = model_counterfactual_fn(model, steps=steps, spacing=spacing, seed=seed)
-            eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure)
+            eff, _ = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=morpho.scm, classes=classes, measure=measure)
             th, it = eff["thickness"], eff["intensity"]
             print(
                 f"{seed} | {spacing} | {m(th, 'thickness'):.4f} | {m(th, 'intensity'):.2f} | {th['class_accuracy']:.3f} | "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Callable
 
 # Native image shape of each preset family (the config leaves it, and a null graph, to the data;
 # ``data.resolution`` resizes it).
@@ -54,8 +55,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = load_config(args.preset, args.overrides)
     family = next((k for k in IMAGE_SHAPES if config.name.startswith(k)), None)
+    shape: tuple[int, int, int]
     if args.image_shape:
-        shape = tuple(int(v) for v in args.image_shape.split(","))
+        parts = [int(v) for v in args.image_shape.split(",")]
+        if len(parts) != 3:
+            parser.error(f"--image-shape {args.image_shape}: expected C,H,W")
+        shape = (parts[0], parts[1], parts[2])
     elif family is None:
         parser.error(f"no default image shape for {config.name!r}; pass --image-shape C,H,W")
     else:
@@ -63,8 +68,8 @@ def main() -> None:
         size = config.data.resolution
         shape = (channels, height, width) if size is None else (channels, size, size)
     dataset_graphs = {"morphomnist": morphomnist.GRAPH, "pendulum": pendulum.GRAPH, "circuit": circuit.GRAPH}
-    if args.graph or config.data.graph:
-        graph = CausalGraph.parse(args.graph or config.data.graph)
+    if spec := args.graph or config.data.graph:
+        graph = CausalGraph.parse(spec)
     elif family is None:
         parser.error(f"{config.name!r} names no graph; pass --graph 'a -> b'")
     else:
@@ -76,14 +81,14 @@ def main() -> None:
     device = torch.device(args.device)
     model = CausalDiffAE(config.model, graph, shape, num_classes, config.diffusion).train().to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    forward = model
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks the keyword
+    forward: Callable[..., dict[str, torch.Tensor]] = model
     if args.compile == "unet":
         model.decoder.unet = torch.compile(model.decoder.unet, mode=args.compile_mode)
     elif args.compile == "model":
         forward = torch.compile(model, mode=args.compile_mode)
     ema = [p.detach().clone() for p in model.parameters()]
-    params = list(model.parameters())
+    params: list[torch.Tensor] = list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, fused=True)
     b = args.batch
     batch = {
