@@ -17,7 +17,7 @@ from causaldiffae.checkpoint import load_run
 from causaldiffae.config import SPACINGS
 from causaldiffae.counterfactual import Abduction, abduct, label_stats
 from causaldiffae.data import load_dataset
-from causaldiffae.data.base import SCM, CausalImageDataset, images_tensor
+from causaldiffae.data.base import CausalImageDataset, images_tensor
 from causaldiffae.data.morphomnist import ThicknessIntensitySCM
 from causaldiffae.demo import WEIGHTS
 from causaldiffae.errors import UserError
@@ -59,7 +59,7 @@ class Draw:
     abduction: Abduction
     residuals: list[torch.Tensor]  # the abduction's, which a ddpm abduction always has
     classes: np.ndarray  # the digits' classes
-    scm: SCM  # MorphoMNIST's, for true counterfactual labels
+    scm: ThicknessIntensitySCM  # MorphoMNIST's, for true counterfactual labels
     measure: Reader  # its morphometrics
 
 
