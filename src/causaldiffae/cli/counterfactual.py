@@ -217,13 +217,13 @@ def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: Experim
     """The --data split's images picked by --indices or --n, with their labels and classes."""
     from causaldiffae.data.base import images_tensor
 
-    args.split = args.split or "test"
-    ds = _load_matching_data(args, model, config)
-    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, args.split, len(ds))
+    split = args.split or "test"
+    ds = _load_matching_data(args, split, model, config)
+    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, split, len(ds))
     labels = ds.labels[idx][:, [ds.variables.index(v) for v in model.graph.variables]]
     classes = None if ds.classes is None else ds.classes[idx]
     return _Rows(images_tensor(ds, idx), labels, classes, [int(i) for i in idx], "index", [f"#{i}" for i in idx],
-                 f"{args.split} images by index")
+                 f"{split} images by index")
 
 
 def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
@@ -316,11 +316,11 @@ def _note_far_values(model: CausalDiffAE, columns: list[dict[str, float]], mean:
                   f"({mean[k]:.3g} +- {std[k]:.3g}); the model has seen nothing like it", file=sys.stderr)
 
 
-def _load_matching_data(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig) -> CausalImageDataset:
-    """The --data split, refused when it lacks the run's variables or image size; a note when its graph differs."""
+def _load_matching_data(args: argparse.Namespace, split: str, model: CausalDiffAE, config: ExperimentConfig) -> CausalImageDataset:
+    """The --data ``split``, refused when it lacks the run's variables or image size; a note when its graph differs."""
     from causaldiffae.data import load_dataset
 
-    ds = load_dataset(args.data, args.split, resolution=config.data.resolution, progress=not args.no_progress)
+    ds = load_dataset(args.data, split, resolution=config.data.resolution, progress=not args.no_progress)
     missing = [v for v in model.graph.variables if v not in ds.variables]
     if missing:  # other variables say "other data" more plainly than another image size
         raise UserError(f"{args.data}: the data has no variable {missing[0]!r} of the run's graph ({model.graph})")

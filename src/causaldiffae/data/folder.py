@@ -310,7 +310,7 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
         return _pixels(img, mode, resolution)
 
 
-_DECODE_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the mode an image is decoded to
+_DECODE_MODE = dict(_MODES.values())  # channels -> the mode a folder's images of that many channels are decoded to
 
 
 def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.ndarray, str | None]:
