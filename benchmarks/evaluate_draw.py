@@ -57,10 +57,15 @@ class Draw:
     label_mean: np.ndarray
     label_std: np.ndarray
     abduction: Abduction
-    residuals: list[torch.Tensor]  # the abduction's, which a ddpm abduction always has
     classes: np.ndarray  # the digits' classes
     scm: ThicknessIntensitySCM  # MorphoMNIST's, for true counterfactual labels
     measure: Reader  # its morphometrics
+
+    @property
+    def residuals(self) -> list[torch.Tensor]:
+        """The abduction's per-step noise, which a ddpm abduction always records."""
+        assert self.abduction.residuals is not None
+        return self.abduction.residuals
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
@@ -90,10 +95,8 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
     mean, std = label_stats(model)
     abd = abduct(model, x, steps=steps, spacing=spacing, abduction="ddpm", labels=data.labels[idx], class_labels=morpho.classes[idx],
                  generator=abduction_generator(args.seed, 1))  # labels: the condition of a label-conditional run
-    assert abd.residuals is not None  # the ddpm abduction records them
     values = marginal_values(data.labels, idx, args.seed)
-    return Draw(model, steps, spacing, data, idx, x, data.labels[idx], values, mean, std, abd, abd.residuals, morpho.classes[idx], morpho.scm,
-                morpho.measure)
+    return Draw(model, steps, spacing, data, idx, x, data.labels[idx], values, mean, std, abd, morpho.classes[idx], morpho.scm, morpho.measure)
 
 
 if __name__ == "__main__":
