@@ -1,7 +1,9 @@
-"""The tiny blob folder the predictors, counterfactual and evaluate command tests share."""
+"""The tiny blob folder the predictors, counterfactual and evaluate command tests share, and MorphoMNIST-format splits."""
 
 import numpy as np
 from PIL import Image
+
+from causaldiffae.data.idx import write_idx
 
 TINY_MODEL = {
     "latent_block": 4, "encoder_channels": [8, 8], "mechanism_hidden": 8, "base_channels": 8, "channel_mult": [1, 2],
@@ -23,6 +25,15 @@ def make_blobs(root, n=48):
         lines.append(f"images/{k:02d}.png,{a},{b},{'test' if k % 3 == 0 else 'train'}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     (root / "graph.yaml").write_text("variables: [a, b]\nedges: [a -> b]\n")
+
+
+def write_morpho_split(folder, prefix, digits, rng):
+    """One split (``train`` or ``t10k``) of a MorphoMNIST-format folder: random 28x28 images of the classes
+    ``digits``, thickness and intensity labels in the data's ranges."""
+    write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (len(digits), 28, 28), dtype=np.uint8))
+    write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.asarray(digits).astype(np.uint8))
+    rows = ["index,thickness,intensity"] + [f"{i},{2 + rng.random()},{100 + 50 * rng.random()}" for i in range(len(digits))]
+    (folder / f"{prefix}-morpho.csv").write_text("\n".join(rows) + "\n")
 
 
 def error_lines(capsys) -> list[str]:

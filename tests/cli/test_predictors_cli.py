@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+from cli_fixtures import write_morpho_split
 
 from causaldiffae.cli import main
 
@@ -29,17 +30,12 @@ def test_predictors_print_what_predicting_the_mean_scores_and_note_a_coarse_one(
 
 
 def test_predictors_of_a_dataset_with_classes_print_the_class_accuracy_beside_the_most_common_class(tmp_path, capsys):
-    from causaldiffae.data.idx import write_idx
-
     rng = np.random.default_rng(0)
     folder = tmp_path / "morpho"
     folder.mkdir()
     classes = {"train": rng.integers(0, 10, 24), "t10k": np.array([3, 3, 3, 1, 7, 3, 0, 3])}  # the most common: 3, 5 of 8
     for prefix, digits in classes.items():
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (len(digits), 28, 28), dtype=np.uint8))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", digits.astype(np.uint8))
-        rows = ["index,thickness,intensity"] + [f"{i},{2 + rng.random()},{100 + 50 * rng.random()}" for i in range(len(digits))]
-        (folder / f"{prefix}-morpho.csv").write_text("\n".join(rows) + "\n")
+        write_morpho_split(folder, prefix, digits, rng)
     argv = ["predictors", "--data", str(folder), "--out", str(tmp_path / "p"), "--epochs", "1", "--width", "4", "--no-progress"]
     assert main(argv) == 0
     accuracy = json.loads((tmp_path / "p" / "predictors.json").read_text())["metrics"]["accuracy"]

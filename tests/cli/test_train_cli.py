@@ -3,9 +3,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_fixtures import write_morpho_split
 
 from causaldiffae.cli import main
-from causaldiffae.data.idx import write_idx
 
 TINY = [
     "data.resolution=8",
@@ -33,10 +33,7 @@ def morpho_dir(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     folder = tmp_path / "morpho"
     folder.mkdir()
-    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (16, 28, 28), dtype=np.uint8))
-    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 16).astype(np.uint8))
-    rows = ["index,thickness,intensity"] + [f"{i},{2 + rng.random()},{100 + 50 * rng.random()}" for i in range(16)]
-    (folder / "train-morpho.csv").write_text("\n".join(rows) + "\n")
+    write_morpho_split(folder, "train", rng.integers(0, 10, 16), rng)
     return folder
 
 
