@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from causaldiffae.config import MAX_RESOLUTION
-from causaldiffae.data.base import CausalImageDataset, DataError
+from causaldiffae.data.base import CausalImageDataset, DataError, resize_square
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
@@ -298,9 +298,8 @@ def _pixels(img: PILImage, mode: str, resolution: int | None) -> np.ndarray:
         img = Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
     elif img.mode != mode:
         img = img.convert(mode)
-    if resolution is not None and img.size != (resolution, resolution):
-        shrink = img.size[0] > resolution or img.size[1] > resolution
-        img = img.resize((resolution, resolution), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
+    if resolution is not None:
+        img = resize_square(img, resolution)
     arr = np.asarray(img)
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
