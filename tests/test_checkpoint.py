@@ -84,16 +84,47 @@ def trained_run(tmp_path_factory) -> Path:
 )
 def test_model_metadata_that_would_size_a_huge_model_is_refused_before_building_it(trained_run, tmp_path, changes, message):
     """A ``None`` change removes the key."""
-    import json
     import shutil
+
+    run = _with_meta(Path(shutil.copytree(trained_run, tmp_path / "run")), changes)
+    with pytest.raises(CheckpointError, match=message):
+        load_run(run)
+
+
+def _with_meta(run: Path, changes: dict) -> Path:
+    """``run``'s weights with ``changes`` made to their metadata (``None`` removes the key)."""
+    import json
 
     from safetensors.torch import load_file, save_file
 
-    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     weights = run / "model.safetensors"
     meta = {k: v for k, v in {**read_model_meta(weights), **changes}.items() if v is not None}
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
-    with pytest.raises(CheckpointError, match=message):
+    return run
+
+
+def test_the_weights_keep_the_training_images_edge_brightness(trained_run, tmp_path):
+    """The middle 99% of the frames' brightness, which ``counterfactual --images`` holds files to; runs
+    from before it was kept still load."""
+    import shutil
+
+    import numpy as np
+
+    from causaldiffae.data.base import edge_brightness
+
+    values = edge_brightness(synthetic_dataset(n=16).images)
+    low, high = read_model_meta(trained_run / "model.safetensors")["edge_brightness"]
+    assert 0 < values.min() <= low < high <= values.max()
+    assert (low, high) == tuple(np.round(np.quantile(values, [0.005, 0.995]), 4))
+    load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None}))
+
+
+@pytest.mark.parametrize("edge", [[0.5], [0.2, 1.5], [0.6, 0.4], ["0", "1"], 0.3, [True, 1]])
+def test_an_edge_brightness_that_is_not_a_range_in_0_1_is_refused(trained_run, tmp_path, edge):
+    import shutil
+
+    run = _with_meta(Path(shutil.copytree(trained_run, tmp_path / "run")), {"edge_brightness": edge})
+    with pytest.raises(CheckpointError, match=r"edge_brightness .* is not \[low, high\] within \[0, 1\]$"):
         load_run(run)
 
 

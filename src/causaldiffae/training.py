@@ -40,7 +40,7 @@ from causaldiffae.checkpoint import (
 )
 from causaldiffae.config import MIXED_PRECISION, ConfigError, ExperimentConfig, TrainConfig, check_image_shape
 from causaldiffae.data import check_outside
-from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, edge_brightness, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.graph import CausalGraph
@@ -252,6 +252,13 @@ def save_grid(model: CausalDiffAE, data: TrainData, path: Path, steps: int, seed
 
 
 # The loop ----------------------------------------------------------------------------------------
+
+
+def edge_range(images: torch.Tensor) -> list[float]:
+    """The middle 99% of the training images' ``edge_brightness`` (uint8 ``(N, C, H, W)``), kept with the
+    weights so that ``counterfactual --images`` can tell a file unlike them (an inverted digit) from one alike."""
+    low, high = np.quantile(edge_brightness(images.permute(0, 2, 3, 1).numpy()), [0.005, 0.995])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def _check_same_data(meta: dict, data: TrainData, where: str) -> None:
@@ -576,6 +583,7 @@ def _train(
         "image_shape": list(train_data.image_shape),
         "num_classes": train_data.num_classes,
         "dataset": train_data.name,
+        "edge_brightness": edge_range(train_data.images),
     }
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The counterfactual command end to end on a tiny run and a user folder."""
 
 import csv
+import re
 import shutil
 
 import numpy as np
@@ -265,6 +266,28 @@ def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tm
     assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 4
 
 
+def test_an_inverted_image_file_is_noted_and_invert_turns_it_back(setup, tmp_path, capsys):
+    """The blobs are bright on black; a file bright at its edges is unlike every training image, and
+    --invert gives exactly the counterfactuals of the file it was inverted from."""
+    _, data, run, _ = setup
+    original = _test_files(data)[3]
+    inverted = tmp_path / "inverted.png"
+    Image.fromarray(255 - np.asarray(Image.open(original))).save(inverted)
+    common = ["counterfactual", "--run", str(run), "--do", "a=1.5,3", "--steps", "2", "--no-progress"]
+    assert main([*common, "--images", str(original), "--out", str(tmp_path / "original.png")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main([*common, "--images", str(inverted), "--out", str(tmp_path / "inverted-grid.png")]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 1 and re.fullmatch(rf"note: {re.escape(str(inverted))}: its edge pixels average 1\.00 in brightness \(0 black, "
+                                            r"1 white\), the run's training images' 0\.\d\d-0\.\d\d; it looks inverted: --invert turns it over", notes[0]), notes
+    assert main([*common, "--images", str(inverted), "--invert", "--out", str(tmp_path / "back.png")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    by_original = list(csv.DictReader(open(tmp_path / "original.csv")))
+    by_inverted = list(csv.DictReader(open(tmp_path / "back.csv")))
+    assert len(by_original) == 3
+    assert [{k: v for k, v in r.items() if k != "file"} for r in by_original] == [{k: v for k, v in r.items() if k != "file"} for r in by_inverted]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -274,6 +297,7 @@ def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tm
         (["--images", "FIRST", "--split", "train"], "--split picks images of --data"),
         (["--data", "DATA", "--classes", "3"], "--classes goes with --images"),
         (["--data", "DATA", "--predictors", "DATA"], "--predictors goes with --images"),
+        (["--data", "DATA", "--invert"], "--invert goes with --images"),
         (["--images", "FIRST", "--classes", "3", "--predictors", "DATA"], "--classes and --predictors both say the images' classes"),
     ],
 )

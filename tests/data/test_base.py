@@ -49,3 +49,17 @@ def test_resize_square_leaves_an_image_of_the_size_alone():
 
     img = Image.new("L", (16, 16))
     assert resize_square(img, 16) is img
+
+
+def test_edge_brightness_reads_the_frame_of_the_colour_channels():
+    """The outer two pixels only, in [0, 1]; alpha (the last of 2 or 4 channels) is not a colour."""
+    from causaldiffae.data.base import edge_brightness
+
+    images = np.zeros((3, 8, 8, 4), np.uint8)
+    images[0, 2:6, 2:6] = 255  # a bright centre inside the frame
+    images[1, 0, :, :3] = 255  # one of the frame's 48 pixels' rows: 8 pixels white
+    images[2, ..., 3] = 255  # opaque, black
+    np.testing.assert_allclose(edge_brightness(images), [0.0, 8 / 48, 0.0])
+    grey = np.full((1, 8, 8, 2), 51, np.uint8)
+    grey[..., 1] = 255
+    np.testing.assert_allclose(edge_brightness(grey), [0.2])

@@ -112,6 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --images on a class-conditional run: the class of each file, one for all or one per file (default -1: unknown)")
     parser.add_argument("--predictors", default=None, metavar="DIR",
                         help="with --images on a class-conditional run: read each file's class with these predictors' classifier instead")
+    parser.add_argument("--invert", action="store_true",
+                        help="with --images: invert the files' colours (255 - v, alpha kept), so that a dark digit on white paper "
+                             "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -208,7 +211,7 @@ def _check_source_options(args: argparse.Namespace) -> None:
         if args.classes is not None and args.predictors is not None:
             raise UserError("--classes and --predictors both say the images' classes; give one of them")
     else:
-        given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors)) if v is not None]
+        given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors), ("--invert", args.invert or None)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --images; the images of --data come with their dataset's classes")
 
@@ -245,7 +248,12 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
         file, was = converted[0]
         print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
               f"({file} was {was})", file=sys.stderr)
-    x = pixels_tensor(np.stack([image for image, _ in read]))
+    pixels = np.stack([image for image, _ in read])
+    if args.invert:
+        colour = slice(0, 1 if channels <= 2 else 3)
+        pixels[..., colour] = 255 - pixels[..., colour]
+    _note_unlike_edges(args, pixels)
+    x = pixels_tensor(pixels)
     classes = None
     if not is_class_conditional(model):
         if args.classes is not None or args.predictors is not None:
@@ -259,6 +267,28 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
             print("note: the run is class-conditional and neither --classes nor --predictors was given: "
                   "the images' class is unknown to it (-1)", file=sys.stderr)
     return _Rows(x, None, classes, list(args.images), "file", [Path(f).name for f in args.images], "image files")
+
+
+EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
+
+
+def _note_unlike_edges(args: argparse.Namespace, pixels: np.ndarray) -> None:
+    """A note for each file whose frame is unlike every training image's (an inverted or tightly cropped digit):
+    the model answers for images like those, and a file unlike them gets counterfactuals of something else."""
+    from causaldiffae.checkpoint import read_model_meta
+    from causaldiffae.data.base import edge_brightness
+
+    edge = read_model_meta(Path(args.run) / "model.safetensors").get("edge_brightness")
+    if edge is None:  # a run trained before its weights kept the range
+        return
+    low, high = edge
+    for file, value in zip(args.images, edge_brightness(pixels)):
+        if low - EDGE_SLACK <= value <= high + EDGE_SLACK:
+            continue
+        inverted = not args.invert and low - EDGE_SLACK <= 1 - value <= high + EDGE_SLACK
+        why = "it looks inverted: --invert turns it over" if inverted else "framed unlike them (cropped closer, or on another background), its counterfactuals may be poor"
+        print(f"note: {file}: its edge pixels average {value:.2f} in brightness (0 black, 1 white), the run's training images' "
+              f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
 
 
 def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:

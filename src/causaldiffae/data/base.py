@@ -47,6 +47,19 @@ def resize_images(images: np.ndarray, resolution: int | None) -> np.ndarray:
     return out
 
 
+EDGE_PX = 2  # the frame edge_brightness reads: MNIST's digits keep a 4-pixel margin of their 28
+
+
+def edge_brightness(images: np.ndarray) -> np.ndarray:
+    """Each uint8 ``(N, H, W, C)`` image's mean brightness in [0, 1] over its outer ``EDGE_PX`` pixels
+    and its colour channels (alpha left out): the background a run's own images share, which a file
+    given to it should share too (a photographed digit, dark on white, does not)."""
+    colour = images[..., : 1 if images.shape[3] <= 2 else 3]
+    frame = np.ones(images.shape[1:3], dtype=bool)
+    frame[EDGE_PX:-EDGE_PX, EDGE_PX:-EDGE_PX] = False
+    return colour[:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
+
+
 def do_values(do: Mapping[str, object], name: str, n: int) -> np.ndarray:
     """``do[name]`` as ``n`` floats (a scalar is repeated), or a one-line error naming the variable."""
     values = np.asarray(do[name], dtype=np.float64)
