@@ -27,7 +27,7 @@ STAGES = (("building", "start-up"), ("drawing", "test digits"), ("scoring", "gri
 
 def cpu_summary() -> str:
     """The CPU model, its cores and whether it computes bf16 natively, by the check ``train`` warns with."""
-    from causaldiffae.training import _cpu_bf16
+    from causaldiffae.training.precision import cpu_bf16
 
     model = "unknown CPU"
     try:
@@ -36,7 +36,7 @@ def cpu_summary() -> str:
     except (OSError, StopIteration):
         pass
     bf16 = {True: "native bf16 (avx512_bf16 / amx_bf16)", False: "no avx512_bf16 / amx_bf16", None: "bf16 support unknown"}
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16[_cpu_bf16()]}"
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, {bf16[cpu_bf16()]}"
 
 
 def one_run(out: Path, threads: int | None) -> tuple[float, dict[str, float]]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pytest
 
 from causaldiffae.config import ExperimentConfig
 from causaldiffae.data.base import CausalImageDataset
@@ -73,3 +79,38 @@ def exploding_loss(at_call: int, here: bool = True) -> Callable:
 
     loss.calls = 0
     return loss
+
+
+# Training in bf16 on a CPU without native bf16 warns (tested in training/test_precision.py); tests that use bf16 for other reasons filter it.
+EMULATED_BF16_IS_NOT_THE_SUBJECT = pytest.mark.filterwarnings("ignore:--mixed-precision bf16 on a CPU:UserWarning")
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """The lines of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun(tmp_path: Path, body: str) -> None:
+    """Run ``body`` (after importing the fixtures and ``training``) in two gloo processes; ``out`` is ``tmp_path``."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        f"""
+import hashlib, json, os, sys
+import torch
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from training_fixtures import synthetic_dataset, tiny_config
+from causaldiffae import training
+
+torch.set_num_threads(1)
+out = {str(tmp_path)!r}
+"""
+        + body
+        # a process group left to interpreter shutdown can abort (SIGABRT) while gloo's threads wind down
+        + "\nif torch.distributed.is_initialized():\n    torch.distributed.destroy_process_group()\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
+        env=env, capture_output=True, text=True, timeout=120,  # a disagreement between processes hangs DDP
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

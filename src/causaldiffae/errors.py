@@ -7,3 +7,7 @@ class UserError(ValueError):
 
 class DivergedError(UserError):
     """A model produced non-finite values (NaN or inf): what it made cannot be measured, so the command stops."""
+
+
+class TrainingError(UserError):
+    """Training stopped: non-finite loss, or a run folder that cannot be started or resumed."""
