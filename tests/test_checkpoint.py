@@ -103,28 +103,35 @@ def _with_meta(run: Path, changes: dict) -> Path:
     return run
 
 
-def test_the_weights_keep_the_training_images_edge_brightness(trained_run, tmp_path):
-    """The middle 99% of the frames' brightness, which ``counterfactual --images`` holds files to; runs
-    from before it was kept still load."""
+def test_the_weights_keep_how_the_training_images_are_framed(trained_run, tmp_path):
+    """The middle 99% of the frames' brightness and the 99.5th percentile of the centroids' offsets,
+    which ``counterfactual --images`` holds files to; runs from before they were kept still load."""
     import shutil
 
     import numpy as np
 
-    from causaldiffae.data.base import edge_brightness
+    from causaldiffae.data.base import centroid_offset, edge_brightness
 
-    values = edge_brightness(synthetic_dataset(n=16).images)
-    low, high = read_model_meta(trained_run / "model.safetensors")["edge_brightness"]
-    assert 0 < values.min() <= low < high <= values.max()
-    assert (low, high) == tuple(np.round(np.quantile(values, [0.005, 0.995]), 4))
-    load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None}))
+    images = synthetic_dataset(n=16).images
+    edges, offsets = edge_brightness(images), centroid_offset(images)
+    meta = read_model_meta(trained_run / "model.safetensors")
+    low, high = meta["edge_brightness"]
+    assert 0 < edges.min() <= low < high <= edges.max()
+    assert (low, high) == tuple(np.round(np.quantile(edges, [0.005, 0.995]), 4))
+    assert 0 < meta["centroid_offset"] == round(float(np.quantile(offsets, 0.995)), 4)
+    load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None, "centroid_offset": None}))
 
 
-@pytest.mark.parametrize("edge", [[0.5], [0.2, 1.5], [0.6, 0.4], ["0", "1"], 0.3, [True, 1]])
-def test_an_edge_brightness_that_is_not_a_range_in_0_1_is_refused(trained_run, tmp_path, edge):
+@pytest.mark.parametrize("changes, message", [
+    *[({"edge_brightness": edge}, r"edge_brightness .* is not \[low, high\] within \[0, 1\]$")
+      for edge in ([0.5], [0.2, 1.5], [0.6, 0.4], ["0", "1"], 0.3, [True, 1])],
+    *[({"centroid_offset": offset}, r"centroid_offset .* is not a number in \[0, 1\]$") for offset in (-0.1, 2, "0.1", [0.1], True)],
+])
+def test_a_framing_that_is_not_fractions_is_refused(trained_run, tmp_path, changes, message):
     import shutil
 
-    run = _with_meta(Path(shutil.copytree(trained_run, tmp_path / "run")), {"edge_brightness": edge})
-    with pytest.raises(CheckpointError, match=r"edge_brightness .* is not \[low, high\] within \[0, 1\]$"):
+    run = _with_meta(Path(shutil.copytree(trained_run, tmp_path / "run")), changes)
+    with pytest.raises(CheckpointError, match=message):
         load_run(run)
 
 

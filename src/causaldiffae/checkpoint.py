@@ -4,7 +4,7 @@ Layout of a run folder::
 
     config.yaml                resolved experiment config
     model.safetensors          EMA weights for inference (metadata: graph, image shape, classes, step,
-                               the training images' edge brightness)
+                               how the training images are framed)
     metrics.jsonl              one JSON object per logged step
     curves.png                 its loss, KL and gradient-norm curves
     samples/step-XXXXXXX.png   reconstruction and sample grids
@@ -229,9 +229,16 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         value = meta.get(key, 0)
         if not is_whole(value, 0, most):
             raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
-    edge = meta.get("edge_brightness", [0, 1])  # absent in runs trained before 2026-12-03
-    if not (isinstance(edge, list) and len(edge) == 2 and all(type(v) in (int, float) and 0 <= v <= 1 for v in edge) and edge[0] <= edge[1]):
+    edge = meta.get("edge_brightness", [0, 1])  # the framing keys are absent in runs trained before 2026-12-03
+    if not (isinstance(edge, list) and len(edge) == 2 and all(_fraction(v) for v in edge) and edge[0] <= edge[1]):
         raise CheckpointError(f"{weights}: edge_brightness {edge!r} is not [low, high] within [0, 1]")
+    offset = meta.get("centroid_offset", 0)
+    if not _fraction(offset):
+        raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:

@@ -63,3 +63,16 @@ def test_edge_brightness_reads_the_frame_of_the_colour_channels():
     grey = np.full((1, 8, 8, 2), 51, np.uint8)
     grey[..., 1] = 255
     np.testing.assert_allclose(edge_brightness(grey), [0.2])
+
+
+def test_centroid_offset_is_the_brightness_centroids_distance_from_the_centre_over_the_height():
+    from causaldiffae.data.base import centroid_offset
+
+    images = np.zeros((4, 8, 8, 2), np.uint8)
+    images[0, 3:5, 3:5, 0] = 200  # centred
+    images[1, 0, 0, 0] = 10  # one corner pixel: (3.5, 3.5) px away
+    images[2, 3:5, 3:5, 0] = 200
+    images[2, 3:5, 6:8, 0] = 200  # as much again 3 px to the right: the centroid moves 1.5 px
+    images[..., 1] = 255  # alpha is not brightness
+    images[3, ..., 1] = 0  # all black: no centroid, offset 0
+    np.testing.assert_allclose(centroid_offset(images), [0.0, np.hypot(3.5, 3.5) / 8, 1.5 / 8, 0.0])

@@ -252,7 +252,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     if args.invert:
         colour = slice(0, 1 if channels <= 2 else 3)
         pixels[..., colour] = 255 - pixels[..., colour]
-    _note_unlike_edges(args, pixels)
+    _note_unlike_framing(args, pixels)
     x = pixels_tensor(pixels)
     classes = None
     if not is_class_conditional(model):
@@ -270,25 +270,29 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
 
 
 EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
+CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' centroid offsets (1.4 px at 28)
 
 
-def _note_unlike_edges(args: argparse.Namespace, pixels: np.ndarray) -> None:
-    """A note for each file whose frame is unlike every training image's (an inverted or tightly cropped digit):
-    the model answers for images like those, and a file unlike them gets counterfactuals of something else."""
+def _note_unlike_framing(args: argparse.Namespace, pixels: np.ndarray) -> None:
+    """A note for each file framed unlike every training image (an inverted, tightly cropped or off-centre
+    digit): the model answers for images like those, and a file unlike them gets counterfactuals of something else."""
     from causaldiffae.checkpoint import read_model_meta
-    from causaldiffae.data.base import edge_brightness
+    from causaldiffae.data.base import centroid_offset, edge_brightness
 
-    edge = read_model_meta(Path(args.run) / "model.safetensors").get("edge_brightness")
-    if edge is None:  # a run trained before its weights kept the range
+    meta = read_model_meta(Path(args.run) / "model.safetensors")
+    if "edge_brightness" not in meta:  # a run trained before its weights kept its framing
         return
-    low, high = edge
-    for file, value in zip(args.images, edge_brightness(pixels)):
-        if low - EDGE_SLACK <= value <= high + EDGE_SLACK:
-            continue
-        inverted = not args.invert and low - EDGE_SLACK <= 1 - value <= high + EDGE_SLACK
-        why = "it looks inverted: --invert turns it over" if inverted else "framed unlike them (cropped closer, or on another background), its counterfactuals may be poor"
-        print(f"note: {file}: its edge pixels average {value:.2f} in brightness (0 black, 1 white), the run's training images' "
-              f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
+    (low, high), most, side = meta["edge_brightness"], meta.get("centroid_offset", 1.0), pixels.shape[1]
+    for file, edge, offset in zip(args.images, edge_brightness(pixels), centroid_offset(pixels)):
+        if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
+            inverted = not args.invert and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
+            why = "it looks inverted: --invert turns it over" if inverted else "framed unlike them (cropped closer, or on another background), its counterfactuals may be poor"
+            print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
+                  f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
+        elif offset > most + CENTROID_SLACK:
+            print(f"note: {file}: its brightness centroid lies {offset * side:.1f} px from the centre, the run's training images' "
+                  f"within {most * side:.1f} px; centre it (MNIST centres each digit's centroid), or its counterfactuals may be poor",
+                  file=sys.stderr)
 
 
 def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:

@@ -54,10 +54,27 @@ def edge_brightness(images: np.ndarray) -> np.ndarray:
     """Each uint8 ``(N, H, W, C)`` image's mean brightness in [0, 1] over its outer ``EDGE_PX`` pixels
     and its colour channels (alpha left out): the background a run's own images share, which a file
     given to it should share too (a photographed digit, dark on white, does not)."""
-    colour = images[..., : 1 if images.shape[3] <= 2 else 3]
     frame = np.ones(images.shape[1:3], dtype=bool)
     frame[EDGE_PX:-EDGE_PX, EDGE_PX:-EDGE_PX] = False
-    return colour[:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
+    return _colour(images)[:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
+
+
+def centroid_offset(images: np.ndarray) -> np.ndarray:
+    """How far each uint8 ``(N, H, W, C)`` image's brightness centroid lies from its centre, as a fraction of
+    its height: MNIST centres each digit's centroid, and a file whose digit sits elsewhere is unlike them."""
+    weight = _colour(images).mean(axis=3, dtype=np.float64)
+    mass = weight.sum(axis=(1, 2))
+    h, w = images.shape[1:3]
+    yy, xx = np.mgrid[:h, :w]
+    safe = np.where(mass > 0, mass, 1.0)  # an all-black image has no centroid: offset 0
+    dy = (weight * yy).sum(axis=(1, 2)) / safe - (h - 1) / 2
+    dx = (weight * xx).sum(axis=(1, 2)) / safe - (w - 1) / 2
+    return np.where(mass > 0, np.hypot(dy, dx) / h, 0.0)
+
+
+def _colour(images: np.ndarray) -> np.ndarray:
+    """The colour channels of ``(N, H, W, C)`` images: alpha (the last of 2 or 4) left out."""
+    return images[..., : 1 if images.shape[3] <= 2 else 3]
 
 
 def do_values(do: Mapping[str, object], name: str, n: int) -> np.ndarray:

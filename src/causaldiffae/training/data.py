@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
-from causaldiffae.data.base import CausalImageDataset, DataError, edge_brightness, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, centroid_offset, edge_brightness, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
@@ -121,8 +122,11 @@ def _smaller_batch(n: int) -> int:
     return 1 << (n.bit_length() - 1)
 
 
-def edge_range(images: torch.Tensor) -> list[float]:
-    """The middle 99% of the training images' ``edge_brightness`` (uint8 ``(N, C, H, W)``), kept with the
-    weights so that ``counterfactual --images`` can tell a file unlike them (an inverted digit) from one alike."""
-    low, high = np.quantile(edge_brightness(images.permute(0, 2, 3, 1).numpy()), [0.005, 0.995])
-    return [round(float(low), 4), round(float(high), 4)]
+def framing(images: torch.Tensor) -> dict[str, Any]:
+    """How the training images (uint8 ``(N, C, H, W)``) are framed: the middle 99% of their
+    ``edge_brightness`` and the 99.5th percentile of their ``centroid_offset``, kept with the weights
+    so that ``counterfactual --images`` can tell a file unlike them (an inverted or off-centre digit)."""
+    pixels = images.permute(0, 2, 3, 1).numpy()
+    low, high = np.quantile(edge_brightness(pixels), [0.005, 0.995])
+    return {"edge_brightness": [round(float(low), 4), round(float(high), 4)],
+            "centroid_offset": round(float(np.quantile(centroid_offset(pixels), 0.995)), 4)}

@@ -25,7 +25,7 @@ from causaldiffae.errors import TrainingError
 from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.signals import restore_handlers, swap_handlers
 from causaldiffae.training.compiled import check_compiled_loss
-from causaldiffae.training.data import TrainData, configured_graph, edge_range, load_training_data
+from causaldiffae.training.data import TrainData, configured_graph, framing, load_training_data
 from causaldiffae.training.precision import choose_precision, make_accelerator
 from causaldiffae.training.randomness import rng_state, set_rng_state, step_generator, step_indices
 from causaldiffae.training.run_folder import (
@@ -151,7 +151,7 @@ def _train(
         "image_shape": list(train_data.image_shape),
         "num_classes": train_data.num_classes,
         "dataset": train_data.name,
-        "edge_brightness": edge_range(train_data.images),
+        **framing(train_data.images),
     }
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
