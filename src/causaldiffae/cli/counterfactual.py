@@ -211,9 +211,11 @@ def _check_source_options(args: argparse.Namespace) -> None:
         if args.classes is not None and args.predictors is not None:
             raise UserError("--classes and --predictors both say the images' classes; give one of them")
     else:
-        given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors), ("--invert", args.invert or None)) if v is not None]
+        given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --images; the images of --data come with their dataset's classes")
+        if args.invert:
+            raise UserError("--invert goes with --images; the images of --data are used as the dataset stores them")
 
 
 def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig, indices: list[int] | None) -> _Rows:

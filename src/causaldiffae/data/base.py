@@ -62,14 +62,18 @@ def edge_brightness(images: np.ndarray) -> np.ndarray:
 def centroid_offset(images: np.ndarray) -> np.ndarray:
     """How far each uint8 ``(N, H, W, C)`` image's brightness centroid lies from its centre, as a fraction of
     its height: MNIST centres each digit's centroid, and a file whose digit sits elsewhere is unlike them."""
-    weight = _colour(images).mean(axis=3, dtype=np.float64)
-    mass = weight.sum(axis=(1, 2))
     h, w = images.shape[1:3]
     yy, xx = np.mgrid[:h, :w]
-    safe = np.where(mass > 0, mass, 1.0)  # an all-black image has no centroid: offset 0
-    dy = (weight * yy).sum(axis=(1, 2)) / safe - (h - 1) / 2
-    dx = (weight * xx).sum(axis=(1, 2)) / safe - (w - 1) / 2
-    return np.where(mass > 0, np.hypot(dy, dx) / h, 0.0)
+    chunk = max(1, 2**24 // (h * w))  # float copies of 16M pixels at a time: a whole large split would not fit in memory
+    out = np.zeros(len(images))
+    for start in range(0, len(images), chunk):
+        weight = _colour(images[start : start + chunk]).mean(axis=3, dtype=np.float64)
+        mass = weight.sum(axis=(1, 2))
+        safe = np.where(mass > 0, mass, 1.0)  # an all-black image has no centroid: offset 0
+        dy = (weight * yy).sum(axis=(1, 2)) / safe - (h - 1) / 2
+        dx = (weight * xx).sum(axis=(1, 2)) / safe - (w - 1) / 2
+        out[start : start + chunk] = np.where(mass > 0, np.hypot(dy, dx) / h, 0.0)
+    return out
 
 
 def _colour(images: np.ndarray) -> np.ndarray:
