@@ -51,7 +51,6 @@ def test_sigterm_ends_a_command_like_ctrl_c_leaving_no_temporary_files(tmp_path,
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -73,7 +73,6 @@ def test_line_plots_label_each_point_by_its_value(tmp_path, monkeypatch):
         assert not ax.xaxis.get_minor_ticks() or not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
 
 
-
 def test_transparency_is_shown_over_white():
     red = -np.ones((4, 2, 2))
     red[0] = 1.0  # red everywhere; alpha: opaque, half, transparent, opaque

@@ -213,7 +213,6 @@ class CausalDiffAE(nn.Module):
         return out
 
 
-
 def check_model_size(
     config: ModelConfig, graph: CausalGraph, image_shape: tuple[int, int, int], num_classes: int = 0,
     diffusion: DiffusionConfig | None = None, source: str = "config",
