@@ -236,7 +236,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     import numpy as np
 
     from causaldiffae.counterfactual import is_class_conditional
-    from causaldiffae.data.base import pixels_tensor
+    from causaldiffae.data.base import colour_channels, pixels_tensor
     from causaldiffae.data.folder import read_image
 
     if model.variant == "label-conditional":
@@ -252,7 +252,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
               f"({file} was {was})", file=sys.stderr)
     pixels = np.stack([image for image, _ in read])
     if args.invert:
-        colour = slice(0, 1 if channels <= 2 else 3)
+        colour = colour_channels(channels)
         pixels[..., colour] = 255 - pixels[..., colour]
     _note_unlike_framing(args, pixels)
     x = pixels_tensor(pixels)

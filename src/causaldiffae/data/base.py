@@ -56,7 +56,7 @@ def edge_brightness(images: np.ndarray) -> np.ndarray:
     given to it should share too (a photographed digit, dark on white, does not)."""
     frame = np.ones(images.shape[1:3], dtype=bool)
     frame[EDGE_PX:-EDGE_PX, EDGE_PX:-EDGE_PX] = False
-    return _colour(images)[:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
+    return images[..., colour_channels(images.shape[3])][:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
 
 
 def centroid_offset(images: np.ndarray) -> np.ndarray:
@@ -67,7 +67,7 @@ def centroid_offset(images: np.ndarray) -> np.ndarray:
     chunk = max(1, 2**24 // (h * w))  # float copies of 16M pixels at a time: a whole large split would not fit in memory
     out = np.zeros(len(images))
     for start in range(0, len(images), chunk):
-        weight = _colour(images[start : start + chunk]).mean(axis=3, dtype=np.float64)
+        weight = images[start : start + chunk, ..., colour_channels(images.shape[3])].mean(axis=3, dtype=np.float64)
         mass = weight.sum(axis=(1, 2))
         safe = np.where(mass > 0, mass, 1.0)  # an all-black image has no centroid: offset 0
         dy = (weight * yy).sum(axis=(1, 2)) / safe - (h - 1) / 2
@@ -76,9 +76,9 @@ def centroid_offset(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _colour(images: np.ndarray) -> np.ndarray:
-    """The colour channels of ``(N, H, W, C)`` images: alpha (the last of 2 or 4) left out."""
-    return images[..., : 1 if images.shape[3] <= 2 else 3]
+def colour_channels(channels: int) -> slice:
+    """The colour channels of an image with ``channels`` (grey, grey + alpha, RGB, RGBA): alpha, the last of 2 or 4, left out."""
+    return slice(0, 1 if channels <= 2 else 3)
 
 
 def do_values(do: Mapping[str, object], name: str, n: int) -> np.ndarray:

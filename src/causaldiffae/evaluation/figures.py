@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from causaldiffae.atomic import atomic_file
+from causaldiffae.data.base import colour_channels
 
 if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn
     from matplotlib.axis import Axis
@@ -40,7 +41,7 @@ def to_display(image: np.ndarray) -> np.ndarray:
     transparency, and a model's edits to it, stay visible (Pendulum's alpha is opaque throughout).
     """
     img = np.clip((np.asarray(image, dtype=np.float64) + 1.0) / 2.0, 0.0, 1.0)
-    colour = img[:1] if img.shape[0] <= 2 else img[:3]
+    colour = img[colour_channels(img.shape[0])]
     if img.shape[0] in (2, 4):
         alpha = img[-1:]
         colour = colour * alpha + (1.0 - alpha)
