@@ -86,7 +86,8 @@ EMULATED_BF16_IS_NOT_THE_SUBJECT = pytest.mark.filterwarnings("ignore:--mixed-pr
 
 
 def read_metrics(run: Path) -> list[dict]:
-    """The lines of a run's metrics.jsonl."""
+    """The lines of a run's metrics.jsonl, strictly: a line cut short fails the test (``figures.read_metrics``,
+    which draws the curves, skips one), so the resume tests see any line truncation should have removed."""
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 

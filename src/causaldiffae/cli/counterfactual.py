@@ -282,9 +282,9 @@ def _note_unlike_framing(args: argparse.Namespace, pixels: np.ndarray) -> None:
     from causaldiffae.data.base import centroid_offset, edge_brightness
 
     meta = read_model_meta(Path(args.run) / "model.safetensors")
-    if "edge_brightness" not in meta:  # a run trained before its weights kept its framing
+    if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
-    (low, high), most, side = meta["edge_brightness"], meta.get("centroid_offset", 1.0), pixels.shape[1]
+    (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
     for file, edge, offset in zip(args.images, edge_brightness(pixels), centroid_offset(pixels)):
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
             inverted = not args.invert and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
