@@ -1,6 +1,6 @@
 """``causaldiffae evaluate``'s test digits, intervention values and one ``ddpm`` abduction, for the
-benchmarks that take a do(intensity) edit apart (``intensity_edit_anatomy``, ``intensity_edit_levers``,
-``intensity_pull``, ``identity_class_input``, ``ideal_decoder``).
+benchmarks that take its edits apart (``intensity_edit_anatomy``, ``intensity_edit_levers``,
+``intensity_pull``, ``identity_class_input``, ``ideal_decoder``, ``own_digit_size``).
 
 ``--split train`` draws training digits (and values from the training marginal) the same way: a
 diagnostic of how much of an error is the model not generalising, never a reported score."""
@@ -100,4 +100,4 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
 
 
 if __name__ == "__main__":
-    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py, intensity_pull.py, identity_class_input.py or ideal_decoder.py")
+    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py, intensity_pull.py, identity_class_input.py, ideal_decoder.py or own_digit_size.py")

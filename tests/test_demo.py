@@ -41,6 +41,25 @@ def test_shipped_model_answers_a_counterfactual(shipped):
     assert (cf.images - recon).abs().mean() > 0.01, "an intervention must change the image"
 
 
+def test_shipped_weights_note_a_digit_drawn_small(shipped, tmp_path, capsys):
+    """The framing kept in the shipped weights' metadata passes MNIST-framed digits and notes one
+    shrunk to 0.6 of its size (the model sets its thickness far more loosely)."""
+    from causaldiffae.cli import main
+
+    _, _, x, _, _ = shipped
+    digits = ((x[:, 0].numpy() + 1) * 127.5).round().astype(np.uint8)
+    small = np.zeros_like(digits[0])
+    small[6:23, 6:23] = np.asarray(Image.fromarray(digits[0]).resize((17, 17), Image.Resampling.BOX))
+    files = [tmp_path / name for name in ("a.png", "b.png", "small.png")]
+    for file, pixels in zip(files, [*digits, small]):
+        Image.fromarray(pixels).save(file)
+    argv = ["counterfactual", "--run", str(WEIGHTS), "--images", *map(str, files), "--do", "thickness=3", "--steps", "2",
+            "--classes", "-1", "--out", str(tmp_path / "g.png"), "--no-progress"]
+    assert main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {files[2]}: its bright part spans 1") and "training images' 16-22 px" in notes[0], notes
+
+
 def test_shipped_predictors_match_the_model(shipped):
     model, *_ = shipped
     predictors = load_predictors(WEIGHTS / "predictors")

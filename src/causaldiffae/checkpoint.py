@@ -229,9 +229,10 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         value = meta.get(key, 0)
         if not is_whole(value, 0, most):
             raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
-    edge = meta.get("edge_brightness", [0, 1])  # the framing keys are absent in runs trained before 2026-12-03
-    if not (isinstance(edge, list) and len(edge) == 2 and all(_fraction(v) for v in edge) and edge[0] <= edge[1]):
-        raise CheckpointError(f"{weights}: edge_brightness {edge!r} is not [low, high] within [0, 1]")
+    for key in ("edge_brightness", "extent"):  # absent in runs trained before they were kept (2026-12-03)
+        span = meta.get(key, [0, 1])
+        if not (isinstance(span, list) and len(span) == 2 and all(_fraction(v) for v in span) and span[0] <= span[1]):
+            raise CheckpointError(f"{weights}: {key} {span!r} is not [low, high] within [0, 1]")
     offset = meta.get("centroid_offset", 0)
     if not _fraction(offset):
         raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")

@@ -304,6 +304,32 @@ def test_an_off_centre_image_file_is_noted(setup, tmp_path, capsys):
                                             r"counterfactuals may be poor", notes[0]), notes
 
 
+def test_an_image_file_sized_unlike_the_training_images_is_noted(setup, tmp_path, capsys):
+    """Held to a run whose training blobs all spanned 4-5 of their 8 px, a test blob spanning 2 is noted and
+    one spanning 4 is not; the span is read off the file at half its peak brightness."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from causaldiffae.checkpoint import read_model_meta
+    from causaldiffae.data.base import extent
+
+    _, data, run, _ = setup
+    narrow = shutil.copytree(run, tmp_path / "run")
+    weights = narrow / "model.safetensors"
+    meta = {**read_model_meta(weights), "extent": [0.5, 0.625]}
+    save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
+    files = _test_files(data)
+    spans = extent(np.stack([np.asarray(Image.open(f))[..., None] for f in files])) * 8
+    small, fitting = files[int(np.argmin(spans))], files[list(spans).index(4)]
+    assert min(spans) == 2
+    argv = ["counterfactual", "--run", str(narrow), "--do", "a=2", "--steps", "2", "--no-progress", "--out", str(tmp_path / "g.png")]
+    assert main([*argv, "--images", str(fitting), str(small)]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == [f"note: {small}: its bright part spans 2 of its 8 px (at half its peak brightness), the run's training images' "
+                     "4-5 px; scale it to match (MNIST fits each digit in 20 of 28 px), or its counterfactuals may be poor"], notes
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -76,3 +76,18 @@ def test_centroid_offset_is_the_brightness_centroids_distance_from_the_centre_ov
     images[..., 1] = 255  # alpha is not brightness
     images[3, ..., 1] = 0  # all black: no centroid, offset 0
     np.testing.assert_allclose(centroid_offset(images), [0.0, np.hypot(3.5, 3.5) / 8, 1.5 / 8, 0.0])
+
+
+def test_extent_is_the_larger_side_of_the_box_at_half_the_peak_over_the_image_side():
+    from causaldiffae.data.base import extent
+
+    images = np.zeros((4, 8, 10, 4), np.uint8)
+    images[0, 2:6, 3:5, 0] = 200  # 4 rows by 2 columns: 4 of 8 rows is the larger fraction
+    images[1, 1, 1:9, 2] = 90  # one row of 8 of 10 columns, in the blue channel
+    images[1, 4, 5, 2] = 200  # the peak: the row at 90 falls below its half
+    images[2, 0:8, 0, :3] = 255  # a full column, and alpha is not brightness
+    images[..., 3] = 255
+    images[3, ..., :3] = 0  # all black: no extent
+    np.testing.assert_allclose(extent(images), [4 / 8, 1 / 8, 1.0, 0.0])
+    images[1, 1, 1:9, 2] = 100  # at half the peak or more
+    assert extent(images)[1] == 8 / 10

@@ -107,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--data", help="dataset folder")
     source.add_argument("--images", nargs="+", metavar="FILE",
                         help="image files instead (PNG/JPEG, any size: converted and resized to the run's images as a folder dataset's are), "
-                             "one row each; their labels are unknown, so the CSV leaves them empty")
+                             "one row each; their labels are unknown, so the CSV leaves them empty; a file framed unlike the run's training images "
+                             "(inverted, off-centre, drawn at another size) gets a note")
     parser.add_argument("--classes", default=None, metavar="K[,K...]",
                         help="with --images on a class-conditional run: the class of each file, one for all or one per file (default -1: unknown)")
     parser.add_argument("--predictors", default=None, metavar="DIR",
@@ -273,28 +274,37 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
 
 EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
 CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' centroid offsets (1.4 px at 28)
+EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents (1.4 px at 28)
 
 
 def _note_unlike_framing(args: argparse.Namespace, pixels: np.ndarray) -> None:
-    """A note for each file framed unlike every training image (an inverted, tightly cropped or off-centre
-    digit): the model answers for images like those, and a file unlike them gets counterfactuals of something else."""
+    """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre or
+    wrongly sized digit): the model answers for images like those, and a file unlike them gets counterfactuals
+    of something else (the shipped model sets thickness 1.6x and intensity 1.9x as loosely on digits drawn at 0.7 of
+    their size, benchmarks/own_digit_size.py)."""
     from causaldiffae.checkpoint import read_model_meta
-    from causaldiffae.data.base import centroid_offset, edge_brightness
+    from causaldiffae.data.base import centroid_offset, edge_brightness, extent
 
     meta = read_model_meta(Path(args.run) / "model.safetensors")
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
     (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
-    for file, edge, offset in zip(args.images, edge_brightness(pixels), centroid_offset(pixels)):
+    sizes = meta.get("extent")  # absent from runs trained on the day before it was kept
+    for file, edge, offset, size in zip(args.images, edge_brightness(pixels), centroid_offset(pixels), extent(pixels)):
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
             inverted = not args.invert and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
             why = "it looks inverted: --invert turns it over" if inverted else "framed unlike them (cropped closer, or on another background), its counterfactuals may be poor"
             print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
-        elif offset > most + CENTROID_SLACK:
+            continue  # on another background, where its digit sits and how large it is are not measured against theirs
+        if offset > most + CENTROID_SLACK:
             print(f"note: {file}: its brightness centroid lies {offset * side:.1f} px from the centre, the run's training images' "
                   f"within {most * side:.1f} px; centre it (MNIST centres each digit's centroid), or its counterfactuals may be poor",
                   file=sys.stderr)
+        if sizes is not None and not sizes[0] - EXTENT_SLACK <= size <= sizes[1] + EXTENT_SLACK:
+            print(f"note: {file}: its bright part spans {size * side:.0f} of its {side} px (at half its peak brightness), the run's "
+                  f"training images' {sizes[0] * side:.0f}-{sizes[1] * side:.0f} px; scale it to match (MNIST fits each digit in 20 of "
+                  f"28 px), or its counterfactuals may be poor", file=sys.stderr)
 
 
 def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:

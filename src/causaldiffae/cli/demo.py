@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-OWN_DIGIT = "your own digit (a PNG or JPEG of any size, white on black; --invert takes a dark digit on white paper)"  # the heading of the demo's last lines
+OWN_DIGIT = "your own digit (a PNG or JPEG of any size, white on black, centred with a margin as MNIST's; --invert takes a dark digit on white paper)"  # the heading of the demo's last lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -76,6 +76,21 @@ def centroid_offset(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def extent(images: np.ndarray) -> np.ndarray:
+    """The larger side of the box around each uint8 ``(N, H, W, C)`` image's pixels at half its peak
+    brightness or more, as a fraction of that side: MNIST fits each digit in 20 of its 28 pixels, and a
+    digit drawn much smaller or larger in a file is unlike them (0 for an all-black image)."""
+    bright = images[..., colour_channels(images.shape[3])].max(axis=3)  # uint8: a whole split fits as it is
+    peak = bright.max(axis=(1, 2), keepdims=True)
+    inked = (bright >= peak / 2) & (peak > 0)
+
+    def span(lines: np.ndarray) -> np.ndarray:
+        return np.where(lines.any(axis=1), lines.shape[1] - lines[:, ::-1].argmax(axis=1) - lines.argmax(axis=1), 0)
+
+    h, w = images.shape[1:3]
+    return np.maximum(span(inked.any(axis=2)) / h, span(inked.any(axis=1)) / w)
+
+
 def colour_channels(channels: int) -> slice:
     """The colour channels of an image with ``channels`` (grey, grey + alpha, RGB, RGBA): alpha, the last of 2 or 4, left out."""
     return slice(0, 1 if channels <= 2 else 3)

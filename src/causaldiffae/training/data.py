@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
-from causaldiffae.data.base import CausalImageDataset, DataError, centroid_offset, edge_brightness, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, centroid_offset, edge_brightness, extent, resize_images
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
@@ -124,9 +124,14 @@ def _smaller_batch(n: int) -> int:
 
 def framing(images: torch.Tensor) -> dict[str, Any]:
     """How the training images (uint8 ``(N, C, H, W)``) are framed: the middle 99% of their
-    ``edge_brightness`` and the 99.5th percentile of their ``centroid_offset``, kept with the weights
-    so that ``counterfactual --images`` can tell a file unlike them (an inverted or off-centre digit)."""
+    ``edge_brightness`` and ``extent`` and the 99.5th percentile of their ``centroid_offset``, kept with
+    the weights so that ``counterfactual --images`` can tell a file unlike them (an inverted, off-centre
+    or wrongly sized digit)."""
     pixels = images.permute(0, 2, 3, 1).numpy()
-    low, high = np.quantile(edge_brightness(pixels), [0.005, 0.995])
-    return {"edge_brightness": [round(float(low), 4), round(float(high), 4)],
-            "centroid_offset": round(float(np.quantile(centroid_offset(pixels), 0.995)), 4)}
+
+    def middle(values: np.ndarray) -> list[float]:
+        return [round(float(q), 4) for q in np.quantile(values, [0.005, 0.995])]
+
+    return {"edge_brightness": middle(edge_brightness(pixels)),
+            "centroid_offset": round(float(np.quantile(centroid_offset(pixels), 0.995)), 4),
+            "extent": middle(extent(pixels))}
