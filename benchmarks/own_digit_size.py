@@ -1,17 +1,24 @@
-"""How a digit drawn at another size than MNIST's fares, and how often ``counterfactual --images`` notes it.
+"""How a digit drawn at another size than MNIST's fares, how often ``counterfactual --images`` notes it,
+and what ``--frame`` gives back.
 
-    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15]
+    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen]
 
 A user's own digit is rarely framed as MNIST frames its digits (the larger side 20 of 28 px). On
-``evaluate``'s digits and intervention values (``--seed``), each digit is redrawn at each scale
-about the image's centre (shrunk with a box filter into a black margin, or enlarged bicubically
-and cropped), as a file read by ``--images`` would arrive, then abducted (``ddpm``, true classes)
-and set to ``evaluate``'s thickness and, separately, intensity values. Printed per scale: the
-measured thickness / intensity MAE against the requested value, and the share of digits the
-extent note of ``counterfactual --images`` would name (the run's ``extent`` metadata).
+``evaluate``'s digits and intervention values (``--seed``), each digit is drawn as a user's file
+would be: on a page of 8x its pixels, enlarged bicubically and then cut at half its peak brightness
+(``--drawing pen``: sharp edges at the page's resolution, as a pen or a paint program draws) or
+left smooth (``--drawing smooth``: an enlarged 28-px digit, its edges as soft as at 28 px), at each
+scale about the page's centre (shrunk with a box filter into a black margin, or enlarged and
+cropped), saved as PNG. Each file is read as ``counterfactual --images`` reads it, as it is and with ``--frame``, then
+abducted (``ddpm``, true classes) and set to ``evaluate``'s thickness and, separately, intensity
+values. Printed per scale: the measured thickness / intensity MAE against the requested value for
+both readings, and the share of files the extent note would name (the run's ``extent`` metadata).
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,19 +28,27 @@ from PIL import Image
 from causaldiffae.checkpoint import read_model_meta
 from causaldiffae.cli.counterfactual import EXTENT_SLACK
 from causaldiffae.counterfactual import abduct, decode, intervene
-from causaldiffae.data.base import extent, pixels_tensor, to_uint8
+from causaldiffae.data.base import pixels_tensor, to_uint8
+from causaldiffae.data.folder import read_image
+from causaldiffae.data.framing import extent
 from causaldiffae.evaluation.metrics import abduction_generator
 
+PAGE = 8  # a user's file has this many times the run's pixels
 
-def rescaled(digit: np.ndarray, scale: float) -> np.ndarray:
-    """A uint8 ``(H, W)`` digit redrawn at ``scale`` about the image's centre, in an image of the same size."""
-    side = digit.shape[0]
+
+def page(digit: np.ndarray, scale: float, pen: bool) -> np.ndarray:
+    """A uint8 ``(H, W)`` digit drawn ``PAGE`` times larger (bicubic; cut at half its peak with ``pen``), at
+    ``scale`` about the page's centre."""
+    side = digit.shape[0] * PAGE
+    large = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    if pen:
+        large = np.where(large >= digit.max() / 2, digit.max(), 0).astype(np.uint8)
     n = round(side * scale)
     if n == side:
-        return digit
-    drawn = np.asarray(Image.fromarray(digit).resize((n, n), Image.Resampling.BOX if n < side else Image.Resampling.BICUBIC))
+        return large
+    drawn = np.asarray(Image.fromarray(large).resize((n, n), Image.Resampling.BOX if n < side else Image.Resampling.BICUBIC))
     if n < side:
-        out = np.zeros_like(digit)
+        out = np.zeros_like(large)
         at = (side - n) // 2
         out[at : at + n, at : at + n] = drawn
         return out
@@ -44,30 +59,43 @@ def rescaled(digit: np.ndarray, scale: float) -> np.ndarray:
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,0.85,0.7,0.6,1.15", help="comma-separated sizes relative to the digits' own")
+    parser.add_argument("--drawing", choices=("pen", "smooth"), default="pen", help="how the files draw the digits (default pen)")
     args = parser.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
-    low, high = read_model_meta(f"{args.run}/model.safetensors").get("extent", [0.0, 1.0])
+    low, median, high = read_model_meta(f"{args.run}/model.safetensors")["extent"]
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
-    print(f"{len(d.idx)} {d.data.split} digits, {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
-          f"the run's extent {low * side:.0f}-{high * side:.0f} px, noted beyond it by {EXTENT_SLACK * side:.1f} px")
-    print(f"| scale | median span (px of {side}) | noted | do(thickness): thickness MAE | do(intensity): intensity MAE |")
-    print("|---|---|---|---|---|")
-    for scale in scales:
-        pixels = np.stack([rescaled(digit, scale) for digit in digits])[..., None]
-        spans = extent(pixels)
-        noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK))
+    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
+          f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px")
+    print(f"| scale | median span (px of {side}) | noted | thickness MAE under do(thickness) | intensity MAE under do(intensity) "
+          "| the same with --frame |")
+    print("|---|---|---|---|---|---|")
+
+    def errors(pixels: np.ndarray) -> tuple[float, float]:
         abduction = abduct(model, pixels_tensor(pixels), steps=d.steps, spacing=d.spacing, abduction="ddpm",
                            class_labels=d.classes, generator=abduction_generator(args.seed, 1))
-        errors = []
+        out = []
         for variable in ("thickness", "intensity"):
             target = d.values[:, graph.index(variable)]
             z_cf, classes = intervene(model, abduction, {variable: target}, label_mean=d.label_mean, label_std=d.label_std)
             images = decode(model, abduction.x_T, z_cf, abduction.timesteps, class_labels=classes, residuals=abduction.residuals)
-            errors.append(float(np.abs(d.measure(images)[variable] - target).mean()))
-        print(f"| {scale:g} | {np.median(spans) * side:.0f} | {noted:.0%} | {errors[0]:.3f} | {errors[1]:.2f} |", flush=True)
+            out.append(float(np.abs(d.measure(images)[variable] - target).mean()))
+        return out[0], out[1]
+
+    with tempfile.TemporaryDirectory() as folder:
+        for scale in scales:
+            files = [Path(folder) / f"{k}.png" for k in range(len(digits))]
+            for file, digit in zip(files, digits):
+                Image.fromarray(page(digit, scale, args.drawing == "pen")).save(file)
+            plain = np.stack([read_image(file, 1, side)[0] for file in files])
+            framed = np.stack([read_image(file, 1, side, frame=median)[0] for file in files])
+            spans = extent(plain)
+            noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK))
+            (thickness, intensity), again = errors(plain), errors(framed)
+            print(f"| {scale:g} | {np.median(spans) * side:.0f} | {noted:.0%} | {thickness:.3f} | {intensity:.2f} "
+                  f"| {again[0]:.3f} / {again[1]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -104,13 +104,14 @@ def _with_meta(run: Path, changes: dict) -> Path:
 
 
 def test_the_weights_keep_how_the_training_images_are_framed(trained_run, tmp_path):
-    """The middle 99% of the frames' brightness and of the extents, and the 99.5th percentile of the
-    centroids' offsets, which ``counterfactual --images`` holds files to; runs from before they were kept still load."""
+    """The middle 99% of the frames' brightness, the 99.5th percentile of the centroids' offsets and the
+    middle 99% and median of the extents, which ``counterfactual --images`` holds files to and ``--frame``
+    draws them at; runs from before they were kept still load."""
     import shutil
 
     import numpy as np
 
-    from causaldiffae.data.base import centroid_offset, edge_brightness, extent
+    from causaldiffae.data.framing import centroid_offset, edge_brightness, extent
 
     images = synthetic_dataset(n=16).images
     edges, offsets, extents = edge_brightness(images), centroid_offset(images), extent(images)
@@ -119,15 +120,16 @@ def test_the_weights_keep_how_the_training_images_are_framed(trained_run, tmp_pa
     assert 0 < edges.min() <= low < high <= edges.max()
     assert (low, high) == tuple(np.round(np.quantile(edges, [0.005, 0.995]), 4))
     assert 0 < meta["centroid_offset"] == round(float(np.quantile(offsets, 0.995)), 4)
-    assert 0 < extents.min() <= meta["extent"][0] <= meta["extent"][1] <= extents.max()
-    assert meta["extent"] == list(np.round(np.quantile(extents, [0.005, 0.995]), 4))
+    assert 0 < extents.min() <= meta["extent"][0] <= meta["extent"][1] <= meta["extent"][2] <= extents.max()
+    assert meta["extent"] == list(np.round(np.quantile(extents, [0.005, 0.5, 0.995]), 4))
     load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None, "centroid_offset": None, "extent": None}))
 
 
 @pytest.mark.parametrize("changes, message", [
     *[({"edge_brightness": edge}, r"edge_brightness .* is not \[low, high\] within \[0, 1\]$")
       for edge in ([0.5], [0.2, 1.5], [0.6, 0.4], ["0", "1"], 0.3, [True, 1])],
-    *[({"extent": span}, r"extent .* is not \[low, high\] within \[0, 1\]$") for span in ([0.5], [0.2, 1.5], [0.9, 0.4], "0.5")],
+    *[({"extent": span}, r"extent .* is not \[low, median, high\] within \[0, 1\]$")
+      for span in ([0.5, 0.7], [0.2, 0.5, 1.5], [0.4, 0.9, 0.6], "0.5", [0.5, "0.6", 0.7])],
     *[({"centroid_offset": offset}, r"centroid_offset .* is not a number in \[0, 1\]$") for offset in (-0.1, 2, "0.1", [0.1], True)],
 ])
 def test_a_framing_that_is_not_fractions_is_refused(trained_run, tmp_path, changes, message):

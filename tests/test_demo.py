@@ -41,9 +41,9 @@ def test_shipped_model_answers_a_counterfactual(shipped):
     assert (cf.images - recon).abs().mean() > 0.01, "an intervention must change the image"
 
 
-def test_shipped_weights_note_a_digit_drawn_small(shipped, tmp_path, capsys):
+def test_shipped_weights_note_a_digit_drawn_small_and_frame_redraws_it(shipped, tmp_path, capsys):
     """The framing kept in the shipped weights' metadata passes MNIST-framed digits and notes one
-    shrunk to 0.6 of its size (the model sets its thickness far more loosely)."""
+    shrunk to 0.6 of its size (the model edits it far more loosely); --frame draws it at 20 px again."""
     from causaldiffae.cli import main
 
     _, _, x, _, _ = shipped
@@ -58,6 +58,8 @@ def test_shipped_weights_note_a_digit_drawn_small(shipped, tmp_path, capsys):
     assert main(argv) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
     assert len(notes) == 1 and notes[0].startswith(f"note: {files[2]}: its bright part spans 1") and "training images' 16-22 px" in notes[0], notes
+    assert main([*argv, "--frame", "--force"]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
 
 
 def test_shipped_predictors_match_the_model(shipped):

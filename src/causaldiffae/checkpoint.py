@@ -229,13 +229,16 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         value = meta.get(key, 0)
         if not is_whole(value, 0, most):
             raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
-    for key in ("edge_brightness", "extent"):  # absent in runs trained before they were kept (2026-12-03)
-        span = meta.get(key, [0, 1])
-        if not (isinstance(span, list) and len(span) == 2 and all(_fraction(v) for v in span) and span[0] <= span[1]):
-            raise CheckpointError(f"{weights}: {key} {span!r} is not [low, high] within [0, 1]")
+    for key, form in (("edge_brightness", ("low", "high")), ("extent", ("low", "median", "high"))):  # absent in runs trained before they were kept (2026-12-03)
+        if key in meta and not _ascending_fractions(meta[key], len(form)):
+            raise CheckpointError(f"{weights}: {key} {meta[key]!r} is not [{', '.join(form)}] within [0, 1]")
     offset = meta.get("centroid_offset", 0)
     if not _fraction(offset):
         raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")
+
+
+def _ascending_fractions(value: object, count: int) -> bool:
+    return isinstance(value, list) and len(value) == count and all(_fraction(v) for v in value) and value == sorted(value)
 
 
 def _fraction(value: object) -> bool:

@@ -300,24 +300,24 @@ def test_an_off_centre_image_file_is_noted(setup, tmp_path, capsys):
     assert main([*common, "--images", str(smallest), str(moved), "--out", str(tmp_path / "g.png")]) == 0
     notes = capsys.readouterr().err.splitlines()
     assert len(notes) == 1 and re.fullmatch(rf"note: {re.escape(str(moved))}: its brightness centroid lies 1\.4 px from the centre, the run's "
-                                            r"training images' within 0\.\d px; centre it \(MNIST centres each digit's centroid\), or its "
-                                            r"counterfactuals may be poor", notes[0]), notes
+                                            r"training images' within 0\.\d px; --frame centres it, or its counterfactuals may be poor", notes[0]), notes
 
 
-def test_an_image_file_sized_unlike_the_training_images_is_noted(setup, tmp_path, capsys):
+def test_an_image_file_sized_unlike_the_training_images_is_noted_and_frame_redraws_it(setup, tmp_path, capsys):
     """Held to a run whose training blobs all spanned 4-5 of their 8 px, a test blob spanning 2 is noted and
-    one spanning 4 is not; the span is read off the file at half its peak brightness."""
+    one spanning 4 is not (the span is read off the file at half its peak brightness); --frame redraws the
+    small one at the median span, 4 px."""
     import json
 
     from safetensors.torch import load_file, save_file
 
     from causaldiffae.checkpoint import read_model_meta
-    from causaldiffae.data.base import extent
+    from causaldiffae.data.framing import extent
 
     _, data, run, _ = setup
     narrow = shutil.copytree(run, tmp_path / "run")
     weights = narrow / "model.safetensors"
-    meta = {**read_model_meta(weights), "extent": [0.5, 0.625]}
+    meta = {**read_model_meta(weights), "extent": [0.5, 0.5, 0.625]}
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
     files = _test_files(data)
     spans = extent(np.stack([np.asarray(Image.open(f))[..., None] for f in files])) * 8
@@ -327,7 +327,9 @@ def test_an_image_file_sized_unlike_the_training_images_is_noted(setup, tmp_path
     assert main([*argv, "--images", str(fitting), str(small)]) == 0
     notes = capsys.readouterr().err.splitlines()
     assert notes == [f"note: {small}: its bright part spans 2 of its 8 px (at half its peak brightness), the run's training images' "
-                     "4-5 px; scale it to match (MNIST fits each digit in 20 of 28 px), or its counterfactuals may be poor"], notes
+                     "4-5 px; --frame scales it to match, or its counterfactuals may be poor"], notes
+    assert main([*argv, "--images", str(small), "--frame", "--force"]) == 0
+    assert "note:" not in capsys.readouterr().err  # measured on the pixels the model is given
 
 
 @pytest.mark.parametrize(
@@ -340,6 +342,7 @@ def test_an_image_file_sized_unlike_the_training_images_is_noted(setup, tmp_path
         (["--data", "DATA", "--classes", "3"], "--classes goes with --images"),
         (["--data", "DATA", "--predictors", "DATA"], "--predictors goes with --images"),
         (["--data", "DATA", "--invert"], "--invert goes with --images"),
+        (["--data", "DATA", "--frame"], "--frame goes with --images"),
         (["--images", "FIRST", "--classes", "3", "--predictors", "DATA"], "--classes and --predictors both say the images' classes"),
     ],
 )
@@ -422,3 +425,24 @@ def test_image_files_on_a_label_conditional_run_are_refused_before_sampling(setu
     errors = error_lines(capsys)
     assert len(errors) == 1 and "--images: a label-conditional run needs each image's labels" in errors[0], errors
     assert not out.exists()
+
+
+def test_frame_needs_a_run_that_kept_how_large_its_images_are(setup, tmp_path, capsys, monkeypatch):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from causaldiffae.checkpoint import read_model_meta
+
+    _, data, run, _ = setup
+    old = shutil.copytree(run, tmp_path / "run")
+    weights = old / "model.safetensors"
+    meta = {k: v for k, v in read_model_meta(weights).items() if k != "extent"}
+    save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
+    argv = ["counterfactual", "--run", str(old), "--images", str(_test_files(data)[0]), "--frame", "--do", "a=2", "--out", str(tmp_path / "g.png")]
+    assert main(argv) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"--frame: the weights of {old} do not say how large its training images are drawn" in errors[0], errors
+    monkeypatch.undo()
+    assert main([*(a for a in argv if a != "--frame"), "--steps", "2", "--no-progress"]) == 0  # without --frame the run serves as before

@@ -7,7 +7,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
 from causaldiffae.errors import UserError
@@ -116,6 +116,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--invert", action="store_true",
                         help="with --images: invert the files' colours (255 - v, alpha kept), so that a dark digit on white paper "
                              "becomes the white digit on black a MorphoMNIST model expects")
+    parser.add_argument("--frame", action="store_true",
+                        help="with --images: frame each file as the run's training images are (MNIST's way) before resizing it: the square "
+                             "window about its brightness centroid in which its bright part spans their median extent (after --invert)")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -215,8 +218,9 @@ def _check_source_options(args: argparse.Namespace) -> None:
         given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --images; the images of --data come with their dataset's classes")
-        if args.invert:
-            raise UserError("--invert goes with --images; the images of --data are used as the dataset stores them")
+        for flag, given in (("--invert", args.invert), ("--frame", args.frame)):
+            if given:
+                raise UserError(f"{flag} goes with --images; the images of --data are used as the dataset stores them")
 
 
 def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: ExperimentConfig, indices: list[int] | None) -> _Rows:
@@ -236,8 +240,9 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     """The --images files in the run's image shape; their class from --classes or the --predictors' classifier (else -1, unknown)."""
     import numpy as np
 
+    from causaldiffae.checkpoint import read_model_meta
     from causaldiffae.counterfactual import is_class_conditional
-    from causaldiffae.data.base import colour_channels, pixels_tensor
+    from causaldiffae.data.base import pixels_tensor
     from causaldiffae.data.folder import read_image
 
     if model.variant == "label-conditional":
@@ -245,17 +250,19 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     channels, height, width = model.image_shape
     if height != width:
         raise UserError(f"--images: the run's images are {height}x{width}; files are resized to square images only")
-    read = [read_image(file, channels, height) for file in args.images]
+    meta = read_model_meta(Path(args.run) / "model.safetensors")
+    if args.frame and "extent" not in meta:
+        raise UserError(f"--frame: the weights of {args.run} do not say how large its training images are drawn (extent; runs trained "
+                        "before 2026-12-03 lack it); frame the files by hand")
+    size = meta["extent"][1] if args.frame else None
+    read = [read_image(file, channels, height, invert=args.invert, frame=size) for file in args.images]
     converted = [(file, was) for file, (_, was) in zip(args.images, read) if was is not None]
     if converted:
         file, was = converted[0]
         print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
               f"({file} was {was})", file=sys.stderr)
     pixels = np.stack([image for image, _ in read])
-    if args.invert:
-        colour = colour_channels(channels)
-        pixels[..., colour] = 255 - pixels[..., colour]
-    _note_unlike_framing(args, pixels)
+    _note_unlike_framing(args.images, pixels, meta, args.invert)
     x = pixels_tensor(pixels)
     classes = None
     if not is_class_conditional(model):
@@ -277,34 +284,33 @@ CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' cent
 EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents (1.4 px at 28)
 
 
-def _note_unlike_framing(args: argparse.Namespace, pixels: np.ndarray) -> None:
+def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, Any], inverted: bool) -> None:
     """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre or
     wrongly sized digit): the model answers for images like those, and a file unlike them gets counterfactuals
-    of something else (the shipped model sets thickness 1.6x and intensity 1.9x as loosely on digits drawn at 0.7 of
-    their size, benchmarks/own_digit_size.py)."""
-    from causaldiffae.checkpoint import read_model_meta
-    from causaldiffae.data.base import centroid_offset, edge_brightness, extent
+    of something else (on pen-drawn digits at 0.7 of MNIST's size the shipped model sets intensity 2.7x as loosely,
+    benchmarks/own_digit_size.py)."""
+    from causaldiffae.data.framing import centroid_offset, edge_brightness, extent
 
-    meta = read_model_meta(Path(args.run) / "model.safetensors")
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
     (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
     sizes = meta.get("extent")  # absent from runs trained on the day before it was kept
-    for file, edge, offset, size in zip(args.images, edge_brightness(pixels), centroid_offset(pixels), extent(pixels)):
+    for file, edge, offset, size in zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels)):
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
-            inverted = not args.invert and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
-            why = "it looks inverted: --invert turns it over" if inverted else "framed unlike them (cropped closer, or on another background), its counterfactuals may be poor"
+            flipped = not inverted and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
+            why = ("it looks inverted: --invert turns it over" if flipped else
+                   "framed unlike them (cropped closer, which --frame redraws with a margin, or on another background), its counterfactuals may be poor")
             print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
             continue  # on another background, where its digit sits and how large it is are not measured against theirs
         if offset > most + CENTROID_SLACK:
             print(f"note: {file}: its brightness centroid lies {offset * side:.1f} px from the centre, the run's training images' "
-                  f"within {most * side:.1f} px; centre it (MNIST centres each digit's centroid), or its counterfactuals may be poor",
+                  f"within {most * side:.1f} px; --frame centres it, or its counterfactuals may be poor",
                   file=sys.stderr)
-        if sizes is not None and not sizes[0] - EXTENT_SLACK <= size <= sizes[1] + EXTENT_SLACK:
+        if sizes is not None and not sizes[0] - EXTENT_SLACK <= size <= sizes[-1] + EXTENT_SLACK:
             print(f"note: {file}: its bright part spans {size * side:.0f} of its {side} px (at half its peak brightness), the run's "
-                  f"training images' {sizes[0] * side:.0f}-{sizes[1] * side:.0f} px; scale it to match (MNIST fits each digit in 20 of "
-                  f"28 px), or its counterfactuals may be poor", file=sys.stderr)
+                  f"training images' {sizes[0] * side:.0f}-{sizes[-1] * side:.0f} px; --frame scales it to match, or its counterfactuals "
+                  "may be poor", file=sys.stderr)
 
 
 def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:

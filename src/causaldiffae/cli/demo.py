@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-OWN_DIGIT = "your own digit (a PNG or JPEG of any size, white on black, centred with a margin as MNIST's; --invert takes a dark digit on white paper)"  # the heading of the demo's last lines
+OWN_DIGIT = "your own digit (a PNG or JPEG of any size, white on black; --frame sizes and centres it as MNIST's digits are, --invert takes a dark digit on white paper)"  # the heading of the demo's last lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,4 +56,4 @@ def own_digit_command() -> str:
 
     from causaldiffae.demo import WEIGHTS
 
-    return f"causaldiffae counterfactual --run {shlex.quote(str(WEIGHTS))} --images FILE --classes DIGIT --do thickness=1.5,4 --out grid.png"
+    return f"causaldiffae counterfactual --run {shlex.quote(str(WEIGHTS))} --images FILE --frame --classes DIGIT --do thickness=1.5,4 --out grid.png"

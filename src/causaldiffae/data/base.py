@@ -23,72 +23,28 @@ class DataError(UserError):
     """Bad dataset input; the message names the file, field, row or key."""
 
 
-def resize_square(img: PILImage, resolution: int) -> PILImage:
-    """``img`` at ``resolution`` x ``resolution``: an area average (BOX) when either side shrinks, which
-    cannot alias thin strokes, else bicubic; every loader resizes by this one rule."""
+def resize(img: PILImage, size: tuple[int, int]) -> PILImage:
+    """``img`` at ``size`` (width, height): an area average (BOX) when either side shrinks, which cannot
+    alias thin strokes, else bicubic; every loader, and ``counterfactual --frame``, resizes by this one rule."""
     from PIL import Image
 
-    if img.size == (resolution, resolution):
+    if img.size == size:
         return img
-    shrink = img.size[0] > resolution or img.size[1] > resolution
-    return img.resize((resolution, resolution), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
+    shrink = img.size[0] > size[0] or img.size[1] > size[1]
+    return img.resize(size, Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
 
 
 def resize_images(images: np.ndarray, resolution: int | None) -> np.ndarray:
-    """Resize uint8 ``(N, H, W, C)`` images to ``resolution`` x ``resolution`` (``resize_square``)."""
+    """Resize uint8 ``(N, H, W, C)`` images to ``resolution`` x ``resolution`` (``resize``)."""
     if resolution is None or images.shape[1:3] == (resolution, resolution):
         return images
     from PIL import Image
 
     out = np.empty((len(images), resolution, resolution, images.shape[3]), dtype=np.uint8)
     for i, img in enumerate(images):
-        arr = np.asarray(resize_square(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img), resolution))
+        arr = np.asarray(resize(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img), (resolution, resolution)))
         out[i] = arr.reshape(resolution, resolution, -1)
     return out
-
-
-EDGE_PX = 2  # the frame edge_brightness reads: MNIST's digits keep a 4-pixel margin of their 28
-
-
-def edge_brightness(images: np.ndarray) -> np.ndarray:
-    """Each uint8 ``(N, H, W, C)`` image's mean brightness in [0, 1] over its outer ``EDGE_PX`` pixels
-    and its colour channels (alpha left out): the background a run's own images share, which a file
-    given to it should share too (a photographed digit, dark on white, does not)."""
-    frame = np.ones(images.shape[1:3], dtype=bool)
-    frame[EDGE_PX:-EDGE_PX, EDGE_PX:-EDGE_PX] = False
-    return images[..., colour_channels(images.shape[3])][:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
-
-
-def centroid_offset(images: np.ndarray) -> np.ndarray:
-    """How far each uint8 ``(N, H, W, C)`` image's brightness centroid lies from its centre, as a fraction of
-    its height: MNIST centres each digit's centroid, and a file whose digit sits elsewhere is unlike them."""
-    h, w = images.shape[1:3]
-    yy, xx = np.mgrid[:h, :w]
-    chunk = max(1, 2**24 // (h * w))  # float copies of 16M pixels at a time: a whole large split would not fit in memory
-    out = np.zeros(len(images))
-    for start in range(0, len(images), chunk):
-        weight = images[start : start + chunk, ..., colour_channels(images.shape[3])].mean(axis=3, dtype=np.float64)
-        mass = weight.sum(axis=(1, 2))
-        safe = np.where(mass > 0, mass, 1.0)  # an all-black image has no centroid: offset 0
-        dy = (weight * yy).sum(axis=(1, 2)) / safe - (h - 1) / 2
-        dx = (weight * xx).sum(axis=(1, 2)) / safe - (w - 1) / 2
-        out[start : start + chunk] = np.where(mass > 0, np.hypot(dy, dx) / h, 0.0)
-    return out
-
-
-def extent(images: np.ndarray) -> np.ndarray:
-    """The larger side of the box around each uint8 ``(N, H, W, C)`` image's pixels at half its peak
-    brightness or more, as a fraction of that side: MNIST fits each digit in 20 of its 28 pixels, and a
-    digit drawn much smaller or larger in a file is unlike them (0 for an all-black image)."""
-    bright = images[..., colour_channels(images.shape[3])].max(axis=3)  # uint8: a whole split fits as it is
-    peak = bright.max(axis=(1, 2), keepdims=True)
-    inked = (bright >= peak / 2) & (peak > 0)
-
-    def span(lines: np.ndarray) -> np.ndarray:
-        return np.where(lines.any(axis=1), lines.shape[1] - lines[:, ::-1].argmax(axis=1) - lines.argmax(axis=1), 0)
-
-    h, w = images.shape[1:3]
-    return np.maximum(span(inked.any(axis=2)) / h, span(inked.any(axis=1)) / w)
 
 
 def colour_channels(channels: int) -> slice:

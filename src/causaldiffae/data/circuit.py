@@ -41,7 +41,7 @@ import numpy as np
 from causaldiffae.atomic import Output
 from causaldiffae.cli.options import add_build_options
 from causaldiffae.config import MAX_RESOLUTION, is_whole
-from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize_square
+from causaldiffae.data.base import CausalImageDataset, DataError, do_values, resize
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
@@ -400,7 +400,7 @@ def _decode_chunk(args: tuple[list[bytes], int, str, int]) -> list[np.ndarray]:
         try:
             with Image.open(io.BytesIO(bytes(blob))) as jpeg:
                 jpeg.draft("RGB", (resolution, resolution))  # JPEG DCT scaling: decode 512 px at 1/4 directly
-                out.append(np.asarray(resize_square(jpeg.convert("RGB"), resolution)))
+                out.append(np.asarray(resize(jpeg.convert("RGB"), (resolution, resolution))))
         except OSError as err:
             raise DataError(f"{file}: imgs[{start + k}, 0] is not a readable JPEG ({err})") from None
     return out

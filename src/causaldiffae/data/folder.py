@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from causaldiffae.config import MAX_RESOLUTION
-from causaldiffae.data.base import CausalImageDataset, DataError, resize_square
+from causaldiffae.data.base import CausalImageDataset, DataError, colour_channels, resize, resize_images
+from causaldiffae.data.framing import reframe
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
@@ -299,7 +300,7 @@ def _pixels(img: PILImage, mode: str, resolution: int | None) -> np.ndarray:
     elif img.mode != mode:
         img = img.convert(mode)
     if resolution is not None:
-        img = resize_square(img, resolution)
+        img = resize(img, (resolution, resolution))
     arr = np.asarray(img)
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
@@ -312,9 +313,14 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
 _DECODE_MODE = dict(_MODES.values())  # channels -> the mode a folder's images of that many channels are decoded to
 
 
-def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.ndarray, str | None]:
+def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: float | None = None) -> tuple[np.ndarray, str | None]:
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
-    as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already."""
+    as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already.
+
+    ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white paper becomes white
+    on black. ``frame`` redraws it, at its own resolution before the resize, as a digit spanning that
+    fraction of the image, centred (``framing.reframe``).
+    """
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
         raise DataError(f"{file}: a folder, not an image file; give its images, e.g. {file / '*.png'}")
@@ -322,7 +328,12 @@ def read_image(file: str | Path, channels: int, resolution: int) -> tuple[np.nda
         raise DataError(f"{file}: image file not found")
     with _open_image(file) as img:
         size, was_mode = _upright_size(img), img.mode
-        image = _pixels(img, mode, resolution)
+        image = _pixels(img, mode, None if frame else resolution)
+    if invert:
+        colour, image = colour_channels(channels), image.copy()
+        image[..., colour] = 255 - image[..., colour]
+    if frame:
+        image = resize_images(reframe(image, frame)[None], resolution)[0]
     same = size == (resolution, resolution) and was_mode == mode
     return image, None if same else f"{size[0]}x{size[1]} {was_mode}"
 

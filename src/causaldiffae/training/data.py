@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
-from causaldiffae.data.base import CausalImageDataset, DataError, centroid_offset, edge_brightness, extent, resize_images
+from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
+from causaldiffae.data.framing import centroid_offset, edge_brightness, extent
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
@@ -123,15 +124,16 @@ def _smaller_batch(n: int) -> int:
 
 
 def framing(images: torch.Tensor) -> dict[str, Any]:
-    """How the training images (uint8 ``(N, C, H, W)``) are framed: the middle 99% of their
-    ``edge_brightness`` and ``extent`` and the 99.5th percentile of their ``centroid_offset``, kept with
-    the weights so that ``counterfactual --images`` can tell a file unlike them (an inverted, off-centre
-    or wrongly sized digit)."""
+    """How the training images (uint8 ``(N, C, H, W)``) are framed (``causaldiffae.data.framing``): the
+    middle 99% of their ``edge_brightness``, the 99.5th percentile of their ``centroid_offset`` and the
+    0.5th, 50th and 99.5th percentiles of their ``extent``, kept with the weights so that
+    ``counterfactual --images`` can tell a file unlike them (an inverted, off-centre or wrongly sized
+    digit) and ``--frame`` can draw one like them."""
     pixels = images.permute(0, 2, 3, 1).numpy()
 
-    def middle(values: np.ndarray) -> list[float]:
-        return [round(float(q), 4) for q in np.quantile(values, [0.005, 0.995])]
+    def quantiles(values: np.ndarray, q: list[float]) -> list[float]:
+        return [round(float(v), 4) for v in np.quantile(values, q)]
 
-    return {"edge_brightness": middle(edge_brightness(pixels)),
-            "centroid_offset": round(float(np.quantile(centroid_offset(pixels), 0.995)), 4),
-            "extent": middle(extent(pixels))}
+    return {"edge_brightness": quantiles(edge_brightness(pixels), [0.005, 0.995]),
+            "centroid_offset": quantiles(centroid_offset(pixels), [0.995])[0],
+            "extent": quantiles(extent(pixels), [0.005, 0.5, 0.995])}

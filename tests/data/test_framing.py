@@ -1,0 +1,76 @@
+"""The framing measures kept with a run's weights, and files redrawn to them."""
+
+import numpy as np
+
+
+def test_edge_brightness_reads_the_frame_of_the_colour_channels():
+    """The outer two pixels only, in [0, 1]; alpha (the last of 2 or 4 channels) is not a colour."""
+    from causaldiffae.data.framing import edge_brightness
+
+    images = np.zeros((3, 8, 8, 4), np.uint8)
+    images[0, 2:6, 2:6] = 255  # a bright centre inside the frame
+    images[1, 0, :, :3] = 255  # one of the frame's 48 pixels' rows: 8 pixels white
+    images[2, ..., 3] = 255  # opaque, black
+    np.testing.assert_allclose(edge_brightness(images), [0.0, 8 / 48, 0.0])
+    grey = np.full((1, 8, 8, 2), 51, np.uint8)
+    grey[..., 1] = 255
+    np.testing.assert_allclose(edge_brightness(grey), [0.2])
+
+
+def test_centroid_offset_is_the_brightness_centroids_distance_from_the_centre_over_the_height():
+    from causaldiffae.data.framing import centroid_offset
+
+    images = np.zeros((4, 8, 8, 2), np.uint8)
+    images[0, 3:5, 3:5, 0] = 200  # centred
+    images[1, 0, 0, 0] = 10  # one corner pixel: (3.5, 3.5) px away
+    images[2, 3:5, 3:5, 0] = 200
+    images[2, 3:5, 6:8, 0] = 200  # as much again 3 px to the right: the centroid moves 1.5 px
+    images[..., 1] = 255  # alpha is not brightness
+    images[3, ..., 1] = 0  # all black: no centroid, offset 0
+    np.testing.assert_allclose(centroid_offset(images), [0.0, np.hypot(3.5, 3.5) / 8, 1.5 / 8, 0.0])
+
+
+def test_extent_is_the_larger_side_of_the_box_at_half_the_peak_over_the_image_side():
+    from causaldiffae.data.framing import extent
+
+    images = np.zeros((4, 8, 10, 4), np.uint8)
+    images[0, 2:6, 3:5, 0] = 200  # 4 rows by 2 columns: 4 of 8 rows is the larger fraction
+    images[1, 1, 1:9, 2] = 90  # one row of 8 of 10 columns, in the blue channel
+    images[1, 4, 5, 2] = 200  # the peak: the row at 90 falls below its half
+    images[2, 0:8, 0, :3] = 255  # a full column, and alpha is not brightness
+    images[..., 3] = 255
+    images[3, ..., :3] = 0  # all black: no extent
+    np.testing.assert_allclose(extent(images), [4 / 8, 1 / 8, 1.0, 0.0])
+    images[1, 1, 1:9, 2] = 100  # at half the peak or more
+    assert extent(images)[1] == 8 / 10
+
+
+def test_reframe_is_the_window_in_which_the_inked_box_spans_the_size_about_the_centroid():
+    """A 5 px square near a corner framed to 5/7: the 7 px window about its centroid; an all-black image and
+    one already so framed come back unchanged; a window past the image's edge is black there, alpha opaque."""
+    from causaldiffae.data.framing import centroid_offset, extent, reframe
+
+    images = np.zeros((3, 28, 28, 2), np.uint8)
+    images[..., 1] = 255
+    images[0, 2:7, 3:8, 0] = 255  # 5 px square near the top-left corner: centroid (4, 5)
+    images[2, 4:24, 9:19, 0] = 200  # 20 rows by 10 columns about the centre: extent 20/28
+    images[2, 13, 13, 0] = 255  # its peak (a 200 stroke is above half of it)
+    window = reframe(images[0], 5 / 7)
+    np.testing.assert_array_equal(window, images[0, 1:8, 2:9])
+    assert extent(window[None])[0] == 5 / 7 and centroid_offset(window[None])[0] == 0
+    np.testing.assert_array_equal(reframe(images[1], 0.5), images[1])
+    np.testing.assert_array_equal(reframe(images[2], 20 / 28), images[2])
+    wide = reframe(images[0], 0.25)  # a 20 px window about (4, 5): 6 rows and 4 columns of it lie outside
+    assert wide.shape == (20, 20, 2) and (wide[..., 1] == 255).all() and extent(wide[None])[0] == 0.25
+    np.testing.assert_array_equal(wide[8:13, 7:12, 0], 255)  # rows 2-6 and columns 3-7 of the image
+    assert wide[..., 0].sum() == 25 * 255
+
+
+def test_reframe_takes_a_square_window_of_a_wide_image():
+    from causaldiffae.data.framing import centroid_offset, extent, reframe
+
+    image = np.zeros((40, 60, 1), np.uint8)
+    image[30:36, 50:53] = 255  # 6 rows by 3 columns in the lower right
+    window = reframe(image, 0.5)
+    assert window.shape == (12, 12, 1) and extent(window[None])[0] == 0.5
+    assert centroid_offset(window[None])[0] * 12 <= 0.5
