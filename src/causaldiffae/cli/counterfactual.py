@@ -294,7 +294,7 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
     (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
-    sizes = meta.get("extent")  # absent from runs trained on the day before it was kept
+    sizes = meta.get("extent")  # absent from runs trained before it was kept (earlier on 2026-12-03)
     for file, edge, offset, size in zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels)):
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
             flipped = not inverted and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
