@@ -427,6 +427,16 @@ def test_image_files_on_a_label_conditional_run_are_refused_before_sampling(setu
     assert not out.exists()
 
 
+def test_a_blank_image_file_is_noted(setup, tmp_path, capsys):
+    _, _, run, _ = setup
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(blank)
+    argv = ["counterfactual", "--run", str(run), "--images", str(blank), "--do", "a=2", "--steps", "2", "--no-progress", "--out", str(tmp_path / "g.png")]
+    assert main(argv) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == [f"note: {blank}: it is blank (black once converted to the run's 1 channel(s)): there is nothing to edit"], notes
+
+
 def test_frame_needs_a_run_that_kept_how_large_its_images_are(setup, tmp_path, capsys, monkeypatch):
     import json
 

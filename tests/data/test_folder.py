@@ -364,3 +364,23 @@ def test_read_image_inverts_then_frames_at_the_files_own_resolution(tmp_path):
     assert np.abs(image.astype(int) - drawn).max() <= 1
     plain, _ = folder.read_image(tmp_path / "page.png", 1, 28, invert=True)
     assert extent(plain[None])[0] == 5 / 28  # unframed: 40 of 224 px is 5 of 28
+
+
+def test_read_image_lays_a_transparent_drawing_on_a_page_it_stands_out_from(tmp_path):
+    """A drawing app's export: dark strokes on transparency read as dark on white (converted without alpha
+    they would be black on black), light strokes as light on black; an opaque RGBA file is read as before."""
+    strokes = np.zeros((32, 32, 4), np.uint8)
+    strokes[8:24, 14:18, 3] = 255  # opaque black strokes; everything else transparent black
+    Image.fromarray(strokes).save(tmp_path / "dark.png")
+    image, was = folder.read_image(tmp_path / "dark.png", 1, 16)
+    assert was == "32x32 RGBA, laid on a white page where transparent"
+    assert image[0, 0, 0] == 255 and image[8, 8, 0] == 0  # the page white, the strokes black
+    assert folder.read_image(tmp_path / "dark.png", 1, 16, invert=True)[0][8, 8, 0] == 255
+    strokes[8:24, 14:18, :3] = 230  # light strokes
+    Image.fromarray(strokes).save(tmp_path / "light.png")
+    image, was = folder.read_image(tmp_path / "light.png", 3, 16)
+    assert was.endswith("laid on a black page where transparent") and image[0, 0].max() == 0 and image[8, 8].min() == 230
+    strokes[..., 3] = 255
+    Image.fromarray(strokes).save(tmp_path / "opaque.png")
+    assert folder.read_image(tmp_path / "opaque.png", 1, 16)[1] == "32x32 RGBA"
+    assert folder.read_image(tmp_path / "dark.png", 4, 32)[1] is None  # a run with alpha keeps it

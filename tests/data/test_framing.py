@@ -74,3 +74,14 @@ def test_reframe_takes_a_square_window_of_a_wide_image():
     window = reframe(image, 0.5)
     assert window.shape == (12, 12, 1) and extent(window[None])[0] == 0.5
     assert centroid_offset(window[None])[0] * 12 <= 0.5
+
+
+def test_reframe_fills_past_the_edge_with_the_images_background():
+    """A page not yet inverted stays a white page (so the notes can still call it inverted), not a white page
+    on black."""
+    from causaldiffae.data.framing import edge_brightness, reframe
+
+    page = np.full((20, 20, 1), 255, np.uint8)
+    page[8:12, 8:12] = 0  # a dark mark: the bright part is the page itself
+    window = reframe(page, 0.5)
+    assert window.shape == (40, 40, 1) and edge_brightness(window[None])[0] == 1.0

@@ -303,6 +303,10 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
             print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
             continue  # on another background, where its digit sits and how large it is are not measured against theirs
+        if size == 0:
+            print(f"note: {file}: it is blank (black once converted to the run's {pixels.shape[3]} channel(s)): there is nothing to edit",
+                  file=sys.stderr)
+            continue
         if offset > most + CENTROID_SLACK:
             print(f"note: {file}: its brightness centroid lies {offset * side:.1f} px from the centre, the run's training images' "
                   f"within {most * side:.1f} px; --frame centres it, or its counterfactuals may be poor",

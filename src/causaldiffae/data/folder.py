@@ -305,6 +305,28 @@ def _pixels(img: PILImage, mode: str, resolution: int | None) -> np.ndarray:
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
 
+def _on_page(img: PILImage) -> tuple[PILImage, str | None]:
+    """An image with transparent pixels laid on a page its drawn (opaque) pixels stand out from: white
+    under dark strokes, black under light ones, as a drawing app's export is meant to be seen; and the
+    page's colour (None, and the image as it is, without transparency). Converted to a mode without
+    alpha it would keep the colour under the transparency instead, often black, and a dark drawing
+    would vanish."""
+    from PIL import Image
+
+    if img.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and "transparency" not in img.info:
+        return img, None
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    if alpha.min() == 255:
+        return img, None
+    drawn = alpha > 127
+    dark = not drawn.any() or np.asarray(rgba.convert("L"))[drawn].mean() < 128
+    page = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if dark else (0, 0, 0, 255))
+    laid = Image.alpha_composite(page, rgba)
+    laid.info = dict(img.info)  # its EXIF orientation
+    return laid, "white" if dark else "black"
+
+
 def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
     with _open_image(file) as img:
         return _pixels(img, mode, resolution)
@@ -317,9 +339,11 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
     as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already.
 
-    ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white paper becomes white
-    on black. ``frame`` redraws it, at its own resolution before the resize, as a digit spanning that
-    fraction of the image, centred (``framing.reframe``).
+    A file with transparent pixels read without alpha is laid on a page first (``_on_page``), which a
+    folder dataset's images are not: a drawing app's export of a dark digit would otherwise read as
+    black on black. ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white
+    paper becomes white on black. ``frame`` redraws it, at its own resolution before the resize, as a
+    digit spanning that fraction of the image, centred (``framing.reframe``).
     """
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
@@ -328,14 +352,15 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
         raise DataError(f"{file}: image file not found")
     with _open_image(file) as img:
         size, was_mode = _upright_size(img), img.mode
-        image = _pixels(img, mode, None if frame else resolution)
+        laid, page = _on_page(img) if mode in ("L", "RGB") else (img, None)
+        image = _pixels(laid, mode, None if frame else resolution)
     if invert:
         colour, image = colour_channels(channels), image.copy()
         image[..., colour] = 255 - image[..., colour]
     if frame:
         image = resize_images(reframe(image, frame)[None], resolution)[0]
     same = size == (resolution, resolution) and was_mode == mode
-    return image, None if same else f"{size[0]}x{size[1]} {was_mode}"
+    return image, None if same else f"{size[0]}x{size[1]} {was_mode}" + (f", laid on a {page} page where transparent" if page else "")
 
 
 def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.ndarray]:

@@ -74,18 +74,20 @@ def extent(images: np.ndarray) -> np.ndarray:
 def reframe(image: np.ndarray, size: float) -> np.ndarray:
     """The square window of a uint8 ``(H, W, C)`` image that frames it as MNIST frames a digit: centred on
     its brightness centroid (to the nearest pixel), its inked box's longer side ``size`` of the window's
-    side, black (alpha opaque) where the window passes the image's edge. Resized to a run's resolution, the
-    digit is resampled once, from the file's own pixels, so its strokes stay as sharp as the file draws
-    them. An all-black image gives the square around its centre."""
+    side. Where the window passes the image's edge it takes the image's background (the median of its
+    outermost pixels, channel by channel): black for a digit on black, and a page still white for one
+    not yet inverted, which the framing notes then name. Resized to a run's resolution, the digit is
+    resampled once, from the file's own pixels, so its strokes stay as sharp as the file draws them.
+    An all-black image gives the square around its centre."""
     h, w, c = image.shape
     rows, cols = ink_spans(image[None])
     span = max(rows[0], cols[0])
     side = max(1, round(span / size)) if span > 0 else max(h, w)
     centre_rows, centre_cols = centroids(image[None])
     top, left = round(centre_rows[0] - (side - 1) / 2), round(centre_cols[0] - (side - 1) / 2)
-    out = np.zeros((side, side, c), np.uint8)
-    if c in (2, 4):
-        out[..., -1] = 255
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    out = np.empty((side, side, c), np.uint8)
+    out[:] = np.median(border, axis=0).round().astype(np.uint8)
     rows_in, cols_in = slice(max(0, top), min(h, top + side)), slice(max(0, left), min(w, left + side))
     out[rows_in.start - top : rows_in.stop - top, cols_in.start - left : cols_in.stop - left] = image[rows_in, cols_in]
     return out
