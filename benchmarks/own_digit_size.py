@@ -30,7 +30,7 @@ from causaldiffae.cli.counterfactual import EXTENT_SLACK
 from causaldiffae.counterfactual import abduct, decode, intervene
 from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.folder import read_image
-from causaldiffae.data.framing import extent
+from causaldiffae.data.framing import Framing, extent
 from causaldiffae.evaluation.metrics import abduction_generator
 
 PAGE = 8  # a user's file has this many times the run's pixels
@@ -64,11 +64,14 @@ def main() -> None:
     scales = [float(s) for s in args.scales.split(",")]
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
-    low, median, high = read_model_meta(f"{args.run}/model.safetensors")["extent"]
+    meta = read_model_meta(f"{args.run}/model.safetensors")
+    low, median, high = meta["extent"]
+    framing = Framing(median, meta.get("edge_width"))
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
     print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
-          f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px")
+          f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "
+          f"--frame draws edges rising over {framing.edge_width} px")
     print(f"| scale | median span (px of {side}) | noted | thickness MAE under do(thickness) | intensity MAE under do(intensity) "
           "| the same with --frame |")
     print("|---|---|---|---|---|---|")
@@ -90,7 +93,7 @@ def main() -> None:
             for file, digit in zip(files, digits):
                 Image.fromarray(page(digit, scale, args.drawing == "pen")).save(file)
             plain = np.stack([read_image(file, 1, side)[0] for file in files])
-            framed = np.stack([read_image(file, 1, side, frame=median)[0] for file in files])
+            framed = np.stack([read_image(file, 1, side, frame=framing)[0] for file in files])
             spans = extent(plain)
             noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK))
             (thickness, intensity), again = errors(plain), errors(framed)

@@ -233,16 +233,19 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         if key in meta and not _ascending_fractions(meta[key], len(form)):
             raise CheckpointError(f"{weights}: {key} {meta[key]!r} is not [{', '.join(form)}] within [0, 1]")
     offset = meta.get("centroid_offset", 0)
-    if not _fraction(offset):
+    if not _within(offset, 0, 1):
         raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")
+    width = meta.get("edge_width", 0)
+    if not _within(width, 0, 100):
+        raise CheckpointError(f"{weights}: edge_width {width!r} is not a number in [0, 100]")
 
 
 def _ascending_fractions(value: object, count: int) -> bool:
-    return isinstance(value, list) and len(value) == count and all(_fraction(v) for v in value) and value == sorted(value)
+    return isinstance(value, list) and len(value) == count and all(_within(v, 0, 1) for v in value) and value == sorted(value)
 
 
-def _fraction(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+def _within(value: object, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:

@@ -350,12 +350,12 @@ def test_read_image_inverts_then_frames_at_the_files_own_resolution(tmp_path):
     """A dark digit drawn small in a corner of a large white page comes out white on black, spanning the
     asked fraction, centred; framed at 224 px and then resized, its edges are as sharp as a digit drawn
     at 28 px in the first place (the same pixels as that digit, to within the resize's rounding)."""
-    from causaldiffae.data.framing import centroid_offset, extent
+    from causaldiffae.data.framing import Framing, centroid_offset, extent
 
     page = np.full((224, 224), 255, np.uint8)
     page[16:56, 152:168] = 0  # a dark bar, 40 by 16 px, top right
     Image.fromarray(page).save(tmp_path / "page.png")
-    image, was = folder.read_image(tmp_path / "page.png", 1, 28, invert=True, frame=20 / 28)
+    image, was = folder.read_image(tmp_path / "page.png", 1, 28, invert=True, frame=Framing(20 / 28))
     assert was == "224x224 L" and image.shape == (28, 28, 1)
     assert extent(image[None])[0] == 20 / 28 and centroid_offset(image[None])[0] * 28 <= 0.75
     assert image[:4].max() == 0 and image[:, :4].max() == 0  # the page's white is black, and the margin clear

@@ -85,3 +85,31 @@ def test_reframe_fills_past_the_edge_with_the_images_background():
     page[8:12, 8:12] = 0  # a dark mark: the bright part is the page itself
     window = reframe(page, 0.5)
     assert window.shape == (40, 40, 1) and edge_brightness(window[None])[0] == 1.0
+
+
+def test_edge_width_counts_the_partly_bright_pixels_per_border_pixel_of_the_bright_part():
+    from causaldiffae.data.framing import edge_width
+
+    images = np.zeros((3, 16, 16, 1), np.uint8)
+    images[0, 5:11, 5:11] = 255  # a sharp 6 px square: no partly bright pixels
+    images[1, 4:12, 4:12] = 100  # the same square in a ring below half its peak: 28 partly bright pixels
+    images[1, 5:11, 5:11] = 255  # ... against the 20 on the square's border
+    np.testing.assert_allclose(edge_width(images), [0.0, 28 / 20, 0.0])
+
+
+def test_frame_file_smooths_a_sharp_drawing_until_its_edges_rise_as_the_runs_do():
+    """A sharp pen-drawn bar on a large page, framed to a run whose edges rise over 1.36 px, comes out
+    smoothed to within the softenings' step of that; with no edge width kept it is only framed and resized."""
+    from causaldiffae.data.base import resize_images
+    from causaldiffae.data.framing import Framing, edge_width, frame_file, reframe
+
+    page = np.zeros((224, 224, 1), np.uint8)
+    yy, xx = np.mgrid[:224, :224]
+    page[((yy - 100) ** 2 + (xx - 120) ** 2 <= 70**2) & ((yy - 100) ** 2 + (xx - 120) ** 2 >= 50**2)] = 255  # a ring
+    plain = frame_file(page, Framing(20 / 28), 28)
+    np.testing.assert_array_equal(plain, resize_images(reframe(page, 20 / 28)[None], 28)[0])
+    smoothed = frame_file(page, Framing(20 / 28, 1.36), 28)
+    before, after = edge_width(np.stack([plain, smoothed]))
+    assert before < 1.0 and abs(after - 1.36) < 0.2, (before, after)
+    assert frame_file(page, Framing(20 / 28, 0.0), 28).tolist() == plain.tolist()  # the sharpest is the plain one
+

@@ -118,7 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
                         help="with --images: frame each file as the run's training images are (MNIST's way) before resizing it: the square "
-                             "window about its brightness centroid in which its bright part spans their median extent (after --invert)")
+                             "window about its brightness centroid in which its bright part spans their median extent, its edges smoothed "
+                             "to rise as theirs do (after --invert)")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -244,6 +245,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     from causaldiffae.counterfactual import is_class_conditional
     from causaldiffae.data.base import pixels_tensor
     from causaldiffae.data.folder import read_image
+    from causaldiffae.data.framing import Framing
 
     if model.variant == "label-conditional":
         raise UserError("--images: a label-conditional run needs each image's labels to abduct its condition; give them as a dataset folder (--data)")
@@ -254,8 +256,8 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     if args.frame and "extent" not in meta:
         raise UserError(f"--frame: the weights of {args.run} do not say how large its training images are drawn (extent; runs trained "
                         "before 2026-12-03 lack it); frame the files by hand")
-    size = meta["extent"][1] if args.frame else None
-    read = [read_image(file, channels, height, invert=args.invert, frame=size) for file in args.images]
+    framing = Framing(meta["extent"][1], meta.get("edge_width")) if args.frame else None
+    read = [read_image(file, channels, height, invert=args.invert, frame=framing) for file in args.images]
     converted = [(file, was) for file, (_, was) in zip(args.images, read) if was is not None]
     if converted:
         file, was = converted[0]

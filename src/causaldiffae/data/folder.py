@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from causaldiffae.config import MAX_RESOLUTION
-from causaldiffae.data.base import CausalImageDataset, DataError, colour_channels, resize, resize_images
-from causaldiffae.data.framing import reframe
+from causaldiffae.data.base import CausalImageDataset, DataError, colour_channels, resize
+from causaldiffae.data.framing import Framing, frame_file
 from causaldiffae.data.parallel import map_progress
 from causaldiffae.graph import CausalGraph
 
@@ -335,15 +335,15 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
 _DECODE_MODE = dict(_MODES.values())  # channels -> the mode a folder's images of that many channels are decoded to
 
 
-def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: float | None = None) -> tuple[np.ndarray, str | None]:
+def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: Framing | None = None) -> tuple[np.ndarray, str | None]:
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
     as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already.
 
     A file with transparent pixels read without alpha is laid on a page first (``_on_page``), which a
     folder dataset's images are not: a drawing app's export of a dark digit would otherwise read as
     black on black. ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white
-    paper becomes white on black. ``frame`` redraws it, at its own resolution before the resize, as a
-    digit spanning that fraction of the image, centred (``framing.reframe``).
+    paper becomes white on black. ``frame`` redraws it, at its own resolution before the resize, as the
+    run's training images are framed (``framing.frame_file``).
     """
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
@@ -353,12 +353,12 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     with _open_image(file) as img:
         size, was_mode = _upright_size(img), img.mode
         laid, page = _on_page(img) if mode in ("L", "RGB") else (img, None)
-        image = _pixels(laid, mode, None if frame else resolution)
+        image = _pixels(laid, mode, None if frame is not None else resolution)
     if invert:
         colour, image = colour_channels(channels), image.copy()
         image[..., colour] = 255 - image[..., colour]
-    if frame:
-        image = resize_images(reframe(image, frame)[None], resolution)[0]
+    if frame is not None:
+        image = frame_file(image, frame, resolution)
     same = size == (resolution, resolution) and was_mode == mode
     return image, None if same else f"{size[0]}x{size[1]} {was_mode}" + (f", laid on a {page} page where transparent" if page else "")
 
