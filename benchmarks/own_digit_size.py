@@ -66,7 +66,8 @@ def main() -> None:
     model, graph = d.model, d.data.graph
     meta = read_model_meta(f"{args.run}/model.safetensors")
     low, median, high = meta["extent"]
-    framing = Framing(median, meta.get("edge_width"))
+    framing = Framing.of_run(meta)
+    assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
     print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "

@@ -43,7 +43,8 @@ def test_shipped_model_answers_a_counterfactual(shipped):
 
 def test_shipped_weights_note_a_digit_drawn_small_and_frame_redraws_it(shipped, tmp_path, capsys):
     """The framing kept in the shipped weights' metadata passes MNIST-framed digits and notes one
-    shrunk to 0.6 of its size (the model edits it far more loosely); --frame draws it at 20 px again."""
+    shrunk to 0.6 of its size (the model edits it far more loosely); --frame draws it at 20 px again,
+    with edges softer than the training digits' (it is enlarged from 17 px), which a note says."""
     from causaldiffae.cli import main
 
     _, _, x, _, _ = shipped
@@ -59,7 +60,27 @@ def test_shipped_weights_note_a_digit_drawn_small_and_frame_redraws_it(shipped, 
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
     assert len(notes) == 1 and notes[0].startswith(f"note: {files[2]}: its bright part spans 1") and "training images' 16-22 px" in notes[0], notes
     assert main([*argv, "--frame", "--force"]) == 0
-    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:") and "class" not in line]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {files[2]}: its edges rise over") and "softer than theirs" in notes[0], notes
+
+
+def test_shipped_weights_note_sharp_edges_and_frame_smooths_them(shipped, tmp_path, capsys):
+    """A digit drawn as a pen draws it, on a page of 8x its pixels and cut at half its peak, resized to 28 px
+    has sharper edges than the training digits (a note says so); --frame smooths them as they are drawn."""
+    from causaldiffae.cli import main
+
+    _, _, x, _, _ = shipped
+    digit = ((x[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)
+    large = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC))
+    pen = tmp_path / "pen.png"
+    Image.fromarray(np.where(large >= digit.max() / 2, 255, 0).astype(np.uint8)).save(pen)
+    argv = ["counterfactual", "--run", str(WEIGHTS), "--images", str(pen), "--do", "thickness=3", "--steps", "2", "--classes", "-1",
+            "--out", str(tmp_path / "g.png"), "--no-progress"]
+    assert main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"note: {pen}")]
+    assert len(notes) == 1 and "the run's training images' 1.16-1.96: sharper than theirs; --frame smooths them to match" in notes[0], notes
+    assert main([*argv, "--frame", "--force"]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"note: {pen}")]
 
 
 def test_shipped_predictors_match_the_model(shipped):

@@ -229,19 +229,17 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         value = meta.get(key, 0)
         if not is_whole(value, 0, most):
             raise CheckpointError(f"{weights}: {key} {value!r} is not a whole number in 0..{most}")
-    for key, form in (("edge_brightness", ("low", "high")), ("extent", ("low", "median", "high"))):  # absent in runs trained before they were kept (2026-12-03)
-        if key in meta and not _ascending_fractions(meta[key], len(form)):
-            raise CheckpointError(f"{weights}: {key} {meta[key]!r} is not [{', '.join(form)}] within [0, 1]")
+    spans = (("edge_brightness", ("low", "high"), 1), ("extent", ("low", "median", "high"), 1), ("edge_width", ("low", "median", "high"), 100))
+    for key, form, most in spans:  # absent in runs trained before they were kept (2026-12-03)
+        if key in meta and not _ascending(meta[key], len(form), most):
+            raise CheckpointError(f"{weights}: {key} {meta[key]!r} is not [{', '.join(form)}] within [0, {most}]")
     offset = meta.get("centroid_offset", 0)
     if not _within(offset, 0, 1):
         raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")
-    width = meta.get("edge_width", 0)
-    if not _within(width, 0, 100):
-        raise CheckpointError(f"{weights}: edge_width {width!r} is not a number in [0, 100]")
 
 
-def _ascending_fractions(value: object, count: int) -> bool:
-    return isinstance(value, list) and len(value) == count and all(_within(v, 0, 1) for v in value) and value == sorted(value)
+def _ascending(value: object, count: int, most: float) -> bool:
+    return isinstance(value, list) and len(value) == count and all(_within(v, 0, most) for v in value) and value == sorted(value)
 
 
 def _within(value: object, low: float, high: float) -> bool:

@@ -253,10 +253,10 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     if height != width:
         raise UserError(f"--images: the run's images are {height}x{width}; files are resized to square images only")
     meta = read_model_meta(Path(args.run) / "model.safetensors")
-    if args.frame and "extent" not in meta:
+    framing = Framing.of_run(meta) if args.frame else None
+    if args.frame and framing is None:
         raise UserError(f"--frame: the weights of {args.run} do not say how large its training images are drawn (extent; runs trained "
                         "before 2026-12-03 lack it); frame the files by hand")
-    framing = Framing(meta["extent"][1], meta.get("edge_width")) if args.frame else None
     read = [read_image(file, channels, height, invert=args.invert, frame=framing) for file in args.images]
     converted = [(file, was) for file, (_, was) in zip(args.images, read) if was is not None]
     if converted:
@@ -284,20 +284,22 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
 EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
 CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' centroid offsets (1.4 px at 28)
 EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents (1.4 px at 28)
+EDGE_WIDTH_SLACK = 0.1  # pixels of edge per border pixel, beyond the training images' edge widths
 
 
 def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, Any], inverted: bool) -> None:
-    """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre or
-    wrongly sized digit): the model answers for images like those, and a file unlike them gets counterfactuals
-    of something else (on pen-drawn digits at 0.7 of MNIST's size the shipped model sets intensity 2.7x as loosely,
-    benchmarks/own_digit_size.py)."""
-    from causaldiffae.data.framing import centroid_offset, edge_brightness, extent
+    """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre,
+    wrongly sized or sharp-edged digit): the model answers for images like those, and a file unlike them gets
+    counterfactuals of something else (on pen-drawn digits the shipped model sets thickness half as precisely,
+    and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py)."""
+    from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent
 
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
     (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
-    sizes = meta.get("extent")  # absent from runs trained before it was kept (earlier on 2026-12-03)
-    for file, edge, offset, size in zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels)):
+    sizes, widths = meta.get("extent"), meta.get("edge_width")  # absent from runs trained before they were kept (earlier on 2026-12-03)
+    measures = zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels), edge_width(pixels))
+    for file, edge, offset, size, width in measures:
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
             flipped = not inverted and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
             why = ("it looks inverted: --invert turns it over" if flipped else
@@ -317,6 +319,10 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
             print(f"note: {file}: its bright part spans {size * side:.0f} of its {side} px (at half its peak brightness), the run's "
                   f"training images' {sizes[0] * side:.0f}-{sizes[-1] * side:.0f} px; --frame scales it to match, or its counterfactuals "
                   "may be poor", file=sys.stderr)
+        if widths is not None and not widths[0] - EDGE_WIDTH_SLACK <= width <= widths[-1] + EDGE_WIDTH_SLACK:
+            how = "sharper than theirs; --frame smooths them to match" if width < widths[0] else "softer than theirs"
+            print(f"note: {file}: its edges rise over {width:.2f} px (pixels between 10% and 90% of its peak per border pixel), the run's "
+                  f"training images' {widths[0]:.2f}-{widths[-1]:.2f}: {how}, or its counterfactuals may be poor", file=sys.stderr)
 
 
 def _read_classes(folder: str, model: CausalDiffAE, x: torch.Tensor) -> np.ndarray:

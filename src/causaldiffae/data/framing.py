@@ -10,6 +10,7 @@ file rarely is: ``train`` keeps these measures of its images in the weights' met
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -125,6 +126,13 @@ class Framing:
 
     size: float
     edge_width: float | None = None
+
+    @classmethod
+    def of_run(cls, meta: Mapping[str, Any]) -> Framing | None:
+        """The framing a run's weights' metadata keeps (``train``); None for a run trained before it kept ``extent``."""
+        if "extent" not in meta:
+            return None
+        return cls(meta["extent"][1], meta["edge_width"][1] if "edge_width" in meta else None)
 
 
 def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> np.ndarray:

@@ -126,9 +126,9 @@ def _smaller_batch(n: int) -> int:
 def framing(images: torch.Tensor) -> dict[str, Any]:
     """How the training images (uint8 ``(N, C, H, W)``) are framed (``causaldiffae.data.framing``): the
     middle 99% of their ``edge_brightness``, the 99.5th percentile of their ``centroid_offset`` and the
-    0.5th, 50th and 99.5th percentiles of their ``extent`` and the median of their ``edge_width``, kept
-    with the weights so that ``counterfactual --images`` can tell a file unlike them (an inverted,
-    off-centre or wrongly sized digit) and ``--frame`` can draw one like them."""
+    0.5th, 50th and 99.5th percentiles of their ``extent`` and ``edge_width``, kept with the weights so
+    that ``counterfactual --images`` can tell a file unlike them (an inverted, off-centre, wrongly sized
+    or sharper-edged digit) and ``--frame`` can draw one like them."""
     pixels = images.permute(0, 2, 3, 1).numpy()
 
     def quantiles(values: np.ndarray, q: list[float]) -> list[float]:
@@ -137,4 +137,4 @@ def framing(images: torch.Tensor) -> dict[str, Any]:
     return {"edge_brightness": quantiles(edge_brightness(pixels), [0.005, 0.995]),
             "centroid_offset": quantiles(centroid_offset(pixels), [0.995])[0],
             "extent": quantiles(extent(pixels), [0.005, 0.5, 0.995]),
-            "edge_width": quantiles(edge_width(pixels), [0.5])[0]}
+            "edge_width": quantiles(edge_width(pixels), [0.005, 0.5, 0.995])}
