@@ -53,12 +53,19 @@ def centroid_offset(images: np.ndarray) -> np.ndarray:
     return np.hypot(rows - (h - 1) / 2, cols - (w - 1) / 2) / h
 
 
+def _inked(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each uint8 ``(N, H, W, C)`` image's brightest colour channel per pixel ``(N, H, W)``, its peak
+    ``(N, 1, 1)`` and its part at half the peak or more (none in an all-black image): the digit that
+    ``extent`` and ``edge_width`` measure."""
+    bright = images[..., colour_channels(images.shape[3])].max(axis=3)  # uint8: a whole split fits as it is
+    peak = bright.max(axis=(1, 2), keepdims=True)
+    return bright, peak, (bright >= peak / 2) & (peak > 0)
+
+
 def ink_spans(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows and columns each uint8 ``(N, H, W, C)`` image's pixels at half its peak brightness or more
     span (over its colour channels; 0 and 0 for an all-black image)."""
-    bright = images[..., colour_channels(images.shape[3])].max(axis=3)  # uint8: a whole split fits as it is
-    peak = bright.max(axis=(1, 2), keepdims=True)
-    inked = (bright >= peak / 2) & (peak > 0)
+    _, _, inked = _inked(images)
 
     def span(lines: np.ndarray) -> np.ndarray:
         return np.where(lines.any(axis=1), lines.shape[1] - lines[:, ::-1].argmax(axis=1) - lines.argmax(axis=1), 0)
@@ -82,16 +89,11 @@ def edge_width(images: np.ndarray) -> np.ndarray:
     the model edits a file best whose edges rise as its training images' do."""
     from scipy import ndimage
 
-    out = np.zeros(len(images))
-    for k, image in enumerate(images[..., colour_channels(images.shape[3])].max(axis=3)):
-        peak = int(image.max())
-        if peak == 0:
-            continue
-        bright = image >= peak / 2
-        border = bright & ~ndimage.binary_erosion(bright)
-        partial = (image > 0.1 * peak) & (image < 0.9 * peak)
-        out[k] = partial.sum() / border.sum()
-    return out
+    bright, peak, inked = _inked(images)
+    within_each = ndimage.generate_binary_structure(2, 1)[None]  # the 4-neighbour cross, never across images
+    border = (inked & ~ndimage.binary_erosion(inked, structure=within_each)).sum(axis=(1, 2))
+    partial = ((bright > 0.1 * peak) & (bright < 0.9 * peak)).sum(axis=(1, 2))
+    return np.where(border > 0, partial / np.maximum(border, 1), 0.0)
 
 
 def reframe(image: np.ndarray, size: float) -> np.ndarray:
