@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
-from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig, is_image_shape, is_whole
+from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig, is_image_shape, is_number, is_whole
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.yaml_files import read_yaml
@@ -234,16 +234,12 @@ def _check_model_meta(meta: dict[str, Any], weights: Path) -> None:
         if key in meta and not _ascending(meta[key], len(form), most):
             raise CheckpointError(f"{weights}: {key} {meta[key]!r} is not [{', '.join(form)}] within [0, {most}]")
     offset = meta.get("centroid_offset", 0)
-    if not _within(offset, 0, 1):
+    if not is_number(offset, 0, 1):
         raise CheckpointError(f"{weights}: centroid_offset {offset!r} is not a number in [0, 1]")
 
 
 def _ascending(value: object, count: int, most: float) -> bool:
-    return isinstance(value, list) and len(value) == count and all(_within(v, 0, most) for v in value) and value == sorted(value)
-
-
-def _within(value: object, low: float, high: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    return isinstance(value, list) and len(value) == count and all(is_number(v, 0, most) for v in value) and value == sorted(value)
 
 
 def _checkpoint_ema(run_dir: Path, step: int) -> Path:

@@ -84,6 +84,11 @@ def is_finite_number(value: object) -> bool:
         return False
 
 
+def is_number(value: object, low: float, high: float) -> bool:
+    """A real number (``is_finite_number``) in ``low..high``, as ``is_whole`` is for integers."""
+    return isinstance(value, numbers.Real) and is_finite_number(value) and low <= float(value) <= high
+
+
 def is_image_shape(shape: object) -> bool:
     """``[channels 1..4, height, width 1..MAX_RESOLUTION]``, as model and predictor metadata store it."""
     return (isinstance(shape, list) and len(shape) == 3 and is_whole(shape[0], 1, 4)

@@ -70,7 +70,7 @@ def ink_spans(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     def span(lines: np.ndarray) -> np.ndarray:
         return np.where(lines.any(axis=1), lines.shape[1] - lines[:, ::-1].argmax(axis=1) - lines.argmax(axis=1), 0)
 
-    return span(inked.any(axis=2)), span(inked.any(axis=1))
+    return span(np.logical_or.reduce(inked, axis=2)), span(np.logical_or.reduce(inked, axis=1))
 
 
 def extent(images: np.ndarray) -> np.ndarray:
