@@ -141,3 +141,15 @@ def test_finite_numbers_are_python_or_numpy_reals_but_not_bools():
         assert is_finite_number(good), good
     for bad in (True, np.bool_(True), "1", None, [1.0], float("nan"), np.float32("inf"), 10**400, complex(1, 0)):
         assert not is_finite_number(bad), bad
+
+
+def test_a_number_in_a_range_is_a_finite_real_within_it():
+    import numpy as np
+
+    from causaldiffae.config import is_number
+
+    for good in (0, 1, 0.5, np.float32(0.25)):
+        assert is_number(good, 0, 1), good
+    for bad in (-0.1, 1.5, True, "0.5", None, [0.5], float("nan"), 10**400):
+        assert not is_number(bad, 0, 1), bad
+    assert is_number(99.5, 0, 100) and not is_number(float("inf"), 0, float("inf"))
