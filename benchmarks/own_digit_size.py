@@ -1,7 +1,7 @@
 """How a digit drawn at another size than MNIST's fares, how often ``counterfactual --images`` notes it,
 and what ``--frame`` gives back.
 
-    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen]
+    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen] [--light 0]
 
 A user's own digit is rarely framed as MNIST frames its digits (the larger side 20 of 28 px). On
 ``evaluate``'s digits and intervention values (``--seed``), each digit is drawn as a user's file
@@ -9,10 +9,14 @@ would be: on a page of 8x its pixels, enlarged bicubically and then cut at half 
 (``--drawing pen``: sharp edges at the page's resolution, as a pen or a paint program draws) or
 left smooth (``--drawing smooth``: an enlarged 28-px digit, its edges as soft as at 28 px), at each
 scale about the page's centre (shrunk with a box filter into a black margin, or enlarged and
-cropped), saved as PNG. Each file is read as ``counterfactual --images`` reads it, as it is and with ``--frame``, then
+cropped), saved as PNG. ``--drawing photo`` photographs the pen drawing: dark ink (45) on grey paper
+(205) with a camera's noise (sd 3 grey levels), read with ``--invert``, so its page is grey where
+MNIST's is black; ``--light N`` lights it from the left, the page N grey levels brighter there and N
+darker at the right. Each file is read as ``counterfactual --images`` reads it, as it is and with ``--frame``, then
 abducted (``ddpm``, true classes) and set to ``evaluate``'s thickness and, separately, intensity
 values. Printed per scale: the measured thickness / intensity MAE against the requested value for
-both readings, and the share of files the extent note would name (the run's ``extent`` metadata).
+both readings, and the share of files a size or background note would name (the run's ``extent`` and
+``edge_brightness`` metadata).
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from evaluate_draw import arguments, evaluate_draw
 from PIL import Image
 
 from causaldiffae.checkpoint import read_model_meta
-from causaldiffae.cli.counterfactual import EXTENT_SLACK
+from causaldiffae.cli.counterfactual import EDGE_SLACK, EXTENT_SLACK
 from causaldiffae.counterfactual import abduct, decode, intervene
 from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.folder import read_image
-from causaldiffae.data.framing import Framing, extent
+from causaldiffae.data.framing import Framing, edge_brightness, extent
 from causaldiffae.evaluation.metrics import abduction_generator
 
 PAGE = 8  # a user's file has this many times the run's pixels
+PAPER, INK, GRAIN = 205, 45, 3.0  # a photographed page: the paper's and the ink's grey levels, the camera's noise (sd)
 
 
 def page(digit: np.ndarray, scale: float, pen: bool) -> np.ndarray:
@@ -56,21 +61,33 @@ def page(digit: np.ndarray, scale: float, pen: bool) -> np.ndarray:
     return drawn[at : at + side, at : at + side].copy()
 
 
+def photograph(drawing: np.ndarray, rng: np.random.Generator, light: float = 0.0) -> np.ndarray:
+    """A uint8 white-on-black ``drawing`` as a camera sees it on paper: ``INK`` on ``PAPER``, with ``GRAIN``,
+    ``light`` grey levels brighter at the left and as much darker at the right."""
+    ink = drawing.astype(np.float64) / max(int(drawing.max()), 1)
+    ramp = np.linspace(light, -light, ink.shape[1])[None, :]
+    return (PAPER + ramp + (INK - PAPER) * ink + rng.normal(0, GRAIN, ink.shape)).round().clip(0, 255).astype(np.uint8)
+
+
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,0.85,0.7,0.6,1.15", help="comma-separated sizes relative to the digits' own")
-    parser.add_argument("--drawing", choices=("pen", "smooth"), default="pen", help="how the files draw the digits (default pen)")
+    parser.add_argument("--drawing", choices=("pen", "smooth", "photo"), default="pen", help="how the files draw the digits (default pen)")
+    parser.add_argument("--light", type=float, default=0.0, help="with --drawing photo: the page N grey levels brighter at the left, N darker at the right")
     args = parser.parse_args()
+    if args.light and args.drawing != "photo":
+        parser.error("--light lights a photograph: give --drawing photo")
     scales = [float(s) for s in args.scales.split(",")]
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
     meta = read_model_meta(f"{args.run}/model.safetensors")
     low, median, high = meta["extent"]
+    page_low, page_high = meta["edge_brightness"]
     framing = Framing.of_run(meta)
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
-    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
+    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}{f', lit +-{args.light:g}' if args.light else ''}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
           f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "
           f"--frame draws edges rising over {framing.edge_width} px")
     print(f"| scale | median span (px of {side}) | noted | thickness MAE under do(thickness) | intensity MAE under do(intensity) "
@@ -88,15 +105,19 @@ def main() -> None:
             out.append(float(np.abs(d.measure(images)[variable] - target).mean()))
         return out[0], out[1]
 
+    photo = args.drawing == "photo"
+    rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:
             files = [Path(folder) / f"{k}.png" for k in range(len(digits))]
             for file, digit in zip(files, digits):
-                Image.fromarray(page(digit, scale, args.drawing == "pen")).save(file)
-            plain = np.stack([read_image(file, 1, side)[0] for file in files])
-            framed = np.stack([read_image(file, 1, side, frame=framing)[0] for file in files])
-            spans = extent(plain)
-            noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK))
+                drawn = page(digit, scale, args.drawing != "smooth")
+                Image.fromarray(photograph(drawn, rng, args.light) if photo else drawn).save(file)
+            plain = np.stack([read_image(file, 1, side, invert=photo)[0] for file in files])
+            framed = np.stack([read_image(file, 1, side, invert=photo, frame=framing)[0] for file in files])
+            spans, edges = extent(plain), edge_brightness(plain)
+            noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK)
+                            | (edges < page_low - EDGE_SLACK) | (edges > page_high + EDGE_SLACK))
             (thickness, intensity), again = errors(plain), errors(framed)
             print(f"| {scale:g} | {np.median(spans) * side:.0f} | {noted:.0%} | {thickness:.3f} | {intensity:.2f} "
                   f"| {again[0]:.3f} / {again[1]:.2f} |", flush=True)

@@ -334,6 +334,37 @@ def test_an_image_file_sized_unlike_the_training_images_is_noted_and_frame_redra
                                             r"0\.00-0\.00: softer than theirs, or its counterfactuals may be poor", notes[0]), notes
 
 
+def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_path, capsys):
+    """Held to a run whose training images' edges were 0.00-0.05 bright, a test blob on a page of 60 grey levels
+    (a photograph, inverted) is noted; --frame levels its page to black before anything else, and the conversion
+    note names what it was."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from causaldiffae.checkpoint import read_model_meta
+
+    _, data, run, _ = setup
+    dark = shutil.copytree(run, tmp_path / "run")
+    weights = dark / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps({**read_model_meta(weights), "edge_brightness": [0.0, 0.05]})})
+    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test"]
+    blob = np.asarray(Image.open(data / min(rows, key=lambda r: float(r["a"]))["file"])).astype(np.float64)
+    grey = tmp_path / "grey.png"
+    Image.fromarray((60 + blob * (255 - 60) / 255).round().astype(np.uint8)).save(grey)
+    argv = ["counterfactual", "--run", str(dark), "--do", "a=2", "--steps", "2", "--no-progress", "--images", str(grey)]
+    assert main([*argv, "--out", str(tmp_path / "g.png")]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 1 and re.fullmatch(rf"note: {re.escape(str(grey))}: its edge pixels average 0\.24 in brightness .*, the run's "
+                                            r"training images' 0\.00-0\.05; on another "
+                                            r"background or cropped closer: --frame levels its background to theirs and redraws it with a "
+                                            r"margin, or its counterfactuals may be poor", notes[0]), notes
+    assert main([*argv, "--frame", "--out", str(tmp_path / "framed.png")]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert f"note: 1 of 1 images converted to the run's 8x8, 1 channel(s) ({grey} was 8x8 L, its background 0.24 bright, levelled to the run's)" in notes
+    assert not any("edge pixels average" in note for note in notes), notes
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -366,6 +366,20 @@ def test_read_image_inverts_then_frames_at_the_files_own_resolution(tmp_path):
     assert extent(plain[None])[0] == 5 / 28  # unframed: 40 of 224 px is 5 of 28
 
 
+def test_read_image_names_a_background_its_framing_levelled(tmp_path):
+    """A photographed page (dark ink on grey paper), inverted, is grey where the run's pages are black; framed
+    with the run's background span it comes out on black, and what it was says so, even at the run's size."""
+    from causaldiffae.data.framing import Framing
+
+    page = np.full((28, 28), 200, np.uint8)
+    page[4:24, 10:18] = 40
+    Image.fromarray(page).save(tmp_path / "photo.png")
+    image, was = folder.read_image(tmp_path / "photo.png", 1, 28, invert=True, frame=Framing(20 / 28, None, (0.0, 0.02)))
+    assert was == "28x28 L, its background 0.22 bright, levelled to the run's"
+    assert image[0, 0, 0] == 0 and image.max() == 215
+    assert folder.read_image(tmp_path / "photo.png", 1, 28, invert=True, frame=Framing(20 / 28))[1] is None
+
+
 def test_read_image_lays_a_transparent_drawing_on_a_page_it_stands_out_from(tmp_path):
     """A drawing app's export: dark strokes on transparency read as dark on white (converted without alpha
     they would be black on black), light strokes as light on black; an opaque RGBA file is read as before."""

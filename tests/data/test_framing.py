@@ -106,10 +106,68 @@ def test_frame_file_smooths_a_sharp_drawing_until_its_edges_rise_as_the_runs_do(
     page = np.zeros((224, 224, 1), np.uint8)
     yy, xx = np.mgrid[:224, :224]
     page[((yy - 100) ** 2 + (xx - 120) ** 2 <= 70**2) & ((yy - 100) ** 2 + (xx - 120) ** 2 >= 50**2)] = 255  # a ring
-    plain = frame_file(page, Framing(20 / 28), 28)
+    plain, levelled = frame_file(page, Framing(20 / 28), 28)
+    assert levelled is None
     np.testing.assert_array_equal(plain, resize_images(reframe(page, 20 / 28)[None], 28)[0])
-    smoothed = frame_file(page, Framing(20 / 28, 1.36), 28)
+    smoothed, _ = frame_file(page, Framing(20 / 28, 1.36), 28)
     before, after = edge_width(np.stack([plain, smoothed]))
     assert before < 1.0 and abs(after - 1.36) < 0.2, (before, after)
-    assert frame_file(page, Framing(20 / 28, 0.0), 28).tolist() == plain.tolist()  # the sharpest is the plain one
+    assert frame_file(page, Framing(20 / 28, 0.0), 28)[0].tolist() == plain.tolist()  # the sharpest is the plain one
+
+
+def test_level_takes_a_grey_page_to_the_runs_background_and_keeps_the_inks_extreme():
+    """An inverted photograph (ink 210 on a page of 50) on a run whose edges are 0.01-0.02 bright: the page goes
+    to 0.01 (3 grey levels), the brightest ink stays 210 and the ink between moves linearly with it."""
+    from causaldiffae.data.framing import level
+
+    image = np.full((20, 20, 1), 50, np.uint8)
+    image[5:15, 8:12] = 210
+    image[5:15, 12] = 130  # a half-bright edge
+    out, was = level(image, (0.01, 0.02))
+    assert was == 50 / 255
+    assert out[0, 0, 0] == 3 and out[6, 9, 0] == 210
+    assert out[6, 12, 0] == round(210 + (130 - 210) * (2.55 - 210) / (50 - 210))
+
+
+def test_level_takes_a_page_lit_from_one_side_to_black_across():
+    """A page brightening from 40 at the right to 60 at the left (lit from the left), ink 220 in the middle: the
+    page under the ink is the plane through its sides, so the whole page goes to black, not just its middle."""
+    from causaldiffae.data.framing import level, page_surface
+
+    page = np.broadcast_to(np.linspace(60, 40, 21)[None, :, None], (15, 21, 1)).round().astype(np.uint8)
+    np.testing.assert_allclose(page_surface(page), page, atol=0.5)
+    image = page.copy()
+    image[4:11, 9:12] = 220
+    out, was = level(image, (0.0, 0.02))
+    assert was == 50 / 255
+    assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[4:11, 9:12] == 220).all()
+
+
+def test_level_leaves_a_page_like_the_runs_and_one_that_looks_inverted():
+    """A page within the run's span is left, as is a white page on a dark-paged run (it wants --invert, which
+    levelling would hide); a light-paged run's page is levelled from the other side, keeping the darkest ink."""
+    from causaldiffae.data.framing import level
+
+    black = np.zeros((12, 12, 3), np.uint8)
+    black[4:8, 4:8] = 255
+    assert level(black, (0.0, 0.02)) == (black, None)
+    white = 255 - black
+    assert level(white, (0.0, 0.02)) == (white, None)
+    grey = np.where(white == 255, 204, 30).astype(np.uint8)  # dark ink on a page darker than the run's white
+    out, was = level(grey, (0.9, 1.0))
+    assert was == 0.8 and out[0, 0].tolist() == [255] * 3 and out[5, 5].tolist() == [30] * 3
+
+
+def test_frame_file_levels_the_page_before_it_centres_on_the_ink():
+    """A grey page's brightness would pull the centroid towards the page's centre; levelled first, the window
+    is centred on the ink and its margin is the run's black."""
+    from causaldiffae.data.framing import Framing, centroid_offset, frame_file
+
+    page = np.full((100, 100, 1), 60, np.uint8)
+    page[10:40, 10:20] = 220  # a bar in the top-left corner
+    framed, was = frame_file(page, Framing(20 / 28, None, (0.0, 0.02)), 28)
+    assert was == 60 / 255
+    assert framed[:3].max() == 0 and centroid_offset(framed[None])[0] * 28 <= 0.75  # the run's black margin, the ink centred
+    unlevelled, none = frame_file(page, Framing(20 / 28), 28)
+    assert none is None and unlevelled.max() == 60  # unlevelled, the page's weight pulls the window off the bar altogether
 

@@ -117,9 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --images: invert the files' colours (255 - v, alpha kept), so that a dark digit on white paper "
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
-                        help="with --images: frame each file as the run's training images are (MNIST's way) before resizing it: the square "
-                             "window about its brightness centroid in which its bright part spans their median extent, its edges smoothed "
-                             "to rise as theirs do (after --invert)")
+                        help="with --images: frame each file as the run's training images are (MNIST's way) before resizing it: its page "
+                             "levelled to theirs (a photographed page is grey), the square window about its brightness centroid in which its "
+                             "bright part spans their median extent, its edges smoothed to rise as theirs do (after --invert)")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -303,7 +303,8 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
             flipped = not inverted and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
             why = ("it looks inverted: --invert turns it over" if flipped else
-                   "framed unlike them (cropped closer, which --frame redraws with a margin, or on another background), its counterfactuals may be poor")
+                   "on another background or cropped closer: --frame levels its background to theirs and redraws it with a margin, "
+                   "or its counterfactuals may be poor")
             print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
             continue  # on another background, where its digit sits and how large it is are not measured against theirs

@@ -343,7 +343,7 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     folder dataset's images are not: a drawing app's export of a dark digit would otherwise read as
     black on black. ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white
     paper becomes white on black. ``frame`` redraws it, at its own resolution before the resize, as the
-    run's training images are framed (``framing.frame_file``).
+    run's training images are framed (``framing.frame_file``); ``was`` then names a background it levelled.
     """
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
@@ -357,10 +357,13 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     if invert:
         colour, image = colour_channels(channels), image.copy()
         image[..., colour] = 255 - image[..., colour]
+    levelled = None
     if frame is not None:
-        image = frame_file(image, frame, resolution)
-    same = size == (resolution, resolution) and was_mode == mode
-    return image, None if same else f"{size[0]}x{size[1]} {was_mode}" + (f", laid on a {page} page where transparent" if page else "")
+        image, levelled = frame_file(image, frame, resolution)
+    if size == (resolution, resolution) and was_mode == mode and levelled is None:
+        return image, None
+    return image, (f"{size[0]}x{size[1]} {was_mode}" + (f", laid on a {page} page where transparent" if page else "")
+                   + (f", its background {levelled:.2f} bright, levelled to the run's" if levelled is not None else ""))
 
 
 def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.ndarray]:

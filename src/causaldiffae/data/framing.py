@@ -28,6 +28,51 @@ def edge_brightness(images: np.ndarray) -> np.ndarray:
     return images[..., colour_channels(images.shape[3])][:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
 
 
+def background(image: np.ndarray) -> np.ndarray:
+    """The median of a uint8 ``(H, W, C)`` image's outermost pixels, channel by channel: the page it is drawn on."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return np.median(border, axis=0)
+
+
+def page_surface(image: np.ndarray) -> np.ndarray:
+    """The page under a uint8 ``(H, W, C)`` image as a float ``(H, W, C)`` plane, channel by channel: its
+    level the mean of the medians of its four outermost rows and columns, its slopes the differences
+    between opposite ones. A photographed page lit from one side is brighter there; a page lit evenly is
+    flat, and so is the plane."""
+    h, w, _ = image.shape
+    top, bottom = np.median(image[0], axis=0), np.median(image[-1], axis=0)
+    left, right = np.median(image[:, 0], axis=0), np.median(image[:, -1], axis=0)
+    down, across = np.linspace(-0.5, 0.5, h)[:, None, None], np.linspace(-0.5, 0.5, w)[None, :, None]
+    return (top + bottom + left + right) / 4 + (bottom - top) * down + (right - left) * across
+
+
+def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, float | None]:
+    """A uint8 ``(H, W, C)`` image whose page (``page_surface`` over its colour channels, its mean in
+    [0, 1]) lies outside ``span``, its run's ``edge_brightness``, mapped linearly pixel by pixel so that
+    the page under it lands on the span's page end (the darker end where the run's pages are dark; the
+    other end is digits reaching the edge) and the ink's extreme (the brightest pixel there) stays;
+    and the page's mean brightness, None where the image is left as it is. A photographed page, once
+    inverted, is grey where MNIST's are black, which costs the shipped model more than half its
+    precision, and lit unevenly more (README, "Counterfactuals"). A page on the other side of mid-grey
+    from the run's is left: the file looks inverted, which the notes say."""
+    colour = colour_channels(image.shape[2])
+    page = page_surface(image)[..., colour]
+    low, high = span
+    was = float(page.mean()) / 255
+    dark = low + high < 1
+    if low <= was <= high or (was < 0.5) != dark:
+        return image, None
+    target, side = (low, -1) if dark else (high, 1)  # side: the sign of the page's brightness less the ink's
+    pixels = image[..., colour].astype(np.float64)
+    ink = pixels.max(axis=(0, 1)) if dark else pixels.min(axis=(0, 1))
+    contrast = side * np.maximum(side * (page - ink), 1)  # at least a grey level, where the page is as bright as the ink
+    blank = np.abs(page - ink).max(axis=(0, 1)) < 1  # a channel with no ink: all of it is page
+    levelled = np.where(blank, target * 255, ink + (pixels - ink) * (target * 255 - ink) / contrast)
+    out = image.copy()
+    out[..., colour] = levelled.round().clip(0, 255).astype(np.uint8)
+    return out, was
+
+
 def centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each uint8 ``(N, H, W, C)`` image's brightness centroid ``(rows, columns)`` in pixels, over its
     colour channels; an all-black image has none and gets its centre."""
@@ -110,9 +155,8 @@ def reframe(image: np.ndarray, size: float) -> np.ndarray:
     side = max(1, round(span / size)) if span > 0 else max(h, w)
     centre_rows, centre_cols = centroids(image[None])
     top, left = round(centre_rows[0] - (side - 1) / 2), round(centre_cols[0] - (side - 1) / 2)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     out = np.empty((side, side, c), np.uint8)
-    out[:] = np.median(border, axis=0).round().astype(np.uint8)
+    out[:] = background(image).round().astype(np.uint8)
     rows_in, cols_in = slice(max(0, top), min(h, top + side)), slice(max(0, left), min(w, left + side))
     out[rows_in.start - top : rows_in.stop - top, cols_in.start - left : cols_in.stop - left] = image[rows_in, cols_in]
     return out
@@ -124,31 +168,37 @@ SOFTENINGS = (0.0, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3)  # Gaussian sigmas, in pix
 @dataclass(frozen=True)
 class Framing:
     """How a run's training images are framed, as ``--frame`` draws a file: the median ``extent`` and,
-    where the run kept it, the median ``edge_width``."""
+    where the run kept them, the median ``edge_width`` and the span of ``edge_brightness``."""
 
     size: float
     edge_width: float | None = None
+    background: tuple[float, float] | None = None
 
     @classmethod
     def of_run(cls, meta: Mapping[str, Any]) -> Framing | None:
         """The framing a run's weights' metadata keeps (``train``); None for a run trained before it kept ``extent``."""
         if "extent" not in meta:
             return None
-        return cls(meta["extent"][1], meta["edge_width"][1] if "edge_width" in meta else None)
+        edges = meta.get("edge_brightness")
+        return cls(meta["extent"][1], meta["edge_width"][1] if "edge_width" in meta else None,
+                   None if edges is None else (float(edges[0]), float(edges[1])))
 
 
-def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> np.ndarray:
-    """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says (``reframe``) and resized
-    to ``resolution``; with an ``edge_width``, smoothed first by the Gaussian of ``SOFTENINGS`` whose result's
-    edges rise most nearly as wide. A sharp drawing is smoothed as MorphoMNIST smooths its digits, which
-    halves the shipped model's thickness error on pen-drawn digits (README, "Counterfactuals"); a file
-    already softer than the training images is left as it is."""
+def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np.ndarray, float | None]:
+    """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
+    ``resolution``, and the background it had where it was levelled (else None). With a ``background``
+    span its page is levelled first (``level``), so that the window is centred on its ink, not its page;
+    then cut (``reframe``); with an ``edge_width``, smoothed by the Gaussian of ``SOFTENINGS`` whose
+    result's edges rise most nearly as wide. A sharp drawing is smoothed as MorphoMNIST smooths its digits,
+    which halves the shipped model's thickness error on pen-drawn digits (README, "Counterfactuals"); a
+    file already softer than the training images is left as it is."""
     from scipy import ndimage
 
+    image, levelled = level(image, framing.background) if framing.background is not None else (image, None)
     window = reframe(image, framing.size)
     plain = resize_images(window[None], resolution)[0]
     if framing.edge_width is None:
-        return plain
+        return plain, levelled
     per_pixel = window.shape[0] / resolution  # the window's pixels per pixel of the run's
     candidates = [plain] + [
         resize_images(ndimage.gaussian_filter(window.astype(np.float64), (sigma * per_pixel, sigma * per_pixel, 0))
@@ -156,4 +206,4 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> np.ndarr
         for sigma in SOFTENINGS[1:]
     ]
     widths = edge_width(np.stack(candidates))
-    return candidates[int(np.argmin(np.abs(widths - framing.edge_width)))]
+    return candidates[int(np.argmin(np.abs(widths - framing.edge_width)))], levelled
