@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, set_threads
+from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, set_threads
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:  # torch and numpy load only when the command runs
@@ -100,9 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="counterfactual images of dataset images or image files under do-interventions",
         description="Rows are images; columns are the original, its reconstruction, one column per --do value and one per --joint.",
     )
-    parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
-    parser.add_argument("--step", type=int, default=None,
-                        help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
+    add_run_options(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="dataset folder")
     source.add_argument("--images", nargs="+", metavar="FILE",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from causaldiffae.atomic import Output
-from causaldiffae.cli.options import THREADS_HELP, add_sampling_options, check_device, set_threads
+from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_device, set_threads
 
 REPORT = Output("metrics.json", frozenset({"dataset", "effectiveness", "settings"}), ("report.md",))  # what --force may replace
 
@@ -16,9 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="effectiveness, preservation, composition, reversibility, DCI, realism; report and figures",
         description="Scores a trained run with anti-causal predictors (see 'causaldiffae predictors') on a dataset split.",
     )
-    parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
-    parser.add_argument("--step", type=int, default=None,
-                        help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
+    add_run_options(parser)
     parser.add_argument("--predictors", required=True, help="folder made by 'causaldiffae predictors' on the same dataset")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="split whose images are edited and scored (default test; with train, realism and DCI compare "

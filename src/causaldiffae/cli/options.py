@@ -58,6 +58,13 @@ def check_device(name: str) -> None:
         raise UserError(f"--device {name}: MPS is not available here")
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The trained run a command loads, and which of its kept weights (``counterfactual``, ``evaluate``)."""
+    parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
+    parser.add_argument("--step", type=int, default=None,
+                        help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
+
+
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``counterfactual`` and ``evaluate``."""
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
