@@ -1,5 +1,5 @@
-"""How a digit drawn at another size than MNIST's fares, how often ``counterfactual --images`` notes it,
-and what ``--frame`` gives back.
+"""How a user's own digit fares, drawn at another size than MNIST's or photographed, how often
+``counterfactual --images`` notes it, and what ``--frame`` gives back.
 
     python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen] [--light 0]
 
@@ -87,7 +87,8 @@ def main() -> None:
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
-    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({args.drawing}{f', lit +-{args.light:g}' if args.light else ''}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
+    drawing = args.drawing + (f", lit +-{args.light:g}" if args.light else "")
+    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
           f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "
           f"--frame draws edges rising over {framing.edge_width} px")
     print(f"| scale | median span (px of {side}) | noted | thickness MAE under do(thickness) | intensity MAE under do(intensity) "
