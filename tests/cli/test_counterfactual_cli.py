@@ -282,6 +282,8 @@ def test_an_inverted_image_file_is_noted_and_invert_turns_it_back(setup, tmp_pat
                                             r"1 white\), the run's training images' 0\.\d\d-0\.\d\d; it looks inverted: --invert turns it over", notes[0]), notes
     assert main([*common, "--images", str(inverted), "--invert", "--out", str(tmp_path / "back.png")]) == 0
     assert "note:" not in capsys.readouterr().err
+    assert main([*common, "--images", str(original), "--invert", "--out", str(tmp_path / "twice.png")]) == 0
+    assert capsys.readouterr().err.endswith("it looks inverted once --invert turned it over: leave --invert out\n")
     by_original = list(csv.DictReader(open(tmp_path / "original.csv")))
     by_inverted = list(csv.DictReader(open(tmp_path / "back.csv")))
     assert len(by_original) == 3
@@ -363,6 +365,11 @@ def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_pa
     notes = capsys.readouterr().err.splitlines()
     assert f"note: 1 of 1 images converted to the run's 8x8, 1 channel(s) ({grey} was 8x8 L, its background 0.24 bright, levelled to the run's)" in notes
     assert not any("edge pixels average" in note for note in notes), notes
+    light = tmp_path / "light.png"  # a photographed page not yet inverted: light grey, past mid-grey from the run's pages
+    Image.fromarray((230 - blob * 200 / 255).round().astype(np.uint8)).save(light)
+    assert main([*argv[:-1], str(light), "--frame", "--out", str(tmp_path / "light-grid.png")]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert any(note.endswith("0.00-0.05; it looks inverted: --invert turns it over") for note in notes), notes
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,13 @@ def test_level_takes_a_page_lit_from_one_side_to_black_across():
     assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[4:11, 9:12] == 220).all()
 
 
+def test_a_page_looks_inverted_past_mid_grey_from_the_runs():
+    from causaldiffae.data.framing import looks_inverted
+
+    assert looks_inverted(0.9, (0.0, 0.02)) and looks_inverted(0.6, (0.0, 0.02)) and not looks_inverted(0.3, (0.0, 0.02))
+    assert looks_inverted(0.2, (0.9, 1.0)) and not looks_inverted(0.7, (0.9, 1.0))
+
+
 def test_level_leaves_a_page_like_the_runs_and_one_that_looks_inverted():
     """A page within the run's span is left, as is a white page on a dark-paged run (it wants --invert, which
     levelling would hide); a light-paged run's page is levelled from the other side, keeping the darkest ink."""

@@ -290,7 +290,7 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
     wrongly sized or sharp-edged digit): the model answers for images like those, and a file unlike them gets
     counterfactuals of something else (on pen-drawn digits the shipped model sets thickness half as precisely,
     and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py)."""
-    from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent
+    from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent, looks_inverted
 
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
         return
@@ -299,10 +299,11 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
     measures = zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels), edge_width(pixels))
     for file, edge, offset, size, width in measures:
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
-            flipped = not inverted and low - EDGE_SLACK <= 1 - edge <= high + EDGE_SLACK
-            why = ("it looks inverted: --invert turns it over" if flipped else
-                   "on another background or cropped closer: --frame levels its background to theirs and redraws it with a margin, "
-                   "or its counterfactuals may be poor")
+            if looks_inverted(edge, (low, high)):
+                why = "it looks inverted once --invert turned it over: leave --invert out" if inverted else "it looks inverted: --invert turns it over"
+            else:
+                why = ("on another background or cropped closer: --frame levels its background to theirs and redraws it with a margin, "
+                       "or its counterfactuals may be poor")
             print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
             continue  # on another background, where its digit sits and how large it is are not measured against theirs

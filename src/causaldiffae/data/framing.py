@@ -46,6 +46,13 @@ def page_surface(image: np.ndarray) -> np.ndarray:
     return (top + bottom + left + right) / 4 + (bottom - top) * down + (right - left) * across
 
 
+def looks_inverted(brightness: float, span: tuple[float, float]) -> bool:
+    """Whether a page ``brightness`` bright (in [0, 1]) lies on the other side of mid-grey from a run's pages,
+    whose ``edge_brightness`` spans ``span``: a dark digit on white paper, held to a run of white digits on black."""
+    low, high = span
+    return (brightness < 0.5) != (low + high < 1)
+
+
 def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, float | None]:
     """A uint8 ``(H, W, C)`` image whose page (``page_surface`` over its colour channels, its mean in
     [0, 1]) lies outside ``span``, its run's ``edge_brightness``, mapped linearly pixel by pixel so that
@@ -60,7 +67,7 @@ def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, flo
     low, high = span
     was = float(page.mean()) / 255
     dark = low + high < 1
-    if low <= was <= high or (was < 0.5) != dark:
+    if low <= was <= high or looks_inverted(was, span):
         return image, None
     target, side = (low, -1) if dark else (high, 1)  # side: the sign of the page's brightness less the ink's
     pixels = image[..., colour].astype(np.float64)
