@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--images", nargs="+", metavar="FILE",
                         help="image files instead (PNG/JPEG, any size: converted and resized to the run's images as a folder dataset's are), "
                              "one row each; their labels are unknown, so the CSV leaves them empty; a file framed unlike the run's training images "
-                             "(inverted, off-centre, drawn at another size) gets a note")
+                             "(inverted, on a grey page, off-centre, drawn at another size) gets a note")
     parser.add_argument("--classes", default=None, metavar="K[,K...]",
                         help="with --images on a class-conditional run: the class of each file, one for all or one per file (default -1: unknown)")
     parser.add_argument("--predictors", default=None, metavar="DIR",
