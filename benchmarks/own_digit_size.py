@@ -12,7 +12,8 @@ scale about the page's centre (shrunk with a box filter into a black margin, or 
 cropped), saved as PNG. ``--drawing photo`` photographs the pen drawing: dark ink (45) on grey paper
 (205) with a camera's noise (sd 3 grey levels), read with ``--invert``, so its page is grey where
 MNIST's is black; ``--light N`` lights it from the left, the page N grey levels brighter there and N
-darker at the right. Each file is read as ``counterfactual --images`` reads it, as it is and with ``--frame``, then
+darker at the right. ``--drawing stored --scales 1`` saves the 28-px test digits as they are, for what
+``--frame`` does to a file already framed as MNIST frames its digits. Each file is read as ``counterfactual --images`` reads it, as it is and with ``--frame``, then
 abducted (``ddpm``, true classes) and set to ``evaluate``'s thickness and, separately, intensity
 values. Printed per scale: the measured thickness / intensity MAE against the requested value for
 both readings, and the share of files a size or background note would name (the run's ``extent`` and
@@ -72,12 +73,14 @@ def photograph(drawing: np.ndarray, rng: np.random.Generator, light: float = 0.0
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,0.85,0.7,0.6,1.15", help="comma-separated sizes relative to the digits' own")
-    parser.add_argument("--drawing", choices=("pen", "smooth", "photo"), default="pen", help="how the files draw the digits (default pen)")
+    parser.add_argument("--drawing", choices=("pen", "smooth", "photo", "stored"), default="pen", help="how the files draw the digits (default pen)")
     parser.add_argument("--light", type=float, default=0.0, help="with --drawing photo: the page N grey levels brighter at the left, N darker at the right")
     args = parser.parse_args()
     if args.light and args.drawing != "photo":
         parser.error("--light lights a photograph: give --drawing photo")
     scales = [float(s) for s in args.scales.split(",")]
+    if args.drawing == "stored" and scales != [1.0]:
+        parser.error("--drawing stored saves the digits as they are: give --scales 1")
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
     meta = read_model_meta(f"{args.run}/model.safetensors")
@@ -88,7 +91,8 @@ def main() -> None:
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
     drawing = args.drawing + (f", lit +-{args.light:g}" if args.light else "")
-    print(f"{len(d.idx)} {d.data.split} digits on {side * PAGE} px pages ({drawing}), {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
+    drawn_as = f"as stored ({side} px)" if args.drawing == "stored" else f"on {side * PAGE} px pages ({drawing})"
+    print(f"{len(d.idx)} {d.data.split} digits {drawn_as}, {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
           f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "
           f"--frame draws edges rising over {framing.edge_width} px")
     print(f"| scale | median span (px of {side}) | noted | thickness MAE under do(thickness) | intensity MAE under do(intensity) "
@@ -112,7 +116,7 @@ def main() -> None:
         for scale in scales:
             files = [Path(folder) / f"{k}.png" for k in range(len(digits))]
             for file, digit in zip(files, digits):
-                drawn = page(digit, scale, args.drawing != "smooth")
+                drawn = digit if args.drawing == "stored" else page(digit, scale, args.drawing != "smooth")
                 Image.fromarray(photograph(drawn, rng, args.light) if photo else drawn).save(file)
             plain = np.stack([read_image(file, 1, side, invert=photo)[0] for file in files])
             framed = np.stack([read_image(file, 1, side, invert=photo, frame=framing)[0] for file in files])

@@ -115,6 +115,51 @@ def test_frame_file_smooths_a_sharp_drawing_until_its_edges_rise_as_the_runs_do(
     assert frame_file(page, Framing(20 / 28, 0.0), 28)[0].tolist() == plain.tolist()  # the sharpest is the plain one
 
 
+def test_frame_file_sharpens_a_soft_drawing_until_its_edges_rise_as_the_runs_do_and_never_past_its_own_range():
+    """A ring blurred by 5/8 of a pixel of the run's is softer than the run's images; framed it comes out sharpened to
+    within the sharpenings' step of their edge width, its brightest pixel no brighter than the file's."""
+    from scipy import ndimage
+
+    from causaldiffae.data.framing import Framing, edge_width, frame_file
+
+    page = np.zeros((224, 224, 1), np.float64)
+    yy, xx = np.mgrid[:224, :224]
+    page[((yy - 110) ** 2 + (xx - 115) ** 2 <= 75**2) & ((yy - 110) ** 2 + (xx - 115) ** 2 >= 50**2)] = 200
+    page = ndimage.gaussian_filter(page, (5, 5, 0)).round().astype(np.uint8)
+    plain, _ = frame_file(page, Framing(20 / 28), 28)
+    sharpened, _ = frame_file(page, Framing(20 / 28, 1.36), 28)
+    before, after = edge_width(np.stack([plain, sharpened]))
+    assert before > 1.8 and abs(after - 1.36) < 0.25, (before, after)
+    assert sharpened.max() <= page.max() and sharpened.min() >= page.min()
+    softer, _ = frame_file(page, Framing(20 / 28, 2.5), 28)  # a run softer still: smoothed further, never sharpened
+    assert edge_width(softer[None])[0] >= before
+
+
+def test_a_file_at_the_runs_resolution_framed_as_theirs_is_not_cut_again():
+    """Cut again, a 28-px digit would be resampled by a fraction of a pixel; framed as the run's images are
+    (extent and centroid within theirs) it is kept pixel for pixel, and one drawn too small is still cut."""
+    from causaldiffae.data.framing import Framing, extent, frame_file
+
+    digit = np.zeros((28, 28, 1), np.uint8)
+    digit[5:24, 11:17] = 255  # 19 px tall, centred
+    framing = Framing(20 / 28, None, None, (16 / 28, 22 / 28), 0.06)
+    assert framing.holds(digit) and frame_file(digit, framing, 28)[0].tolist() == digit.tolist()
+    assert not Framing(20 / 28).holds(digit)  # a run that kept neither range: the digit is cut as before
+    assert extent(frame_file(digit, Framing(20 / 28), 28)[0][None])[0] == 20 / 28
+    small = np.zeros((28, 28, 1), np.uint8)
+    small[10:18, 12:16] = 255
+    assert not framing.holds(small) and extent(frame_file(small, framing, 28)[0][None])[0] == 20 / 28
+
+
+def test_framing_of_a_runs_metadata():
+    from causaldiffae.data.framing import Framing
+
+    meta = {"extent": [0.57, 0.71, 0.79], "edge_width": [1.16, 1.35, 1.96], "edge_brightness": [0.0, 0.02], "centroid_offset": 0.057}
+    assert Framing.of_run(meta) == Framing(0.71, 1.35, (0.0, 0.02), (0.57, 0.79), 0.057)
+    assert Framing.of_run({"extent": [0.57, 0.71, 0.79]}) == Framing(0.71, None, None, (0.57, 0.79), None)
+    assert Framing.of_run({"edge_brightness": [0.0, 0.02]}) is None
+
+
 def test_frame_file_smooths_a_large_window_at_most_smoothed_at_pixels_per_run_pixel():
     """A phone photo's window is shrunk (by area) before it is smoothed; the result is what smoothing it at its
     own resolution gives, to within 3 grey levels on a sharp white ring, in a fraction of the time."""

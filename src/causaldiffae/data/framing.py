@@ -170,49 +170,70 @@ def reframe(image: np.ndarray, size: float) -> np.ndarray:
 
 
 SOFTENINGS = (0.0, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3)  # Gaussian sigmas, in pixels of the run's resolution, --frame chooses from
+SHARPENINGS = (1 / 2, 1, 2, 3, 4)  # unsharp-mask amounts --frame chooses from, for a file softer than the training images
+UNSHARP_RADIUS = 1 / 2  # the unsharp mask's Gaussian sigma, in pixels of the run's resolution
 SMOOTHED_AT = 16  # the most pixels per run pixel a window is smoothed at: a 12-megapixel photo read in 11.7 s smoothed at its own, 0.5 s so
 
 
 @dataclass(frozen=True)
 class Framing:
     """How a run's training images are framed, as ``--frame`` draws a file: the median ``extent`` and,
-    where the run kept them, the median ``edge_width`` and the span of ``edge_brightness``."""
+    where the run kept them, the median ``edge_width``, the span of ``edge_brightness``, the range of
+    ``extent`` and the largest ``centroid_offset``."""
 
     size: float
     edge_width: float | None = None
     background: tuple[float, float] | None = None
+    sizes: tuple[float, float] | None = None
+    centroid_offset: float | None = None
 
     @classmethod
     def of_run(cls, meta: Mapping[str, Any]) -> Framing | None:
         """The framing a run's weights' metadata keeps (``train``); None for a run trained before it kept ``extent``."""
         if "extent" not in meta:
             return None
-        edges = meta.get("edge_brightness")
-        return cls(meta["extent"][1], meta["edge_width"][1] if "edge_width" in meta else None,
-                   None if edges is None else (float(edges[0]), float(edges[1])))
+        edges, (low, median, high) = meta.get("edge_brightness"), meta["extent"]
+        return cls(median, meta["edge_width"][1] if "edge_width" in meta else None,
+                   None if edges is None else (float(edges[0]), float(edges[1])), (low, high), meta.get("centroid_offset"))
+
+    def holds(self, image: np.ndarray) -> bool:
+        """Whether a uint8 ``(H, W, C)`` image is drawn as the training images are: its ``extent`` within
+        theirs and its ``centroid_offset`` no further out than theirs (False where either is not kept)."""
+        if self.sizes is None or self.centroid_offset is None:
+            return False
+        return bool(self.sizes[0] <= extent(image[None])[0] <= self.sizes[1] and centroid_offset(image[None])[0] <= self.centroid_offset)
 
 
 def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np.ndarray, float | None]:
     """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
     ``resolution``, and the background it had where it was levelled (else None). With a ``background``
     span its page is levelled first (``level``), so that the window is centred on its ink, not its page;
-    then cut (``reframe``); with an ``edge_width``, smoothed by the Gaussian of ``SOFTENINGS`` whose
-    result's edges rise most nearly as wide. A sharp drawing is smoothed as MorphoMNIST smooths its digits,
-    which halves the shipped model's thickness error on pen-drawn digits (README, "Counterfactuals"); a
-    file already softer than the training images is left as it is."""
+    then cut (``reframe``), unless the file is at the run's resolution and ``framing.holds`` it already:
+    cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
+    a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
+    and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
+    own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A sharp drawing is smoothed as MorphoMNIST smooths its digits and a soft one
+    sharpened, which brings the shipped model's thickness error on either to about the stored test
+    digits' (README, "Counterfactuals")."""
     from scipy import ndimage
 
     image, levelled = level(image, framing.background) if framing.background is not None else (image, None)
-    window = reframe(image, framing.size)
+    kept = image.shape[:2] == (resolution, resolution) and framing.holds(image)
+    window = image if kept else reframe(image, framing.size)
     plain = resize_images(window[None], resolution)[0]
     if framing.edge_width is None:
         return plain, levelled
-    fine = resize_images(window[None], min(window.shape[0], SMOOTHED_AT * resolution))[0]
+    fine = resize_images(window[None], min(window.shape[0], SMOOTHED_AT * resolution))[0].astype(np.float64)
     per_pixel = fine.shape[0] / resolution  # the smoothed window's pixels per pixel of the run's
-    candidates = [plain] + [
-        resize_images(ndimage.gaussian_filter(fine.astype(np.float64), (sigma * per_pixel, sigma * per_pixel, 0))
-                      .round().clip(0, 255).astype(np.uint8)[None], resolution)[0]
-        for sigma in SOFTENINGS[1:]
-    ]
+
+    def blurred(sigma: float) -> np.ndarray:
+        return ndimage.gaussian_filter(fine, (sigma * per_pixel, sigma * per_pixel, 0))
+
+    if edge_width(plain[None])[0] <= framing.edge_width:  # sharper than the training images: smoothed, never sharpened
+        drawn = [blurred(sigma).clip(0, 255) for sigma in SOFTENINGS[1:]]
+    else:
+        unsharp = fine - blurred(UNSHARP_RADIUS)
+        drawn = [(fine + amount * unsharp).clip(fine.min(), fine.max()) for amount in SHARPENINGS]
+    candidates = [plain] + [resize_images(each.round().astype(np.uint8)[None], resolution)[0] for each in drawn]
     widths = edge_width(np.stack(candidates))
     return candidates[int(np.argmin(np.abs(widths - framing.edge_width)))], levelled
