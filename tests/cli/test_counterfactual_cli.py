@@ -336,6 +336,23 @@ def test_an_image_file_sized_unlike_the_training_images_is_noted_and_frame_redra
                                             r"0\.00-0\.00: softer than theirs, or its counterfactuals may be poor", notes[0]), notes
 
 
+def test_an_image_file_softer_than_the_training_images_is_told_frame_sharpens_it(setup, tmp_path, capsys):
+    """The run's blobs are drawn with no partly bright pixels; a blob blurred by a pixel rises over some, and its
+    note names --frame, which sharpens such a file; once framed, the note says only what the file is."""
+    from scipy import ndimage
+
+    _, data, run, _ = setup
+    blob = np.asarray(Image.open(_test_files(data)[3])).astype(np.float64)
+    soft = tmp_path / "soft.png"
+    Image.fromarray(ndimage.gaussian_filter(blob, 1).round().astype(np.uint8)).save(soft)
+    argv = ["counterfactual", "--run", str(run), "--do", "a=2", "--steps", "2", "--no-progress", "--images", str(soft)]
+    assert main([*argv, "--out", str(tmp_path / "g.png")]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 1 and notes[0].endswith("softer than theirs; --frame sharpens them to match, or its counterfactuals may be poor"), notes
+    assert main([*argv, "--frame", "--out", str(tmp_path / "framed.png")]) == 0
+    assert not any("--frame sharpens" in note for note in capsys.readouterr().err.splitlines())
+
+
 def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_path, capsys):
     """Held to a run whose training images' edges were 0.00-0.05 bright, a test blob on a page of 60 grey levels
     (a photograph, inverted) is noted; --frame levels its page to black before anything else, and the conversion

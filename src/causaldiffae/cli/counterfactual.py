@@ -263,7 +263,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
         print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
               f"({file} was {was})", file=sys.stderr)
     pixels = np.stack([image for image, _ in read])
-    _note_unlike_framing(args.images, pixels, meta, args.invert)
+    _note_unlike_framing(args.images, pixels, meta, args.invert, args.frame)
     x = pixels_tensor(pixels)
     classes = None
     if not is_class_conditional(model):
@@ -286,11 +286,12 @@ EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents 
 EDGE_WIDTH_SLACK = 0.1  # pixels of edge per border pixel, beyond the training images' edge widths
 
 
-def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, Any], inverted: bool) -> None:
+def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, Any], inverted: bool, framed: bool) -> None:
     """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre,
     wrongly sized or sharp-edged digit): the model answers for images like those, and a file unlike them gets
     counterfactuals of something else (on pen-drawn digits the shipped model sets thickness half as precisely,
-    and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py)."""
+    and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py). The edge note names
+    what ``--frame`` would do only for a file not yet ``framed``."""
     from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent, looks_inverted
 
     if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
@@ -321,7 +322,9 @@ def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, A
                   f"training images' {sizes[0] * side:.0f}-{sizes[-1] * side:.0f} px; --frame scales it to match, or its counterfactuals "
                   "may be poor", file=sys.stderr)
         if widths is not None and not widths[0] - EDGE_WIDTH_SLACK <= width <= widths[-1] + EDGE_WIDTH_SLACK:
-            how = "sharper than theirs; --frame smooths them to match" if width < widths[0] else "softer than theirs"
+            how = "sharper than theirs" if width < widths[0] else "softer than theirs"
+            if not framed:
+                how += "; --frame smooths them to match" if width < widths[0] else "; --frame sharpens them to match"
             print(f"note: {file}: its edges rise over {width:.2f} px (pixels between 10% and 90% of its peak per border pixel), the run's "
                   f"training images' {widths[0]:.2f}-{widths[-1]:.2f}: {how}, or its counterfactuals may be poor", file=sys.stderr)
 
