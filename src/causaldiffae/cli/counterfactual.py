@@ -115,10 +115,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --images: invert the files' colours (255 - v, alpha kept), so that a dark digit on white paper "
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
-                        help="with --images: frame each file (after --invert) as the run's training images are (MNIST's way) before resizing it: its page "
-                             "levelled to theirs (a photographed page is grey), the square window about its brightness centroid in which its "
-                             "bright part spans their median extent, its edges smoothed or sharpened to rise as theirs do; a file already framed as theirs at their size is not cut "
-                             "again")
+                        help="with --images: frame each file (after --invert) as the run's training images are (MNIST's way) before "
+                             "resizing it: its page levelled to theirs (a photographed page is grey), the square window about its brightness "
+                             "centroid in which its bright part spans their median extent, its edges smoothed or sharpened to rise as theirs "
+                             "do; a file already framed as theirs at their size is not cut again")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")

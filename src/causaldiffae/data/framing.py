@@ -212,9 +212,10 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
     a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
-    own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A sharp drawing is smoothed as MorphoMNIST smooths its digits and a soft one
-    sharpened, which brings the shipped model's thickness error on either to about the stored test
-    digits' (README, "Counterfactuals")."""
+    own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A
+    sharp drawing is smoothed as MorphoMNIST smooths its digits and a soft one sharpened, which brings
+    the shipped model's thickness error on either to about the stored test digits' (README,
+    "Counterfactuals")."""
     from scipy import ndimage
 
     image, levelled = level(image, framing.background) if framing.background is not None else (image, None)
@@ -229,11 +230,12 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     def blurred(sigma: float) -> np.ndarray:
         return ndimage.gaussian_filter(fine, (sigma * per_pixel, sigma * per_pixel, 0))
 
-    if edge_width(plain[None])[0] <= framing.edge_width:  # sharper than the training images: smoothed, never sharpened
+    plain_width = edge_width(plain[None])[0]
+    if plain_width <= framing.edge_width:  # sharper than the training images: smoothed, never sharpened
         drawn = [blurred(sigma).clip(0, 255) for sigma in SOFTENINGS[1:]]
     else:
         unsharp = fine - blurred(UNSHARP_RADIUS)
         drawn = [(fine + amount * unsharp).clip(fine.min(), fine.max()) for amount in SHARPENINGS]
     candidates = [plain] + [resize_images(each.round().astype(np.uint8)[None], resolution)[0] for each in drawn]
-    widths = edge_width(np.stack(candidates))
+    widths = np.concatenate([[plain_width], edge_width(np.stack(candidates[1:]))])
     return candidates[int(np.argmin(np.abs(widths - framing.edge_width)))], levelled
