@@ -30,7 +30,6 @@ import torch
 from evaluate_draw import arguments, evaluate_draw
 from PIL import Image
 
-from causaldiffae.checkpoint import read_model_meta
 from causaldiffae.cli.counterfactual import EDGE_SLACK, EXTENT_SLACK
 from causaldiffae.counterfactual import abduct, decode, intervene
 from causaldiffae.data.base import pixels_tensor, to_uint8
@@ -83,10 +82,9 @@ def main() -> None:
         parser.error("--drawing stored saves the digits as they are: give --scales 1")
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
-    meta = read_model_meta(f"{args.run}/model.safetensors")
-    low, median, high = meta["extent"]
-    page_low, page_high = meta["edge_brightness"]
-    framing = Framing.of_run(meta)
+    low, median, high = model.framing["extent"]
+    page_low, page_high = model.framing["edge_brightness"]
+    framing = Framing.of_run(model.framing)
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]

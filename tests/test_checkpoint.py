@@ -123,7 +123,9 @@ def test_the_weights_keep_how_the_training_images_are_framed(trained_run, tmp_pa
     assert 0 < extents.min() <= meta["extent"][0] <= meta["extent"][1] <= meta["extent"][2] <= extents.max()
     assert meta["extent"] == list(np.round(np.quantile(extents, [0.005, 0.5, 0.995]), 4))
     assert meta["edge_width"] == list(np.round(np.quantile(edge_width(images), [0.005, 0.5, 0.995]), 4))
-    load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None, "centroid_offset": None, "extent": None, "edge_width": None}))
+    assert load_run(trained_run)[0].framing == {key: meta[key] for key in ("edge_brightness", "centroid_offset", "extent", "edge_width")}
+    old = load_run(_with_meta(Path(shutil.copytree(trained_run, tmp_path / "old")), {"edge_brightness": None, "centroid_offset": None, "extent": None, "edge_width": None}))
+    assert old[0].framing == {}
 
 
 @pytest.mark.parametrize("changes, message", [

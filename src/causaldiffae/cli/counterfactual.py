@@ -240,7 +240,6 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     """The --images files in the run's image shape; their class from --classes or the --predictors' classifier (else -1, unknown)."""
     import numpy as np
 
-    from causaldiffae.checkpoint import read_model_meta
     from causaldiffae.counterfactual import is_class_conditional
     from causaldiffae.data.base import pixels_tensor
     from causaldiffae.data.folder import read_image
@@ -251,8 +250,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     channels, height, width = model.image_shape
     if height != width:
         raise UserError(f"--images: the run's images are {height}x{width}; files are resized to square images only")
-    meta = read_model_meta(Path(args.run) / "model.safetensors")
-    framing = Framing.of_run(meta) if args.frame else None
+    framing = Framing.of_run(model.framing) if args.frame else None
     if args.frame and framing is None:
         raise UserError(f"--frame: the weights of {args.run} do not say how large its training images are drawn (extent; runs trained "
                         "before 2026-12-03 lack it); frame the files by hand")
@@ -263,7 +261,7 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
         print(f"note: {len(converted)} of {len(read)} images converted to the run's {height}x{width}, {channels} channel(s) "
               f"({file} was {was})", file=sys.stderr)
     pixels = np.stack([image for image, _ in read])
-    _note_unlike_framing(args.images, pixels, meta, args.invert, args.frame)
+    _note_unlike_framing(args.images, pixels, model.framing, args.invert, args.frame)
     x = pixels_tensor(pixels)
     classes = None
     if not is_class_conditional(model):
@@ -286,18 +284,19 @@ EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents 
 EDGE_WIDTH_SLACK = 0.1  # pixels of edge per border pixel, beyond the training images' edge widths
 
 
-def _note_unlike_framing(files: list[str], pixels: np.ndarray, meta: dict[str, Any], inverted: bool, framed: bool) -> None:
+def _note_unlike_framing(files: list[str], pixels: np.ndarray, kept: dict[str, Any], inverted: bool, framed: bool) -> None:
     """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre,
     wrongly sized or sharp-edged digit): the model answers for images like those, and a file unlike them gets
     counterfactuals of something else (on pen-drawn digits the shipped model sets thickness half as precisely,
     and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py). The edge note names
-    what ``--frame`` would do only for a file not yet ``framed``."""
+    what ``--frame`` would do only for a file not yet ``framed``. ``kept``: the training images' framing
+    (``CausalDiffAE.framing``)."""
     from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent, looks_inverted
 
-    if "edge_brightness" not in meta or "centroid_offset" not in meta:  # a run trained before its weights kept its framing
+    if "edge_brightness" not in kept or "centroid_offset" not in kept:  # a run trained before its weights kept its framing
         return
-    (low, high), most, side = meta["edge_brightness"], meta["centroid_offset"], pixels.shape[1]
-    sizes, widths = meta.get("extent"), meta.get("edge_width")  # absent from runs trained before they were kept (earlier on 2026-12-03)
+    (low, high), most, side = kept["edge_brightness"], kept["centroid_offset"], pixels.shape[1]
+    sizes, widths = kept.get("extent"), kept.get("edge_width")  # absent from runs trained before they were kept (earlier on 2026-12-03)
     measures = zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels), edge_width(pixels))
     for file, edge, offset, size, width in measures:
         if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
