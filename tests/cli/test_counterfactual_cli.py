@@ -38,6 +38,16 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     assert "note: --n 99, but the test split has 16 images: the grid has 16 rows" in capsys.readouterr().err
 
 
+def test_a_split_smaller_than_the_default_is_used_whole_without_a_note(capsys):
+    from causaldiffae.cli.counterfactual import DEFAULT_N, pick_images
+
+    assert pick_images(None, None, "test", 8).tolist() == list(range(8))  # the default 16 asks for nothing the user chose
+    assert pick_images(None, None, "test", 100).tolist() == np.linspace(0, 99, DEFAULT_N).round().astype(int).tolist()
+    assert capsys.readouterr().err == ""
+    assert pick_images(None, 9, "test", 8).tolist() == list(range(8))
+    assert "note: --n 9, but the test split has 8 images" in capsys.readouterr().err
+
+
 def test_indices_pick_the_images(setup, capsys):
     base, data, run, _ = setup
     out = base / "cf-indices" / "grid.png"

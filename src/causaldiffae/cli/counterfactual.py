@@ -80,14 +80,15 @@ def parse_indices(text: str | None) -> list[int] | None:
         raise UserError(f"--indices {text!r}: expected whole numbers separated by commas, e.g. 0,17,42") from None
 
 
-def pick_images(indices: list[int] | None, n: int, split: str, size: int) -> np.ndarray:
-    """The split's images to use: ``indices``, or ``n`` spread evenly from the first to the last."""
+def pick_images(indices: list[int] | None, n: int | None, split: str, size: int) -> np.ndarray:
+    """The split's images to use: ``indices``, or ``n`` (default ``DEFAULT_N``) spread evenly from the first to the last; a
+    split smaller than an ``n`` asked for is noted, one smaller than the default is simply used whole."""
     import numpy as np
 
     if indices is None:
-        if n > size:
+        if n is not None and n > size:
             print(f"note: --n {n}, but the {split} split has {size} images: the grid has {size} rows", file=sys.stderr)
-        return np.linspace(0, size - 1, min(n, size)).round().astype(np.int64)
+        return np.linspace(0, size - 1, min(DEFAULT_N if n is None else n, size)).round().astype(np.int64)
     bad = [i for i in indices if not 0 <= i < size]
     if bad:
         raise UserError(f"--indices: {bad[0]} is not an image of the {split} split (0..{size - 1})")
@@ -229,7 +230,7 @@ def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: Experim
 
     split = args.split or "test"
     ds = _load_matching_data(args, split, model, config)
-    idx = pick_images(indices, DEFAULT_N if args.n is None else args.n, split, len(ds))
+    idx = pick_images(indices, args.n, split, len(ds))
     labels = ds.labels[idx][:, [ds.variables.index(v) for v in model.graph.variables]]
     classes = None if ds.classes is None else ds.classes[idx]
     return _Rows(images_tensor(ds, idx), labels, classes, [int(i) for i in idx], "index", [f"#{i}" for i in idx],
