@@ -1,10 +1,11 @@
-"""Five inference levers on the do(intensity) thickness drift, none of which closes it.
+"""Six inference levers on the do(intensity) thickness drift, none of which closes it.
 
-    python benchmarks/intensity_edit_levers.py --data data/morphomnist            # 100 digits, all five, ~10 min
+    python benchmarks/intensity_edit_levers.py --data data/morphomnist            # 100 digits, all six, ~10 min
     python benchmarks/intensity_edit_levers.py --data data/morphomnist --n 500 --only eta
     python benchmarks/intensity_edit_levers.py --data data/morphomnist --n 200 --only eta --etas 1 --split train
     python benchmarks/intensity_edit_levers.py --data data/morphomnist --only draws --draws 16   # ~4 min
     python benchmarks/intensity_edit_levers.py --data data/morphomnist --only guide             # ~3 min
+    python benchmarks/intensity_edit_levers.py --data data/morphomnist --n 500 --only tone      # ~3 min
 
 On ``causaldiffae evaluate``'s test digits and intervention values (seed 0), morphometric MAE
 against the SCM's counterfactual labels:
@@ -28,6 +29,11 @@ against the SCM's counterfactual labels:
    unedited digit's reading (a method; the predictor reads brightness into thickness, so it asks
    for a thickness change), and the true counterfactual's reading (a bound: it knows the answer).
    Reports how close the edit's reading came, beside the measurement.
+6. ``tone``: the edit kept only as a brightness change. Each digit's edit is replaced by its nearest
+   monotone tone map of the digit, ``g(x)`` for an increasing ``g`` (isotonic regression of the edited
+   pixels on the digit's), whose strokes are the digit's own level sets: every edge moved outwards in
+   one place and inwards in another is dropped. The same map of the true counterfactual is a bound on
+   any edit of that form.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from causaldiffae.evaluation.metrics import abduction_generator
 from causaldiffae.evaluation.oracle import morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import load_predictors
 
-LEVERS = ("eta", "path", "delta", "draws", "guide")
+LEVERS = ("eta", "path", "delta", "draws", "guide", "tone")
 
 
 def main() -> None:
@@ -196,6 +202,27 @@ def main() -> None:
                 with torch.no_grad():
                     reading = (reader(edited)[:, 0] - target).abs().mean()
                 print(f"towards {name} reading, s {s:g} | {score('intensity', edited)} | {reading:.4f}")
+
+    if "tone" in levers:
+        sources = source_digits(args.data, args.split)[d.idx]
+        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
+        with torch.no_grad():
+            edited = decode(z_cf["intensity"], abd.x_T, d.residuals, 1.0)
+        print("\ndo(intensity) kept as a tone map of the digit | thickness | intensity")
+        for name, images in (("the model's edit", edited), ("the true counterfactual (a bound)", pixels_tensor(drawn))):
+            print(f"{name} | {score('intensity', images)}")
+            print(f"{name}, as its nearest tone map of the digit | {score('intensity', tone_mapped(x, images))}")
+
+
+def tone_mapped(x: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """Each of ``edited`` (``(N, 1, H, W)``) as the monotone function of its digit ``x`` nearest it in squared error."""
+    from sklearn.isotonic import IsotonicRegression
+
+    out = torch.empty_like(edited)
+    for i, (digit, image) in enumerate(zip(x.flatten(1).numpy(), edited.flatten(1).numpy())):
+        fitted = IsotonicRegression(increasing=True).fit(digit, image).predict(digit)
+        out[i] = torch.from_numpy(fitted.astype(np.float32)).view(edited.shape[1:])
+    return out
 
 
 if __name__ == "__main__":
