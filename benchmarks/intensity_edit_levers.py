@@ -38,6 +38,7 @@ against the SCM's counterfactual labels:
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -102,6 +103,19 @@ def main() -> None:
             return ddpm_decode(lambda xt, t: model.eps(xt, t, c), x_T, residuals, abd.timesteps, alphas, eta=eta).clamp(-1, 1)
 
     z_cf = {v: intervene(model, abd, do[v], label_mean=mean, label_std=std)[0] for v in variables}
+
+    @functools.cache
+    def intensity_edit() -> torch.Tensor:
+        """The plain do(intensity) edit from the draw's abduction, which the guide and tone levers both start from."""
+        with torch.no_grad():
+            return decode(z_cf["intensity"], abd.x_T, d.residuals, 1.0)
+
+    @functools.cache
+    def true_intensity_edit() -> torch.Tensor:
+        """The true do(intensity) counterfactuals in [-1, 1], redrawn once by the dataset's generator for the levers that bound by them."""
+        sources = source_digits(args.data, args.split)[d.idx]
+        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
+        return pixels_tensor(drawn)
     print(f"{len(x)} {args.split} digits, {d.steps} DDIM steps ({d.spacing} spacing), seed {args.seed}; MAE thickness | intensity")
     print(f"unedited digits against their labels: {errors(x, labels)}")
     if "eta" in levers:
@@ -170,10 +184,8 @@ def main() -> None:
 
     if "guide" in levers:
         reader = load_predictors(args.predictors, ds).regressors["thickness"].eval().requires_grad_(False)
-        sources = source_digits(args.data, args.split)[d.idx]
-        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
         with torch.no_grad():
-            targets = {"the unedited digit's": reader(x)[:, 0], "the true counterfactual's (a bound)": reader(pixels_tensor(drawn))[:, 0]}
+            targets = {"the unedited digit's": reader(x)[:, 0], "the true counterfactual's (a bound)": reader(true_intensity_edit())[:, 0]}
         c = condition(z_cf["intensity"])
 
         def guided_eps(target: torch.Tensor, s: float) -> EpsFn:
@@ -193,8 +205,7 @@ def main() -> None:
 
         print(f"\nthickness-predictor guidance, do(intensity), {args.guide_iters} x0 steps per decoding step"
               " | thickness | intensity | |reading - target| (predictor sd)")
-        with torch.no_grad():
-            plain = decode(z_cf["intensity"], abd.x_T, d.residuals, 1.0)
+        plain = intensity_edit()
         for name, target in targets.items():
             print(f"no guidance, against {name} reading | {score('intensity', plain)} | {(reader(plain)[:, 0] - target).abs().mean():.4f}")
             for s in (float(v) for v in args.guide_scales.split(",")):
@@ -204,12 +215,8 @@ def main() -> None:
                 print(f"towards {name} reading, s {s:g} | {score('intensity', edited)} | {reading:.4f}")
 
     if "tone" in levers:
-        sources = source_digits(args.data, args.split)[d.idx]
-        drawn, _ = morphomnist_true_counterfactuals(sources, labels, values, d.scm)["intensity"]
-        with torch.no_grad():
-            edited = decode(z_cf["intensity"], abd.x_T, d.residuals, 1.0)
         print("\ndo(intensity) kept as a tone map of the digit | thickness | intensity")
-        for name, images in (("the model's edit", edited), ("the true counterfactual (a bound)", pixels_tensor(drawn))):
+        for name, images in (("the model's edit", intensity_edit()), ("the true counterfactual (a bound)", true_intensity_edit())):
             print(f"{name} | {score('intensity', images)}")
             print(f"{name}, as its nearest tone map of the digit | {score('intensity', tone_mapped(x, images))}")
 
