@@ -46,11 +46,16 @@ def page_surface(image: np.ndarray) -> np.ndarray:
     return (top + bottom + left + right) / 4 + (bottom - top) * down + (right - left) * across
 
 
+def _dark(span: tuple[float, float]) -> bool:
+    """Whether a run whose pages' ``edge_brightness`` spans ``span`` draws on dark pages (MorphoMNIST's black)."""
+    low, high = span
+    return low + high < 1
+
+
 def looks_inverted(brightness: float, span: tuple[float, float]) -> bool:
     """Whether a page ``brightness`` bright (in [0, 1]) lies on the other side of mid-grey from a run's pages,
     whose ``edge_brightness`` spans ``span``: a dark digit on white paper, held to a run of white digits on black."""
-    low, high = span
-    return (brightness < 0.5) != (low + high < 1)
+    return (brightness < 0.5) != _dark(span)
 
 
 def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, float | None]:
@@ -66,7 +71,7 @@ def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, flo
     page = page_surface(image)[..., colour]
     low, high = span
     was = float(page.mean()) / 255
-    dark = low + high < 1
+    dark = _dark(span)
     if low <= was <= high or looks_inverted(was, span):
         return image, None
     target, side = (low, -1) if dark else (high, 1)  # side: the sign of the page's brightness less the ink's
