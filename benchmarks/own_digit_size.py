@@ -30,11 +30,10 @@ import torch
 from evaluate_draw import arguments, evaluate_draw
 from PIL import Image
 
-from causaldiffae.cli.counterfactual import EDGE_SLACK, EXTENT_SLACK
 from causaldiffae.counterfactual import abduct, decode, intervene
 from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.folder import read_image
-from causaldiffae.data.framing import Framing, edge_brightness, extent
+from causaldiffae.data.framing import EXTENT_SLACK, Framing, extent, likeness
 from causaldiffae.evaluation.metrics import abduction_generator
 
 PAGE = 8  # a user's file has this many times the run's pixels
@@ -83,7 +82,6 @@ def main() -> None:
     d = evaluate_draw(args)
     model, graph = d.model, d.data.graph
     low, median, high = model.framing["extent"]
-    page_low, page_high = model.framing["edge_brightness"]
     framing = Framing.of_run(model.framing)
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
@@ -118,9 +116,8 @@ def main() -> None:
                 Image.fromarray(photograph(drawn, rng, args.light) if photo else drawn).save(file)
             plain = np.stack([read_image(file, 1, side, invert=photo)[0] for file in files])
             framed = np.stack([read_image(file, 1, side, invert=photo, frame=framing)[0] for file in files])
-            spans, edges = extent(plain), edge_brightness(plain)
-            noted = np.mean((spans < low - EXTENT_SLACK) | (spans > high + EXTENT_SLACK)
-                            | (edges < page_low - EDGE_SLACK) | (edges > page_high + EDGE_SLACK))
+            spans = extent(plain)
+            noted = np.mean([bool({"edge_brightness", "extent"} & set(seen.unlike)) for seen in likeness(plain, model.framing)])
             (thickness, intensity), again = errors(plain), errors(framed)
             print(f"| {scale:g} | {np.median(spans) * side:.0f} | {noted:.0%} | {thickness:.3f} | {intensity:.2f} "
                   f"| {again[0]:.3f} / {again[1]:.2f} |", flush=True)

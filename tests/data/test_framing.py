@@ -160,6 +160,26 @@ def test_framing_of_a_runs_metadata():
     assert Framing.of_run({"edge_brightness": [0.0, 0.02]}) is None
 
 
+def test_likeness_names_the_measures_beyond_the_runs_and_compares_only_what_it_keeps():
+    """A centred bar like the run's images; it inverted (its edges past theirs: nothing else compared); a
+    blank image; a small block off centre. Hard edges rise over 0 px, sharper than a run with soft edges."""
+    from causaldiffae.data.framing import centroid_offset, edge_brightness, extent, likeness
+
+    images = np.zeros((4, 28, 28, 1), np.uint8)
+    images[0, 5:24, 11:17] = 255  # 19 px tall, centred
+    images[1] = 255 - images[0]
+    images[3, 14:22, 15:19] = 255  # 8 px tall, its centroid 4.3 px from the centre
+    kept = {"edge_brightness": [0.0, 0.02], "centroid_offset": 0.06, "extent": [0.57, 0.71, 0.79]}
+    seen = likeness(images, kept)
+    assert [s.unlike for s in seen] == [(), ("edge_brightness",), ("blank",), ("centroid_offset", "extent")]
+    np.testing.assert_allclose([(s.edge, s.offset, s.size) for s in seen],
+                               np.stack([edge_brightness(images), centroid_offset(images), extent(images)], axis=1))
+    soft = likeness(images, {**kept, "edge_width": [1.1, 1.3, 1.9]})
+    assert [s.unlike for s in soft] == [("edge_width",), ("edge_brightness",), ("blank",), ("centroid_offset", "extent", "edge_width")]
+    assert [s.unlike for s in likeness(images, {"edge_brightness": [0.0, 0.02], "centroid_offset": 0.06})][3] == ("centroid_offset",)
+    assert likeness(images, {"extent": [0.57, 0.71, 0.79]}) == []  # a run trained before its weights kept its framing
+
+
 def test_frame_file_smooths_a_large_window_at_most_smoothed_at_pixels_per_run_pixel():
     """A phone photo's window is shrunk (by area) before it is smoothed; the result is what smoothing it at its
     own resolution gives, to within 3 grey levels on a sharp white ring, in a fraction of the time."""

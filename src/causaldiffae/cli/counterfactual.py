@@ -279,53 +279,44 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     return _Rows(x, None, classes, list(args.images), "file", [Path(f).name for f in args.images], "image files")
 
 
-EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
-CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' centroid offsets (1.4 px at 28)
-EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents (1.4 px at 28)
-EDGE_WIDTH_SLACK = 0.1  # pixels of edge per border pixel, beyond the training images' edge widths
-
-
 def _note_unlike_framing(files: list[str], pixels: np.ndarray, kept: dict[str, Any], inverted: bool, framed: bool) -> None:
     """A note for each file framed unlike every training image (an inverted, tightly cropped, off-centre,
-    wrongly sized or sharp-edged digit): the model answers for images like those, and a file unlike them gets
-    counterfactuals of something else (on pen-drawn digits the shipped model sets thickness half as precisely,
-    and at 0.7 of MNIST's size intensity 2.7x as loosely, benchmarks/own_digit_size.py). The edge note names
-    what ``--frame`` would do only for a file not yet ``framed``. ``kept``: the training images' framing
-    (``CausalDiffAE.framing``)."""
-    from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent, looks_inverted
+    wrongly sized or sharp-edged digit; ``data.framing.likeness``): the model answers for images like those,
+    and a file unlike them gets counterfactuals of something else (on pen-drawn digits the shipped model sets
+    thickness half as precisely, and at 0.7 of MNIST's size intensity 2.7x as loosely,
+    benchmarks/own_digit_size.py). The edge note names what ``--frame`` would do only for a file not yet
+    ``framed``. ``kept``: the training images' framing (``CausalDiffAE.framing``)."""
+    from causaldiffae.data.framing import likeness, looks_inverted
 
-    if "edge_brightness" not in kept or "centroid_offset" not in kept:  # a run trained before its weights kept its framing
-        return
-    (low, high), most, side = kept["edge_brightness"], kept["centroid_offset"], pixels.shape[1]
-    sizes, widths = kept.get("extent"), kept.get("edge_width")  # absent from runs trained before they were kept (earlier on 2026-12-03)
-    measures = zip(files, edge_brightness(pixels), centroid_offset(pixels), extent(pixels), edge_width(pixels))
-    for file, edge, offset, size, width in measures:
-        if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
-            if looks_inverted(edge, (low, high)):
+    side = pixels.shape[1]
+    for file, seen in zip(files, likeness(pixels, kept)):
+        if "edge_brightness" in seen.unlike:
+            low, high = kept["edge_brightness"]
+            if looks_inverted(seen.edge, (low, high)):
                 why = "it looks inverted once --invert turned it over: leave --invert out" if inverted else "it looks inverted: --invert turns it over"
             else:
                 why = ("on another background or cropped closer: --frame levels its background to theirs and redraws it with a margin, "
                        "or its counterfactuals may be poor")
-            print(f"note: {file}: its edge pixels average {edge:.2f} in brightness (0 black, 1 white), the run's training images' "
+            print(f"note: {file}: its edge pixels average {seen.edge:.2f} in brightness (0 black, 1 white), the run's training images' "
                   f"{low:.2f}-{high:.2f}; {why}", file=sys.stderr)
-            continue  # on another background, where its digit sits and how large it is are not measured against theirs
-        if size == 0:
+        if "blank" in seen.unlike:
             print(f"note: {file}: it is blank (black once converted to the run's {pixels.shape[3]} channel(s)): there is nothing to edit",
                   file=sys.stderr)
-            continue
-        if offset > most + CENTROID_SLACK:
-            print(f"note: {file}: its brightness centroid lies {offset * side:.1f} px from the centre, the run's training images' "
-                  f"within {most * side:.1f} px; --frame centres it, or its counterfactuals may be poor",
+        if "centroid_offset" in seen.unlike:
+            print(f"note: {file}: its brightness centroid lies {seen.offset * side:.1f} px from the centre, the run's training images' "
+                  f"within {kept['centroid_offset'] * side:.1f} px; --frame centres it, or its counterfactuals may be poor",
                   file=sys.stderr)
-        if sizes is not None and not sizes[0] - EXTENT_SLACK <= size <= sizes[-1] + EXTENT_SLACK:
-            print(f"note: {file}: its bright part spans {size * side:.0f} of its {side} px (at half its peak brightness), the run's "
+        if "extent" in seen.unlike:
+            sizes = kept["extent"]
+            print(f"note: {file}: its bright part spans {seen.size * side:.0f} of its {side} px (at half its peak brightness), the run's "
                   f"training images' {sizes[0] * side:.0f}-{sizes[-1] * side:.0f} px; --frame scales it to match, or its counterfactuals "
                   "may be poor", file=sys.stderr)
-        if widths is not None and not widths[0] - EDGE_WIDTH_SLACK <= width <= widths[-1] + EDGE_WIDTH_SLACK:
-            how = "sharper than theirs" if width < widths[0] else "softer than theirs"
+        if "edge_width" in seen.unlike:
+            widths = kept["edge_width"]
+            how = "sharper than theirs" if seen.width < widths[0] else "softer than theirs"
             if not framed:
-                how += "; --frame smooths them to match" if width < widths[0] else "; --frame sharpens them to match"
-            print(f"note: {file}: its edges rise over {width:.2f} px (pixels between 10% and 90% of its peak per border pixel), the run's "
+                how += "; --frame smooths them to match" if seen.width < widths[0] else "; --frame sharpens them to match"
+            print(f"note: {file}: its edges rise over {seen.width:.2f} px (pixels between 10% and 90% of its peak per border pixel), the run's "
                   f"training images' {widths[0]:.2f}-{widths[-1]:.2f}: {how}, or its counterfactuals may be poor", file=sys.stderr)
 
 

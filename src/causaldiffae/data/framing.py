@@ -209,6 +209,51 @@ class Framing:
         return bool(self.sizes[0] <= extent(image[None])[0] <= self.sizes[1] and centroid_offset(image[None])[0] <= self.centroid_offset)
 
 
+EDGE_SLACK = 0.05  # brightness beyond the training images' range before a file's frame is called unlike theirs
+CENTROID_SLACK = 0.05  # of the image's height, beyond the training images' centroid offsets (1.4 px at 28)
+EXTENT_SLACK = 0.05  # of the image's side, beyond the training images' extents (1.4 px at 28)
+EDGE_WIDTH_SLACK = 0.1  # pixels of edge per border pixel, beyond the training images' edge widths
+
+
+@dataclass(frozen=True)
+class Likeness:
+    """One image's framing measures and those of them beyond a run's training images' by more than the
+    slacks above (``unlike``, in this order): ``edge_brightness``; else ``blank`` (no bright part); else any
+    of ``centroid_offset``, ``extent``, ``edge_width``. On another background, or blank, where the digit
+    sits and how it is drawn are not compared."""
+
+    edge: float
+    offset: float
+    size: float
+    width: float
+    unlike: tuple[str, ...]
+
+
+def likeness(images: np.ndarray, kept: Mapping[str, Any]) -> list[Likeness]:
+    """Each uint8 ``(N, H, W, C)`` image against the training images' framing a run's weights keep
+    (``CausalDiffAE.framing``): what ``counterfactual --images`` notes. Empty for a run trained before its
+    weights kept its framing; ``extent`` and ``edge_width`` are compared only where the run keeps them."""
+    if "edge_brightness" not in kept or "centroid_offset" not in kept:
+        return []
+    (low, high), most = kept["edge_brightness"], kept["centroid_offset"]
+    sizes, widths = kept.get("extent"), kept.get("edge_width")
+    out = []
+    for measures in zip(edge_brightness(images), centroid_offset(images), extent(images), edge_width(images)):
+        edge, offset, size, width = map(float, measures)
+        if not low - EDGE_SLACK <= edge <= high + EDGE_SLACK:
+            unlike: tuple[str, ...] = ("edge_brightness",)
+        elif size == 0:
+            unlike = ("blank",)
+        else:
+            unlike = tuple(name for name, beyond in (
+                ("centroid_offset", offset > most + CENTROID_SLACK),
+                ("extent", sizes is not None and not sizes[0] - EXTENT_SLACK <= size <= sizes[-1] + EXTENT_SLACK),
+                ("edge_width", widths is not None and not widths[0] - EDGE_WIDTH_SLACK <= width <= widths[-1] + EDGE_WIDTH_SLACK),
+            ) if beyond)
+        out.append(Likeness(edge, offset, size, width, unlike))
+    return out
+
+
 def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np.ndarray, float | None]:
     """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
     ``resolution``, and the background it had where it was levelled (else None). With a ``background``
