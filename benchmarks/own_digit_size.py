@@ -33,7 +33,7 @@ from PIL import Image
 from causaldiffae.counterfactual import abduct, decode, intervene
 from causaldiffae.data.base import pixels_tensor, to_uint8
 from causaldiffae.data.folder import read_image
-from causaldiffae.data.framing import EXTENT_SLACK, Framing, extent, likeness
+from causaldiffae.data.framing import EXTENT_SLACK, Framing, likeness
 from causaldiffae.evaluation.metrics import abduction_generator
 
 PAGE = 8  # a user's file has this many times the run's pixels
@@ -116,8 +116,9 @@ def main() -> None:
                 Image.fromarray(photograph(drawn, rng, args.light) if photo else drawn).save(file)
             plain = np.stack([read_image(file, 1, side, invert=photo)[0] for file in files])
             framed = np.stack([read_image(file, 1, side, invert=photo, frame=framing)[0] for file in files])
-            spans = extent(plain)
-            noted = np.mean([bool({"edge_brightness", "extent"} & set(seen.unlike)) for seen in likeness(plain, model.framing)])
+            seen = likeness(plain, model.framing)
+            spans = np.array([each.size for each in seen])
+            noted = np.mean([bool({"edge_brightness", "extent"} & set(each.unlike)) for each in seen])
             (thickness, intensity), again = errors(plain), errors(framed)
             print(f"| {scale:g} | {np.median(spans) * side:.0f} | {noted:.0%} | {thickness:.3f} | {intensity:.2f} "
                   f"| {again[0]:.3f} / {again[1]:.2f} |", flush=True)
