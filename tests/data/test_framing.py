@@ -1,6 +1,7 @@
 """The framing measures kept with a run's weights, and files redrawn to them."""
 
 import numpy as np
+import pytest
 
 
 def test_edge_brightness_reads_the_frame_of_the_colour_channels():
@@ -209,7 +210,7 @@ def test_level_takes_a_grey_page_to_the_runs_background_and_keeps_the_inks_extre
     image[5:15, 8:12] = 210
     image[5:15, 12] = 130  # a half-bright edge
     out, was = level(image, (0.01, 0.02))
-    assert was == 50 / 255
+    assert was == pytest.approx(50 / 255)
     assert out[0, 0, 0] == 3 and out[6, 9, 0] == 210
     assert out[6, 12, 0] == round(210 + (130 - 210) * (2.55 - 210) / (50 - 210))
 
@@ -224,8 +225,23 @@ def test_level_takes_a_page_lit_from_one_side_to_black_across():
     image = page.copy()
     image[4:11, 9:12] = 220
     out, was = level(image, (0.0, 0.02))
-    assert was == 50 / 255
+    assert was == pytest.approx(50 / 255)
     assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[4:11, 9:12] == 220).all()
+
+
+def test_page_surface_leaves_out_ink_along_most_of_one_side_of_a_tight_crop():
+    """The page lit from the left as above, cropped so tightly that a stroke of ink (220) covers 17 of the top
+    row's 21 pixels: the plane is the page's still, and levelling takes all of the page to black."""
+    from causaldiffae.data.framing import level, page_surface
+
+    page = np.broadcast_to(np.linspace(60, 40, 21)[None, :, None], (15, 21, 1)).round().astype(np.uint8)
+    image = page.copy()
+    image[:3, 2:19] = 220
+    image[3:11, 9:12] = 220
+    np.testing.assert_allclose(page_surface(image), page, atol=0.5)
+    out, was = level(image, (0.0, 0.02))
+    assert was == pytest.approx(50 / 255, abs=0.5 / 255)
+    assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[image[..., 0] == 220] == 220).all()
 
 
 def test_a_page_looks_inverted_past_mid_grey_from_the_runs():
@@ -247,7 +263,7 @@ def test_level_leaves_a_page_like_the_runs_and_one_that_looks_inverted():
     assert level(white, (0.0, 0.02)) == (white, None)
     grey = np.where(white == 255, 204, 30).astype(np.uint8)  # dark ink on a page darker than the run's white
     out, was = level(grey, (0.9, 1.0))
-    assert was == 0.8 and out[0, 0].tolist() == [255] * 3 and out[5, 5].tolist() == [30] * 3
+    assert was == pytest.approx(0.8) and out[0, 0].tolist() == [255] * 3 and out[5, 5].tolist() == [30] * 3
 
 
 def test_frame_file_levels_the_page_before_it_centres_on_the_ink():
@@ -258,7 +274,7 @@ def test_frame_file_levels_the_page_before_it_centres_on_the_ink():
     page = np.full((100, 100, 1), 60, np.uint8)
     page[10:40, 10:20] = 220  # a bar in the top-left corner
     framed, was = frame_file(page, Framing(20 / 28, None, (0.0, 0.02)), 28)
-    assert was == 60 / 255
+    assert was == pytest.approx(60 / 255)
     assert framed[:3].max() == 0 and centroid_offset(framed[None])[0] * 28 <= 0.75  # the run's black margin, the ink centred
     unlevelled, none = frame_file(page, Framing(20 / 28), 28)
     assert none is None and unlevelled.max() == 60  # unlevelled, the page's weight pulls the window off the bar altogether

@@ -35,15 +35,22 @@ def background(image: np.ndarray) -> np.ndarray:
 
 
 def page_surface(image: np.ndarray) -> np.ndarray:
-    """The page under a uint8 ``(H, W, C)`` image as a float ``(H, W, C)`` plane, channel by channel: its
-    level the mean of the medians of its four outermost rows and columns, its slopes the differences
-    between opposite ones. A photographed page lit from one side is brighter there; a page lit evenly is
-    flat, and so is the plane."""
-    h, w, _ = image.shape
-    top, bottom = np.median(image[0], axis=0), np.median(image[-1], axis=0)
-    left, right = np.median(image[:, 0], axis=0), np.median(image[:, -1], axis=0)
-    down, across = np.linspace(-0.5, 0.5, h)[:, None, None], np.linspace(-0.5, 0.5, w)[None, :, None]
-    return (top + bottom + left + right) / 4 + (bottom - top) * down + (right - left) * across
+    """The page under a uint8 ``(H, W, C)`` image as a float ``(H, W, C)`` plane, channel by channel: the
+    least-squares plane through the pixels of its outermost rows and columns that lie nearer the border's
+    median than half the way to the image's farthest pixel from it. A photographed page lit from one side
+    is brighter there, and the plane follows it; ink that reaches the edge, along most of one side of a
+    tight crop even, is left out of the fit while the page holds most of the border."""
+    h, w, channels = image.shape
+    down, across = np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w)
+    rows = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(h), np.arange(h)])
+    columns = np.concatenate([np.arange(w), np.arange(w), np.zeros(h, int), np.full(h, w - 1)])
+    border = image[rows, columns].astype(np.float64)
+    middle = np.median(border, axis=0)
+    farthest = np.abs(image.astype(np.float64) - middle).sum(axis=2).max()
+    page = np.abs(border - middle).sum(axis=1) <= farthest / 2
+    design = np.stack([np.ones(len(rows)), down[rows], across[columns]], axis=1)
+    (offset, slope_down, slope_across), *_ = np.linalg.lstsq(design[page], border[page], rcond=None)
+    return offset + slope_down * down[:, None, None] + slope_across * across[None, :, None]
 
 
 def _dark(span: tuple[float, float]) -> bool:
