@@ -244,6 +244,18 @@ def test_page_surface_leaves_out_ink_along_most_of_one_side_of_a_tight_crop():
     assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[image[..., 0] == 220] == 220).all()
 
 
+def test_page_surface_of_a_border_in_two_colours_is_fitted_through_all_of_it_within_the_pixels_range():
+    """Red above, green below: no border pixel is near their median, so every one is fitted, and the plane runs
+    from red at the top to green at the bottom without passing 0 or 255 at the corners."""
+    from causaldiffae.data.framing import page_surface
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:4, :, 0], image[4:, :, 1] = 255, 255
+    plane = page_surface(image)
+    assert plane.min() >= 0 and plane.max() <= 255 and (plane[..., 2] == 0).all()
+    assert plane[0, 3, 0] > 200 > plane[7, 3, 0] and plane[7, 3, 1] > 200 > plane[0, 3, 1]
+
+
 def test_a_page_looks_inverted_past_mid_grey_from_the_runs():
     from causaldiffae.data.framing import looks_inverted
 
