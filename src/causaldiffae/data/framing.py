@@ -36,23 +36,23 @@ def background(image: np.ndarray) -> np.ndarray:
 
 def page_surface(image: np.ndarray) -> np.ndarray:
     """The page under a uint8 ``(H, W, C)`` image as a float ``(H, W, C)`` plane, channel by channel: the
-    least-squares plane through the pixels of its outermost rows and columns that lie nearer the border's
-    median than half the way to the image's farthest pixel from it. A photographed page lit from one side
-    is brighter there, and the plane follows it; ink that reaches the edge, along most of one side of a
-    tight crop even, is left out of the fit while the page holds most of the border."""
+    least-squares plane through the pixels of its outermost rows and columns that lie nearer its
+    ``background`` (their median) than half the way to the image's farthest pixel from it. A photographed
+    page lit from one side is brighter there, and the plane follows it; ink that reaches the edge, along
+    most of one side of a tight crop even, is left out of the fit while the page holds most of the border."""
     h, w, _ = image.shape
     down, across = np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w)
     rows = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(h), np.arange(h)])
     columns = np.concatenate([np.arange(w), np.arange(w), np.zeros(h, int), np.full(h, w - 1)])
     border = image[rows, columns].astype(np.float64)
-    middle = np.median(border, axis=0)
-    farthest = np.abs(image.astype(np.float64) - middle).sum(axis=2).max()
+    middle = background(image)  # float32 below is exact: halves of grey levels, summed over at most four channels
+    farthest = float(np.abs(image - middle.astype(np.float32)).sum(axis=2).max())
     near = np.abs(border - middle).sum(axis=1) <= farthest / 2
     page = near if near.any() else np.ones_like(near)  # a border of two colours in halves: no pixel is near their median
     design = np.stack([np.ones(len(rows)), down[rows], across[columns]], axis=1)
     (offset, slope_down, slope_across), *_ = np.linalg.lstsq(design[page], border[page], rcond=None)
     plane = offset + slope_down * down[:, None, None] + slope_across * across[None, :, None]
-    return plane.clip(0, 255)  # a fitted slope can run past the pixels' range at the far corners
+    return np.clip(plane, 0, 255, out=plane)  # a fitted slope can run past the pixels' range at the far corners
 
 
 def _dark(span: tuple[float, float]) -> bool:
