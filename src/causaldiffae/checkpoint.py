@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from causaldiffae.atomic import atomic_dir, atomic_file
 from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig, is_image_shape, is_number, is_whole
+from causaldiffae.data import framing
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 from causaldiffae.yaml_files import read_yaml
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
 
 CHECKPOINTS = "checkpoints"
-FRAMING_KEYS = ("edge_brightness", "centroid_offset", "extent", "edge_width")  # training.data.framing's measures, kept in the weights' metadata
 _STEP = re.compile(r"step-(\d{7}|[1-9]\d{7,})")  # as checkpoint_dir writes them: zero-padded to 7 digits
 
 
@@ -216,7 +216,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     except RuntimeError as err:
         raise CheckpointError(f"{tensors}: the weights do not fit the model that {run_dir}/config.yaml describes ({str(err).splitlines()[0]})") from None
     model.trained_steps = int(meta.get("step", 0)) if step is None else step
-    model.framing = {key: meta[key] for key in FRAMING_KEYS if key in meta}
+    model.framing = {key: meta[key] for key in framing.KEPT if key in meta}
     return model.to(device).eval(), config
 
 

@@ -1,5 +1,7 @@
 """The framing measures kept with a run's weights, and files redrawn to them."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,26 @@ def test_a_file_at_the_runs_resolution_framed_as_theirs_is_not_cut_again():
     small = np.zeros((28, 28, 1), np.uint8)
     small[10:18, 12:16] = 255
     assert not framing.holds(small) and extent(frame_file(small, framing, 28)[0][None])[0] == 20 / 28
+
+
+def test_summarise_keeps_the_measures_quantiles_under_their_names_and_framing_reads_them_back():
+    """Eleven centred squares of sides 8..18 on black: edges all black, extents 8/28..18/28 (median 13/28),
+    hard edges; the summary is JSON (plain floats) and ``Framing.of_run`` draws files at its median."""
+    from causaldiffae.data.framing import KEPT, Framing, edge_width, summarise
+
+    images = np.zeros((11, 28, 28, 1), np.uint8)
+    for i, side in enumerate(range(8, 19)):
+        start = 14 - side // 2
+        images[i, start:start + side, start:start + side] = 255
+    kept = summarise(images)
+    assert tuple(kept) == KEPT and json.loads(json.dumps(kept)) == kept
+    assert kept["edge_brightness"] == [0.0, 0.0] and kept["centroid_offset"] == round(np.hypot(0.5, 0.5) / 28, 4)  # odd sides: half a pixel off
+    assert kept["extent"] == [round(np.quantile(np.arange(8, 19) / 28, q), 4) for q in (0.005, 0.5, 0.995)]
+    assert kept["extent"][1] == round(13 / 28, 4)
+    assert kept["edge_width"] == [round(np.quantile(edge_width(images), q), 4) for q in (0.005, 0.5, 0.995)]
+    framing = Framing.of_run(kept)
+    assert framing is not None and framing.size == kept["extent"][1] and framing.sizes == (kept["extent"][0], kept["extent"][2])
+    assert framing.holds(images[5]) and not framing.holds(np.roll(images[5], 9, axis=1))
 
 
 def test_framing_of_a_runs_metadata():

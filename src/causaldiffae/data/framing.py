@@ -162,6 +162,25 @@ def edge_width(images: np.ndarray) -> np.ndarray:
     return np.where(border > 0, partial / np.maximum(border, 1), 0.0)
 
 
+KEPT = ("edge_brightness", "centroid_offset", "extent", "edge_width")  # summarise's keys: the weights' metadata holds them
+
+
+def summarise(images: np.ndarray) -> dict[str, Any]:
+    """How a run's training images (uint8 ``(N, H, W, C)``) are framed, kept with its weights (``train``) so
+    that ``counterfactual --images`` can tell a file unlike them (``likeness``: an inverted, off-centre,
+    wrongly sized or sharper-edged digit) and ``--frame`` can draw one like them (``Framing.of_run``): the
+    middle 99% of their ``edge_brightness``, the 99.5th percentile of their ``centroid_offset`` and the
+    0.5th, 50th and 99.5th percentiles of their ``extent`` and ``edge_width``, to four places (JSON)."""
+
+    def quantiles(values: np.ndarray, q: list[float]) -> list[float]:
+        return [round(float(v), 4) for v in np.quantile(values, q)]
+
+    return {"edge_brightness": quantiles(edge_brightness(images), [0.005, 0.995]),
+            "centroid_offset": quantiles(centroid_offset(images), [0.995])[0],
+            "extent": quantiles(extent(images), [0.005, 0.5, 0.995]),
+            "edge_width": quantiles(edge_width(images), [0.005, 0.5, 0.995])}
+
+
 def reframe(image: np.ndarray, size: float) -> np.ndarray:
     """The square window of a uint8 ``(H, W, C)`` image that frames it as MNIST frames a digit: centred on
     its brightness centroid (to the nearest pixel), its inked box's longer side ``size`` of the window's
@@ -203,7 +222,7 @@ class Framing:
 
     @classmethod
     def of_run(cls, meta: Mapping[str, Any]) -> Framing | None:
-        """The framing a run's weights' metadata keeps (``train``); None for a run trained before it kept ``extent``."""
+        """The framing a run's weights' metadata keeps (``summarise``); None for a run trained before it kept ``extent``."""
         if "extent" not in meta:
             return None
         edges, (low, median, high) = meta.get("edge_brightness"), meta["extent"]

@@ -53,7 +53,7 @@ class CausalDiffAE(nn.Module):
         self.image_shape = (channels, height, width)
         self.num_classes = num_classes if config.class_conditional else 0
         self.trained_steps = 0  # set by checkpoint.load_run from the weights' metadata, reported by evaluate
-        self.framing: dict[str, Any] = {}  # how its training images are framed (training.data.framing), set by load_run; read by --images
+        self.framing: dict[str, Any] = {}  # how its training images are framed (data.framing.summarise), set by load_run; read by --images
         self.block_size = 1 if self.variant == "label-conditional" else config.latent_block
         self.causal_dim = len(graph) * self.block_size
         self.style_dim = config.style_dim

@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from causaldiffae.config import ConfigError, ExperimentConfig, check_image_shape
 from causaldiffae.data.base import CausalImageDataset, DataError, resize_images
-from causaldiffae.data.framing import centroid_offset, edge_brightness, edge_width, extent
 from causaldiffae.errors import UserError
 from causaldiffae.graph import CausalGraph
 
@@ -121,20 +119,3 @@ def load_training_data(data: str | Path | CausalImageDataset, config: Experiment
 def _smaller_batch(n: int) -> int:
     """The largest power of two up to ``n`` images: a batch the data can fill."""
     return 1 << (n.bit_length() - 1)
-
-
-def framing(images: torch.Tensor) -> dict[str, Any]:
-    """How the training images (uint8 ``(N, C, H, W)``) are framed (``causaldiffae.data.framing``): the
-    middle 99% of their ``edge_brightness``, the 99.5th percentile of their ``centroid_offset`` and the
-    0.5th, 50th and 99.5th percentiles of their ``extent`` and ``edge_width``, kept with the weights so
-    that ``counterfactual --images`` can tell a file unlike them (an inverted, off-centre, wrongly sized
-    or sharper-edged digit) and ``--frame`` can draw one like them."""
-    pixels = images.permute(0, 2, 3, 1).numpy()
-
-    def quantiles(values: np.ndarray, q: list[float]) -> list[float]:
-        return [round(float(v), 4) for v in np.quantile(values, q)]
-
-    return {"edge_brightness": quantiles(edge_brightness(pixels), [0.005, 0.995]),
-            "centroid_offset": quantiles(centroid_offset(pixels), [0.995])[0],
-            "extent": quantiles(extent(pixels), [0.005, 0.5, 0.995]),
-            "edge_width": quantiles(edge_width(pixels), [0.005, 0.5, 0.995])}

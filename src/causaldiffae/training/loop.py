@@ -21,11 +21,12 @@ from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, export_mod
 from causaldiffae.config import ConfigError, ExperimentConfig, TrainConfig
 from causaldiffae.data import check_outside
 from causaldiffae.data.base import CausalImageDataset
+from causaldiffae.data.framing import summarise
 from causaldiffae.errors import TrainingError
 from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.signals import restore_handlers, swap_handlers
 from causaldiffae.training.compiled import check_compiled_loss
-from causaldiffae.training.data import TrainData, configured_graph, framing, load_training_data
+from causaldiffae.training.data import TrainData, configured_graph, load_training_data
 from causaldiffae.training.precision import choose_precision, make_accelerator
 from causaldiffae.training.randomness import rng_state, set_rng_state, step_generator, step_indices
 from causaldiffae.training.run_folder import (
@@ -151,7 +152,7 @@ def _train(
         "image_shape": list(train_data.image_shape),
         "num_classes": train_data.num_classes,
         "dataset": train_data.name,
-        **framing(train_data.images),
+        **summarise(train_data.images.permute(0, 2, 3, 1).numpy()),
     }
     if main:  # nothing is written before every check has passed
         out.mkdir(parents=True, exist_ok=True)
