@@ -300,6 +300,50 @@ def test_level_leaves_a_page_like_the_runs_and_one_that_looks_inverted():
     assert was == pytest.approx(0.8) and out[0, 0].tolist() == [255] * 3 and out[5, 5].tolist() == [30] * 3
 
 
+@pytest.mark.parametrize("magnified", [1, 8])
+def test_even_ink_brings_lighter_strokes_to_the_strongest_and_leaves_the_page(magnified):
+    """Three bars 10 px thick, at 200, 100 and 40 (a fifth: brightened the most, four times), on a page with
+    grain: the lighter two reach the strongest's level and the page between them keeps its pixels. Eight times
+    larger, the strokes' levels are read at the digit's size ``--frame`` smooths at and the gain enlarged."""
+    from causaldiffae.data.framing import EVEN_MOST, even_ink
+
+    image = np.random.default_rng(0).integers(0, 7, (112, 112, 1)).astype(np.uint8)
+    for rows, ink in ((slice(10, 20), 200), (slice(50, 60), 100), (slice(90, 100), 40)):
+        image[rows, 10:100] = ink
+    image = image.repeat(magnified, axis=0).repeat(magnified, axis=1)
+    out = even_ink(image, 28 if magnified == 1 else 4, 0.7).astype(int)
+    at = magnified * 5  # the bars' middles, clear of their edges
+    bars = [int(np.median(out[top * magnified + at - 2 : top * magnified + at + 2, 20 * magnified : 90 * magnified])) for top in (10, 50, 90)]
+    assert abs(bars[0] - 200) <= 3 and abs(bars[1] - 200) <= 6 and abs(bars[2] - 40 * EVEN_MOST) <= 6
+    page = slice(33 * magnified, 37 * magnified)  # 13 px from the bars on either side
+    assert np.array_equal(out[page], image[page])
+
+
+def test_frame_file_evens_a_photographs_ink_on_either_runs_page_and_leaves_a_file_on_the_runs_own():
+    """Two bars, one pressed half as hard: photographed on a grey page (levelled), framed for a run of white
+    digits on black, and dark ink on a light page for a run on white, both come back as evenly inked; on the
+    dark run's own black page the file is not a photograph and keeps its ink as drawn."""
+    from causaldiffae.data.framing import Framing, frame_file
+
+    drawn = np.zeros((120, 120, 1), np.uint8)
+    drawn[20:100, 30:44], drawn[20:100, 76:90] = 210, 105
+
+    def levels(framed: np.ndarray) -> list[int]:
+        return [int(np.median(framed[8:20, col])) for col in (10, 17)]  # the bars' middles at 28 px
+
+    photo = np.where(drawn > 0, drawn, 50).astype(np.uint8)
+    framed, was = frame_file(photo, Framing(20 / 28, None, (0.0, 0.02)), 28)
+    left, right = levels(framed)
+    assert was == pytest.approx(50 / 255) and abs(left - right) <= 0.05 * left
+    on_white = 255 - photo
+    framed, was = frame_file(on_white, Framing(20 / 28, None, (0.98, 1.0)), 28)
+    left, right = levels(255 - framed)
+    assert was == pytest.approx(205 / 255) and abs(left - right) <= 0.05 * left
+    framed, was = frame_file(drawn, Framing(20 / 28, None, (0.0, 0.02)), 28)
+    left, right = levels(framed)
+    assert was is None and right < 0.6 * left
+
+
 def test_frame_file_levels_the_page_before_it_centres_on_the_ink():
     """A grey page's brightness would pull the centroid towards the page's centre; levelled first, the window
     is centred on the ink and its margin is the run's black."""

@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
                         help="with --images: frame each file (after --invert) as the run's training images are (MNIST's way) before "
-                             "resizing it: its page levelled to theirs (a photographed page is grey), the square window about its brightness "
+                             "resizing it: its page levelled to theirs (a photographed page is grey) and then its ink evened (a pen pressed unevenly), the square window about its brightness "
                              "centroid in which its bright part spans their median extent, its edges smoothed or sharpened to rise as theirs "
                              "do; a file already framed as theirs at their size is not cut again")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")

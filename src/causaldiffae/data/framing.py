@@ -282,11 +282,60 @@ def likeness(images: np.ndarray, kept: Mapping[str, Any]) -> list[Likeness]:
     return out
 
 
+EVEN_MOST = 4.0  # the most even_ink brightens a stroke: one at a quarter of the strongest ink's level
+
+
+def even_ink(image: np.ndarray, resolution: int, size: float) -> np.ndarray:
+    """A levelled uint8 ``(H, W, C)`` photograph (bright ink on a black page) with its strokes brought to
+    the level of its strongest: a pen pressed unevenly leaves its ink lighter in places, which the model
+    reads as a thinner, dimmer digit (``benchmarks/own_digit_size.py --uneven``). A stroke's level at a
+    pixel is the brightest pixel within a stroke's width of a median over a third of one (grain does not
+    move it), smoothed but never below the pixel itself, so evenly inked strokes stay as they are; each pixel is scaled by the strongest level over its own, at most ``EVEN_MOST``
+    times, and the gain fades to none where the level falls from a fifth to a tenth of the strongest, so
+    the page away from the ink keeps its grain. Read where the digit spans ``SMOOTHED_AT * resolution *
+    size`` pixels or fewer (``--frame`` smooths there too), however large the photograph."""
+    from PIL import Image
+    from scipy import ndimage
+
+    h, w, _ = image.shape
+    colour = colour_channels(image.shape[2])
+    bright = image[..., colour].max(axis=2)
+    rows, columns = ink_spans(bright[None, ..., None])
+    span = max(rows[0], columns[0])
+    if span == 0:
+        return image
+    scale = min(1.0, SMOOTHED_AT * resolution * size / span)
+    small = bright if scale == 1 else np.asarray(Image.fromarray(bright).resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX))
+    inked = small >= small.max() / 2
+    outline = inked & ~ndimage.binary_erosion(inked)
+    width = 2 * inked.sum() / max(int(outline.sum()), 1)  # a stroke's area over half its outline
+    steady = ndimage.median_filter(small, size=max(1, round(width / 3)) | 1)
+    strongest = float(steady.max())
+    if strongest == 0:
+        return image
+    stroke = ndimage.maximum_filter(steady, size=max(3, round(width) | 1)).astype(np.float64)
+    stroke = np.maximum(ndimage.gaussian_filter(stroke, width / 4), small)  # smoothed, never below the pixel itself
+    share = np.clip((stroke / strongest - 0.1) / 0.1, 0, 1)
+    gain = (1 + share * (np.clip(strongest / np.maximum(stroke, 1e-6), 1, EVEN_MOST) - 1)).astype(np.float32)
+    if scale < 1:
+        gain = np.asarray(Image.fromarray(gain, "F").resize((w, h), Image.Resampling.BILINEAR))
+    brightened = gain > 1
+    rows_in, columns_in = np.flatnonzero(brightened.any(axis=1)), np.flatnonzero(brightened.any(axis=0))
+    if len(rows_in) == 0:
+        return image
+    (top, bottom), (left, right) = (rows_in[0], rows_in[-1] + 1), (columns_in[0], columns_in[-1] + 1)  # the rest of a large photograph is left
+    out = image.copy()
+    box = out[top:bottom, left:right, colour]
+    box[:] = (box * gain[top:bottom, left:right, None]).round().clip(0, 255).astype(np.uint8)
+    return out
+
+
 def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np.ndarray, float | None]:
     """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
     ``resolution``, and the background it had where it was levelled (else None). With a ``background``
-    span its page is levelled first (``level``), so that the window is centred on its ink, not its page;
-    then cut (``reframe``), unless the file is at the run's resolution and ``framing.holds`` it already:
+    span its page is levelled first (``level``) and, where it was, its ink evened (``even_ink``), so that
+    the window is centred on its ink, not its page, nor the ink's darker half; then cut (``reframe``), unless the file is at the run's resolution and ``framing.holds`` it already:
     cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
     a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
@@ -297,6 +346,9 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     from scipy import ndimage
 
     image, levelled = level(image, framing.background) if framing.background is not None else (image, None)
+    if levelled is not None and framing.background is not None:  # a photographed page: its ink's level is the pen's, not the digit's
+        dark = _dark(framing.background)
+        image = even_ink(image, resolution, framing.size) if dark else 255 - even_ink(255 - image, resolution, framing.size)
     kept = image.shape[:2] == (resolution, resolution) and framing.holds(image)
     window = image if kept else reframe(image, framing.size)
     plain = resize_images(window[None], resolution)[0]
