@@ -309,7 +309,7 @@ def even_ink(image: np.ndarray, resolution: int, size: float) -> np.ndarray:
     scale = min(1.0, SMOOTHED_AT * resolution * size / span)
     small = bright if scale == 1 else np.asarray(Image.fromarray(bright).resize(
         (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX))
-    inked = small >= small.max() / 2
+    inked = _inked(small[None, ..., None])[2][0]
     outline = inked & ~ndimage.binary_erosion(inked)
     width = 2 * inked.sum() / max(int(outline.sum()), 1)  # a stroke's area over half its outline
     steady = ndimage.median_filter(small, size=max(1, round(width / 3)) | 1)
@@ -336,8 +336,8 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
     ``resolution``, and the background it had where it was levelled (else None). With a ``background``
     span its page is levelled first (``level``) and, where it was, its ink evened (``even_ink``), so that
-    the window is centred on its ink, not its page, nor the ink's darker half; then cut (``reframe``), unless the file is at the run's resolution and ``framing.holds`` it already:
-    cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
+    the window is centred on its ink, not its page, nor the ink's darker half; then cut (``reframe``),
+    unless the file is at the run's resolution and ``framing.holds`` it already: cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
     a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
     own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A
@@ -346,10 +346,12 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     "Counterfactuals")."""
     from scipy import ndimage
 
-    image, levelled = level(image, framing.background) if framing.background is not None else (image, None)
-    if levelled is not None and framing.background is not None:  # a photographed page: its ink's level is the pen's, not the digit's
-        dark = _dark(framing.background)
-        image = even_ink(image, resolution, framing.size) if dark else 255 - even_ink(255 - image, resolution, framing.size)
+    levelled = None
+    if framing.background is not None:
+        image, levelled = level(image, framing.background)
+        if levelled is not None:  # a photographed page: its ink's level is the pen's, not the digit's
+            dark = _dark(framing.background)
+            image = even_ink(image, resolution, framing.size) if dark else 255 - even_ink(255 - image, resolution, framing.size)
     kept = image.shape[:2] == (resolution, resolution) and framing.holds(image)
     window = image if kept else reframe(image, framing.size)
     plain = resize_images(window[None], resolution)[0]
