@@ -410,6 +410,8 @@ def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_pa
         (["--data", "DATA", "--predictors", "DATA"], "--predictors goes with --images"),
         (["--data", "DATA", "--invert"], "--invert goes with --images"),
         (["--data", "DATA", "--frame"], "--frame goes with --images"),
+        (["--data", "DATA", "--even-ink"], "--even-ink goes with --images"),
+        (["--images", "FIRST", "--even-ink"], "--even-ink evens the ink as part of --frame; give --frame too"),
         (["--images", "FIRST", "--classes", "3", "--predictors", "DATA"], "--classes and --predictors both say the images' classes"),
     ],
 )
@@ -524,3 +526,30 @@ def test_frame_needs_a_run_that_kept_how_large_its_images_are(setup, tmp_path, c
     assert len(errors) == 1 and f"--frame: the weights of {old} do not say how large its training images are drawn" in errors[0], errors
     monkeypatch.undo()
     assert main([*(a for a in argv if a != "--frame"), "--steps", "2", "--no-progress"]) == 0  # without --frame the run serves as before
+
+
+def test_even_ink_reaches_the_framing_and_needs_a_run_that_kept_its_page(setup, tmp_path, capsys, monkeypatch):
+    """``--frame --even-ink`` asks ``frame_file`` to even each file; a run whose weights do not say what page its
+    images are drawn on (``edge_brightness``) cannot tell ink from page, and says so before sampling."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    import causaldiffae.data.folder as folder
+    from causaldiffae.checkpoint import read_model_meta
+
+    _, data, run, _ = setup
+    asked = []
+    framed = folder.frame_file
+    monkeypatch.setattr(folder, "frame_file", lambda image, framing, resolution, even=False: asked.append(even) or framed(image, framing, resolution, even))
+    argv = ["counterfactual", "--run", str(run), "--images", *map(str, _test_files(data)[:2]), "--frame", "--even-ink", "--do", "a=2",
+            "--steps", "2", "--no-progress", "--out", str(tmp_path / "g.png")]
+    assert main(argv) == 0 and asked == [True, True]
+    old = shutil.copytree(run, tmp_path / "run")
+    weights = old / "model.safetensors"
+    meta = {k: v for k, v in read_model_meta(weights).items() if k != "edge_brightness"}
+    save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps(meta)})
+    monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
+    assert main(["counterfactual", "--run", str(old), *argv[3:-1], str(tmp_path / "old.png")]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"--even-ink: the weights of {old} do not say what page its training images are drawn on" in errors[0], errors

@@ -344,6 +344,33 @@ def test_frame_file_evens_a_photographs_ink_on_either_runs_page_and_leaves_a_fil
     assert was is None and right < 0.6 * left
 
 
+def test_frame_file_evens_a_file_on_the_runs_own_page_when_asked_and_never_one_that_looks_inverted():
+    """``even`` evens the two bars on the dark run's own black page, and on the light run's own white one
+    (a pressure-sensitive pen on a plain canvas); a file on the other side of mid-grey from the run's page
+    (dark ink on a white page half in shadow, for the dark run) is framed as without it; a run whose page is
+    unknown cannot tell ink from page and refuses."""
+    from causaldiffae.data.framing import Framing, frame_file
+
+    drawn = np.zeros((120, 120, 1), np.uint8)
+    drawn[20:100, 30:44], drawn[20:100, 76:90] = 210, 105
+    dark, light = Framing(20 / 28, None, (0.0, 0.02)), Framing(20 / 28, None, (0.98, 1.0))
+
+    def levels(framed: np.ndarray) -> list[int]:
+        return [int(np.median(framed[8:20, col])) for col in (10, 17)]
+
+    framed, was = frame_file(drawn, dark, 28, even=True)
+    left, right = levels(framed)
+    assert was is None and abs(left - right) <= 0.05 * left
+    framed, was = frame_file(255 - drawn, light, 28, even=True)
+    left, right = levels(255 - framed)
+    assert was is None and abs(left - right) <= 0.05 * left
+    unlit = np.where(drawn > 0, 20, 255).astype(np.uint8)
+    unlit[:, 60:] //= 2  # a white page half in shadow: evened as if bright ink, its shadow would be lifted
+    assert frame_file(unlit, dark, 28, even=True)[0].tolist() == frame_file(unlit, dark, 28)[0].tolist()
+    with pytest.raises(ValueError, match="framing.background"):
+        frame_file(drawn, Framing(20 / 28), 28, even=True)
+
+
 def test_frame_file_levels_the_page_before_it_centres_on_the_ink():
     """A grey page's brightness would pull the centroid towards the page's centre; levelled first, the window
     is centred on the ink and its margin is the run's black."""

@@ -117,9 +117,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
                         help="with --images: frame each file (after --invert) as the run's training images are (MNIST's way) before "
-                             "resizing it: its page levelled to theirs (a photographed page is grey) and then its ink evened (a pen pressed unevenly), the square window about its brightness "
+                             "resizing it: its page levelled to theirs (a photographed page is grey) and, if it was, its ink evened (a pen pressed unevenly), the square window about its brightness "
                              "centroid in which its bright part spans their median extent, its edges smoothed or sharpened to rise as theirs "
                              "do; a file already framed as theirs at their size is not cut again")
+    parser.add_argument("--even-ink", action="store_true",
+                        help="with --frame: even the ink of files on the run's own page too (a digit drawn with a pressure-sensitive pen on "
+                             "a plain canvas, or scanned on pure white and inverted); --frame evens only pages it levels, as a file like the "
+                             "training images has uneven ink of its own")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
                         help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
@@ -219,7 +223,7 @@ def _check_source_options(args: argparse.Namespace) -> None:
         given = [o for o, v in (("--classes", args.classes), ("--predictors", args.predictors)) if v is not None]
         if given:
             raise UserError(f"{given[0]} goes with --images; the images of --data come with their dataset's classes")
-        for flag, given in (("--invert", args.invert), ("--frame", args.frame)):
+        for flag, given in (("--invert", args.invert), ("--frame", args.frame), ("--even-ink", args.even_ink)):
             if given:
                 raise UserError(f"{flag} goes with --images; the images of --data are used as the dataset stores them")
 
@@ -255,7 +259,12 @@ def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
     if args.frame and framing is None:
         raise UserError(f"--frame: the weights of {args.run} do not say how large its training images are drawn (extent; runs trained "
                         "before 2026-12-03 lack it); frame the files by hand")
-    read = [read_image(file, channels, height, invert=args.invert, frame=framing) for file in args.images]
+    if args.even_ink and not args.frame:
+        raise UserError("--even-ink evens the ink as part of --frame; give --frame too")
+    if args.even_ink and framing is not None and framing.background is None:
+        raise UserError(f"--even-ink: the weights of {args.run} do not say what page its training images are drawn on "
+                        "(edge_brightness), so which of ink and page is bright is unknown")
+    read = [read_image(file, channels, height, invert=args.invert, frame=framing, even=args.even_ink) for file in args.images]
     converted = [(file, was) for file, (_, was) in zip(args.images, read) if was is not None]
     if converted:
         file, was = converted[0]

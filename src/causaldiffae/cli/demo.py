@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-OWN_DIGIT = ("your own digit (a PNG or JPEG of any size, white on black; --frame levels its page, evens its ink, sizes, centres "
+OWN_DIGIT = ("your own digit (a PNG or JPEG of any size, white on black; --frame levels a photographed page and evens its ink, sizes, centres "
              "and smooths or sharpens it as the training digits are, --invert takes a dark digit on white paper)")  # the heading of the demo's last lines
 
 

@@ -335,7 +335,8 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
 _DECODE_MODE = dict(_MODES.values())  # channels -> the mode a folder's images of that many channels are decoded to
 
 
-def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: Framing | None = None) -> tuple[np.ndarray, str | None]:
+def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: Framing | None = None,
+               even: bool = False) -> tuple[np.ndarray, str | None]:
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
     as a folder dataset's images are; and what it was (``"64x48 RGB"``) when it was not that already.
 
@@ -343,7 +344,8 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     folder dataset's images are not: a drawing app's export of a dark digit would otherwise read as
     black on black. ``invert`` turns its colours over (255 - v, alpha kept): a dark digit on white
     paper becomes white on black. ``frame`` redraws it, at its own resolution before the resize, as the
-    run's training images are framed (``framing.frame_file``); ``was`` then names a background it levelled.
+    run's training images are framed (``framing.frame_file``, which ``even`` asks to even the ink of a file
+    on the run's own page too); ``was`` then names a background it levelled.
     """
     file, mode = Path(file), _DECODE_MODE[channels]
     if file.is_dir():
@@ -359,7 +361,7 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
         image[..., colour] = 255 - image[..., colour]
     levelled = None
     if frame is not None:
-        image, levelled = frame_file(image, frame, resolution)
+        image, levelled = frame_file(image, frame, resolution, even)
     if size == (resolution, resolution) and was_mode == mode and levelled is None:
         return image, None
     return image, (f"{size[0]}x{size[1]} {was_mode}" + (f", laid on a {page} page where transparent" if page else "")

@@ -332,11 +332,15 @@ def even_ink(image: np.ndarray, resolution: int, size: float) -> np.ndarray:
     return out
 
 
-def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np.ndarray, float | None]:
+def frame_file(image: np.ndarray, framing: Framing, resolution: int, even: bool = False) -> tuple[np.ndarray, float | None]:
     """A uint8 ``(H, W, C)`` file at its own resolution framed as ``framing`` says and resized to
     ``resolution``, and the background it had where it was levelled (else None). With a ``background``
-    span its page is levelled first (``level``) and, where it was, its ink evened (``even_ink``), so that
-    the window is centred on its ink, not its page, nor the ink's darker half; then cut (``reframe``),
+    span its page is levelled first (``level``) and, where it was or ``even`` says so, its ink evened
+    (``even_ink``), so that the window is centred on its ink, not its page, nor the ink's darker half.
+    A file on the run's own page is evened only when asked: a digit drawn with a pressure-sensitive pen
+    on a plain canvas, and not one like the training images, whose own uneven ink evening changes
+    (MorphoMNIST's test digits read 0.05 px thicker and 2.8 grey levels brighter); one that looks
+    inverted never is. Then it is cut (``reframe``),
     unless the file is at the run's resolution and ``framing.holds`` it already: cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
     a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
@@ -347,9 +351,12 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int) -> tuple[np
     from scipy import ndimage
 
     levelled = None
+    if even and framing.background is None:
+        raise ValueError("evening a file's ink needs the run's page (framing.background): bright ink on dark or dark on light")
     if framing.background is not None:
         image, levelled = level(image, framing.background)
-        if levelled is not None:  # a photographed page: its ink's level is the pen's, not the digit's
+        inverted = looks_inverted(float(edge_brightness(image[None])[0]), framing.background)
+        if levelled is not None or (even and not inverted):  # a photographed page: its ink's level is the pen's, not the digit's
             dark = _dark(framing.background)
             image = even_ink(image, resolution, framing.size) if dark else 255 - even_ink(255 - image, resolution, framing.size)
     kept = image.shape[:2] == (resolution, resolution) and framing.holds(image)
