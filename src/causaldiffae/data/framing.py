@@ -10,13 +10,14 @@ file rarely is: ``train`` keeps these measures of its images in the weights' met
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from causaldiffae.data.base import colour_channels, resize_images
 
 EDGE_PX = 2  # the frame edge_brightness reads: MNIST's digits keep a 4-pixel margin of their 28
+BAND_ROWS = 64  # the rows of a photograph page_surface and level take at once: 64 of a 4000-pixel-wide RGB one are 6 MB in float64
 
 
 def edge_brightness(images: np.ndarray) -> np.ndarray:
@@ -26,6 +27,18 @@ def edge_brightness(images: np.ndarray) -> np.ndarray:
     frame = np.ones(images.shape[1:3], dtype=bool)
     frame[EDGE_PX:-EDGE_PX, EDGE_PX:-EDGE_PX] = False
     return images[..., colour_channels(images.shape[3])][:, frame].mean(axis=(1, 2), dtype=np.float64) / 255
+
+
+def _bands(height: int) -> Iterator[slice]:
+    """Bands of ``BAND_ROWS`` rows: a large photograph's pixels computed band by band give the same values
+    as all at once, without a float copy of all of them (a 12-MP RGB photograph levels in 1.0 s, 2.7 s at once; benchmarks/frame_time.py)."""
+    return (slice(top, top + BAND_ROWS) for top in range(0, height, BAND_ROWS))
+
+
+def _per_channel(reduce: Callable[[np.ndarray], Any], image: np.ndarray) -> np.ndarray:
+    """``reduce`` (``np.max``, ``np.min``) over each channel of an ``(H, W, C)`` array in turn: numpy's
+    reduction over the first two axes at once strides through memory, 20x slower on a photograph."""
+    return np.array([reduce(image[..., c]) for c in range(image.shape[2])])
 
 
 def background(image: np.ndarray) -> np.ndarray:
@@ -46,7 +59,7 @@ def page_surface(image: np.ndarray) -> np.ndarray:
     columns = np.concatenate([np.arange(w), np.arange(w), np.zeros(h, int), np.full(h, w - 1)])
     border = image[rows, columns].astype(np.float64)
     middle = background(image)  # float32 below is exact: halves of grey levels, summed over at most four channels
-    farthest = float(np.abs(image - middle.astype(np.float32)).sum(axis=2).max())
+    farthest = max(float(np.abs(image[rows] - middle.astype(np.float32)).sum(axis=2).max()) for rows in _bands(h))
     near = np.abs(border - middle).sum(axis=1) <= farthest / 2
     page = near if near.any() else np.ones_like(near)  # a border of two colours in halves: no pixel is near their median
     design = np.stack([np.ones(len(rows)), down[rows], across[columns]], axis=1)
@@ -84,13 +97,14 @@ def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, flo
     if low <= was <= high or looks_inverted(was, span):
         return image, None
     target, side = (low, -1) if dark else (high, 1)  # side: the sign of the page's brightness less the ink's
-    pixels = image[..., colour].astype(np.float64)
-    ink = pixels.max(axis=(0, 1)) if dark else pixels.min(axis=(0, 1))
-    contrast = side * np.maximum(side * (page - ink), 1)  # at least a grey level, where the page is as bright as the ink
-    blank = np.abs(page - ink).max(axis=(0, 1)) < 1  # a channel with no ink: all of it is page
-    levelled = np.where(blank, target * 255, ink + (pixels - ink) * (target * 255 - ink) / contrast)
+    ink = _per_channel(np.max if dark else np.min, image[..., colour]).astype(np.float64)
+    blank = np.maximum(_per_channel(np.max, page) - ink, ink - _per_channel(np.min, page)) < 1  # a channel with no ink: all of it is page
     out = image.copy()
-    out[..., colour] = levelled.round().clip(0, 255).astype(np.uint8)
+    for rows in _bands(image.shape[0]):
+        contrast = side * np.maximum(side * (page[rows] - ink), 1)  # at least a grey level, where the page is as bright as the ink
+        pixels = image[rows, :, colour].astype(np.float64)
+        levelled = np.where(blank, target * 255, ink + (pixels - ink) * (target * 255 - ink) / contrast)
+        out[rows, :, colour] = levelled.round().clip(0, 255).astype(np.uint8)
     return out, was
 
 
@@ -98,7 +112,6 @@ def centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each uint8 ``(N, H, W, C)`` image's brightness centroid ``(rows, columns)`` in pixels, over its
     colour channels; an all-black image has none and gets its centre."""
     h, w = images.shape[1:3]
-    yy, xx = np.mgrid[:h, :w]
     chunk = max(1, 2**24 // (h * w))  # float copies of 16M pixels at a time: a whole large split would not fit in memory
     rows, cols = np.full(len(images), (h - 1) / 2), np.full(len(images), (w - 1) / 2)
     for start in range(0, len(images), chunk):
@@ -106,8 +119,8 @@ def centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mass = weight.sum(axis=(1, 2))
         lit = mass > 0
         at = np.arange(start, start + len(weight))[lit]
-        rows[at] = (weight[lit] * yy).sum(axis=(1, 2)) / mass[lit]
-        cols[at] = (weight[lit] * xx).sum(axis=(1, 2)) / mass[lit]
+        rows[at] = weight[lit].sum(axis=2) @ np.arange(h) / mass[lit]  # each row's weight times its index: no grid of indices
+        cols[at] = weight[lit].sum(axis=1) @ np.arange(w) / mass[lit]
     return rows, cols
 
 
