@@ -33,10 +33,12 @@ def check_compiled_loss(
         return
     device = next(raw_model.parameters()).device
     part = step_indices(len(data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]
-    check_compiled_gradients(
+    worst, error = check_compiled_gradients(
         model, forward, raw_model, data.batch(part, device, t.channels_last),
         lambda: step_generator(t.seed, start, rank, 0, device), mode,
     )
+    if main:
+        print(f"compiled gradients match the eager ones (worst relative error {error:.1e}, in {worst})")
 
 
 def check_compiled_gradients(
@@ -47,12 +49,13 @@ def check_compiled_gradients(
     make_generator: Callable[[], torch.Generator],
     mode: str,
     tolerance: float = 0.1,
-) -> None:
+) -> tuple[str, float]:
     """One micro-batch through the eager and the compiled loss, before any step: torch.compile can
     return wrong gradients (torch 2.13's CPU inductor zeroes those of every diffusers UNet layer
     below its first upsampler), and training on them fails silently. The KL terms count fully
     (``kl_scale`` 1, a tensor like the loop's), whatever the annealing says at this step. Gradients
-    are left unset, as they are before a step, and the RNG states as they were found."""
+    are left unset, as they are before a step, and the RNG states as they were found. Returns the
+    parameter whose gradient differs most and its relative error: how close a passing compile came."""
     saved = rng_state()
     kl = torch.ones((), device=next(raw_model.parameters()).device)
     grads = []
@@ -76,3 +79,4 @@ def check_compiled_gradients(
             f"{errors[worst]:.2f} in {worst}), a torch.compile fault with torch {torch.__version__} on "
             f"{total.device.type}; train without train.compile"
         )
+    return (worst, errors[worst]) if worst is not None else ("no parameter", 0.0)
