@@ -1,7 +1,7 @@
 """How a user's own digit fares, drawn at another size than MNIST's or photographed, how often
 ``counterfactual --images`` notes it, and what ``--frame`` gives back.
 
-    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen] [--light 0] [--vignette 0] [--uneven 0] [--even-ink]
+    python benchmarks/own_digit_size.py --data data/morphomnist [--n 100] [--scales 1,0.85,0.7,0.6,1.15] [--drawing pen] [--light 0] [--vignette 0] [--chalk] [--uneven 0] [--even-ink]
 
 A user's own digit is rarely framed as MNIST frames its digits (the larger side 20 of 28 px). On
 ``evaluate``'s digits and intervention values (``--seed``), each digit is drawn as a user's file
@@ -13,7 +13,8 @@ cropped), saved as PNG. ``--drawing photo`` photographs the pen drawing: dark in
 (205) with a camera's noise (sd 3 grey levels), read with ``--invert``, so its page is grey where
 MNIST's is black; ``--light N`` lights it from the left, the page N grey levels brighter there and N
 darker at the right; ``--vignette N`` darkens it towards its corners, as a lens does, N grey levels there
-with the square of the distance from the centre; ``--uneven N`` leaves its ink up to N grey levels lighter in
+with the square of the distance from the centre; ``--chalk`` draws light ink (205) on a dark page (45)
+instead, read without ``--invert``; ``--uneven N`` leaves its ink up to N grey levels lighter in
 places, as a pen pressed unevenly does (on a pen or smooth drawing, as a scan of white paper inverted: its
 ink dimmer by up to N/255 of its brightness, its page black; ``--even-ink`` then frames as
 ``counterfactual --frame --even-ink`` does). ``--drawing stored --scales 1`` saves the 28-px test digits as they are, for what
@@ -81,8 +82,10 @@ def press(drawing: np.ndarray, rng: np.random.Generator, uneven: float) -> np.nd
     return (drawing * (1 - pressure(drawing.shape, rng, uneven) / 255)).round().clip(0, 255).astype(np.uint8)
 
 
-def photograph(drawing: np.ndarray, rng: np.random.Generator, light: float = 0.0, vignette: float = 0.0, uneven: float = 0.0) -> np.ndarray:
-    """A uint8 white-on-black ``drawing`` as a camera sees it on paper: ``INK`` on ``PAPER``, with ``GRAIN``,
+def photograph(drawing: np.ndarray, rng: np.random.Generator, light: float = 0.0, vignette: float = 0.0, uneven: float = 0.0,
+               chalk: bool = False) -> np.ndarray:
+    """A uint8 white-on-black ``drawing`` as a camera sees it on paper: ``INK`` on ``PAPER`` (with ``chalk``,
+    ``PAPER``'s grey level on a page at ``INK``'s: a light digit on a dark board), with ``GRAIN``,
     ``light`` grey levels brighter at the left and as much darker at the right, ``vignette`` grey levels
     darker at the corners than at the centre (with the square of the distance from it), and the ink up
     to ``uneven`` grey levels lighter in places, as a pen pressed unevenly leaves it (``pressure``, its
@@ -90,9 +93,10 @@ def photograph(drawing: np.ndarray, rng: np.random.Generator, light: float = 0.0
     they were)."""
     ink = drawing.astype(np.float64) / max(int(drawing.max()), 1)
     down, across = np.linspace(-1, 1, ink.shape[0])[:, None], np.linspace(-1, 1, ink.shape[1])[None, :]
-    lit = PAPER + light * -across - vignette * (down**2 + across**2) / 2
-    pressed = INK + pressure(ink.shape, rng, uneven) if uneven else INK
-    return (lit + (pressed - PAPER) * ink + rng.normal(0, GRAIN, ink.shape)).round().clip(0, 255).astype(np.uint8)
+    paper, drawn = (INK, PAPER) if chalk else (PAPER, INK)
+    lit = paper + light * -across - vignette * (down**2 + across**2) / 2
+    pressed = drawn + np.sign(paper - drawn) * pressure(ink.shape, rng, uneven) if uneven else drawn
+    return (lit + (pressed - paper) * ink + rng.normal(0, GRAIN, ink.shape)).round().clip(0, 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -101,13 +105,14 @@ def main() -> None:
     parser.add_argument("--drawing", choices=("pen", "smooth", "photo", "stored"), default="pen", help="how the files draw the digits (default pen)")
     parser.add_argument("--light", type=float, default=0.0, help="with --drawing photo: the page N grey levels brighter at the left, N darker at the right")
     parser.add_argument("--vignette", type=float, default=0.0, help="with --drawing photo: the page N grey levels darker at its corners than at its centre")
+    parser.add_argument("--chalk", action="store_true", help="with --drawing photo: light ink (205) on a dark page (45), read without --invert")
     parser.add_argument("--uneven", type=float, default=0.0, help="the ink up to N grey levels lighter in places (a pen's pressure; "
                         "with --drawing pen or smooth, dimmer on the black page by up to N/255 of its brightness, as a scan of "
                         "white paper inverted)")
     parser.add_argument("--even-ink", action="store_true", help="frame as counterfactual --frame --even-ink does (the ink evened on the run's own page too)")
     args = parser.parse_args()
-    if (args.light or args.vignette) and args.drawing != "photo":
-        parser.error("--light and --vignette shape a photograph: give --drawing photo")
+    if (args.light or args.vignette or args.chalk) and args.drawing != "photo":
+        parser.error("--light, --vignette and --chalk shape a photograph: give --drawing photo")
     if args.uneven and args.drawing == "stored":
         parser.error("--uneven shapes a drawing: give --drawing pen, smooth or photo")
     scales = [float(s) for s in args.scales.split(",")]
@@ -120,7 +125,7 @@ def main() -> None:
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
-    drawing = args.drawing + (f", lit +-{args.light:g}" if args.light else "") + (f", vignetted -{args.vignette:g}" if args.vignette else "") + (f", ink uneven by {args.uneven:g}" if args.uneven else "") + (", framed with --even-ink" if args.even_ink else "")
+    drawing = args.drawing + (f", lit +-{args.light:g}" if args.light else "") + (f", vignetted -{args.vignette:g}" if args.vignette else "") + (f", ink uneven by {args.uneven:g}" if args.uneven else "") + (", light ink on a dark page" if args.chalk else "") + (", framed with --even-ink" if args.even_ink else "")
     drawn_as = f"as stored ({side} px)" if args.drawing == "stored" else f"on {side * PAGE} px pages ({drawing})"
     print(f"{len(d.idx)} {d.data.split} digits {drawn_as}, {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
           f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "
@@ -141,6 +146,7 @@ def main() -> None:
         return out[0], out[1]
 
     photo = args.drawing == "photo"
+    inverted = photo and not args.chalk  # a dark digit on paper is turned over; a light one on a dark page is not
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:
@@ -148,12 +154,12 @@ def main() -> None:
             for file, digit in zip(files, digits):
                 drawn = digit if args.drawing == "stored" else page(digit, scale, args.drawing != "smooth")
                 if photo:
-                    drawn = photograph(drawn, rng, args.light, args.vignette, args.uneven)
+                    drawn = photograph(drawn, rng, args.light, args.vignette, args.uneven, args.chalk)
                 elif args.uneven:
                     drawn = press(drawn, rng, args.uneven)
                 Image.fromarray(drawn).save(file)
-            plain = np.stack([read_image(file, 1, side, invert=photo)[0] for file in files])
-            framed = np.stack([read_image(file, 1, side, invert=photo, frame=framing, even=args.even_ink)[0] for file in files])
+            plain = np.stack([read_image(file, 1, side, invert=inverted)[0] for file in files])
+            framed = np.stack([read_image(file, 1, side, invert=inverted, frame=framing, even=args.even_ink)[0] for file in files])
             seen = likeness(plain, model.framing)
             spans = np.array([each.size for each in seen])
             noted = np.mean([bool({"edge_brightness", "extent"} & set(each.unlike)) for each in seen])

@@ -266,6 +266,22 @@ def test_page_surface_leaves_out_ink_along_most_of_one_side_of_a_tight_crop():
     assert out[..., 0][image[..., 0] < 220].max() == 0 and (out[image[..., 0] == 220] == 220).all()
 
 
+def test_level_takes_a_vignetted_dark_page_under_light_ink_to_black():
+    """Light ink (205) on a dark board (45) photographed through a lens, the page darker by 30 grey levels
+    towards the corners with the square of the distance from a point left of the centre: not inverted, the page
+    under the digit is brighter than any line through its edges, and only a bowl through them takes it to black."""
+    from causaldiffae.data.framing import level, page_surface
+
+    down, across = np.mgrid[0:30, 0:40]
+    page = (45 - 30 * ((down - 14.5) ** 2 + (across - 16) ** 2) / (14.5**2 + 23.5**2)).round().astype(np.uint8)[..., None]
+    np.testing.assert_allclose(page_surface(page), page, atol=1)  # the page rounded to grey levels
+    image = page.copy()
+    image[8:22, 14:19] = 205
+    out, was = level(image, (0.0, 0.02))
+    assert was == pytest.approx(page.mean() / 255, abs=0.5 / 255)
+    assert out[..., 0][image[..., 0] < 205].max() <= 1 and (out[8:22, 14:19] == 205).all()
+
+
 def test_page_surface_of_a_border_in_two_colours_is_fitted_through_all_of_it_within_the_pixels_range():
     """Red above, green below: no border pixel is near their median, so every one is fitted, and the plane runs
     from red at the top to green at the bottom without passing 0 or 255 at the corners."""
