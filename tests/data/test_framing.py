@@ -253,7 +253,7 @@ def test_level_takes_a_page_lit_from_one_side_to_black_across():
 
 def test_page_surface_leaves_out_ink_along_most_of_one_side_of_a_tight_crop():
     """The page lit from the left as above, cropped so tightly that a stroke of ink (220) covers 17 of the top
-    row's 21 pixels: the plane is the page's still, and levelling takes all of the page to black."""
+    row's 21 pixels: the fitted surface is the page's still, and levelling takes all of the page to black."""
     from causaldiffae.data.framing import level, page_surface
 
     page = np.broadcast_to(np.linspace(60, 40, 21)[None, :, None], (15, 21, 1)).round().astype(np.uint8)
@@ -283,7 +283,7 @@ def test_level_takes_a_vignetted_dark_page_under_light_ink_to_black():
 
 
 def test_page_surface_of_a_border_in_two_colours_is_fitted_through_all_of_it_within_the_pixels_range():
-    """Red above, green below: no border pixel is near their median, so every one is fitted, and the plane runs
+    """Red above, green below: no border pixel is near their median, so every one is fitted, and the surface runs
     from red at the top to green at the bottom without passing 0 or 255 at the corners."""
     from causaldiffae.data.framing import page_surface
 
