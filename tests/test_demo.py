@@ -104,6 +104,8 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert "true counterfactual" in report and printed.count("the true counterfactual:") == 4  # the four measured criteria
     assert "Distance to the true counterfactual image" in report and "Distance to the true counterfactual image" in printed
     assert "Scored on 4 embedded test digits" in report
+    # every criterion says how often it holds over resamples of the scored digits; the true counterfactual's measured four too
+    assert printed.count("% of resamples pass") == 6 + 4 and "| resamples passing |" in report
     hint = printed.splitlines()[printed.splitlines().index(f"{OWN_DIGIT}:") + 1].strip()
     stroke = np.zeros((56, 56), np.uint8)
     stroke[10:46, 26:32] = 255

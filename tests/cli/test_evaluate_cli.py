@@ -102,8 +102,8 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     import causaldiffae.evaluation.pipeline as pipeline
 
     seen = {}  # the small subset (composition's images) and the guidance figure's rows
-    real_composition, real_grid = pipeline.composition, pipeline.figures.image_grid
-    monkeypatch.setattr(pipeline, "composition", lambda fn, xs, *a, **k: seen.setdefault("small", xs) is None or real_composition(fn, xs, *a, **k))
+    real_composition, real_grid = pipeline.composition_errors, pipeline.figures.image_grid
+    monkeypatch.setattr(pipeline, "composition_errors", lambda fn, xs, *a, **k: seen.setdefault("small", xs) is None or real_composition(fn, xs, *a, **k))
     monkeypatch.setattr(pipeline.figures, "image_grid", lambda rows, path, **k: seen.__setitem__(path.name, rows) or real_grid(rows, path, **k))
     real_line = pipeline.figures.line_plot  # each sweep figure's series and title
     monkeypatch.setattr(pipeline.figures, "line_plot", lambda x, series, path, **k: seen.__setitem__(path.name, (series, k["title"])) or real_line(x, series, path, **k))
@@ -149,12 +149,18 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     # the true counterfactual is scored on both draws of values, like the model: same digits, other targets
     assert spread["unedited"]["thickness_mae"] == 0 and spread["do_thickness"]["thickness_mae"] > 0
     assert metrics["effectiveness_std"]["thickness"]["variables"]["thickness"]["mae"] > 0
+    # each digit's errors, averaged over the two draws, stand behind the bar's resampled pass rates; they have no spread of their own
+    kept = metrics["effectiveness"]["intensity"]["variables"]["thickness"]
+    assert len(kept["measured_errors_per_image"]) == 6 and np.mean(kept["measured_errors_per_image"]) == pytest.approx(kept["measured_mae"], rel=1e-4)
+    assert "measured_errors_per_image" not in metrics["effectiveness_std"]["intensity"]["variables"]["thickness"]
+    assert len(oracle["per_image"]["do_intensity"]["thickness_mae"]) == 6 and "per_image" not in spread
+    assert len(metrics["composition"]["inversion_l1_per_image"]) == 4
     assert oracle["n"] == 6 and oracle["do_thickness"]["thickness_mae"] < 0.1 and oracle["do_intensity"]["intensity_mae"] <= 1.0
     # the model's counterfactuals are nearer the true images than the unedited digits are
     assert all(0 < d["model"] < d["null"] for d in oracle["image_l1"].values())
     report = (out / "report.md").read_text()
     assert "Distance to the true counterfactual image" in report
-    assert "| criterion | measured | target | | true counterfactual | |" in report
+    assert "| criterion | measured | target | | resamples passing | true counterfactual | | resamples passing |" in report
     assert "do(intensity): thickness error (preserved)" in report
     assert "averaged over the same 2 draws of values" in report
     true_fd = metrics["realism"]["frechet_true_counterfactual"]

@@ -1,8 +1,11 @@
 """The shipped model's bar: pass/fail against the null baseline, from demo scores or evaluate metrics."""
 
+import json
+
+import numpy as np
 import pytest
 
-from causaldiffae.evaluation.acceptance import criteria, scores_from_metrics, table
+from causaldiffae.evaluation.acceptance import criteria, pass_rates, scores_from_metrics, summarise, table
 
 SCORES = {
     "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
@@ -126,3 +129,94 @@ def test_table_scores_the_true_counterfactual_against_the_same_targets():
     image_l1 = {"thickness": {"model": 0.05, "null": 0.09}, "intensity": {"model": 0.02, "null": 0.06}}
     lines = table({**SCORES, "oracle": {**oracle, "image_l1": image_l1}})
     assert lines[-1].endswith("do(thickness) 0.0500 (unedited 0.0900); do(intensity) 0.0200 (unedited 0.0600).")
+
+
+def _per_image(rng, n: int = 200, k: int = 32, preserved: float = 0.7) -> dict:
+    """Per-image values behind SCORES-like figures: exponential errors with the given means, ``preserved``
+    the do(intensity) thickness errors' mean over the reconstruction's 0.3."""
+    def around(mean, size=n):
+        return list(rng.exponential(mean, size))
+    return {
+        "do_thickness": {"thickness_mae": around(0.2), "thickness_null_mae": around(0.8), "intensity_mae": around(20.0),
+                         "intensity_null_mae": around(30.0), "digit_accuracy": list((rng.random(n) < 0.95).astype(float))},
+        "do_intensity": {"intensity_mae": around(10.0), "intensity_null_mae": around(40.0), "thickness_mae": around(preserved),
+                         "thickness_mae_reconstruction": around(0.3), "digit_accuracy": list((rng.random(n) < 0.97).astype(float))},
+        "composition_l1": around(0.01, k),
+    }
+
+
+def test_pass_rates_are_certain_far_from_a_bound_and_split_at_it():
+    rng = np.random.default_rng(0)
+    s = {**SCORES, "per_image": _per_image(rng)}
+    rates = pass_rates(s)
+    assert rates == pass_rates(s)  # seeded: a report renders the same twice
+    assert rates[0] == rates[2] == 1.0 and rates[3] == 0.0  # 0.25x / 0.25x null pass, 2.3x the reconstruction fails
+    # the preserved thickness drawn at exactly 1.2x the reconstruction's mean: a verdict within the noise
+    at_bar = _per_image(np.random.default_rng(1), n=400)
+    at_bar["do_intensity"]["thickness_mae"] = list(1.2 * np.asarray(at_bar["do_intensity"]["thickness_mae_reconstruction"])[np.random.default_rng(2).permutation(400)])
+    assert 0.2 < pass_rates({**SCORES, "per_image": at_bar})[3] < 0.8
+    assert pass_rates(SCORES) == [None] * 6  # no per-image values, no rates
+
+
+def test_pass_rates_pair_a_value_with_its_target_on_the_same_images():
+    """Errors 1.1x the reconstruction's on every image pass on every resample, however noisy the images are;
+    the same values shuffled against the reconstructions do not."""
+    per_image = _per_image(np.random.default_rng(3), n=60)
+    recon = np.random.default_rng(4).exponential(0.3, 60) * np.r_[np.ones(30), 20 * np.ones(30)]  # a few images dominate
+    per_image["do_intensity"]["thickness_mae_reconstruction"] = list(recon)
+    per_image["do_intensity"]["thickness_mae"] = list(1.1 * recon)
+    assert pass_rates({**SCORES, "per_image": per_image})[3] == 1.0
+    per_image["do_intensity"]["thickness_mae"] = list(1.1 * recon[np.random.default_rng(5).permutation(60)])
+    assert pass_rates({**SCORES, "per_image": per_image})[3] < 0.95
+
+
+def test_the_true_counterfactuals_rates_use_its_values_and_the_models_targets():
+    per_image = _per_image(np.random.default_rng(6))
+    at_bar = 1.2 * float(np.mean(per_image["do_intensity"]["thickness_mae_reconstruction"]))  # exactly the bar, on these images
+    oracle = {"n": 200, "unedited": {"thickness_mae": 0.02, "intensity_mae": 0.2},
+              "do_thickness": {"thickness_mae": 0.02, "intensity_mae": 0.25}, "do_intensity": {"intensity_mae": 0.23, "thickness_mae": at_bar},
+              "per_image": {"do_thickness": {"thickness_mae": [0.02] * 200, "intensity_mae": [0.25] * 200},
+                            "do_intensity": {"intensity_mae": [0.23] * 200, "thickness_mae": [at_bar] * 200}}}
+    s = {**SCORES, "per_image": per_image, "oracle": oracle}
+    rates = pass_rates(s, oracle)
+    assert rates[:3] == [1.0, 1.0, 1.0] and rates[4:] == [None, None]  # no classifier or composition figures of its own
+    assert 0.3 < rates[3] < 0.7  # a constant against 1.2x a noisy reconstruction mean it equals on the scored images
+    lines = table(s)
+    assert lines[0] == "| criterion | measured | target | | resamples passing | true counterfactual | | resamples passing |"
+    assert all(line.count("|") == lines[0].count("|") for line in lines[1:8])
+    assert lines[2].endswith("| pass | 100% | 0.020 | pass | 100% |") and lines[7].endswith("| pass | 100% | n/a |  |  |")
+    assert any(line.startswith("*Resamples passing*") for line in lines)
+    assert not any("Resamples" in line for line in table(SCORES))
+
+
+def test_summarise_keeps_per_image_values_only_when_every_figure_has_them():
+    def item(errors, null):
+        return {"measured_mae": float(np.mean(errors)), "measured_null_mae": float(np.mean(null)),
+                "measured_errors_per_image": errors, "measured_null_errors_per_image": null}
+    eff = {"thickness": {"variables": {"thickness": item([0.1, 0.3], [1.0, 0.6]), "intensity": item([5.0, 7.0], [40.0, 20.0])},
+                         "class_accuracy": 0.5, "class_correct_per_image": [1.0, 0.0]},
+           "intensity": {"variables": {"thickness": item([0.05, 0.07], [0.0, 0.0]), "intensity": item([2.0, 4.0], [30.0, 50.0])},
+                         "class_accuracy": 1.0, "class_correct_per_image": [1.0, 1.0]}}
+    s = summarise(eff, 0.05, 0.002, "inversion", 2, 2, 20, reconstruction_thickness_errors=np.array([0.04, 0.06]),
+                  composition_errors=np.array([0.001, 0.003]))
+    for section in ("do_thickness", "do_intensity"):  # the per-image tree mirrors the summary: its means are the figures
+        assert set(s["per_image"][section]) == set(s[section])
+        assert all(np.mean(s["per_image"][section][k]) == pytest.approx(v) for k, v in s[section].items())
+    assert np.mean(s["per_image"]["composition_l1"]) == pytest.approx(s["composition_l1"])
+    assert "per_image" not in summarise(eff, 0.05, 0.002, "inversion", 2, 2, 20)  # no per-image reconstruction: no rates
+    json.dumps(s)  # written to scores.json as it is
+
+
+def test_scores_from_metrics_read_the_per_image_values_of_the_scored_abduction():
+    recon = {"ddpm": {"measured_mae": {"thickness": 0.02}, "measured_errors_per_image": {"thickness": [0.01, 0.03]}}}
+    metrics = _metrics("ddpm", recon, {"n": 2, "l1": [1e-9], "inversion_l1": [0.05], "l1_per_image": [0.0, 2e-9], "inversion_l1_per_image": [0.04, 0.06]})
+    for entry in metrics["effectiveness"].values():
+        entry["class_correct_per_image"] = [1.0, 1.0]
+        for item in entry["variables"].values():
+            item["measured_errors_per_image"], item["measured_null_errors_per_image"] = [item["measured_mae"]] * 2, [item["measured_null_mae"]] * 2
+    s = scores_from_metrics(metrics)
+    assert s["per_image"]["composition_l1"] == [0.04, 0.06]  # the DDIM-inversion round trip the row scores
+    assert s["per_image"]["do_intensity"]["thickness_mae_reconstruction"] == [0.01, 0.03]
+    assert pass_rates(s) == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    del metrics["realism"]["reconstruction"]["ddpm"]["measured_errors_per_image"]  # an older metrics.json: verdicts, no rates
+    assert "per_image" not in scores_from_metrics(metrics)

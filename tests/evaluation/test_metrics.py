@@ -8,7 +8,7 @@ from squares_data import render_squares
 from causaldiffae.data.base import to_uint8
 from causaldiffae.errors import DivergedError
 from causaldiffae.evaluation.metrics import (
-    composition,
+    composition_errors,
     draw_indices,
     effectiveness,
     identity_counterfactual,
@@ -99,6 +99,38 @@ def test_class_accuracy_reads_the_counterfactuals_not_the_originals(rendered):
     assert res["size"]["class_accuracy"] == 0.0 and res["size"]["null_class_accuracy"] == 1.0
 
 
+def test_per_image_values_average_to_the_figures_they_stand_behind(rendered):
+    """What the acceptance bar resamples: each image's measured error and class hit, whose means are the reported figures."""
+    test, images, labels, classes = rendered
+    values = shuffled_values(labels, np.random.default_rng(3))
+
+    def noisy(images_, do, labels_, classes_):  # off by a varying amount, so the per-image errors differ
+        return images_ + 0.3 * torch.rand(images_.shape, generator=torch.Generator().manual_seed(4)), labels_
+
+    def measure(images_):
+        return {k: v for k, v in read_squares(images_).items() if k != "class"}
+
+    plain, _ = effectiveness(noisy, read_squares, images, labels, values, test.graph, test.scm, classes, measure=measure)
+    res, _ = effectiveness(noisy, read_squares, images, labels, values, test.graph, test.scm, classes, measure=measure, per_image=True)
+    assert "measured_errors_per_image" not in plain["size"]["variables"]["size"] and "class_correct_per_image" not in plain["size"]
+    for var, entry in res.items():
+        assert np.mean(entry["class_correct_per_image"]) == pytest.approx(entry["class_accuracy"])
+        for item in entry["variables"].values():
+            errors, null = item["measured_errors_per_image"], item["measured_null_errors_per_image"]
+            assert len(errors) == len(null) == len(labels) and min(errors) >= 0
+            assert np.mean(errors) == pytest.approx(item["measured_mae"], rel=1e-5)
+            assert np.mean(null) == pytest.approx(item["measured_null_mae"], rel=1e-5)
+    assert np.std(res["size"]["variables"]["brightness"]["measured_errors_per_image"]) > 0
+
+
+def test_composition_errors_are_per_image(rendered):
+    test, images, labels, classes = rendered
+    drifting = lambda images_, do, labels_, classes_: (images_ + 0.02 * torch.arange(len(images_)).view(-1, 1, 1, 1) / len(images_), labels_)  # noqa: E731
+    errors = composition_errors(drifting, images, labels, classes, times=2)
+    assert errors.shape == (2, len(images)) and errors[0, 0] == 0
+    np.testing.assert_allclose(errors[:, -1], [0.01 * 39 / 40, 0.02 * 39 / 40], rtol=1e-5)  # the last image drifts most, adding up
+
+
 def test_descendants_are_skipped_without_an_scm(rendered):
     test, images, labels, classes = rendered
     truth = true_counterfactual(None, test.graph, labels, {"size": np.full(len(labels), 3.0)})
@@ -110,10 +142,10 @@ def test_descendants_are_skipped_without_an_scm(rendered):
 
 def test_composition_and_reversibility_of_identity_are_zero_and_of_oracle_reverse_exactly(rendered):
     test, images, labels, classes = rendered
-    assert composition(identity_counterfactual, images, labels, classes, times=3) == [0.0, 0.0, 0.0]
+    assert composition_errors(identity_counterfactual, images, labels, classes, times=3).tolist() == [[0.0] * len(images)] * 3
     drifting = lambda images_, do, labels_, classes_: (images_ + 0.02, labels_)  # noqa: E731
     # each null intervention starts from the previous one's output: the drift adds up, 0.01 per step in [0, 1] units
-    np.testing.assert_allclose(composition(drifting, images, labels, classes, times=3), [0.01, 0.02, 0.03], rtol=1e-5)
+    np.testing.assert_allclose(composition_errors(drifting, images, labels, classes, times=3).mean(axis=1), [0.01, 0.02, 0.03], rtol=1e-5)
     values = np.round(shuffled_values(labels, np.random.default_rng(2)))
     rev = reversibility(oracle(test.scm, test.graph), images, labels, values, test.graph, classes)
     assert rev["size"]["l1_there"] > 0.01
@@ -128,7 +160,7 @@ def test_composition_and_reversibility_count_their_counterfactual_calls_on_a_pro
         calls.append(dict(do))
         return images_, labels_
 
-    assert composition(counting, images, labels, classes, times=4, progress=progress_bars) == [0.0] * 4
+    assert composition_errors(counting, images, labels, classes, times=4, progress=progress_bars).shape == (4, len(images))
     reversibility(counting, images, labels, labels, test.graph, classes, progress=progress_bars)
     # one tick per application (composition) and per variable's there-and-back (after one factual read)
     assert progress_bars.bars == [("composition", 4, False), ("reversibility", len(test.graph.variables), False)]

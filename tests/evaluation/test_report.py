@@ -77,15 +77,18 @@ def _agrees(quoted: str, value: float, scale: float = 1.0) -> bool:
 
 def test_the_readme_quotes_the_shipped_report(shipped):
     """The README's results table is written by hand: each figure must be the shipped report's, rounded."""
-    from causaldiffae.evaluation.acceptance import criteria, scores_from_metrics
+    from causaldiffae.evaluation.acceptance import criteria, pass_rates, scores_from_metrics
 
     s = scores_from_metrics(shipped)
     rows = _readme_results_rows()
     model, truth = criteria(s), criteria(s, s["oracle"])
+    rates, true_rates = pass_rates(s), pass_rates(s, s["oracle"])
     assert len(rows) == len(model) == 6
-    for cells, (name, value, target, ok), (_, true_value, _, true_ok) in zip(rows, model, truth):
+    for cells, (name, value, target, ok), (_, true_value, _, true_ok), rate, true_rate in zip(rows, model, truth, rates, true_rates):
         assert cells[0].startswith(name) or name.startswith(cells[0]), (cells[0], name)  # README may shorten or extend it
         assert cells[3].strip("*") == ("pass" if ok else "FAIL"), name
+        assert rate is not None and _agrees(cells[4].rstrip("%"), rate, 100), (name, cells[4], rate)
+        assert cells[6] == ("" if true_rate is None else f"{100 * true_rate:.0f}%"), (name, cells[6], true_rate)
         if name.startswith("digit identity"):  # quoted per intervention, in %
             quoted = re.findall(r"[\d.]+(?=%)", cells[1])
             eff = shipped["effectiveness"]
@@ -96,9 +99,9 @@ def test_the_readme_quotes_the_shipped_report(shipped):
         bound = re.findall(r"= ([\d.]+)", cells[2])[-1]  # the last: "<= 0.5 x null = 27.3"
         assert _agrees(bound, float(re.findall(r"= ([\d.]+)", target)[-1])), (name, cells[2], target)
         if true_value is not None:
-            quoted_true = cells[4].split()[0]
-            assert _agrees(quoted_true, true_value), (name, cells[4], true_value)
-            assert ("FAIL" in cells[4]) == (not true_ok), name
+            quoted_true = cells[5].split()[0]
+            assert _agrees(quoted_true, true_value), (name, cells[5], true_value)
+            assert ("FAIL" in cells[5]) == (not true_ok), name
 
 
 def test_the_readme_check_sees_a_stale_figure():

@@ -7,14 +7,56 @@ the pixel change of one null intervention. ``criteria`` turns it into pass/fail 
 
 The null intervention is scored through DDIM inversion when the evaluated abduction is ``ddpm``:
 its abducted residuals return the image exactly by construction, so that row could not fail.
+
+A verdict on a few hundred digits can sit inside its own sampling noise (the true counterfactual's
+preservation error sits at the bar's own average). Where the summary keeps each image's values
+(``per_image``: for every summary figure, the per-image values whose mean it is),
+``pass_rates`` resamples the digits with replacement and says how often each criterion holds,
+its value and target taken from the same resampled digits.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import operator
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 Row = tuple[str, float | None, str, bool | None]
 """``(criterion, measured, target, passed)``; ``measured`` and ``passed`` are None without a value."""
+
+RESAMPLES = 2000
+"""Bootstrap resamples behind ``pass_rates``: the rate's own noise is then about 1 point at 50%."""
+
+Get = Callable[..., Any]
+"""A summary figure by its keys (``get("do_intensity", "thickness_mae")``): a float, or one per resample."""
+
+
+class _Missing(Exception):
+    """A figure the summary (the true counterfactual's, say) does not have."""
+
+
+def _checks(m: Get, s: Get) -> list[tuple[Callable[[], tuple[Any, Any]], Callable[[Any, Any], Any]]]:
+    """Each criterion as (value and bound from the measured summary ``m`` and the model's ``s``, the test)."""
+    return [
+        (lambda: (m("do_thickness", "thickness_mae"), 0.5 * s("do_thickness", "thickness_null_mae")), operator.le),
+        (lambda: (m("do_thickness", "intensity_mae"), s("do_thickness", "intensity_null_mae")), operator.lt),
+        (lambda: (m("do_intensity", "intensity_mae"), 0.5 * s("do_intensity", "intensity_null_mae")), operator.le),
+        (lambda: (m("do_intensity", "thickness_mae"), 1.2 * s("do_intensity", "thickness_mae_reconstruction")), operator.le),
+        (lambda: (np.minimum(m("do_thickness", "digit_accuracy"), m("do_intensity", "digit_accuracy")), 0.90), operator.ge),
+        (lambda: (m("composition_l1"), 0.03), operator.le),
+    ]
+
+
+def _getter(tree: dict) -> Get:
+    def get(*keys: str) -> Any:
+        node: Any = tree
+        for key in keys:
+            if not isinstance(node, dict) or node.get(key) is None:
+                raise _Missing(".".join(keys))
+            node = node[key]
+        return node
+    return get
 
 
 def criteria(s: dict, measured: dict | None = None) -> list[Row]:
@@ -24,25 +66,66 @@ def criteria(s: dict, measured: dict | None = None) -> list[Row]:
     (default ``s``) may be another summary of the same shape, such as ``s["oracle"]`` (the true
     counterfactual), whose rows without a value are None.
     """
-    m = s if measured is None else measured
     t, i = s["do_thickness"], s["do_intensity"]
-    mt, mi = m["do_thickness"], m["do_intensity"]
-    digit = min(mt["digit_accuracy"], mi["digit_accuracy"]) if "digit_accuracy" in mt else None
-    l1 = m.get("composition_l1")
     via = {"inversion": "DDIM inversion"}.get(s["composition_abduction"], s["composition_abduction"])
-
-    def row(name: str, value: float | None, target: str, bound: float,
-            test: Callable[[float, float], bool] = lambda v, b: v <= b) -> Row:
-        return (name, value, target, None if value is None else bool(test(value, bound)))
-
-    return [
-        row("do(thickness): thickness MAE (morphometric)", mt["thickness_mae"], f"<= 0.5 x null = {0.5 * t['thickness_null_mae']:.3f}", 0.5 * t["thickness_null_mae"]),
-        row("do(thickness): descendant intensity MAE", mt["intensity_mae"], f"< null = {t['intensity_null_mae']:.2f}", t["intensity_null_mae"], lambda v, b: v < b),
-        row("do(intensity): intensity MAE (morphometric)", mi["intensity_mae"], f"<= 0.5 x null = {0.5 * i['intensity_null_mae']:.2f}", 0.5 * i["intensity_null_mae"]),
-        row("do(intensity): thickness error (preserved)", mi["thickness_mae"], f"<= 1.2 x reconstruction = {1.2 * i['thickness_mae_reconstruction']:.3f}", 1.2 * i["thickness_mae_reconstruction"]),
-        row("digit identity kept (classifier)", digit, ">= 0.90", 0.90, lambda v, b: v >= b),
-        row(f"one null intervention ({via}, {s['composition_n']} images), mean abs. pixel change", l1, "<= 0.03", 0.03),
+    names_targets = [
+        ("do(thickness): thickness MAE (morphometric)", f"<= 0.5 x null = {0.5 * t['thickness_null_mae']:.3f}"),
+        ("do(thickness): descendant intensity MAE", f"< null = {t['intensity_null_mae']:.2f}"),
+        ("do(intensity): intensity MAE (morphometric)", f"<= 0.5 x null = {0.5 * i['intensity_null_mae']:.2f}"),
+        ("do(intensity): thickness error (preserved)", f"<= 1.2 x reconstruction = {1.2 * i['thickness_mae_reconstruction']:.3f}"),
+        ("digit identity kept (classifier)", ">= 0.90"),
+        (f"one null intervention ({via}, {s['composition_n']} images), mean abs. pixel change", "<= 0.03"),
     ]
+    rows: list[Row] = []
+    for (name, target), (figures, test) in zip(names_targets, _checks(_getter(s if measured is None else measured), _getter(s))):
+        try:
+            value, bound = figures()
+        except _Missing:
+            rows.append((name, None, target, None))
+            continue
+        rows.append((name, float(value), target, bool(test(value, bound))))
+    return rows
+
+
+def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES, seed: int = 0) -> list[float | None]:
+    """Per criterion, the share of bootstrap resamples of the scored images in which it holds.
+
+    Each resample draws the images with replacement and recomputes every figure as the mean of its
+    per-image values in ``s["per_image"]`` (``measured["per_image"]`` for the measured side), so a
+    value and its target (the model's null baseline or reconstruction) come from the same images.
+    Near 0 or 1 the verdict is beyond the sampling noise of these images; near a half it is not.
+    It covers which images were scored, not the draw of intervention values or of abduction noise.
+    None where a row has no per-image values (older summaries, the true counterfactual's classifier rows).
+    """
+    rng = np.random.default_rng(seed)
+    draws: dict[int, np.ndarray] = {}  # one resampling per image count: figures over the same images stay paired
+
+    def resampled(tree: dict | None) -> Get:
+        get = _getter(tree or {})
+
+        def means(*keys: str) -> np.ndarray:
+            values = np.asarray(get(*keys), dtype=np.float64)
+            if len(values) not in draws:
+                draws[len(values)] = rng.integers(0, len(values), size=(resamples, len(values)))
+            return values[draws[len(values)]].mean(axis=1)
+        return means
+
+    own = s.get("per_image")
+    other = own if measured is None else measured.get("per_image")
+    rates: list[float | None] = []
+    for figures, test in _checks(resampled(other), resampled(own)):
+        try:
+            value, bound = figures()
+        except _Missing:
+            rates.append(None)
+            continue
+        rates.append(float(np.mean(test(value, bound))))
+    return rates
+
+
+def per_image_values(values: Sequence[float] | np.ndarray) -> list[float]:
+    """Per-image values for a JSON file: six significant digits keep their mean to the summary's precision."""
+    return [float(f"{float(v):.6g}") for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def summarise(
@@ -54,35 +137,69 @@ def summarise(
     n: int,
     steps: int,
     oracle: dict | None = None,
+    *,
+    reconstruction_thickness_errors: Sequence[float] | np.ndarray | None = None,
+    composition_errors: Sequence[float] | np.ndarray | None = None,
 ) -> dict:
     """The summary from ``evaluation.metrics.effectiveness`` results (with morphometrics and classes),
     the measured thickness error of reconstructions and the pixel change (pixels in [0, 1]) of one
     null intervention through ``composition_abduction`` on ``composition_n`` images; ``oracle``
-    (``evaluation.oracle.morphomnist_oracle_scores`` on the same digits and values) is kept as is."""
-    thick, inten = effectiveness["thickness"], effectiveness["intensity"]
-    tv, iv = thick["variables"], inten["variables"]
-    return {
+    (``evaluation.oracle.morphomnist_oracle_scores`` on the same digits and values) is kept as is.
+
+    With effectiveness run ``per_image`` and the per-image reconstruction errors and pixel changes
+    given, the summary also keeps them (``per_image``) for ``pass_rates``.
+    """
+    s = {
         "n": int(n),
         "steps": int(steps),
-        "do_thickness": {
-            "thickness_mae": tv["thickness"]["measured_mae"],
-            "thickness_null_mae": tv["thickness"]["measured_null_mae"],
-            "intensity_mae": tv["intensity"]["measured_mae"],
-            "intensity_null_mae": tv["intensity"]["measured_null_mae"],
-            "digit_accuracy": thick["class_accuracy"],
-        },
-        "do_intensity": {
-            "intensity_mae": iv["intensity"]["measured_mae"],
-            "intensity_null_mae": iv["intensity"]["measured_null_mae"],
-            "thickness_mae": iv["thickness"]["measured_mae"],
-            "thickness_mae_reconstruction": reconstruction_thickness_mae,
-            "digit_accuracy": inten["class_accuracy"],
-        },
+        **_figures(effectiveness, reconstruction_thickness_mae, per_image=False),
         "composition_l1": composition_l1,
         "composition_abduction": composition_abduction,
         "composition_n": int(composition_n),
         **({"oracle": oracle} if oracle is not None else {}),
     }
+    try:
+        s["per_image"] = {
+            **_figures(effectiveness, per_image_values(_given(reconstruction_thickness_errors)), per_image=True),
+            "composition_l1": per_image_values(_given(composition_errors)),
+        }
+    except KeyError:
+        pass  # effectiveness without per-image values, or no per-image reconstruction: verdicts without pass rates
+    return s
+
+
+def _figures(effectiveness: dict, reconstruction: Any, per_image: bool) -> dict:
+    """The do() sections of a summary from effectiveness results: MAEs and accuracies, or the per-image values behind them."""
+    def measured(intervened: str, variable: str, null: bool = False) -> Any:
+        item = effectiveness[intervened]["variables"][variable]
+        kind = "measured_null" if null else "measured"
+        return item[f"{kind}_errors_per_image" if per_image else f"{kind}_mae"]
+
+    def digits(intervened: str) -> Any:
+        return effectiveness[intervened]["class_correct_per_image" if per_image else "class_accuracy"]
+
+    return {
+        "do_thickness": {
+            "thickness_mae": measured("thickness", "thickness"),
+            "thickness_null_mae": measured("thickness", "thickness", null=True),
+            "intensity_mae": measured("thickness", "intensity"),
+            "intensity_null_mae": measured("thickness", "intensity", null=True),
+            "digit_accuracy": digits("thickness"),
+        },
+        "do_intensity": {
+            "intensity_mae": measured("intensity", "intensity"),
+            "intensity_null_mae": measured("intensity", "intensity", null=True),
+            "thickness_mae": measured("intensity", "thickness"),
+            "thickness_mae_reconstruction": reconstruction,
+            "digit_accuracy": digits("intensity"),
+        },
+    }
+
+
+def _given(values: Sequence[float] | np.ndarray | None) -> Sequence[float] | np.ndarray:
+    if values is None:
+        raise KeyError("per-image values")
+    return values
 
 
 def scores_from_metrics(metrics: dict) -> dict | None:
@@ -100,33 +217,55 @@ def scores_from_metrics(metrics: dict) -> dict | None:
     if st["abduction"] == "ddpm":  # exact by construction: score the deterministic round trip
         if "inversion_l1" not in comp:
             return None
-        l1, via = comp["inversion_l1"][0], "inversion"
+        key, via = "inversion_l1", "inversion"
     else:
-        l1, via = comp["l1"][0], st["abduction"]
-    return summarise(eff, recon["measured_mae"]["thickness"], l1, via, comp["n"], st["n_used"], st["steps"], metrics.get("oracle"))
+        key, via = "l1", st["abduction"]
+    return summarise(eff, recon["measured_mae"]["thickness"], comp[key][0], via, comp["n"], st["n_used"], st["steps"], metrics.get("oracle"),
+                     reconstruction_thickness_errors=recon.get("measured_errors_per_image", {}).get("thickness"),
+                     composition_errors=comp.get(f"{key}_per_image"))
+
+
+def _rate(rate: float | None) -> str:
+    return "" if rate is None else f"{100 * rate:.0f}%"
+
+
+def _header(cells: list[str]) -> list[str]:
+    return [("| " + " | ".join(cells) + " |").replace("  ", " "), "|" + "---|" * len(cells)]
 
 
 def table(s: dict) -> list[str]:
-    """The criteria as markdown table lines, with the true counterfactual's scores when ``s`` has them."""
+    """The criteria as markdown table lines, with the true counterfactual's scores when ``s`` has them,
+    and the share of resamples that pass when ``s`` keeps per-image values."""
     verdict = {True: "pass", False: "FAIL", None: ""}
     oracle = s.get("oracle")
+    resampled = "per_image" in s
+    rates = pass_rates(s) if resampled else [None] * 6
     if oracle is None:
-        lines = ["| criterion | measured | target | |", "|---|---|---|---|"]
-        for name, value, target, ok in criteria(s):
-            lines.append(f"| {name} | {value:.3f} | {target} | {verdict[ok]} |")
-        return lines
-    lines = ["| criterion | measured | target | | true counterfactual | |", "|---|---|---|---|---|---|"]
-    for (name, value, target, ok), (_, o_value, _, o_ok) in zip(criteria(s), criteria(s, oracle)):
-        o_text = "n/a" if o_value is None else f"{o_value:.3f}"
-        lines.append(f"| {name} | {value:.3f} | {target} | {verdict[ok]} | {o_text} | {verdict[o_ok]} |")
-    lines += [
-        "",
-        f"*True counterfactual*: the dataset's generator redraws the same {oracle['n']} digits from their real MNIST "
-        f"originals with the counterfactual labels (`evaluation/oracle.py`), measured with the same morphometrics: what an "
-        f"exact model would score. Unedited digits measure thickness MAE {oracle['unedited']['thickness_mae']:.3f} against their labels.",
-    ]
-    if "image_l1" in oracle:
-        lines += ["", distance_line(oracle["image_l1"])]
+        lines = _header(["criterion", "measured", "target", ""] + (["resamples passing"] if resampled else []))
+        for (name, value, target, ok), rate in zip(criteria(s), rates):
+            lines.append(f"| {name} | {value:.3f} | {target} | {verdict[ok]} |" + (f" {_rate(rate)} |" if resampled else ""))
+    else:
+        o_rates = pass_rates(s, oracle) if resampled and "per_image" in oracle else [None] * 6
+        lines = _header(["criterion", "measured", "target", ""] + (["resamples passing"] if resampled else []) + ["true counterfactual", ""]
+                        + (["resamples passing"] if resampled else []))
+        for (name, value, target, ok), (_, o_value, _, o_ok), rate, o_rate in zip(criteria(s), criteria(s, oracle), rates, o_rates):
+            o_text = "n/a" if o_value is None else f"{o_value:.3f}"
+            cells = [name, f"{value:.3f}", target, verdict[ok]] + ([_rate(rate)] if resampled else []) + [o_text, verdict[o_ok]]
+            cells += [_rate(o_rate)] if resampled else []
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"*True counterfactual*: the dataset's generator redraws the same {oracle['n']} digits from their real MNIST "
+            f"originals with the counterfactual labels (`evaluation/oracle.py`), measured with the same morphometrics: what an "
+            f"exact model would score. Unedited digits measure thickness MAE {oracle['unedited']['thickness_mae']:.3f} against their labels.",
+        ]
+        if "image_l1" in oracle:
+            lines += ["", distance_line(oracle["image_l1"])]
+    if resampled:
+        lines += ["", f"*Resamples passing*: the share of {RESAMPLES:,} bootstrap resamples of the scored digits (drawn with replacement; "
+                  "a value and its target from the same digits) in which the criterion holds. Near 0% or 100% the verdict is beyond "
+                  "the sampling noise of these digits; near 50% a redraw of digits could turn it. It does not cover other draws of "
+                  "intervention values or of abduction noise."]
     return lines
 
 

@@ -20,6 +20,7 @@ import torch
 
 from causaldiffae.config import DEFAULT_ABDUCTION, DEFAULT_GUIDANCE, DEFAULT_MODE, DEFAULT_SPACING, DEFAULT_START, DEFAULT_STEPS, DEFAULT_W
 from causaldiffae.data.base import to_uint8
+from causaldiffae.evaluation.acceptance import per_image_values
 from causaldiffae.evaluation.realism import l1_pixels
 from causaldiffae.graph import CausalGraph
 
@@ -169,6 +170,7 @@ def effectiveness(
     scm: SCM | None = None,
     classes: np.ndarray | None = None,
     measure: Reader | None = None,
+    per_image: bool = False,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
     """Intervene on each variable in turn with ``values[:, k]`` and read the counterfactuals.
 
@@ -176,9 +178,11 @@ def effectiveness(
     unedited image (``null_mae``), in natural units; ``role`` says whether it was intervened on,
     is a descendant (skipped when the SCM is unknown) or a non-descendant (preservation: the
     true value is the factual one). ``measure`` (morphometrics) gives ``measured_mae`` likewise.
-    Class (digit) accuracy of the counterfactuals is preservation of identity. Returns the
-    results and the counterfactual images per intervened variable.
+    Class (digit) accuracy of the counterfactuals is preservation of identity. ``per_image`` also
+    keeps each image's measured errors and class hits (``*_per_image``), which the acceptance
+    bar resamples. Returns the results and the counterfactual images per intervened variable.
     """
+
     labels = np.asarray(labels, dtype=np.float64)
     null_read = read(images)
     null_measured = measure(images) if measure is not None else {}
@@ -199,31 +203,37 @@ def effectiveness(
             if name in measured:
                 item["measured_mae"] = mae(measured[name], truth[:, j])
                 item["measured_null_mae"] = mae(null_measured[name], truth[:, j])
+                if per_image:
+                    item["measured_errors_per_image"] = per_image_values(np.abs(measured[name] - truth[:, j]))
+                    item["measured_null_errors_per_image"] = per_image_values(np.abs(null_measured[name] - truth[:, j]))
             entry["variables"][name] = item
         if classes is not None and "class" in got:
             entry["class_accuracy"] = float(np.mean(got["class"] == classes))
             entry["null_class_accuracy"] = float(np.mean(null_read["class"] == classes))
+            if per_image:
+                entry["class_correct_per_image"] = per_image_values(got["class"] == classes)
         results[var] = entry
     return results, images_out
 
 
-def composition(
+def composition_errors(
     cf_fn: CounterfactualFn,
     images: torch.Tensor,
     labels: np.ndarray,
     classes: np.ndarray | None = None,
     times: int = 10,
     progress: Callable | None = None,
-) -> list[float]:
-    """Mean L1 (pixels in ``[0, 1]``) to the original after the null intervention applied m = 1..times.
+) -> np.ndarray:
+    """L1 (pixels in ``[0, 1]``) of each image to its original after the null intervention applied
+    m = 1..times, as ``(times, N)``.
 
     ``progress`` (tqdm-like) counts the applications: each is a whole abduction and decoding."""
     out = []
     x, vals = images, np.asarray(labels, dtype=np.float64)
     for _ in with_progress(progress, range(times), "composition"):
         x, vals = cf_fn(x, {}, vals, classes)
-        out.append(float(l1_pixels(x.numpy(), images.numpy()).mean()))
-    return out
+        out.append(l1_pixels(x.numpy(), images.numpy()))
+    return np.stack(out)
 
 
 def reversibility(

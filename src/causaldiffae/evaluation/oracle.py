@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
+from causaldiffae.evaluation.acceptance import per_image_values
 from causaldiffae.evaluation.metrics import mae
 
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray
     ``counterfactuals`` per intervened variable (same digits and values, as ``effectiveness``
     returns them: ``(N, 1, 28, 28)`` in ``[-1, 1]``), ``image_l1`` also says how far they are from
     the true images (mean absolute difference of the uint8 digits, pixels in [0, 1]) beside the
-    unedited digit's distance: a direct score that needs no instrument. ``workers`` processes measure at once.
+    unedited digit's distance: a direct score that needs no instrument. ``per_image`` keeps each
+    digit's errors behind the do() figures, which ``acceptance.pass_rates`` resamples. ``workers``
+    processes measure at once.
     """
     from causaldiffae.data.base import to_uint8
     from causaldiffae.data.morphometrics import measure_digits
@@ -60,11 +63,15 @@ def morphomnist_oracle_scores(images: np.ndarray, true: dict, labels: np.ndarray
     (dt, truth_t), (di, truth_i) = true["thickness"], true["intensity"]
     measured = measure_digits(np.concatenate([images, dt, di]), ("thickness", "intensity"), workers)
     (base_t, t_t, i_t), (base_i, t_i, i_i) = (np.split(measured[k], 3) for k in ("thickness", "intensity"))
-    out = {
+    errors = {
+        "do_thickness": {"thickness_mae": np.abs(t_t - truth_t[:, 0]), "intensity_mae": np.abs(t_i - truth_t[:, 1])},
+        "do_intensity": {"intensity_mae": np.abs(i_i - truth_i[:, 1]), "thickness_mae": np.abs(i_t - truth_i[:, 0])},
+    }
+    out: dict = {
         "n": int(len(images)),
         "unedited": {"thickness_mae": mae(base_t, labels[:, 0]), "intensity_mae": mae(base_i, labels[:, 1])},
-        "do_thickness": {"thickness_mae": mae(t_t, truth_t[:, 0]), "intensity_mae": mae(t_i, truth_t[:, 1])},
-        "do_intensity": {"intensity_mae": mae(i_i, truth_i[:, 1]), "thickness_mae": mae(i_t, truth_i[:, 0])},
+        **{do: {k: float(e.mean()) for k, e in figures.items()} for do, figures in errors.items()},
+        "per_image": {do: {k: per_image_values(e) for k, e in figures.items()} for do, figures in errors.items()},
     }
     if counterfactuals is not None:
         out["image_l1"] = {

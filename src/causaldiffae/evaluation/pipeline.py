@@ -35,11 +35,12 @@ from causaldiffae.counterfactual import Abduction, abduct, check_options, decode
 from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
+from causaldiffae.evaluation.acceptance import per_image_values
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     MORPHOMETRIC_SHAPE,
     CounterfactualFn,
-    composition,
+    composition_errors,
     draw_indices,
     effectiveness,
     mae,
@@ -138,14 +139,19 @@ def _mean_tree(trees: list) -> Any:
 
 
 def _std_tree(trees: list) -> Any:
+    """Spread over draws of the numeric leaves, per-image values left out (their average is kept)."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: _std_tree([t[k] for t in trees]) for k in first}
+        return {k: _std_tree([t[k] for t in trees]) for k in first if not _per_image(k)}
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return float(np.std(trees))
     if isinstance(first, list):
         return [_std_tree(list(items)) for items in zip(*trees)]
     return first
+
+
+def _per_image(key: str) -> bool:
+    return key == "per_image" or key.endswith("_per_image")
 
 
 def _codes(model: CausalDiffAE, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
@@ -228,12 +234,12 @@ class _Draw:
         )
 
     def effectiveness(self, cf_fn: CounterfactualFn, values: np.ndarray, *, small: bool = False,
-                      measured: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
+                      measured: bool = False, per_image: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
         """``metrics.effectiveness`` on the scored images or the small subset, read by the predictors."""
         indices, images = (self.small, self.x_small) if small else (self.idx, self.x)
         return effectiveness(
             cf_fn, self.predictors.predict, images, self.test.labels[indices], values, self.test.graph,
-            scm=self.test.scm, classes=self.classes(indices), measure=self.measure if measured else None,
+            scm=self.test.scm, classes=self.classes(indices), measure=self.measure if measured else None, per_image=per_image,
         )
 
 
@@ -372,7 +378,7 @@ def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[n
     per_seed, draws = [], []
     for seed in range(s.seeds):
         values = marginal_values(d.test.labels, d.idx, s.seed + seed)
-        res, imgs = d.effectiveness(d.cf_fn(seed_offset=seed), values, measured=True)
+        res, imgs = d.effectiveness(d.cf_fn(seed_offset=seed), values, measured=True, per_image=True)
         per_seed.append(res)
         if seed == 0 or keep_draws:
             draws.append((values, imgs))
@@ -421,6 +427,9 @@ def _realism(d: _Draw, cf_images: dict[str, torch.Tensor], trues: list[dict] | N
         if d.measure is not None:
             measured = d.measure(rec)
             recon[abduction]["measured_mae"] = {v: mae(measured[v], labels[:, j]) for j, v in enumerate(d.variables) if v in measured}
+            recon[abduction]["measured_errors_per_image"] = {
+                v: per_image_values(np.abs(measured[v] - labels[:, j])) for j, v in enumerate(d.variables) if v in measured
+            }
     realism["reconstruction"] = recon
     return realism
 
@@ -436,10 +445,14 @@ def _composition_reversibility(d: _Draw) -> tuple[dict, dict]:
     s = d.settings
     xs, ls, cs = d.x_small, d.test.labels[d.small], d.condition_classes(d.small)
     base_fn = d.cf_fn()
-    comp = {"n": int(len(d.small)), "abduction": s.abduction,
-            "l1": composition(base_fn, xs, ls, cs, times=s.composition_times, progress=d.progress)}
+    comp: dict = {"n": int(len(d.small)), "abduction": s.abduction}
+    fns = {"l1": base_fn}
     if s.abduction == "ddpm":  # exact by construction; a deterministic abduction shows what composing costs
-        comp["inversion_l1"] = composition(d.cf_fn(abduction="inversion"), xs, ls, cs, times=s.composition_times, progress=d.progress)
+        fns["inversion_l1"] = d.cf_fn(abduction="inversion")
+    for key, fn in fns.items():
+        errors = composition_errors(fn, xs, ls, cs, times=s.composition_times, progress=d.progress)
+        comp[key] = [float(row.mean()) for row in errors]
+        comp[f"{key}_per_image"] = per_image_values(errors[0])  # one null intervention, the bar's row
     return comp, reversibility(base_fn, xs, ls, d.test_values(2000), d.test.graph, cs, progress=d.progress)
 
 
