@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from causaldiffae.evaluation.acceptance import criteria, pass_rates, scores_from_metrics, summarise, table
+from causaldiffae.evaluation.acceptance import bootstrap_ratios, criteria, pass_rates, scores_from_metrics, summarise, table
 
 SCORES = {
     "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
@@ -168,6 +168,16 @@ def test_pass_rates_pair_a_value_with_its_target_on_the_same_images():
     assert pass_rates({**SCORES, "per_image": per_image})[3] == 1.0
     per_image["do_intensity"]["thickness_mae"] = list(1.1 * recon[np.random.default_rng(5).permutation(60)])
     assert pass_rates({**SCORES, "per_image": per_image})[3] < 0.95
+
+
+def test_bootstrap_ratios_resample_as_the_pass_rates_do():
+    """The benchmark's ratio spread and the report's rate are read off the same resamples."""
+    per_image = _per_image(np.random.default_rng(7), n=50, preserved=0.36)
+    section = per_image["do_intensity"]
+    ratios = bootstrap_ratios(section["thickness_mae"], section["thickness_mae_reconstruction"])
+    assert ratios.shape == (2000,) and np.all(ratios > 0)
+    assert np.median(ratios) == pytest.approx(np.mean(section["thickness_mae"]) / np.mean(section["thickness_mae_reconstruction"]), rel=0.1)
+    assert pass_rates({**SCORES, "per_image": per_image})[3] == pytest.approx(np.mean(ratios <= 1.2))
 
 
 def test_the_true_counterfactuals_rates_use_its_values_and_the_models_targets():

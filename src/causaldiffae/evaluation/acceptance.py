@@ -123,6 +123,15 @@ def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES
     return rates
 
 
+def bootstrap_ratios(values: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray,
+                     resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """``mean(values) / mean(reference)`` on each of ``resamples`` bootstrap resamples of the images, both
+    means over the same resampled images (the resampling ``pass_rates`` draws for that many images)."""
+    values, reference = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    return values[idx].mean(axis=1) / reference[idx].mean(axis=1)
+
+
 def per_image_values(values: Sequence[float] | np.ndarray) -> list[float]:
     """Per-image values for a JSON file: six significant digits keep their mean to the summary's precision."""
     return [float(f"{float(v):.6g}") for v in np.asarray(values, dtype=np.float64).ravel()]
