@@ -97,17 +97,12 @@ def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES
     It covers which images were scored, not the draw of intervention values or of abduction noise.
     None where a row has no per-image values (older summaries, the true counterfactual's classifier rows).
     """
-    rng = np.random.default_rng(seed)
-    draws: dict[int, np.ndarray] = {}  # one resampling per image count: figures over the same images stay paired
-
     def resampled(tree: dict | None) -> Get:
         get = _getter(tree or {})
 
         def means(*keys: str) -> np.ndarray:
             values = np.asarray(get(*keys), dtype=np.float64)
-            if len(values) not in draws:
-                draws[len(values)] = rng.integers(0, len(values), size=(resamples, len(values)))
-            return values[draws[len(values)]].mean(axis=1)
+            return values[_resamples(len(values), resamples, seed)].mean(axis=1)
         return means
 
     own = s.get("per_image")
@@ -126,10 +121,16 @@ def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES
 def bootstrap_ratios(values: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray,
                      resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
     """``mean(values) / mean(reference)`` on each of ``resamples`` bootstrap resamples of the images, both
-    means over the same resampled images (the resampling ``pass_rates`` draws for that many images)."""
+    means over the same resampled images (the resamples ``pass_rates`` draws for that many images)."""
     values, reference = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    idx = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    idx = _resamples(len(values), resamples, seed)
     return values[idx].mean(axis=1) / reference[idx].mean(axis=1)
+
+
+def _resamples(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``(resamples, n)`` image indices drawn with replacement, the same for every figure over ``n`` images:
+    figures over the same images stay paired."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
 def per_image_values(values: Sequence[float] | np.ndarray) -> list[float]:
