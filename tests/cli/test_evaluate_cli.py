@@ -134,7 +134,7 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     assert "![guidance_images](figures/guidance_images.png)" in report
 
 
-def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path):
+def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(tmp_path, capsys):
     from causaldiffae.data.morphomnist import generate
     from causaldiffae.demo import WEIGHTS
 
@@ -144,6 +144,9 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
             "--quick", "--n", "6", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1", "--dci", "lasso",
             "--seeds", "2", "--no-progress"]
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # the bar's six verdicts on the console as the demo prints them, each with its share of resamples passing
+    assert printed.count("% of resamples pass") == 6 + 4 and "do(intensity): thickness error (preserved)" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     oracle, spread = metrics["oracle"], metrics["oracle_std"]
     # the true counterfactual is scored on both draws of values, like the model: same digits, other targets

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from causaldiffae.evaluation.acceptance import bootstrap_ratios, criteria, pass_rates, scores_from_metrics, summarise, table
+from causaldiffae.evaluation.acceptance import bootstrap_ratios, criteria, pass_rates, scores_from_metrics, summarise, table, verdict_lines
 
 SCORES = {
     "do_thickness": {"thickness_mae": 0.2, "thickness_null_mae": 0.8, "intensity_mae": 20.0, "intensity_null_mae": 30.0, "digit_accuracy": 0.95},
@@ -230,3 +230,11 @@ def test_scores_from_metrics_read_the_per_image_values_of_the_scored_abduction()
     assert pass_rates(s) == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
     del metrics["realism"]["reconstruction"]["ddpm"]["measured_errors_per_image"]  # an older metrics.json: verdicts, no rates
     assert "per_image" not in scores_from_metrics(metrics)
+
+
+def test_verdict_lines_say_what_the_summary_holds():
+    plain = verdict_lines(SCORES)  # no per-image values, no true counterfactual: the verdicts alone
+    assert len(plain) == 6 and plain[3].startswith("FAIL  do(intensity): thickness error (preserved): 0.500")
+    assert not any("resamples" in line or "true counterfactual" in line for line in plain)
+    full = verdict_lines({**SCORES, "per_image": _per_image(np.random.default_rng(8))})
+    assert full[3].endswith("(target <= 1.2 x reconstruction = 0.360, 0% of resamples pass)") and full[6].startswith("(resamples passing")

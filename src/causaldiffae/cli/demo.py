@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from causaldiffae.cli.options import set_threads
     from causaldiffae.demo import DemoSettings, run_demo
-    from causaldiffae.evaluation.acceptance import RESAMPLES, distance_line
+    from causaldiffae.evaluation.acceptance import verdict_lines
     from causaldiffae.errors import UserError
 
     if args.n < 2 or args.grid < 1:
@@ -39,22 +39,13 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), progress=not args.no_progress)
     print()
-    for (name, value, target, ok), (_, true_value, _, true_ok), rate, true_rate in zip(
-            s["checks"], s["oracle_checks"], s["pass_rates"], s["oracle_pass_rates"]):
-        floor = "" if true_value is None else f"; the true counterfactual: {true_value:.3f} {'pass' if true_ok else 'FAIL'}{_passing(true_rate)}"
-        print(f"  {'pass' if ok else 'FAIL'}  {name}: {value:.3f} (target {target}{_passing(rate)}{floor})")
-    print(f"  (resamples passing: of {RESAMPLES:,} bootstrap resamples of the scored digits, the share that pass; near 50% a verdict is within the noise)")
-    if "image_l1" in s.get("oracle", {}):
-        print(f"  {distance_line(s['oracle']['image_l1'])}")
+    for line in verdict_lines(s):
+        print(f"  {line}")
     print("\nwrote:")
     for path in s["files"]:
         print(f"  {path}")
     print(f"\n{OWN_DIGIT}:\n  {own_digit_command()}")
     return 0
-
-
-def _passing(rate: float | None) -> str:
-    return "" if rate is None else f", {100 * rate:.0f}% of resamples pass"
 
 
 def own_digit_command() -> str:

@@ -279,6 +279,29 @@ def table(s: dict) -> list[str]:
     return lines
 
 
+def verdict_lines(s: dict) -> list[str]:
+    """The criteria as console lines (pass / FAIL, value, target, the share of resamples that pass and the
+    true counterfactual's), then the model's distance to the true counterfactual images where known."""
+    oracle = s.get("oracle")
+    rows, rates = criteria(s), pass_rates(s)
+    o_rows = criteria(s, oracle) if oracle is not None else [(name, None, target, None) for name, _, target, _ in rows]
+    o_rates = pass_rates(s, oracle) if oracle is not None else [None] * len(rows)
+
+    def passing(rate: float | None) -> str:
+        return "" if rate is None else f", {100 * rate:.0f}% of resamples pass"
+
+    lines = []
+    for (name, value, target, ok), (_, o_value, _, o_ok), rate, o_rate in zip(rows, o_rows, rates, o_rates):
+        floor = "" if o_value is None else f"; the true counterfactual: {o_value:.3f} {'pass' if o_ok else 'FAIL'}{passing(o_rate)}"
+        lines.append(f"{'pass' if ok else 'FAIL'}  {name}: {value:.3f} (target {target}{passing(rate)}{floor})")
+    if "per_image" in s:
+        lines.append(f"(resamples passing: of {RESAMPLES:,} bootstrap resamples of the scored digits, the share that pass; "
+                     "near 50% a verdict is within the noise)")
+    if oracle is not None and "image_l1" in oracle:
+        lines.append(distance_line(oracle["image_l1"]))
+    return lines
+
+
 def distance_line(image_l1: dict) -> str:
     """The model's pixel distance to the true counterfactual images, beside the unedited digit's."""
     parts = [f"do({v}) {d['model']:.4f} (unedited {d['null']:.4f})" for v, d in image_l1.items()]
