@@ -96,7 +96,7 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--n", "4", "--grid", "2", "--steps", "5", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    for name in ("do_thickness.png", "do_intensity.png", "do_both.png", "guidance.png", "report.md", "scores.json"):
+    for name in ("do_thickness.png", "do_intensity.png", "do_both.png", "guidance.png", "bar_resamples.png", "report.md", "scores.json"):
         assert (out / name).is_file(), name
         assert name in printed
     report = (out / "report.md").read_text()
@@ -106,6 +106,7 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert "Scored on 4 embedded test digits" in report
     # every criterion says how often it holds over resamples of the scored digits; the true counterfactual's measured four too
     assert printed.count("% of resamples pass") == 6 + 4 and "| resamples passing |" in report
+    assert "![the bar over resamples](bar_resamples.png)" in report
     hint = printed.splitlines()[printed.splitlines().index(f"{OWN_DIGIT}:") + 1].strip()
     stroke = np.zeros((56, 56), np.uint8)
     stroke[10:46, 26:32] = 255
@@ -196,12 +197,12 @@ def test_an_interrupted_rerun_leaves_no_old_report_and_reruns_into_the_current_f
 
     out = tmp_path / "demo"
     argv = ["demo", "--data", str(three_digits), "--n", "2", "--grid", "1", "--steps", "2", "--no-progress"]
-    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--out", str(out)]) == 0 and (out / "bar_resamples.png").is_file()
     real_abduct = causaldiffae.counterfactual.abduct
     with monkeypatch.context() as patch:
         patch.setattr(causaldiffae.counterfactual, "abduct", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
         assert main([*argv, "--out", str(out)]) == 130
-    assert not (out / "report.md").exists() and not (out / "scores.json").exists()  # no report of the run before
+    assert not any((out / n).exists() for n in ("report.md", "scores.json", "bar_resamples.png"))  # no scores of the run before
     assert causaldiffae.counterfactual.abduct is real_abduct
     link = tmp_path / "link"
     link.symlink_to(out)

@@ -53,3 +53,11 @@ def test_the_hints_type_check() -> None:
     checked = re.search(r"no issues found in (\d+) source files", stdout)
     expected = len(list(PACKAGE.rglob("*.py"))) + len(list(benchmarks.glob("*.py")))
     assert checked and int(checked.group(1)) == expected, stdout
+
+
+def test_every_local_link_and_picture_in_the_readme_exists() -> None:
+    """The README embeds report figures and links result pages: a renamed or unregenerated file must fail here."""
+    text = (ROOT / "README.md").read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t and not t.startswith("#")]
+    assert len(targets) > 5
+    assert [t for t in targets if not (ROOT / t).exists()] == []

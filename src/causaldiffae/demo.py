@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from causaldiffae.atomic import atomic_file, check_out_dir
-from causaldiffae.evaluation.acceptance import summarise, table
+from causaldiffae.evaluation.acceptance import draw_resamples, summarise, table
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     return {**s, "effectiveness": eff}
 
 
-def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, data: str | Path | None = None) -> str:
+def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, data: str | Path | None = None,
+                  bar: Path | None = None) -> str:
     digits = "embedded test digits" if data is None else f"test digits of {data}"
     lines = [
         "# causaldiffae demo: the shipped MorphoMNIST CausalDiffAE",
@@ -129,6 +130,8 @@ def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, da
         "",
     ]
     lines += table(s)
+    if bar is not None:
+        lines += ["", f"![the bar over resamples]({bar.relative_to(out).as_posix()})"]
     lines += ["", "## Counterfactual grids", ""]
     for name, path in grids.items():
         lines += [f"### {name}", "", f"![{name}]({path.relative_to(out).as_posix()})", ""]
@@ -136,7 +139,7 @@ def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, da
     return "\n".join(lines) + "\n"
 
 
-OWN_FILES = ("do_thickness.png", "do_intensity.png", "do_both.png", "guidance.png", "report.md", "scores.json")
+OWN_FILES = ("do_thickness.png", "do_intensity.png", "do_both.png", "guidance.png", "bar_resamples.png", "report.md", "scores.json")
 
 
 def _own_folder(out: Path) -> bool:
@@ -181,7 +184,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         sources = sources_or_none(data, "test", log)
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "scores.json"):  # an interrupted rerun must not leave an old report beside new grids
+    for name in ("report.md", "scores.json", "bar_resamples.png"):  # an interrupted rerun must not leave old scores beside new grids
         (out / name).unlink(missing_ok=True)
     rng = np.random.default_rng(settings.seed)
     grid_idx = draw_indices(rng, len(test), settings.n_grid)
@@ -202,10 +205,11 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     eval_idx = draw_indices(rng, len(test), settings.n_eval)
     log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, progress, spacing=spacing), "spacing": spacing}
+    bar = draw_resamples(s, out / "bar_resamples.png")
     seconds = time.perf_counter() - start
-    report = render_report(s, grids, out, seconds, data)
+    report = render_report(s, grids, out, seconds, data, bar)
     for name, text in (("scores.json", json.dumps(s, indent=2)), ("report.md", report)):
         with atomic_file(out / name) as tmp:
             tmp.write_text(text)
-    s["files"] = [str(p) for p in grids.values()] + [str(out / "report.md"), str(out / "scores.json")]
+    s["files"] = [str(p) for p in [*grids.values(), *([bar] if bar is not None else [])]] + [str(out / "report.md"), str(out / "scores.json")]
     return s

@@ -165,6 +165,7 @@ def test_evaluate_on_morphomnist_scores_the_bar_beside_the_true_counterfactual(t
     assert "Distance to the true counterfactual image" in report
     assert "| criterion | measured | target | | resamples passing | true counterfactual | | resamples passing |" in report
     assert "do(intensity): thickness error (preserved)" in report
+    assert (out / metrics["figures"]["bar_resamples"]).is_file() and "![the bar over resamples](figures/bar_resamples.png)" in report
     assert "averaged over the same 2 draws of values" in report
     true_fd = metrics["realism"]["frechet_true_counterfactual"]
     assert set(true_fd) == {"thickness", "intensity"} and all(v > 0 for v in true_fd.values())

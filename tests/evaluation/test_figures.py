@@ -81,3 +81,25 @@ def test_transparency_is_shown_over_white():
     np.testing.assert_allclose(shown[0, 0], [1, 0, 0])
     np.testing.assert_allclose(shown[0, 1], [1, 0.5, 0.5])
     np.testing.assert_allclose(shown[1, 0], [1, 1, 1])
+
+
+def test_resample_strips_draw_each_series_row_by_row_and_skip_missing_rows(tmp_path, monkeypatch):
+    """A strip per criterion and series where there are resamples, spanning their 2.5-97.5% range; the bar at 1."""
+    from causaldiffae.evaluation import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    rng = np.random.default_rng(0)
+    model = [rng.normal(0.2, 0.01, 500), rng.normal(2.5, 0.1, 500)]
+    truth = [rng.normal(0.05, 0.005, 500), None]
+    figures.resample_strips(["first", "second"], {"model": model, "true counterfactual": truth}, tmp_path / "b.png", title="t")
+    ax = drawn[0].axes[0]
+    spans = [line.get_xdata() for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linewidth() == 1 and line.get_linestyle() == "-"]
+    assert len(spans) == 3  # two model rows, one true-counterfactual row
+    assert spans[1][0] == pytest.approx(np.percentile(model[1], 2.5)) and spans[1][1] == pytest.approx(np.percentile(model[1], 97.5))
+    assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.get_lines())  # the bar
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second"] and ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["model", "true counterfactual", "the bar (holds at or left of it)"]
+    monkeypatch.undo()
+    figures.resample_strips(["first"], {"model": [model[0]]}, tmp_path / "real.png")
+    assert Image.open(tmp_path / "real.png").size[0] > 100

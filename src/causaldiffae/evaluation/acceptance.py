@@ -18,6 +18,7 @@ its value and target taken from the same resampled digits.
 from __future__ import annotations
 
 import operator
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -36,16 +37,20 @@ class _Missing(Exception):
     """A figure the summary (the true counterfactual's, say) does not have."""
 
 
-def _checks(m: Get, s: Get) -> list[tuple[Callable[[], tuple[Any, Any]], Callable[[Any, Any], Any]]]:
-    """Each criterion as (value and bound from the measured summary ``m`` and the model's ``s``, the test)."""
+def _checks(m: Get, s: Get) -> list[Callable[[], tuple[Any, Any]]]:
+    """Each criterion's (value, bound): values from the measured summary ``m``, bounds from the model's ``s``."""
     return [
-        (lambda: (m("do_thickness", "thickness_mae"), 0.5 * s("do_thickness", "thickness_null_mae")), operator.le),
-        (lambda: (m("do_thickness", "intensity_mae"), s("do_thickness", "intensity_null_mae")), operator.lt),
-        (lambda: (m("do_intensity", "intensity_mae"), 0.5 * s("do_intensity", "intensity_null_mae")), operator.le),
-        (lambda: (m("do_intensity", "thickness_mae"), 1.2 * s("do_intensity", "thickness_mae_reconstruction")), operator.le),
-        (lambda: (np.minimum(m("do_thickness", "digit_accuracy"), m("do_intensity", "digit_accuracy")), 0.90), operator.ge),
-        (lambda: (m("composition_l1"), 0.03), operator.le),
+        lambda: (m("do_thickness", "thickness_mae"), 0.5 * s("do_thickness", "thickness_null_mae")),
+        lambda: (m("do_thickness", "intensity_mae"), s("do_thickness", "intensity_null_mae")),
+        lambda: (m("do_intensity", "intensity_mae"), 0.5 * s("do_intensity", "intensity_null_mae")),
+        lambda: (m("do_intensity", "thickness_mae"), 1.2 * s("do_intensity", "thickness_mae_reconstruction")),
+        lambda: (np.minimum(m("do_thickness", "digit_accuracy"), m("do_intensity", "digit_accuracy")), 0.90),
+        lambda: (m("composition_l1"), 0.03),
     ]
+
+
+_TESTS: tuple[Callable[[Any, Any], Any], ...] = (operator.le, operator.lt, operator.le, operator.le, operator.ge, operator.le)
+"""How each of ``_checks``' values must compare with its bound."""
 
 
 def _getter(tree: dict) -> Get:
@@ -77,7 +82,7 @@ def criteria(s: dict, measured: dict | None = None) -> list[Row]:
         (f"one null intervention ({via}, {s['composition_n']} images), mean abs. pixel change", "<= 0.03"),
     ]
     rows: list[Row] = []
-    for (name, target), (figures, test) in zip(names_targets, _checks(_getter(s if measured is None else measured), _getter(s))):
+    for (name, target), figures, test in zip(names_targets, _checks(_getter(s if measured is None else measured), _getter(s)), _TESTS):
         try:
             value, bound = figures()
         except _Missing:
@@ -97,6 +102,26 @@ def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES
     It covers which images were scored, not the draw of intervention values or of abduction noise.
     None where a row has no per-image values (older summaries, the true counterfactual's classifier rows).
     """
+    return [None if r is None else float(np.mean(test(*r))) for r, test in zip(_resampled(s, measured, resamples, seed), _TESTS)]
+
+
+def resampled_margins(s: dict, measured: dict | None = None, resamples: int = RESAMPLES, seed: int = 0) -> list[np.ndarray | None]:
+    """Per criterion, how far each resample of ``pass_rates`` sits from its bound: measured / bound for an
+    upper bound, bound / measured for a lower one (digit accuracy), so that a criterion holds at 1 or
+    below whichever way it points. None where ``pass_rates`` has no rate."""
+    out: list[np.ndarray | None] = []
+    for r, test in zip(_resampled(s, measured, resamples, seed), _TESTS):
+        if r is None:
+            out.append(None)
+            continue
+        value, bound = (np.broadcast_to(np.asarray(v, dtype=np.float64), (resamples,)) for v in r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(bound / value if test is operator.ge else value / bound)
+    return out
+
+
+def _resampled(s: dict, measured: dict | None, resamples: int, seed: int) -> list[tuple[Any, Any] | None]:
+    """Each criterion's (value, bound) on every resample, from the per-image values; None without them."""
     def resampled(tree: dict | None) -> Get:
         get = _getter(tree or {})
 
@@ -107,15 +132,13 @@ def pass_rates(s: dict, measured: dict | None = None, resamples: int = RESAMPLES
 
     own = s.get("per_image")
     other = own if measured is None else measured.get("per_image")
-    rates: list[float | None] = []
-    for figures, test in _checks(resampled(other), resampled(own)):
+    out: list[tuple[Any, Any] | None] = []
+    for figures in _checks(resampled(other), resampled(own)):
         try:
-            value, bound = figures()
+            out.append(figures())
         except _Missing:
-            rates.append(None)
-            continue
-        rates.append(float(np.mean(test(value, bound))))
-    return rates
+            out.append(None)
+    return out
 
 
 def bootstrap_ratios(values: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray,
@@ -277,6 +300,20 @@ def table(s: dict) -> list[str]:
                   "the sampling noise of these digits; near 50% a redraw of digits could turn it. It does not cover other draws of "
                   "intervention values or of abduction noise."]
     return lines
+
+
+def draw_resamples(s: dict, path: str | Path) -> Path | None:
+    """The criteria's resampled margins, the model's and the true counterfactual's (``figures.resample_strips``);
+    None (nothing drawn) without per-image values."""
+    from causaldiffae.evaluation.figures import resample_strips
+
+    if "per_image" not in s:
+        return None
+    series = {"model": resampled_margins(s)}
+    if "per_image" in s.get("oracle", {}):
+        series["true counterfactual"] = resampled_margins(s, s["oracle"])
+    return resample_strips([name for name, *_ in criteria(s)], series, path,
+                           title=f"the bar over {RESAMPLES:,} resamples of the {s['n']} scored digits")
 
 
 def verdict_lines(s: dict) -> list[str]:

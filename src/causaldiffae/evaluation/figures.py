@@ -1,4 +1,5 @@
-"""Figures for the report (matplotlib, PNG): image grids, line plots, latent scatter, training curves.
+"""Figures for the report (matplotlib, PNG): image grids, line plots, verdicts over resamples, latent scatter,
+training curves.
 
 Each function takes plain arrays and a path and writes one PNG atomically; nothing here knows
 about models, so the figures can be regenerated from saved arrays. They draw on bare ``Figure``
@@ -128,6 +129,47 @@ def line_plot(
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def resample_strips(
+    names: Sequence[str],
+    series: Mapping[str, Sequence[np.ndarray | None]],
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """One row per criterion: each series' resampled margins (measured / allowed, at or below 1 it
+    holds) as a strip, thin over 2.5-97.5% of resamples, thick over 25-75%, a dot at the median,
+    on a log axis with the bar at 1. A strip that crosses the bar is a verdict within the noise."""
+    import matplotlib
+
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = _figure((6.4, 0.55 * len(names) + 1.2))
+    ax = fig.subplots()
+    offsets = np.linspace(-0.15, 0.15, len(series)) if len(series) > 1 else np.zeros(1)
+    for k, (label, margins) in enumerate(series.items()):
+        drawn = False
+        for row, m in enumerate(margins):
+            if m is None:
+                continue
+            lo, q1, mid, q3, hi = np.percentile(np.clip(m, 1e-3, 1e3), [2.5, 25, 50, 75, 97.5])
+            y = row + offsets[k]
+            ax.plot([lo, hi], [y, y], color=colors[k % len(colors)], linewidth=1)
+            ax.plot([q1, q3], [y, y], color=colors[k % len(colors)], linewidth=4, solid_capstyle="butt")
+            ax.plot([mid], [y], "o", color=colors[k % len(colors)], markersize=3, label=None if drawn else label)
+            drawn = True
+    ax.axvline(1.0, linestyle="--", linewidth=1, color="0.3", label="the bar (holds at or left of it)")
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_yticks(range(len(names)), [_wrap(n, 38) for n in names], fontsize=7)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel("measured / allowed (allowed / measured for a lower bound)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 

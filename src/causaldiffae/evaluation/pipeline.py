@@ -35,7 +35,7 @@ from causaldiffae.counterfactual import Abduction, abduct, check_options, decode
 from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
-from causaldiffae.evaluation.acceptance import per_image_values
+from causaldiffae.evaluation.acceptance import draw_resamples, per_image_values, scores_from_metrics
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     MORPHOMETRIC_SHAPE,
@@ -548,6 +548,9 @@ def _figures(d: _Draw, fig_dir: Path, metrics: dict, w_images: dict[float, torch
         made.update(_guidance_figures(d, fig_dir, metrics, w_images))
     made.update(_steps_figures(d, fig_dir, metrics))
     made.update(_composition_figure(fig_dir, metrics["composition"]))
+    bar = scores_from_metrics(metrics)
+    if bar is not None and draw_resamples(bar, fig_dir / "bar_resamples.png") is not None:
+        made["bar_resamples"] = "figures/bar_resamples.png"
     if metrics["dci"] is not None:
         made["latent_pca"] = "figures/latent_pca.png"
     return made

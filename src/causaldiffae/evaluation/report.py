@@ -109,6 +109,8 @@ def _effectiveness(metrics: dict) -> list[str]:
                 "reconstruction = the null intervention through the same abduction" + via
                 + (f"; model and true counterfactual averaged over the same {draws} draws of values" if draws > 1 else "") + "):", ""]
         out += table(bar) + [""]
+        if "bar_resamples" in figs:
+            out += [f"![the bar over resamples]({figs['bar_resamples']})", ""]
     thr = metrics["throughput"]
     out += [f"Throughput: {thr['counterfactuals_per_s']:.3g} counterfactuals/s while scoring effectiveness (abduction, decoding at {thr['steps']} steps, "
             "and reading each image's values).", ""]
