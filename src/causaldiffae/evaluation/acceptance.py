@@ -54,6 +54,7 @@ _TESTS: tuple[Callable[[Any, Any], Any], ...] = (operator.le, operator.lt, opera
 
 
 def _getter(tree: dict) -> Get:
+    """``get(*keys)`` into ``tree``, raising ``_Missing`` where a key is absent or None (a row without a value)."""
     def get(*keys: str) -> Any:
         node: Any = tree
         for key in keys:
