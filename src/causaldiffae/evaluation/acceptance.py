@@ -123,12 +123,16 @@ def resampled_margins(s: dict, measured: dict | None = None, resamples: int = RE
 
 def _resampled(s: dict, measured: dict | None, resamples: int, seed: int) -> list[tuple[Any, Any] | None]:
     """Each criterion's (value, bound) on every resample, from the per-image values; None without them."""
+    indices: dict[int, np.ndarray] = {}  # drawn once per image count, not once per figure
+
     def resampled(tree: dict | None) -> Get:
         get = _getter(tree or {})
 
         def means(*keys: str) -> np.ndarray:
             values = np.asarray(get(*keys), dtype=np.float64)
-            return values[_resamples(len(values), resamples, seed)].mean(axis=1)
+            if len(values) not in indices:
+                indices[len(values)] = _resamples(len(values), resamples, seed)
+            return values[indices[len(values)]].mean(axis=1)
         return means
 
     own = s.get("per_image")
@@ -326,7 +330,7 @@ def verdict_lines(s: dict) -> list[str]:
     o_rates = pass_rates(s, oracle) if oracle is not None else [None] * len(rows)
 
     def passing(rate: float | None) -> str:
-        return "" if rate is None else f", {100 * rate:.0f}% of resamples pass"
+        return "" if rate is None else f", {_rate(rate)} of resamples pass"
 
     lines = []
     for (name, value, target, ok), (_, o_value, _, o_ok), rate, o_rate in zip(rows, o_rows, rates, o_rates):
