@@ -115,6 +115,8 @@ def test_demo_cli_runs_small(tmp_path, capsys):
     assert argv[0] == "causaldiffae" and main([*argv[1:], "--steps", "4", "--no-progress"]) == 0  # the command it prints works as printed
     assert (tmp_path / "grid.png").is_file()
     scores = json.loads((out / "scores.json").read_text())
+    assert len(scores["per_image"]["do_intensity"]["thickness_mae"]) == 4  # each digit's values, once: not again in the summary
+    assert "_per_image" not in json.dumps(scores["effectiveness"])
     elsewhere = render_report(scores, {"do(thickness)": out / "do_thickness.png"}, out, 1.0, data="data/mm")
     assert "Scored on 4 test digits of data/mm" in elsewhere  # digits from --data are not called embedded
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from causaldiffae.atomic import atomic_file, check_out_dir
-from causaldiffae.evaluation.acceptance import draw_resamples, summarise, table
+from causaldiffae.evaluation.acceptance import draw_resamples, summarise, table, without_per_image
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     recon_errors = np.abs(measure(recon)["thickness"] - labels[:, 0])
     s = summarise(eff, float(recon_errors.mean()), float(l1.mean()), "inversion", k, len(idx), steps, oracle,
                   reconstruction_thickness_errors=recon_errors, composition_errors=l1)
-    return {**s, "effectiveness": eff}
+    return {**s, "effectiveness": without_per_image(eff)}  # its per-image values are in s["per_image"]
 
 
 def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, data: str | Path | None = None,

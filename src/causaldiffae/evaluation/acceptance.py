@@ -166,6 +166,18 @@ def per_image_values(values: Sequence[float] | np.ndarray) -> list[float]:
     return [float(f"{float(v):.6g}") for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
+def is_per_image(key: str) -> bool:
+    """Whether a metrics key holds per-image values (kept for resampling, left out of summaries)."""
+    return key == "per_image" or key.endswith("_per_image")
+
+
+def without_per_image(tree: Any) -> Any:
+    """``tree`` with its per-image values left out: the summary a reader looks at."""
+    if isinstance(tree, dict):
+        return {k: without_per_image(v) for k, v in tree.items() if not is_per_image(k)}
+    return tree
+
+
 def summarise(
     effectiveness: dict,
     reconstruction_thickness_mae: float,

@@ -144,6 +144,7 @@ def resample_strips(
     holds) as a strip, thin over 2.5-97.5% of resamples, thick over 25-75%, a dot at the median,
     on a log axis with the bar at 1. A strip that crosses the bar is a verdict within the noise."""
     import matplotlib
+    from matplotlib.transforms import ScaledTranslation
 
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     fig = _figure((6.4, 0.55 * len(names) + 1.2))
@@ -169,7 +170,8 @@ def resample_strips(
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=7, loc="best")
+    below_label = ax.transAxes + ScaledTranslation(0, -0.45, fig.dpi_scale_trans)  # under the axis title, clear of the rows
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below_label, ncol=len(series) + 1, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -233,12 +235,15 @@ CURVE_PANELS = (
 
 
 def _plain_log_ticks(axis: Axis) -> None:
-    """Plain numbers at 1, 2 and 5 per decade on a log axis of a few decades: matplotlib's default
-    labels one power of ten there, or crowds in "3x10^0, 2x10^0, 6x10^-1"."""
+    """Plain numbers at 1, 2 and 5 per decade on a log axis of a few decades (at powers of ten alone
+    beyond two, where 1-2-5 labels would collide): matplotlib's default labels one power of ten
+    there, or crowds in "3x10^0, 2x10^0, 6x10^-1"."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    lo, hi = sorted(axis.get_view_interval())
+    majors = (1.0, 2.0, 5.0) if lo <= 0 or np.log10(hi / lo) <= 2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=majors))
+    axis.set_minor_locator(LogLocator(base=10, subs=[s for s in range(2, 10) if s not in majors]))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 

@@ -35,7 +35,7 @@ from causaldiffae.counterfactual import Abduction, abduct, check_options, decode
 from causaldiffae.data.base import CausalImageDataset, images_tensor, pixels_tensor
 from causaldiffae.errors import UserError
 from causaldiffae.evaluation import figures
-from causaldiffae.evaluation.acceptance import draw_resamples, per_image_values, scores_from_metrics
+from causaldiffae.evaluation.acceptance import draw_resamples, is_per_image, per_image_values, scores_from_metrics
 from causaldiffae.evaluation.dci import block_codes, dci
 from causaldiffae.evaluation.metrics import (
     MORPHOMETRIC_SHAPE,
@@ -142,16 +142,12 @@ def _std_tree(trees: list) -> Any:
     """Spread over draws of the numeric leaves, per-image values left out (their average is kept)."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: _std_tree([t[k] for t in trees]) for k in first if not _per_image(k)}
+        return {k: _std_tree([t[k] for t in trees]) for k in first if not is_per_image(k)}
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return float(np.std(trees))
     if isinstance(first, list):
         return [_std_tree(list(items)) for items in zip(*trees)]
     return first
-
-
-def _per_image(key: str) -> bool:
-    return key == "per_image" or key.endswith("_per_image")
 
 
 def _codes(model: CausalDiffAE, ds: CausalImageDataset, idx: np.ndarray, batch: int = 500) -> np.ndarray:
