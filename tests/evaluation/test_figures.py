@@ -103,3 +103,20 @@ def test_resample_strips_draw_each_series_row_by_row_and_skip_missing_rows(tmp_p
     monkeypatch.undo()
     figures.resample_strips(["first"], {"model": [model[0]]}, tmp_path / "real.png")
     assert Image.open(tmp_path / "real.png").size[0] > 100
+
+
+@pytest.mark.parametrize("low, majors", [(0.05, [0.05, 0.1, 0.2, 0.5, 1, 2]), (0.003, [0.01, 0.1, 1])])
+def test_log_axes_label_1_2_5_per_decade_and_only_powers_of_ten_beyond_two_decades(low, majors):
+    """Labels that fit: 1-2-5 over two decades or less; beyond, 0.005 and 0.01 would collide."""
+    from matplotlib.figure import Figure
+
+    from causaldiffae.evaluation.figures import _plain_log_ticks
+
+    ax = Figure().subplots()
+    ax.plot([low, 3.0], [0, 1])
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    lo, hi = ax.get_xlim()
+    shown = [v for v in ax.xaxis.get_major_locator().tick_values(lo, hi) if lo <= v <= hi]
+    assert shown == pytest.approx(majors)
+    assert ax.xaxis.get_major_formatter()(0.01, 0) == "0.01"  # plain numbers, not 10^-2
