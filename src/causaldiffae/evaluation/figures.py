@@ -170,7 +170,7 @@ def resample_strips(
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, axis="x")
-    below_label = ax.transAxes + ScaledTranslation(0, -0.45, fig.dpi_scale_trans)  # under the axis title, clear of the rows
+    below_label = ax.transAxes + ScaledTranslation(0, -0.45, fig.dpi_scale_trans)  # under the x-axis label, clear of the rows
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below_label, ncol=len(series) + 1, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
