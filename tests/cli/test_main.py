@@ -1,5 +1,7 @@
 """The ``causaldiffae`` entry point itself."""
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,8 @@ import torch
 from cli_fixtures import error_lines
 
 from causaldiffae.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_building_the_parser_imports_no_heavy_library():
@@ -184,7 +188,7 @@ def test_guarded_runs_any_body_as_a_command_is_run(capsys):
 
 
 def test_a_benchmark_script_prints_bad_input_as_one_line(tmp_path):
-    script = Path(__file__).parents[2] / "benchmarks" / "morphomnist_oracle.py"
+    script = ROOT / "benchmarks" / "morphomnist_oracle.py"
     done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"morphomnist_oracle.py: error: dataset folder not found: {tmp_path / 'nowhere'}\n"
@@ -214,3 +218,59 @@ def test_the_entry_point_imports_no_library_until_it_runs():
             "from causaldiffae import CausalGraph, GraphError; print(CausalGraph.__module__, GraphError.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == ["[]", "causaldiffae.graph GraphError"]
+
+
+def _documented_command_lines(text: str) -> list[str]:
+    """Each ``causaldiffae ...`` command in the code of a markdown page (fenced blocks and inline
+    spans), cut at a shell comment or the next command of a pipeline."""
+    code = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
+    code += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    joined = [line for block in code for line in block.replace("\\\n", " ").splitlines()]
+    found = []
+    for line in joined:
+        for m in re.finditer(r"(?:^|[\s(])causaldiffae ([a-z].*)", line):
+            found.append(re.split(r"\s(?:#|&&|\|\|?|;|>)\s?", m.group(1))[0].strip())
+    return found
+
+
+def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> tuple[str, set[str]]:
+    """The (sub)command ``words`` names, walking down subparsers, and the options it takes."""
+    name = []
+    for word in words:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+        name.append(word)
+    return " ".join(name), {s for a in parser._actions for s in a.option_strings}
+
+
+def test_every_option_the_docs_give_a_command_is_one_it_takes():
+    """README, the result pages and the shipped model's TRAINING.md quote commands to copy: an option
+    renamed or removed in the CLI must fail here, not in a reader's shell."""
+    from causaldiffae.cli import build_parser
+
+    parser = build_parser()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "src").rglob("*.md"))]
+    checked, unknown = 0, []
+    for page in pages:
+        for line in _documented_command_lines(page.read_text()):
+            words = line.split()
+            command, options = _options_of(parser, words)
+            if not command:
+                continue
+            for flag in (w.split("=")[0] for w in words if w.startswith("--")):
+                checked += 1
+                if flag not in options:
+                    unknown.append(f"{page.relative_to(ROOT)}: causaldiffae {command} {flag}")
+    assert checked > 100
+    assert unknown == []
+
+
+def test_the_docs_check_reads_commands_and_sees_an_unknown_option():
+    text = "Run `causaldiffae demo --out d` or\n```bash\ncausaldiffae data morphomnist --out x \\\n  --bogus 1  # note --not-this\n```\n"
+    assert _documented_command_lines(text) == ["data morphomnist --out x    --bogus 1", "demo --out d"]
+    from causaldiffae.cli import build_parser
+
+    command, options = _options_of(build_parser(), ["data", "morphomnist", "--out", "x", "--bogus", "1"])
+    assert command == "data morphomnist" and "--out" in options and "--bogus" not in options
