@@ -1,10 +1,12 @@
 """The ``causaldiffae`` entry point itself."""
 
 import argparse
+import importlib
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -220,17 +222,21 @@ def test_the_entry_point_imports_no_library_until_it_runs():
     assert out == ["[]", "causaldiffae.graph GraphError"]
 
 
-def _documented_command_lines(text: str) -> list[str]:
-    """Each ``causaldiffae ...`` command in the code of a markdown page (fenced blocks and inline
-    spans), cut at a shell comment or the next command of a pipeline."""
-    code = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
-    code += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
-    joined = [line for block in code for line in block.replace("\\\n", " ").splitlines()]
-    found = []
-    for line in joined:
-        for m in re.finditer(r"(?:^|[\s(])causaldiffae ([a-z].*)", line):
-            found.append(re.split(r"\s(?:#|&&|\|\|?|;|>)\s?", m.group(1))[0].strip())
-    return found
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "src").rglob("*.md"))]
+
+
+def _documented_commands(text: str, program: str) -> list[str]:
+    """What follows ``program`` (a regex) in each command in the code of a markdown page: lines of
+    fenced blocks and whole inline spans (which may wrap), cut at a shell comment or the next command
+    of a pipeline."""
+    fenced = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
+    lines = [line for block in fenced for line in block.replace("\\\n", " ").splitlines()]
+    lines += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))]
+    return [
+        re.split(r"\s(?:#|&&|\|\|?|;|>)\s?", m.group(1))[0].strip()
+        for line in lines
+        for m in re.finditer(rf"(?:^|[\s(/]){program}(.*)", line)
+    ]
 
 
 def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> tuple[str, set[str]]:
@@ -251,10 +257,9 @@ def test_every_option_the_docs_give_a_command_is_one_it_takes():
     from causaldiffae.cli import build_parser
 
     parser = build_parser()
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "src").rglob("*.md"))]
     checked, unknown = 0, []
-    for page in pages:
-        for line in _documented_command_lines(page.read_text()):
+    for page in DOC_PAGES:
+        for line in _documented_commands(page.read_text(), "causaldiffae "):
             words = line.split()
             command, options = _options_of(parser, words)
             if not command:
@@ -269,8 +274,53 @@ def test_every_option_the_docs_give_a_command_is_one_it_takes():
 
 def test_the_docs_check_reads_commands_and_sees_an_unknown_option():
     text = "Run `causaldiffae demo --out d` or\n```bash\ncausaldiffae data morphomnist --out x \\\n  --bogus 1  # note --not-this\n```\n"
-    assert _documented_command_lines(text) == ["data morphomnist --out x    --bogus 1", "demo --out d"]
+    assert _documented_commands(text, "causaldiffae ") == ["data morphomnist --out x    --bogus 1", "demo --out d"]
     from causaldiffae.cli import build_parser
 
     command, options = _options_of(build_parser(), ["data", "morphomnist", "--out", "x", "--bogus", "1"])
     assert command == "data morphomnist" and "--out" in options and "--bogus" not in options
+
+
+class _Parsed(Exception):
+    """Raised in place of parsing, to hand a benchmark's parser back before it does any work."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+
+def _import_benchmark(script: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``benchmarks/<script>`` as a module; it and the helper modules it imports are dropped from
+    sys.modules when the test ends, so their top-level names shadow nothing later."""
+    before = set(sys.modules)
+    module = importlib.import_module(script.removesuffix(".py"))
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "")).startswith(str(ROOT / "benchmarks")):
+            monkeypatch.setitem(sys.modules, name, sys.modules.pop(name))  # recorded as absent: removed at teardown
+    return module
+
+
+def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
+    """The result pages cite `python benchmarks/....py` commands as the way to rerun their figures;
+    each script's parser is caught at parse_args, so nothing is measured."""
+
+    def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        raise _Parsed(self)
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    options: dict[str, set[str]] = {}
+    checked, unknown = 0, []
+    for page in DOC_PAGES:
+        for line in _documented_commands(page.read_text(), r"python3? benchmarks/"):
+            script, *words = line.split()
+            if script not in options:
+                assert (ROOT / "benchmarks" / script).is_file(), f"{page.relative_to(ROOT)}: no benchmarks/{script}"
+                with pytest.raises(_Parsed) as parsed:
+                    _import_benchmark(script, monkeypatch).main()
+                options[script] = {s for a in parsed.value.parser._actions for s in a.option_strings}
+            for flag in (w.split("=")[0] for w in words if w.startswith("--")):
+                checked += 1
+                if flag not in options[script]:
+                    unknown.append(f"{page.relative_to(ROOT)}: benchmarks/{script} {flag}")
+    assert len(options) > 10 and checked > 50
+    assert unknown == []
