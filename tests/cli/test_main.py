@@ -239,7 +239,7 @@ def _documented_commands(text: str, program: str) -> list[str]:
     ]
 
 
-def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> tuple[str, set[str]]:
+def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> tuple[str, dict[str, argparse.Action]]:
     """The (sub)command ``words`` names, walking down subparsers, and the options it takes."""
     name = []
     for word in words:
@@ -248,12 +248,34 @@ def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> tuple[str,
             break
         parser = subs[0].choices[word]
         name.append(word)
-    return " ".join(name), {s for a in parser._actions for s in a.option_strings}
+    return " ".join(name), _actions(parser)
+
+
+def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {s: a for a in parser._actions for s in a.option_strings}
+
+
+def _misquoted(words: list[str], actions: dict[str, argparse.Action]) -> list[str]:
+    """Options in ``words`` that the parser lacks, and values outside an option's choices (a
+    placeholder such as RUN or FILE, in capitals, stands for any value)."""
+    wrong = []
+    for i, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        flag, _, value = word.partition("=")
+        action = actions.get(flag)
+        if action is None:
+            wrong.append(flag)
+            continue
+        value = value or (words[i + 1] if i + 1 < len(words) and action.nargs != 0 else "")
+        if action.choices is not None and value and not value.isupper() and value not in map(str, action.choices):
+            wrong.append(f"{flag} {value}")
+    return wrong
 
 
 def test_every_option_the_docs_give_a_command_is_one_it_takes():
     """README, the result pages and the shipped model's TRAINING.md quote commands to copy: an option
-    renamed or removed in the CLI must fail here, not in a reader's shell."""
+    renamed or removed in the CLI, or a choice dropped, must fail here, not in a reader's shell."""
     from causaldiffae.cli import build_parser
 
     parser = build_parser()
@@ -264,21 +286,23 @@ def test_every_option_the_docs_give_a_command_is_one_it_takes():
             command, options = _options_of(parser, words)
             if not command:
                 continue
-            for flag in (w.split("=")[0] for w in words if w.startswith("--")):
-                checked += 1
-                if flag not in options:
-                    unknown.append(f"{page.relative_to(ROOT)}: causaldiffae {command} {flag}")
-    assert checked > 100
+            checked += sum(w.startswith("--") for w in words)
+            unknown += [f"{page.relative_to(ROOT)}: causaldiffae {command} {wrong}" for wrong in _misquoted(words, options)]
+    assert checked > 200
     assert unknown == []
 
 
-def test_the_docs_check_reads_commands_and_sees_an_unknown_option():
+def test_the_docs_check_reads_commands_and_sees_an_unknown_option_or_choice():
     text = "Run `causaldiffae demo --out d` or\n```bash\ncausaldiffae data morphomnist --out x \\\n  --bogus 1  # note --not-this\n```\n"
     assert _documented_commands(text, "causaldiffae ") == ["data morphomnist --out x    --bogus 1", "demo --out d"]
     from causaldiffae.cli import build_parser
 
-    command, options = _options_of(build_parser(), ["data", "morphomnist", "--out", "x", "--bogus", "1"])
-    assert command == "data morphomnist" and "--out" in options and "--bogus" not in options
+    parser = build_parser()
+    command, options = _options_of(parser, ["data", "morphomnist", "--out", "x", "--bogus", "1"])
+    assert command == "data morphomnist" and _misquoted(["--out", "x", "--bogus", "1"], options) == ["--bogus"]
+    words = "counterfactual --run RUN --abduction ddpm --abduction=dpm --abduction MODE --no-progress --out o.png".split()
+    command, options = _options_of(parser, words)
+    assert command == "counterfactual" and _misquoted(words, options) == ["--abduction dpm"]
 
 
 class _Parsed(Exception):
@@ -308,7 +332,7 @@ def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
 
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
-    options: dict[str, set[str]] = {}
+    options: dict[str, dict[str, argparse.Action]] = {}
     checked, unknown = 0, []
     for page in DOC_PAGES:
         for line in _documented_commands(page.read_text(), r"python3? benchmarks/"):
@@ -317,10 +341,8 @@ def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
                 assert (ROOT / "benchmarks" / script).is_file(), f"{page.relative_to(ROOT)}: no benchmarks/{script}"
                 with pytest.raises(_Parsed) as parsed:
                     _import_benchmark(script, monkeypatch).main()
-                options[script] = {s for a in parsed.value.parser._actions for s in a.option_strings}
-            for flag in (w.split("=")[0] for w in words if w.startswith("--")):
-                checked += 1
-                if flag not in options[script]:
-                    unknown.append(f"{page.relative_to(ROOT)}: benchmarks/{script} {flag}")
+                options[script] = _actions(parsed.value.parser)
+            checked += sum(w.startswith("--") for w in words)
+            unknown += [f"{page.relative_to(ROOT)}: benchmarks/{script} {wrong}" for wrong in _misquoted(words, options[script])]
     assert len(options) > 10 and checked > 50
     assert unknown == []
