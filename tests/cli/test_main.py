@@ -292,6 +292,32 @@ def test_every_option_the_docs_give_a_command_is_one_it_takes():
     assert unknown == []
 
 
+def test_every_config_override_the_docs_give_train_is_a_key_with_a_valid_value():
+    """`train --preset P key=value ...` lines apply to P (to the defaults where no preset is named);
+    a renamed config key or a value its section now refuses must fail here. Values that are shell
+    variables ($P) are skipped."""
+    from causaldiffae.cli import build_parser
+    from causaldiffae.config import ExperimentConfig, load_config
+    from causaldiffae.errors import UserError
+
+    parser = build_parser()
+    applied, refused = 0, []
+    for page in DOC_PAGES:
+        for line in _documented_commands(page.read_text(), "causaldiffae "):
+            words = line.split()
+            if _options_of(parser, words)[0] != "train":
+                continue
+            overrides = [w for w in words if re.fullmatch(r"\w+(\.\w+)?=[^$]*", w)]
+            preset = words[words.index("--preset") + 1] if "--preset" in words else None
+            try:
+                (load_config(preset) if preset else ExperimentConfig()).with_overrides(overrides)
+            except UserError as e:
+                refused.append(f"{page.relative_to(ROOT)}: {e}")
+            applied += len(overrides)
+    assert applied > 30
+    assert refused == []
+
+
 def test_the_docs_check_reads_commands_and_sees_an_unknown_option_or_choice():
     text = "Run `causaldiffae demo --out d` or\n```bash\ncausaldiffae data morphomnist --out x \\\n  --bogus 1  # note --not-this\n```\n"
     assert _documented_commands(text, "causaldiffae ") == ["data morphomnist --out x    --bogus 1", "demo --out d"]
