@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 import pytest
 import torch
@@ -273,21 +274,26 @@ def _misquoted(words: list[str], actions: dict[str, argparse.Action]) -> list[st
     return wrong
 
 
-def test_every_option_the_docs_give_a_command_is_one_it_takes():
-    """README, the result pages and the shipped model's TRAINING.md quote commands to copy: an option
-    renamed or removed in the CLI, or a choice dropped, must fail here, not in a reader's shell."""
+def _documented_cli_commands() -> Iterator[tuple[Path, str, list[str], dict[str, argparse.Action]]]:
+    """``(page, command, words, options)`` for each ``causaldiffae`` line of DOC_PAGES that names a command."""
     from causaldiffae.cli import build_parser
 
     parser = build_parser()
-    checked, unknown = 0, []
     for page in DOC_PAGES:
         for line in _documented_commands(page.read_text(), "causaldiffae "):
             words = line.split()
             command, options = _options_of(parser, words)
-            if not command:
-                continue
-            checked += sum(w.startswith("--") for w in words)
-            unknown += [f"{page.relative_to(ROOT)}: causaldiffae {command} {wrong}" for wrong in _misquoted(words, options)]
+            if command:
+                yield page, command, words, options
+
+
+def test_every_option_the_docs_give_a_command_is_one_it_takes():
+    """README, the result pages and the shipped model's TRAINING.md quote commands to copy: an option
+    renamed or removed in the CLI, or a choice dropped, must fail here, not in a reader's shell."""
+    checked, unknown = 0, []
+    for page, command, words, options in _documented_cli_commands():
+        checked += sum(w.startswith("--") for w in words)
+        unknown += [f"{page.relative_to(ROOT)}: causaldiffae {command} {wrong}" for wrong in _misquoted(words, options)]
     assert checked > 200
     assert unknown == []
 
@@ -296,24 +302,20 @@ def test_every_config_override_the_docs_give_train_is_a_key_with_a_valid_value()
     """`train --preset P key=value ...` lines apply to P (to the defaults where no preset is named);
     a renamed config key or a value its section now refuses must fail here. Values that are shell
     variables ($P) are skipped."""
-    from causaldiffae.cli import build_parser
     from causaldiffae.config import ExperimentConfig, load_config
     from causaldiffae.errors import UserError
 
-    parser = build_parser()
     applied, refused = 0, []
-    for page in DOC_PAGES:
-        for line in _documented_commands(page.read_text(), "causaldiffae "):
-            words = line.split()
-            if _options_of(parser, words)[0] != "train":
-                continue
-            overrides = [w for w in words if re.fullmatch(r"\w+(\.\w+)?=[^$]*", w)]
-            preset = words[words.index("--preset") + 1] if "--preset" in words else None
-            try:
-                (load_config(preset) if preset else ExperimentConfig()).with_overrides(overrides)
-            except UserError as e:
-                refused.append(f"{page.relative_to(ROOT)}: {e}")
-            applied += len(overrides)
+    for page, command, words, _ in _documented_cli_commands():
+        if command != "train":
+            continue
+        overrides = [w for w in words if re.fullmatch(r"\w+(\.\w+)?=[^$]*", w)]
+        preset = words[words.index("--preset") + 1] if "--preset" in words else None
+        try:
+            (load_config(preset) if preset else ExperimentConfig()).with_overrides(overrides)
+        except UserError as e:
+            refused.append(f"{page.relative_to(ROOT)}: {e}")
+        applied += len(overrides)
     assert applied > 30
     assert refused == []
 
