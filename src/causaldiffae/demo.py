@@ -86,18 +86,17 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
     the true counterfactual's when the real ``sources`` of the test digits are given; ``workers``
     processes draw and measure digits; ``progress`` shows the sampler's steps."""
-    from tqdm import tqdm
-
     from causaldiffae.evaluation.metrics import effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.data.base import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
+    from causaldiffae.progress import bar
 
     measure = morphometric_reader(test.graph, workers)
     assert test.classes is not None and measure is not None  # a MorphoMNIST split: digit classes, measurable variables
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
     values = marginal_values(test.labels, idx, seed)
-    bars = tqdm if progress else None
+    bars = bar if progress else None
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **options)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure,
                                    per_image=True)

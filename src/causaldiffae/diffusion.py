@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 import torch
 from diffusers import DDPMScheduler
-from tqdm.auto import tqdm
 
 from causaldiffae.config import SPACINGS, DiffusionConfig
+from causaldiffae.progress import bar
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -138,7 +138,7 @@ def ddim_sample(
     """Denoise ``x_T`` along descending ``timesteps`` to ``x0``; ``eta=0`` is deterministic DDIM."""
     x = x_T
     ts = [int(t) for t in timesteps]
-    for i, t in enumerate(tqdm(ts, desc="ddim", leave=False, disable=not progress)):
+    for i, t in enumerate(bar(ts, desc="ddim", leave=False, enabled=progress)):
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
         a_t, a_next = _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x)
@@ -170,7 +170,7 @@ def ddim_invert(
     """
     x = x0
     ts = [int(t) for t in timesteps.flip(0)]
-    for i, t in enumerate(tqdm(ts, desc="ddim-invert", leave=False, disable=not progress)):
+    for i, t in enumerate(bar(ts, desc="ddim-invert", leave=False, enabled=progress)):
         a_prev = _alpha(alphas_cumprod, ts[i - 1] if i > 0 else -1, x)
         a_t = _alpha(alphas_cumprod, t, x)
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
@@ -202,7 +202,7 @@ def ddpm_invert(
     ts = [int(t) for t in timesteps]
     levels = {t: q_sample(x0, t, alphas_cumprod, generator) for t in ts}
     residuals = []
-    for i, t in enumerate(tqdm(ts, desc="ddpm-invert", leave=False, disable=not progress)):
+    for i, t in enumerate(bar(ts, desc="ddpm-invert", leave=False, enabled=progress)):
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         x_t = levels[t].to(x0.dtype)
         eps = eps_fn(x_t, torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device))
@@ -226,7 +226,7 @@ def ddpm_decode(
     """The stochastic sampler driven by abducted noise: each step is the model's mean plus its residual."""
     x = x_T
     ts = [int(t) for t in timesteps]
-    for i, t in enumerate(tqdm(ts, desc="ddpm", leave=False, disable=not progress)):
+    for i, t in enumerate(bar(ts, desc="ddpm", leave=False, enabled=progress)):
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
         mean = _mean(x, eps, _alpha(alphas_cumprod, t, x), _alpha(alphas_cumprod, t_next, x), eta=eta)

@@ -100,6 +100,7 @@ def test_evaluate_quick_writes_metrics_report_and_figures(setup, capsys):
 
 def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_scm(setup, tmp_path, capsys, monkeypatch):
     import causaldiffae.evaluation.pipeline as pipeline
+    import causaldiffae.progress as progress
 
     seen = {}  # the small subset (composition's images) and the guidance figure's rows
     real_composition, real_grid = pipeline.composition_errors, pipeline.figures.image_grid
@@ -113,8 +114,16 @@ def test_evaluate_plots_guidance_for_the_scored_variables_of_a_folder_without_sc
     out = tmp_path / "report"
     argv = ["evaluate", "--run", str(guided_run), "--predictors", str(pred), "--data", str(data), "--out", str(out),
             "--quick", "--n", "99", "--n-small", "4", "--steps", "3", "--sweep-steps", "3", "--sweep-w", "1,2", "--dci", "lasso"]
-    bars = []  # every section that makes counterfactuals batch after batch shows a bar
-    monkeypatch.setattr("tqdm.auto.tqdm", lambda items, desc=None, **k: bars.append(desc) or items)  # what evaluate shows
+    bars = []  # every section that makes counterfactuals batch after batch shows a (transient) bar
+    real_bar = progress.bar
+
+    def recording_bar(items=None, *, desc, leave=True, **k):
+        if leave:  # the data loaders' lasting bars
+            return real_bar(items, desc=desc, leave=leave, **k)
+        bars.append(desc)
+        return items
+
+    monkeypatch.setattr(progress, "bar", recording_bar)
     assert main(argv) == 0
     assert {"composition", "reversibility", "abduction x mode", "steps sweep", "guidance sweep"} <= set(bars)
     assert bars.count("composition") == 2  # the ddpm abduction's and the inversion's, each under its own bar

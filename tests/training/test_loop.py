@@ -396,3 +396,13 @@ def test_a_log_line_is_the_mean_of_its_window(tmp_path):
     for line, pair in zip(windowed, (per_step[:2], per_step[2:])):
         for key in ("loss", "mse", "kl_u", "kl_label", "grad_norm"):
             assert line[key] == pytest.approx((pair[0][key] + pair[1][key]) / 2, rel=1e-5), key
+
+
+def test_in_a_log_file_training_prints_plain_lines_with_the_logged_losses_instead_of_a_bar(tmp_path, capsys):
+    run = train(tiny_config("train.steps=4", "train.log_every=2"), synthetic_dataset(n=16), tmp_path / "run", progress=True)
+    out, err = capsys.readouterr()  # captured: neither stream is a terminal
+    logged = read_metrics(run)
+    lines = [line for line in out.splitlines() if line.startswith("train: ")]
+    assert [line.split(",")[0] for line in lines] == ["train: step 2/4 (50%)", "train: step 4/4 (100%)"]  # the first, then the last
+    assert f"loss {logged[-1]['loss']:.4f}, mse {logged[-1]['mse']:.4f}" in lines[-1] and "s/step" in lines[-1]
+    assert "left" in lines[0] and "\r" not in out + err

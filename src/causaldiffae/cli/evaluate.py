@@ -44,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from tqdm.auto import tqdm
-
     from causaldiffae.atomic import atomic_dir, check_out_dir
     from causaldiffae.checkpoint import load_run
     from causaldiffae.data import check_outside, load_dataset
@@ -55,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
     from causaldiffae.evaluation.predictors import load_predictors
     from causaldiffae.evaluation.report import render
+    from causaldiffae.progress import bar
 
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=REPORT)
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     predictors = load_predictors(args.predictors, test).to(args.device)
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
     sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None
-    progress = None if args.no_progress else tqdm
+    progress = None if args.no_progress else bar
     with atomic_dir(out, force=args.force, made_by=REPORT) as tmp:
         metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
         metrics["run"] = str(args.run)

@@ -34,12 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
-    from tqdm.auto import tqdm
 
     from causaldiffae.atomic import check_out_dir
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.errors import UserError
     from causaldiffae.evaluation.predictors import OUTPUT, save_predictors, train_predictors
+    from causaldiffae.progress import bar
 
     for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1)):  # BatchNorm needs two images a batch
         if getattr(args, name) < least:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{train.name}: {len(train)} train / {len(test)} {test.split} images, variables {', '.join(train.variables)}")
     model = train_predictors(
         train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,
-        progress=None if args.no_progress else tqdm,
+        progress=None if args.no_progress else bar,
     )
     m = model.meta.metrics
     coarse = []

@@ -84,9 +84,9 @@ def map_progress(
     for, before the exception leaves, and further signals cannot interrupt that. A worker that dies
     (killed, out of memory) is an error, not a wait for a result that will never come.
     """
-    from tqdm import tqdm
+    from causaldiffae.progress import bar as progress_bar
 
-    with tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(total=total, desc=desc, unit=unit, enabled=progress) as bar:
         if workers <= 1:
             results = []
             for job in jobs:

@@ -339,7 +339,7 @@ def _labels(path: Path, split: str) -> tuple[list[str], np.ndarray]:
 def load(path: str | Path, split: str = "train", resolution: int | None = None, progress: bool = True) -> CausalImageDataset:
     """Load a split made by ``causaldiffae data pendulum`` or by the original generator."""
     from PIL import Image
-    from tqdm import tqdm
+    from causaldiffae.progress import bar
 
     path = Path(path)
     if split not in SPLITS:
@@ -349,7 +349,7 @@ def load(path: str | Path, split: str = "train", resolution: int | None = None, 
     if len(files) == 0 or len(train) == 0:
         raise DataError(f"{path / split}: no images")
     images = np.empty((len(files), SIZE, SIZE, 4), dtype=np.uint8)
-    for k, name in enumerate(tqdm(files, desc=f"pendulum {split}", unit="img", disable=not progress)):
+    for k, name in enumerate(bar(files, desc=f"pendulum {split}", unit="img", enabled=progress)):
         file = path / split / name
         try:
             with Image.open(file) as img:

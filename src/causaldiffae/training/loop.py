@@ -91,7 +91,7 @@ def _train(
 ) -> Path:
     """train()'s body: every check that can fail before anything is written, then the model and
     its restored state, then the loop (steps, log lines, checkpoints, sample grids, stops)."""
-    from tqdm.auto import tqdm
+    from causaldiffae.progress import training_progress
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
@@ -179,7 +179,7 @@ def _train(
     done = start
     model.train()
     stop = _StopRequest(enabled=world == 1)  # under DDP the processes would have to agree on the step
-    bar = tqdm(total=t.steps, initial=start, disable=not (progress and main), desc="train", dynamic_ncols=True)
+    bar = training_progress(t.steps, start, enabled=progress and main)
     with stop, bar:  # closed on every way out, so a stopped run's bar is not redrawn after its last message
         for step in range(start, t.steps):
             lr, lam = learning_rate(step, t.lr, t.warmup_steps), kl_scale(step, t.kl_anneal_steps)

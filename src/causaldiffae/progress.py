@@ -1,0 +1,95 @@
+"""Progress display: tqdm bars where someone watches, a few plain lines in a log.
+
+tqdm redraws its bar with a carriage return several times a second. A terminal or a notebook
+overwrites the frames; a log file (a batch job's, a pipe's) keeps every one, so an hour of
+training leaves megabytes on one line. Off a terminal, bars that vanish when done (sampler steps,
+batches) are not drawn, lasting bars are redrawn at most every ``LOG_INTERVAL`` seconds, and
+training prints a line with its losses and the time left instead of a bar.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+LOG_INTERVAL = 60.0  # seconds between a lasting bar's frames, or training's lines, in a log
+
+
+def on_terminal() -> bool:
+    """Whether progress is watched live: stderr (tqdm's stream) is a terminal, or a notebook kernel runs us."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+
+
+def bar(items: Iterable | None = None, *, desc: str, total: int | None = None, leave: bool = True, enabled: bool = True,
+        **kwargs: Any) -> tqdm:
+    """A tqdm bar; off a terminal a transient one (``leave=False``) is off and a lasting one redraws
+    every ``LOG_INTERVAL`` seconds. Also a bar maker for the evaluation's ``progress`` arguments."""
+    live = on_terminal()
+    off = not enabled or (not live and not leave)
+    return tqdm(items, desc=desc, total=total, leave=leave, disable=off, mininterval=0.1 if live else LOG_INTERVAL, **kwargs)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2 h 05 min``: the precision a time left is known to."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class LogLines:
+    """Training progress as plain lines, for a log: ``tqdm``'s ``update``/``set_postfix``/``close``.
+
+    A line is printed when new figures arrive (``set_postfix``, at the run's logged steps) and
+    ``interval`` seconds have passed since the last, and at the last step, so a line's figures are
+    always the latest logged ones.
+    """
+
+    def __init__(self, total: int, initial: int = 0, *, desc: str = "train", interval: float = LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None) -> None:
+        self.total, self.n, self.desc, self.interval, self.clock = total, initial, desc, interval, clock
+        self.write = write or (lambda line: print(line, flush=True))
+        self.first, self.started = initial, clock()
+        self.last_line: float | None = None
+        self.postfix: dict[str, object] = {}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, **values: object) -> None:
+        self.postfix = values
+        now = self.clock()
+        if self.n >= self.total or self.last_line is None or now - self.last_line >= self.interval:
+            self.write(self.line(now))
+            self.last_line = now
+
+    def line(self, now: float) -> str:
+        done = self.n - self.first
+        parts = [f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f}%)"]
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        if done > 0:
+            per_step = (now - self.started) / done
+            parts.append(f"{per_step:.2f} s/step")
+            if self.n < self.total:
+                parts.append(f"{format_duration(per_step * (self.total - self.n))} left")
+        return ", ".join(parts)
+
+    def close(self) -> None:
+        """Nothing to clear: every line is final."""
+
+    def __enter__(self) -> LogLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def training_progress(total: int, initial: int, enabled: bool) -> tqdm | LogLines:
+    """The training loop's display: a bar on a terminal, plain lines in a log, or nothing."""
+    if enabled and not on_terminal():
+        return LogLines(total, initial)
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", dynamic_ncols=True)

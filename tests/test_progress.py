@@ -1,0 +1,86 @@
+"""Progress display: bars where someone watches, a few plain lines in a log file."""
+
+import io
+import sys
+
+import pytest
+
+from causaldiffae.progress import LogLines, bar, format_duration, on_terminal, training_progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def stderr(monkeypatch):
+    """Puts a stream in place of stderr; called in the test itself, as pytest's capture replaces
+    stderr again between a fixture's set-up and the test."""
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+
+    def put(stream: io.StringIO) -> io.StringIO:
+        monkeypatch.setattr(sys, "stderr", stream)
+        return stream
+
+    return put
+
+
+def test_a_terminal_or_a_notebook_kernel_is_watched_live_and_a_log_file_is_not(monkeypatch, stderr):
+    stderr(io.StringIO())
+    assert not on_terminal()
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # any module object: a kernel is loaded
+    assert on_terminal()
+    monkeypatch.delitem(sys.modules, "ipykernel")
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert on_terminal()
+    monkeypatch.setattr(sys, "stderr", None)  # pythonw, a daemon: no stream at all
+    assert not on_terminal()
+
+
+def test_on_a_terminal_transient_bars_draw_and_vanish(stderr):
+    terminal = stderr(Terminal())
+    assert list(bar(range(3), desc="ddim", leave=False)) == [0, 1, 2]
+    assert "ddim:" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r")  # cleared, not left on the screen
+
+
+def test_in_a_log_transient_bars_write_nothing_and_lasting_ones_few_frames(stderr):
+    log_file = stderr(io.StringIO())
+    assert list(bar(range(1000), desc="ddpm", leave=False)) == list(range(1000))
+    assert log_file.getvalue() == ""
+    assert list(bar(range(1000), desc="digits")) == list(range(1000))
+    frames = [f for f in log_file.getvalue().split("\r") if f.strip()]
+    assert len(frames) <= 3 and "1000/1000" in frames[-1], frames  # first, (maybe one after a minute,) last
+    assert bar(range(2), desc="x", enabled=False).disable
+
+
+def test_durations_are_rounded_to_what_a_time_left_is_known_to():
+    assert [format_duration(s) for s in (0.4, 42, 89.6, 90, 3599, 5400, 7500)] == ["0 s", "42 s", "90 s", "2 min", "60 min", "1 h 30 min", "2 h 05 min"]
+
+
+def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval_and_always_at_the_end():
+    now = [100.0]
+    lines: list[str] = []
+    with LogLines(10, initial=2, interval=60, clock=lambda: now[0], write=lines.append) as log:
+        for step in range(3, 11):
+            now[0] += 20.0  # 20 s a step
+            log.update(1)
+            if step % 2 == 0:  # the run's logged steps
+                log.set_postfix(loss="0.5000")
+    assert lines == [
+        "train: step 4/10 (40%), loss 0.5000, 20.00 s/step, 2 min left",  # the first figures
+        "train: step 8/10 (80%), loss 0.5000, 20.00 s/step, 40 s left",  # 80 s after the first line
+        "train: step 10/10 (100%), loss 0.5000, 20.00 s/step",  # the end, although only 40 s later
+    ]
+
+
+def test_training_shows_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(stderr):
+    stderr(Terminal())
+    shown = training_progress(5, 0, enabled=True)
+    assert not isinstance(shown, LogLines) and not shown.disable
+    shown.close()
+    assert training_progress(5, 0, enabled=False).disable
+    stderr(io.StringIO())
+    assert isinstance(training_progress(5, 0, enabled=True), LogLines)
+    assert training_progress(5, 0, enabled=False).disable
