@@ -351,15 +351,22 @@ def _import_benchmark(script: str, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
     return module
 
 
-def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
-    """The result pages cite `python benchmarks/....py` commands as the way to rerun their figures;
-    each script's parser is caught at parse_args, so nothing is measured."""
+def _benchmark_options(script: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, argparse.Action]:
+    """The options of ``benchmarks/<script>``: its parser is caught at parse_args, so nothing is measured."""
 
     def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
         raise _Parsed(self)
 
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    with monkeypatch.context() as patched:
+        patched.setattr(argparse.ArgumentParser, "parse_args", caught)
+        with pytest.raises(_Parsed) as parsed:
+            _import_benchmark(script, monkeypatch).main()
+    return _actions(parsed.value.parser)
+
+
+def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
+    """The result pages cite `python benchmarks/....py` commands as the way to rerun their figures."""
     options: dict[str, dict[str, argparse.Action]] = {}
     checked, unknown = 0, []
     for page in DOC_PAGES:
@@ -367,10 +374,40 @@ def test_every_option_the_docs_give_a_benchmark_is_one_it_takes(monkeypatch):
             script, *words = line.split()
             if script not in options:
                 assert (ROOT / "benchmarks" / script).is_file(), f"{page.relative_to(ROOT)}: no benchmarks/{script}"
-                with pytest.raises(_Parsed) as parsed:
-                    _import_benchmark(script, monkeypatch).main()
-                options[script] = _actions(parsed.value.parser)
+                options[script] = _benchmark_options(script, monkeypatch)
             checked += sum(w.startswith("--") for w in words)
             unknown += [f"{page.relative_to(ROOT)}: benchmarks/{script} {wrong}" for wrong in _misquoted(words, options[script])]
     assert len(options) > 10 and checked > 50
+    assert unknown == []
+
+
+# The launchers' and pip's own options, which the docs quote beside ours.
+OTHER_TOOLS_OPTIONS = {
+    "--index-url", "--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port",  # pip, torchrun
+    "--multi_gpu", "--num_processes", "--num_machines", "--machine_rank", "--main_process_ip", "--main_process_port",  # accelerate
+}
+
+
+def test_every_option_the_docs_name_anywhere_is_one_some_command_or_benchmark_takes(monkeypatch):
+    """Prose names options outside a command ("`evaluate` with `--seeds 3`"): each option in the docs'
+    code must still be one that a `causaldiffae` command, a benchmark script or a launcher takes."""
+    from causaldiffae.cli import build_parser
+
+    known = set(OTHER_TOOLS_OPTIONS)
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        known |= set(_actions(parser))
+        parsers += [sub for a in parser._actions if isinstance(a, argparse._SubParsersAction) for sub in a.choices.values()]
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        if "def main(" in path.read_text():  # evaluate_draw.py is the others' shared helper
+            known |= set(_benchmark_options(path.name, monkeypatch))
+    named, unknown = set(), []
+    for page in DOC_PAGES:
+        text = page.read_text()
+        code = re.findall(r"```.*?\n(.*?)```", text, flags=re.S) + re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+        options = {o for span in code for o in re.findall(r"(?<![\w-])--[a-zA-Z][\w-]*", span)}
+        named |= options
+        unknown += [f"{page.relative_to(ROOT)}: {o}" for o in sorted(options - known)]
+    assert len(named) > 60
     assert unknown == []
