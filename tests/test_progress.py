@@ -73,6 +73,15 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
         "train: step 8/10 (80%), loss 0.5000, 20.00 s/step, 40 s left",  # 80 s after the first line
         "train: step 10/10 (100%), loss 0.5000, 20.00 s/step",  # the end, although only 40 s later
     ]
+    lines.clear()
+    with LogLines(10, interval=60, clock=lambda: now[0], write=lines.append) as log:
+        for step in range(1, 6):  # stopped after step 5 (Ctrl-C, a time limit), its figures logged at 4
+            now[0] += 20.0
+            log.update(1)
+            if step % 2 == 0:
+                log.set_postfix(loss=f"{1 / step:.4f}")
+    assert lines == ["train: step 2/10 (20%), loss 0.5000, 20.00 s/step, 3 min left",
+                     "train: step 5/10 (50%), loss 0.2500, 20.00 s/step, 2 min left"]  # where it stopped, said on closing
 
 
 def test_training_shows_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(stderr):

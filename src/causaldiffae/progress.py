@@ -46,7 +46,7 @@ class LogLines:
 
     A line is printed when new figures arrive (``set_postfix``, at the run's logged steps) and
     ``interval`` seconds have passed since the last, and at the last step, so a line's figures are
-    always the latest logged ones.
+    always the latest logged ones; closing early (a stop, a time limit) prints where it stopped.
     """
 
     def __init__(self, total: int, initial: int = 0, *, desc: str = "train", interval: float = LOG_INTERVAL,
@@ -55,6 +55,7 @@ class LogLines:
         self.write = write or (lambda line: print(line, flush=True))
         self.first, self.started = initial, clock()
         self.last_line: float | None = None
+        self.last_step = initial
         self.postfix: dict[str, object] = {}
 
     def update(self, n: int = 1) -> None:
@@ -64,8 +65,11 @@ class LogLines:
         self.postfix = values
         now = self.clock()
         if self.n >= self.total or self.last_line is None or now - self.last_line >= self.interval:
-            self.write(self.line(now))
-            self.last_line = now
+            self.say(now)
+
+    def say(self, now: float) -> None:
+        self.write(self.line(now))
+        self.last_line, self.last_step = now, self.n
 
     def line(self, now: float) -> str:
         done = self.n - self.first
@@ -79,7 +83,8 @@ class LogLines:
         return ", ".join(parts)
 
     def close(self) -> None:
-        """Nothing to clear: every line is final."""
+        if self.n > self.last_step and self.postfix:
+            self.say(self.clock())
 
     def __enter__(self) -> LogLines:
         return self
