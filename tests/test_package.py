@@ -1,4 +1,4 @@
-"""Conventions that hold across the whole package, read from its source."""
+"""Conventions that hold across the whole package, read from its source, and the code its docs show."""
 
 import ast
 import re
