@@ -69,6 +69,7 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
             if step % 2 == 0:  # the run's logged steps
                 log.set_postfix(loss="0.5000")
     assert lines == [
+        "train: step 2/10, starting; a line about every 60 s follows",  # on entering
         "train: step 4/10 (40%), loss 0.5000, 20.00 s/step, 2 min left",  # the first figures
         "train: step 8/10 (80%), loss 0.5000, 20.00 s/step, 40 s left",  # 80 s after the first line
         "train: step 10/10 (100%), loss 0.5000, 20.00 s/step",  # the end, although only 40 s later
@@ -80,7 +81,7 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
             log.update(1)
             if step % 2 == 0:
                 log.set_postfix(loss=f"{1 / step:.4f}")
-    assert lines == ["train: step 2/10 (20%), loss 0.5000, 20.00 s/step, 3 min left",
+    assert lines[1:] == ["train: step 2/10 (20%), loss 0.5000, 20.00 s/step, 3 min left",
                      "train: step 5/10 (50%), loss 0.2500, 20.00 s/step, 2 min left"]  # where it stopped, said on closing
 
 

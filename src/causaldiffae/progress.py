@@ -47,6 +47,7 @@ class LogLines:
     A line is printed when new figures arrive (``set_postfix``, at the run's logged steps) and
     ``interval`` seconds have passed since the last, and at the last step, so a line's figures are
     always the latest logged ones; closing early (a stop, a time limit) prints where it stopped.
+    Entering says where it starts, as the first figures may be minutes away.
     """
 
     def __init__(self, total: int, initial: int = 0, *, desc: str = "train", interval: float = LOG_INTERVAL,
@@ -87,6 +88,7 @@ class LogLines:
             self.say(self.clock())
 
     def __enter__(self) -> LogLines:
+        self.write(f"{self.desc}: step {self.n}/{self.total}, starting; a line about every {format_duration(self.interval)} follows")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -403,6 +403,6 @@ def test_in_a_log_file_training_prints_plain_lines_with_the_logged_losses_instea
     out, err = capsys.readouterr()  # captured: neither stream is a terminal
     logged = read_metrics(run)
     lines = [line for line in out.splitlines() if line.startswith("train: ")]
-    assert [line.split(",")[0] for line in lines] == ["train: step 2/4 (50%)", "train: step 4/4 (100%)"]  # the first, then the last
+    assert [line.split(",")[0] for line in lines] == ["train: step 0/4", "train: step 2/4 (50%)", "train: step 4/4 (100%)"]  # start, first, last
     assert f"loss {logged[-1]['loss']:.4f}, mse {logged[-1]['mse']:.4f}" in lines[-1] and "s/step" in lines[-1]
-    assert "left" in lines[0] and "\r" not in out + err
+    assert "left" in lines[1] and "\r" not in out + err
