@@ -99,4 +99,4 @@ def training_progress(total: int, initial: int, enabled: bool) -> tqdm | LogLine
     """The training loop's display: a bar on a terminal, plain lines in a log, or nothing."""
     if enabled and not on_terminal():
         return LogLines(total, initial)
-    return tqdm(total=total, initial=initial, disable=not enabled, desc="train", dynamic_ncols=True)
+    return bar(total=total, initial=initial, desc="train", enabled=enabled, dynamic_ncols=True)
