@@ -1,5 +1,7 @@
 """The tiny blob folder the predictors, counterfactual and evaluate command tests share, and MorphoMNIST-format splits."""
 
+import csv
+
 import numpy as np
 from PIL import Image
 
@@ -9,6 +11,18 @@ TINY_MODEL = {
     "latent_block": 4, "encoder_channels": [8, 8], "mechanism_hidden": 8, "base_channels": 8, "channel_mult": [1, 2],
     "layers_per_block": 1, "attention_levels": [], "mid_attention": False, "attention_head_dim": 8, "norm_groups": 8, "class_conditional": False,
 }
+
+
+def read_rows(path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts, the file closed again."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def image_size(path) -> tuple[int, int]:
+    """An image file's (width, height), read from its header, the file closed again."""
+    with Image.open(path) as image:
+        return image.size
 
 
 def make_blobs(root, n=48):

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from cli_fixtures import error_lines
+from cli_fixtures import error_lines, image_size, read_rows
 from PIL import Image
 
 from causaldiffae.cli import main
@@ -19,8 +19,8 @@ def test_counterfactual_command_writes_grid_and_csv(setup, capsys):
     argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "3", "--do", "a=1.5,3", "--do", "b=150",
             "--steps", "4", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
-    assert Image.open(out).size[0] > 100
-    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert image_size(out)[0] > 100
+    rows = read_rows(out.with_suffix(".csv"))
     assert len(rows) == 3 * 4  # 3 images x (reconstruction + 3 interventions)
     assert [r["column"] for r in rows[:4]] == ["reconstruction", "a=1.5", "a=3", "b=150"]
     by_col = {r["column"]: r for r in rows[:4]}
@@ -53,11 +53,11 @@ def test_indices_pick_the_images(setup, capsys):
     out = base / "cf-indices" / "grid.png"
     argv = ["counterfactual", "--run", str(run), "--data", str(data), "--indices", "5,2", "--do", "a=2", "--steps", "2", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
-    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    rows = read_rows(out.with_suffix(".csv"))
     assert [r["index"] for r in rows] == ["5", "5", "2", "2"]
     assert main([*argv, "--n", "3", "--force"]) == 0
     assert "note: --indices picks 2 images; --n 3 is not used" in capsys.readouterr().err
-    test_a = {str(i): float(row["a"]) for i, row in enumerate(r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test")}
+    test_a = {str(i): float(row["a"]) for i, row in enumerate(r for r in read_rows(data / "labels.csv") if r["split"] == "test")}
     assert float(rows[0]["a_label"]) == pytest.approx(test_a["5"], rel=1e-5)
 
 
@@ -67,7 +67,7 @@ def test_joint_interventions_are_one_column_each(setup):
     argv = ["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=3", "--joint", "a=1.5,b=150",
             "--steps", "3", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
-    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    rows = read_rows(out.with_suffix(".csv"))
     assert [r["column"] for r in rows[:3]] == ["reconstruction", "a=3", "a=1.5, b=150"]
     joint = rows[2]
     assert joint["intervention"] == "do(a=1.5, b=150)"
@@ -134,7 +134,7 @@ def test_counterfactual_refuses_to_overwrite_its_outputs_without_force(setup, ca
     assert (tmp_path / existing).read_text() == "earlier work"
     monkeypatch.undo()
     assert main(argv + ["--force"]) == 0
-    assert Image.open(out).size[0] > 0 and "a=2" in out.with_suffix(".csv").read_text()
+    assert image_size(out)[0] > 0 and "a=2" in out.with_suffix(".csv").read_text()
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_the_csv_holds_the_set_value_itself_not_the_latents_reading(setup, tmp_p
     _, data, run, _ = setup
     out = tmp_path / "zero.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=0", "--steps", "2", "--out", str(out), "--no-progress"]) == 0
-    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    rows = read_rows(out.with_suffix(".csv"))
     assert rows[1]["column"] == "a=0" and rows[1]["a_counterfactual"] == "0"
 
 
@@ -241,7 +241,7 @@ def test_the_grid_and_its_csv_are_written_as_a_pair(setup, monkeypatch, tmp_path
 
 def _test_files(data) -> list:
     """The blobs' test images in split order (the --indices of --data)."""
-    return [data / r["file"] for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test"]
+    return [data / r["file"] for r in read_rows(data / "labels.csv") if r["split"] == "test"]
 
 
 def test_image_files_give_the_counterfactuals_of_the_same_dataset_images(setup, tmp_path, capsys):
@@ -253,15 +253,15 @@ def test_image_files_give_the_counterfactuals_of_the_same_dataset_images(setup, 
     assert main([*common, "--data", str(data), "--indices", "5,2", "--out", str(tmp_path / "data.png")]) == 0
     assert main([*common, "--images", str(files[5]), str(files[2]), "--out", str(tmp_path / "files.png")]) == 0
     assert "note:" not in capsys.readouterr().err  # the files are already the run's shape
-    by_index = list(csv.DictReader(open(tmp_path / "data.csv")))
-    by_file = list(csv.DictReader(open(tmp_path / "files.csv")))
+    by_index = read_rows(tmp_path / "data.csv")
+    by_file = read_rows(tmp_path / "files.csv")
     assert len(by_file) == len(by_index) == 2 * 4
     assert [r["file"] for r in by_file[::4]] == [str(files[5]), str(files[2])]
     for a, b in zip(by_index, by_file):
         assert a["a_label"] != "" and b["a_label"] == b["b_label"] == ""
         for key in ("column", "intervention", "a_factual", "b_factual", "a_counterfactual", "b_counterfactual"):
             assert a[key] == b[key], key
-    assert Image.open(tmp_path / "files.png").size == Image.open(tmp_path / "data.png").size
+    assert image_size(tmp_path / "files.png") == image_size(tmp_path / "data.png")
 
 
 def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tmp_path, capsys):
@@ -273,7 +273,7 @@ def test_image_files_of_another_size_or_mode_are_converted_with_a_note(setup, tm
     assert main(["counterfactual", "--run", str(run), "--images", str(files[1]), str(big), "--do", "a=2", "--steps", "2",
                  "--out", str(out), "--no-progress"]) == 0
     assert f"note: 1 of 2 images converted to the run's 8x8, 1 channel(s) ({big} was 32x24 RGB)" in capsys.readouterr().err
-    assert len(list(csv.DictReader(open(out.with_suffix(".csv"))))) == 4
+    assert len(read_rows(out.with_suffix(".csv"))) == 4
 
 
 def test_an_inverted_image_file_is_noted_and_invert_turns_it_back(setup, tmp_path, capsys):
@@ -294,8 +294,8 @@ def test_an_inverted_image_file_is_noted_and_invert_turns_it_back(setup, tmp_pat
     assert "note:" not in capsys.readouterr().err
     assert main([*common, "--images", str(original), "--invert", "--out", str(tmp_path / "twice.png")]) == 0
     assert capsys.readouterr().err.endswith("it looks inverted once --invert turned it over: leave --invert out\n")
-    by_original = list(csv.DictReader(open(tmp_path / "original.csv")))
-    by_inverted = list(csv.DictReader(open(tmp_path / "back.csv")))
+    by_original = read_rows(tmp_path / "original.csv")
+    by_inverted = read_rows(tmp_path / "back.csv")
     assert len(by_original) == 3
     assert [{k: v for k, v in r.items() if k != "file"} for r in by_original] == [{k: v for k, v in r.items() if k != "file"} for r in by_inverted]
 
@@ -304,7 +304,7 @@ def test_an_off_centre_image_file_is_noted(setup, tmp_path, capsys):
     """The blobs are centred; the smallest moved a pixel down and right stays inside the frame but its
     centroid lies 1.4 px from the centre, beyond every training blob's."""
     _, data, run, _ = setup
-    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test"]
+    rows = [r for r in read_rows(data / "labels.csv") if r["split"] == "test"]
     smallest = data / min(rows, key=lambda r: float(r["a"]))["file"]
     moved = tmp_path / "moved.png"
     Image.fromarray(np.roll(np.asarray(Image.open(smallest)), (1, 1), axis=(0, 1))).save(moved)
@@ -377,7 +377,7 @@ def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_pa
     dark = shutil.copytree(run, tmp_path / "run")
     weights = dark / "model.safetensors"
     save_file(load_file(str(weights)), str(weights), metadata={"causaldiffae": json.dumps({**read_model_meta(weights), "edge_brightness": [0.0, 0.05]})})
-    rows = [r for r in csv.DictReader(open(data / "labels.csv")) if r["split"] == "test"]
+    rows = [r for r in read_rows(data / "labels.csv") if r["split"] == "test"]
     blob = np.asarray(Image.open(data / min(rows, key=lambda r: float(r["a"]))["file"])).astype(np.float64)
     grey = tmp_path / "grey.png"
     Image.fromarray((60 + blob * (255 - 60) / 255).round().astype(np.uint8)).save(grey)
@@ -450,10 +450,10 @@ def test_image_files_on_a_class_conditional_run_take_their_class_from_classes_or
     common = ["counterfactual", "--run", str(WEIGHTS), "--images", *map(str, files), "--do", "thickness=3", "--steps", "2", "--no-progress"]
     assert main([*common, "--classes", "1,7", "--out", str(tmp_path / "told.png")]) == 0
     assert "note:" not in capsys.readouterr().err
-    assert [r["class"] for r in csv.DictReader(open(tmp_path / "told.csv"))] == ["1", "1", "7", "7"]
+    assert [r["class"] for r in read_rows(tmp_path / "told.csv")] == ["1", "1", "7", "7"]
     assert main([*common, "--out", str(tmp_path / "unknown.png")]) == 0
     assert "the images' class is unknown to it (-1)" in capsys.readouterr().err
-    assert {r["class"] for r in csv.DictReader(open(tmp_path / "unknown.csv"))} == {"-1"}
+    assert {r["class"] for r in read_rows(tmp_path / "unknown.csv")} == {"-1"}
     from causaldiffae.data.morphomnist import embedded_source
 
     images, digits = embedded_source()["test"]
@@ -465,7 +465,7 @@ def test_image_files_on_a_class_conditional_run_take_their_class_from_classes_or
                      "--do", "thickness=3", "--steps", "2", "--no-progress", "--out", str(tmp_path / "read.png")]
     assert main(by_classifier) == 0
     assert f"classes read by the classifier of {WEIGHTS / 'predictors'}: {digits[0]}, {digits[1]}" in capsys.readouterr().err
-    assert [r["class"] for r in csv.DictReader(open(tmp_path / "read.csv"))] == [str(digits[0])] * 2 + [str(digits[1])] * 2
+    assert [r["class"] for r in read_rows(tmp_path / "read.csv")] == [str(digits[0])] * 2 + [str(digits[1])] * 2
     monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
     blobs_predictors = setup[3]
     for extra, message in ((["--classes", "1,2,3"], "3 classes for 2 images"), (["--classes", "one"], "expected whole numbers"),

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from cli_fixtures import error_lines
+from cli_fixtures import error_lines, read_rows
 
 import causaldiffae.counterfactual as cf
 from causaldiffae.checkpoint import load_run, read_config
@@ -188,7 +188,7 @@ def test_evaluate_converts_values_with_the_runs_label_statistics_not_the_datas(s
     _, data, run, pred = setup
     shifted = tmp_path / "blobs"
     shutil.copytree(data, shifted)
-    rows = list(csv.DictReader(open(data / "labels.csv")))
+    rows = read_rows(data / "labels.csv")
     for r in rows:
         r["b"] = str(float(r["b"]) + 30)  # the same images, labels another build might give: other train-set statistics
     with open(shifted / "labels.csv", "w", newline="") as f:

@@ -1,10 +1,9 @@
 """The predictors command on the tiny blob folder."""
 
-import csv
 import json
 
 import numpy as np
-from cli_fixtures import write_morpho_split
+from cli_fixtures import read_rows, write_morpho_split
 
 from causaldiffae.cli import main
 
@@ -22,7 +21,7 @@ def test_predictors_print_what_predicting_the_mean_scores_and_note_a_coarse_one(
     argv = ["predictors", "--data", str(data), "--epochs", "1", "--width", "4", "--no-progress"]
     assert main(argv + ["--out", str(tmp_path / "p")]) == 0
     printed = capsys.readouterr()
-    labels = np.array([[float(r["a"]), float(r["b"])] for r in csv.DictReader(open(data / "labels.csv"))])
+    labels = np.array([[float(r["a"]), float(r["b"])] for r in read_rows(data / "labels.csv")])
     test = np.arange(len(labels)) % 3 == 0
     guess = np.abs(labels[test, 0] - labels[~test, 0].mean()).mean()
     assert "test MAE a: " in printed.out and f"(predicting the train mean: {guess:.4g})" in printed.out

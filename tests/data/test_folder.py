@@ -305,7 +305,8 @@ def test_an_alias_in_an_earlier_branch_does_not_hide_the_real_folder(tmp_path):
 def test_sixteen_bit_grey_keeps_its_top_byte_and_a_palette_with_transparency_is_rgba(tmp_path):
     levels = np.arange(36, dtype=np.uint16).reshape(6, 6) * 7
     Image.fromarray(levels * 257).save(tmp_path / "grey16.png")  # a 16-bit PNG: each level v stored as v * 257
-    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    with Image.open(tmp_path / "grey16.png") as written:
+        assert written.mode.startswith("I")
     pixels, was = folder.read_image(tmp_path / "grey16.png", channels=1, resolution=6)
     assert was == "6x6 I;16" and np.array_equal(pixels[..., 0], levels)
     palette = Image.new("P", (6, 6), 1)

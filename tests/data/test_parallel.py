@@ -101,12 +101,11 @@ def test_workers_end_when_their_parent_is_killed_outright():
             "    time.sleep(0.05)\n"
             "    return job\n"
             "map_progress(slow, range(10_000), workers=2, total=10_000, desc='t', progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     workers: set[int] = set()
-    while len(workers) < 2:
-        workers.add(int(proc.stdout.readline()))
-    proc.kill()
-    proc.wait()
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:  # waited for, its pipe closed
+        while len(workers) < 2:
+            workers.add(int(proc.stdout.readline()))
+        proc.kill()
 
     def running(pid: int) -> bool:
         try:

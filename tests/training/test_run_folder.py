@@ -178,14 +178,13 @@ def test_a_run_that_is_training_cannot_be_resumed_by_a_second_process(tmp_path):
     assert (run / ".train.lock").is_file()
     hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX); "
             "print('held', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(run / ".train.lock")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "held\n"
-        with pytest.raises(TrainingError, match=f"^{run} is being trained by another process; stop it, or wait for it, before --resume$"):
-            train(config, data, run, resume=True, progress=False)
-    finally:
-        holder.kill()
-        holder.wait()
+    with subprocess.Popen([sys.executable, "-c", hold, str(run / ".train.lock")], stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout.readline() == "held\n"
+            with pytest.raises(TrainingError, match=f"^{run} is being trained by another process; stop it, or wait for it, before --resume$"):
+                train(config, data, run, resume=True, progress=False)
+        finally:
+            holder.kill()  # leaving the block waits for it and closes its pipe
     assert [p.name for p in checkpoint_dirs(run)] == ["step-0000001"]
     train(config, data, run, resume=True, progress=False)  # released: it carries on
     assert [p.name for p in checkpoint_dirs(run)][-1] == "step-0000004"
