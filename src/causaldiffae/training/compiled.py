@@ -29,7 +29,8 @@ def check_compiled_loss(
     if main:
         print(f"compiling the training loss (train.compile={t.compile}; a minute or more) and checking its gradients")
     if config.model.dropout > 0:
-        warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager", stacklevel=4)
+        warnings.warn("train.compile: gradient check skipped: compiled dropout draws other masks than eager",
+                      stacklevel=5)  # here, loop._open, loop._train, train, and the line that called train
         return
     device = next(raw_model.parameters()).device
     part = step_indices(len(data), t.batch_size, t.seed, start)[rank * micro : (rank + 1) * micro]

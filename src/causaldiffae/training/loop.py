@@ -89,17 +89,77 @@ def _train(
     time_limit: float | None,
     lock: RunLock,
 ) -> Path:
-    """train()'s body: every check that can fail before anything is written, then the model and
-    its restored state, then the loop (steps, log lines, checkpoints, sample grids, stops)."""
-    from causaldiffae.progress import training_progress
+    """train()'s body: the run opened (every check that can fail comes before anything is written),
+    its steps, then where it stopped; a stop a signal asked for is passed on last."""
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit >= 0):  # 0: stop after the first step
+        raise TrainingError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
+    run = _open(config, data, Path(out), resume=resume, mixed_precision=mixed_precision, progress=progress, lock=lock)
+    stop = _StopRequest(enabled=run.accelerator.num_processes == 1)  # under DDP the processes would have to agree on the step
+    done = _steps(run, stop, progress=progress, time_limit=time_limit)
+    total = run.config.train.steps
+    if done < total and run.main:
+        if stop.requested:
+            print(f"interrupted: stopped at step {done} of {total} with a checkpoint; continue with --resume")
+        else:
+            print(f"time limit reached: stopped at step {done} of {total}; continue with --resume")
+    if run.main and done > run.start:
+        print(f"step {done}: EMA weights in {run.out / 'model.safetensors'}, sample grids in {run.out / 'samples'}, "
+              f"losses in {run.out / 'metrics.jsonl'}")
+    run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()
+    if done < total:
+        stop.pass_on()
+    return run.out
 
+
+@dataclass
+class _Run:
+    """An opened run: checked, its folder held and its config written, its model built or restored."""
+
+    out: Path
+    config: ExperimentConfig
+    accelerator: Accelerator
+    mixed_precision: str
+    data: TrainData
+    model: torch.nn.Module  # as accelerate prepared it (DDP-wrapped under several processes)
+    forward: Callable[..., dict[str, torch.Tensor]]  # the model, or its compiled loss
+    ema: CausalDiffAE
+    optimizer: torch.optim.Optimizer
+    micro: int  # each process's micro-batch
+    start: int  # the step it starts from
+    saved_window: dict[str, Any]  # the restored, part-filled log window
+    data_order: dict[str, int]
+    meta: dict[str, Any]  # what the exported weights say about the data
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def checkpoint(self, step: int, window: _LogWindow) -> None:
+        """A resumable checkpoint, the exported EMA weights and the loss curves, written by the main process."""
+        if self.main:
+            state = {"rng": rng_state(), "data_order": self.data_order, "log_window": window.state(),
+                     "mixed_precision": self.mixed_precision}
+            if self.accelerator.scaler is not None:  # fp16's loss scale and growth count: without them a resume skips other steps
+                state["grad_scaler"] = self.accelerator.scaler.state_dict()
+            raw_model = self.accelerator.unwrap_model(self.model)
+            save_checkpoint(self.out, step, raw_model.state_dict(), self.ema.state_dict(), self.optimizer.state_dict(), state,
+                            self.config.train.keep_checkpoints)
+            export_model(self.out, self.ema.state_dict(), {**self.meta, "step": step})
+            training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        self.accelerator.wait_for_everyone()
+
+
+def _open(
+    config: ExperimentConfig, data: str | Path | CausalImageDataset, out: Path, *, resume: bool, mixed_precision: str | None,
+    progress: bool, lock: RunLock,
+) -> _Run:
+    """Check the request, read what a resume continues, build or restore the model; only then write
+    the folder's config (and cut its log back to the resumed step)."""
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config: expected an ExperimentConfig (causaldiffae.config.load_config), got {type(config).__name__}")
     # Rebuilt from its fields, so that one edited in Python is checked as a YAML file is, before anything is written.
     config = ExperimentConfig.from_dict(config.to_dict(), "config")
-    if time_limit is not None and not (math.isfinite(time_limit) and time_limit >= 0):  # 0: stop after the first step
-        raise TrainingError(f"time_limit must be a finite number of seconds >= 0, got {time_limit!r}")
-    out = Path(out)
     kept = check_out_dir(out, resume)
     if resume:  # a run is there (checked): hold it, then read it, since another process may be writing it
         lock.take(out)
@@ -118,8 +178,7 @@ def _train(
     ckpt = load_checkpoint(kept[-1]) if resuming else None  # read once, before any long work
     mixed_precision = choose_precision(mixed_precision, ckpt, kept[-1] if kept else None, changes)
     accelerator = make_accelerator(mixed_precision)  # gradient accumulation is done here (no_sync + loss / grad_accum), not by accelerate
-    world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
-    main = accelerator.is_main_process
+    world, main = accelerator.num_processes, accelerator.is_main_process
     if t.batch_size % (world * t.grad_accum):
         raise ConfigError(
             f"train.batch_size={t.batch_size} must be divisible by processes x grad_accum = {world} x {t.grad_accum}"
@@ -133,7 +192,7 @@ def _train(
         removed = sum(remove_leftovers(folder) for folder in (out, out / "checkpoints", out / "samples"))
         if removed:
             print(f"removed {removed} temporary file(s) that an interrupted write left in {out}")
-    model, ema, optimizer = _build(config, train_data, device, init=t.init if not resuming else None, main=main)
+    model, ema, optimizer = _build(config, train_data, accelerator.device, init=t.init if not resuming else None, main=main)
     data_order = {"seed": t.seed, "batch_size": t.batch_size, "num_samples": len(train_data)}
     start, saved_window = 0, _LogWindow.EMPTY
     if ckpt is not None:
@@ -141,12 +200,12 @@ def _train(
         if start > t.steps:
             raise TrainingError(f"--resume {out}: the run is at step {start}, past train.steps={t.steps}; pass a larger train.steps")
     model, optimizer = accelerator.prepare(model, optimizer)
-    raw_model = accelerator.unwrap_model(model)
     if main:
         say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
-        check_compiled_loss(model, forward, raw_model, config, train_data, start, rank, micro, main, t.compile)
+        rank = accelerator.process_index
+        check_compiled_loss(model, forward, accelerator.unwrap_model(model), config, train_data, start, rank, micro, main, t.compile)
     meta = {
         "graph": train_data.graph.to_dict(),
         "image_shape": list(train_data.image_shape),
@@ -162,26 +221,25 @@ def _train(
         if start < t.steps:  # a finished run keeps its last, part-window line: nothing will log those steps again
             truncate_metrics(out / "metrics.jsonl", start, keep_last=saved_window["steps"] == 0)
     accelerator.wait_for_everyone()
+    return _Run(out=out, config=config, accelerator=accelerator, mixed_precision=mixed_precision, data=train_data, model=model,
+                forward=forward, ema=ema, optimizer=optimizer, micro=micro, start=start, saved_window=saved_window,
+                data_order=data_order, meta=meta)
 
-    def checkpoint(step: int) -> None:
-        if main:
-            state = {"rng": rng_state(), "data_order": data_order, "log_window": window.state(), "mixed_precision": mixed_precision}
-            if accelerator.scaler is not None:  # fp16's loss scale and growth count: without them a resume skips other steps
-                state["grad_scaler"] = accelerator.scaler.state_dict()
-            save_checkpoint(out, step, raw_model.state_dict(), ema.state_dict(), optimizer.state_dict(), state, t.keep_checkpoints)
-            export_model(out, ema.state_dict(), {**meta, "step": step})
-            training_curves(out / "metrics.jsonl", out / "curves.png")
-        accelerator.wait_for_everyone()
 
-    optimise = _OptimisationStep(model, forward, optimizer, ema, accelerator, train_data, t, micro, out)
-    window = _LogWindow.restore(saved_window)
+def _steps(run: _Run, stop: _StopRequest, *, progress: bool, time_limit: float | None) -> int:
+    """Train from ``run.start`` towards train.steps: log lines, checkpoints and sample grids on their
+    grids, and at a stop, a time limit or the end; returns the step reached."""
+    from causaldiffae.progress import training_progress
+
+    t, accelerator, out, main = run.config.train, run.accelerator, run.out, run.main
+    optimise = _OptimisationStep(run.model, run.forward, run.optimizer, run.ema, accelerator, run.data, t, run.micro, out)
+    window = _LogWindow.restore(run.saved_window)
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    done = start
-    model.train()
-    stop = _StopRequest(enabled=world == 1)  # under DDP the processes would have to agree on the step
-    bar = training_progress(t.steps, start, enabled=progress and main)
+    done = run.start
+    run.model.train()
+    bar = training_progress(t.steps, run.start, enabled=progress and main)
     with stop, bar:  # closed on every way out, so a stopped run's bar is not redrawn after its last message
-        for step in range(start, t.steps):
+        for step in range(run.start, t.steps):
             lr, lam = learning_rate(step, t.lr, t.warmup_steps), kl_scale(step, t.kl_anneal_steps)
             totals, grad_norm = optimise(step, lr, lam)
             done = step + 1
@@ -198,27 +256,17 @@ def _train(
             if on_grid:
                 window.reset()
             if done % t.checkpoint_every == 0 or last:
-                checkpoint(done)
+                run.checkpoint(done, window)
             if main and (done % t.sample_every == 0 or last):
-                save_grid(ema, train_data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed, spacing=config.diffusion.sample_spacing)
+                save_grid(run.ema, run.data, out / "samples" / f"step-{done:07d}.png", t.grid_steps, t.seed,
+                          spacing=run.config.diffusion.sample_spacing)
             if last:
                 break
             if stop.requested:  # it came while this step checkpointed or sampled: stop here, not a step later
                 if done % t.checkpoint_every:
-                    checkpoint(done)
+                    run.checkpoint(done, window)
                 break
-    if done < t.steps and main:
-        if stop.requested:
-            print(f"interrupted: stopped at step {done} of {t.steps} with a checkpoint; continue with --resume")
-        else:
-            print(f"time limit reached: stopped at step {done} of {t.steps}; continue with --resume")
-    if main and done > start:
-        print(f"step {done}: EMA weights in {out / 'model.safetensors'}, sample grids in {out / 'samples'}, losses in {out / 'metrics.jsonl'}")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    if done < t.steps:
-        stop.pass_on()
-    return out
+    return done
 
 
 def _build(
