@@ -100,4 +100,5 @@ def evaluate_draw(args: argparse.Namespace) -> Draw:
 
 
 if __name__ == "__main__":
-    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py, intensity_pull.py, identity_class_input.py, ideal_decoder.py or own_digit_size.py")
+    raise SystemExit("evaluate_draw.py is a helper module; run intensity_edit_anatomy.py, intensity_edit_levers.py, intensity_pull.py, "
+                     "identity_class_input.py, ideal_decoder.py or own_digit_size.py")

@@ -125,7 +125,9 @@ def main() -> None:
     assert framing is not None  # the run keeps extent: read above
     digits = to_uint8(d.x)[:, 0]
     side = digits.shape[1]
-    drawing = args.drawing + (f", lit +-{args.light:g}" if args.light else "") + (f", vignetted -{args.vignette:g}" if args.vignette else "") + (f", ink uneven by {args.uneven:g}" if args.uneven else "") + (", light ink on a dark page" if args.chalk else "") + (", framed with --even-ink" if args.even_ink else "")
+    drawing = args.drawing + "".join(part for part, given in (
+        (f", lit +-{args.light:g}", args.light), (f", vignetted -{args.vignette:g}", args.vignette), (f", ink uneven by {args.uneven:g}", args.uneven),
+        (", light ink on a dark page", args.chalk), (", framed with --even-ink", args.even_ink)) if given)
     drawn_as = f"as stored ({side} px)" if args.drawing == "stored" else f"on {side * PAGE} px pages ({drawing})"
     print(f"{len(d.idx)} {d.data.split} digits {drawn_as}, {d.steps} DDIM steps ({d.spacing}), ddpm abduction; "
           f"the run's extent {low * side:.0f}-{high * side:.0f} px (median {median * side:.0f}), noted beyond it by {EXTENT_SLACK * side:.1f} px; "

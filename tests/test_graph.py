@@ -137,7 +137,11 @@ def test_edges_may_be_pairs():
 
 @pytest.mark.parametrize(
     "names, message",
-    [("[on, off, c]", "a variable name was read as the boolean True; quote it"), ("[a, ~]", r"an empty variable name \(YAML read null or ~\)"), ("[1, b]", r"variable name 1 is not a string \(YAML read it as int\); quote it \(\"1\"\)")],
+    [
+        ("[on, off, c]", "a variable name was read as the boolean True; quote it"),
+        ("[a, ~]", r"an empty variable name \(YAML read null or ~\)"),
+        ("[1, b]", r"variable name 1 is not a string \(YAML read it as int\); quote it \(\"1\"\)"),
+    ],
 )
 def test_yaml_names_that_are_not_strings_are_one_line_errors(tmp_path, names, message):
     path = tmp_path / "graph.yaml"

@@ -134,7 +134,8 @@ def render_report(s: dict, grids: dict[str, Path], out: Path, seconds: float, da
     lines += ["", "## Counterfactual grids", ""]
     for name, path in grids.items():
         lines += [f"### {name}", "", f"![{name}]({path.relative_to(out).as_posix()})", ""]
-    lines.append(f"Made in {seconds:.0f} s. The full evaluation of this model is in `causaldiffae/weights/morphomnist/report/` (in the repository, under `src/`).")
+    lines.append(f"Made in {seconds:.0f} s. The full evaluation of this model is in `causaldiffae/weights/morphomnist/report/` "
+                 "(in the repository, under `src/`).")
     return "\n".join(lines) + "\n"
 
 
@@ -195,12 +196,17 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
                  progress=progress)
     mean, std = label_stats(model)
     recon = decode_intervention(model, abd, {}, label_mean=mean, label_std=std, progress=progress)[0]
-    grids = {
-        "do(thickness)": _grid(model, abd, x, recon, [(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], out / "do_thickness.png", "do(thickness = v): intensity follows through thickness -> intensity", progress),
-        "do(intensity)": _grid(model, abd, x, recon, [(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], out / "do_intensity.png", "do(intensity = v): thickness is kept", progress),
-        "do(thickness, intensity)": _grid(model, abd, x, recon, [(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES], out / "do_both.png", "do(thickness, intensity) at once", progress),
-        "guidance strength": _grid(model, abd, x, recon, [(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], out / "guidance.png", "do(thickness = 4.5) with guidance weight w", progress),
+    plans: dict[str, tuple[list[tuple[str, dict, float | None]], str, str]] = {  # grid: its columns (title, do, w), file, title
+        "do(thickness)": ([(f"thickness={v:g}", {"thickness": v}, None) for v in THICKNESS_VALUES], "do_thickness.png",
+                          "do(thickness = v): intensity follows through thickness -> intensity"),
+        "do(intensity)": ([(f"intensity={v:g}", {"intensity": v}, None) for v in INTENSITY_VALUES], "do_intensity.png",
+                          "do(intensity = v): thickness is kept"),
+        "do(thickness, intensity)": ([(f"t={t:g}, i={i:g}", {"thickness": t, "intensity": i}, None) for t, i in BOTH_VALUES],
+                                     "do_both.png", "do(thickness, intensity) at once"),
+        "guidance strength": ([(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], "guidance.png",
+                              "do(thickness = 4.5) with guidance weight w"),
     }
+    grids = {name: _grid(model, abd, x, recon, columns, out / file, title, progress) for name, (columns, file, title) in plans.items()}
     eval_idx = draw_indices(rng, len(test), settings.n_eval)
     log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
     s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, progress, spacing=spacing), "spacing": spacing}

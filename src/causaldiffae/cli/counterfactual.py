@@ -117,16 +117,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "becomes the white digit on black a MorphoMNIST model expects")
     parser.add_argument("--frame", action="store_true",
                         help="with --images: frame each file (after --invert) as the run's training images are (MNIST's way) before "
-                             "resizing it: its page levelled to theirs (a photographed page is grey) and, if it was, its ink evened (a pen pressed unevenly), the square window about its brightness "
-                             "centroid in which its bright part spans their median extent, its edges smoothed or sharpened to rise as theirs "
-                             "do; a file already framed as theirs at their size is not cut again")
+                             "resizing it: its page levelled to theirs (a photographed page is grey) and, if it was, its ink evened "
+                             "(a pen pressed unevenly), the square window about its brightness centroid in which its bright part spans "
+                             "their median extent, its edges smoothed or sharpened to rise as theirs do; a file already framed as theirs "
+                             "at their size is not cut again")
     parser.add_argument("--even-ink", action="store_true",
                         help="with --frame: even the ink of files on the run's own page too (a digit drawn with a pressure-sensitive pen on "
                              "a plain canvas, or scanned on pure white and inverted); --frame evens only pages it levels, as a file like the "
                              "training images has uneven ink of its own")
     parser.add_argument("--split", default=None, help="split of --data the images come from (default test)")
     parser.add_argument("--n", type=int, default=None,
-                        help="number of images (default 16), spread evenly over the split (so a split stored in order, such as Pendulum's grid, is sampled across)")
+                        help="number of images (default 16), spread evenly over the split (so a split stored in order, "
+                             "such as Pendulum's grid, is sampled across)")
     parser.add_argument("--indices", default=None, metavar="I,J,...", help="these images of the split instead (0-based, as the CSV's index column)")
     parser.add_argument("--do", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="variable and values, one column per value, e.g. thickness=1.5,3,4.5; repeatable; digit=K on class-conditional models")

@@ -70,12 +70,13 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
     parser.add_argument("--w", type=float, default=DEFAULT_W, help=f"guidance weight: 1 plain, > 1 stronger interventions (default {DEFAULT_W:g})")
     parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
-                        help="null: guide away from the null condition (classifier-free; needs a model trained with one); factual: away from the factual latent "
-                        f"(exact null interventions); default {DEFAULT_GUIDANCE}")
+                        help="null: guide away from the null condition (classifier-free; needs a model trained with one); "
+                             f"factual: away from the factual latent (exact null interventions); default {DEFAULT_GUIDANCE}")
     parser.add_argument("--start", type=float, default=DEFAULT_START,
                         help=f"fraction of the noise levels to abduct and decode through (1: all; 0.6 keeps more of the image; default {DEFAULT_START:g})")
     parser.add_argument("--spacing", choices=SPACINGS, default=None,
                         help="how the steps sit on the noise levels: evenly, or quadratic (more at low noise; default: the run's diffusion.sample_spacing)")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"set the whole block, or shift its mean (default {DEFAULT_MODE})")
-    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION, help="inversion: deterministic DDIM inversion; ddpm: the stochastic sampler's noise, abducted "
-                        f"(exact reconstruction, freer edits); stochastic: fresh noise (the reference); default {DEFAULT_ABDUCTION}")
+    parser.add_argument("--abduction", choices=ABDUCTIONS, default=DEFAULT_ABDUCTION,
+                        help="inversion: deterministic DDIM inversion; ddpm: the stochastic sampler's noise, abducted "
+                             f"(exact reconstruction, freer edits); stochastic: fresh noise (the reference); default {DEFAULT_ABDUCTION}")

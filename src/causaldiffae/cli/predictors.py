@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--out", required=True, help="output folder (e.g. runs/predictors)")
-    parser.add_argument("--epochs", type=int, default=6, help="passes over the train split (default 6, which met the MorphoMNIST targets in 2 min on one thread)")
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="passes over the train split (default 6, which met the MorphoMNIST targets in 2 min on one thread)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule (default 2e-3)")
     parser.add_argument("--width", type=int, default=16, help="channels of the first conv stage (default 16)")

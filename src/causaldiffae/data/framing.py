@@ -358,8 +358,9 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int, even: bool 
     A file on the run's own page is evened only when asked: a digit drawn with a pressure-sensitive pen
     on a plain canvas, and not one like the training images, whose own uneven ink evening changes
     (MorphoMNIST's test digits read 0.05 px thicker and 2.8 grey levels brighter); one that looks
-    inverted never is. Then it is cut (``reframe``),
-    unless the file is at the run's resolution and ``framing.holds`` it already: cut again it would be resampled by a fraction of a pixel, which softens it. With an ``edge_width``,
+    inverted never is. Then it is cut (``reframe``), unless the file is at the run's resolution and
+    ``framing.holds`` it already: cut again it would be resampled by a fraction of a pixel, which
+    softens it. With an ``edge_width``,
     a window whose edges rise more sharply than that is then smoothed by the Gaussian of ``SOFTENINGS``,
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
     own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A

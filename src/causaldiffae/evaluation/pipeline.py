@@ -350,7 +350,8 @@ def _header(d: _Draw) -> dict:
     test, model = d.test, d.model
     return {
         "dataset": {"name": test.name, "split": test.split, "n_test": len(test), "variables": list(d.variables), "edges": [list(e) for e in test.graph.edges]},
-        "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition), "num_classes": int(model.num_classes)},
+        "model": {"variant": model.variant, "trained_steps": int(model.trained_steps), "has_null_condition": bool(model.has_null_condition),
+                  "num_classes": int(model.num_classes)},
         "settings": {**asdict(d.settings), "n_used": int(len(d.idx))},
         "predictors": d.predictors.meta.metrics,
         "scm": test.scm is not None,

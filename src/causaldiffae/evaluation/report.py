@@ -62,7 +62,8 @@ def _header(metrics: dict) -> list[str]:
         f"null condition: {'yes' if model['has_null_condition'] else 'no'}, classes: {model['num_classes']}. "
         f"Data: {ds['name']} `{ds['split']}` split ({ds['n_test']} images), variables {', '.join(ds['variables'])}, "
         f"edges {'; '.join(f'{a} -> {b}' for a, b in ds['edges']) or 'none'}.",
-        f"Settings: {st['n_used']} images, {st['seeds']} seed(s), {st['steps']} DDIM steps ({st.get('spacing', 'uniform')} spacing), w={st['w']:g} ({st.get('guidance', 'null')} guidance), "
+        f"Settings: {st['n_used']} images, {st['seeds']} seed(s), {st['steps']} DDIM steps ({st.get('spacing', 'uniform')} spacing), "
+        f"w={st['w']:g} ({st.get('guidance', 'null')} guidance), "
         f"mode `{st['mode']}`, abduction `{st['abduction']}`" + (f", from {st['start']:g} of the noise levels." if st.get("start", 1.0) != 1.0 else "."),
         "",
         "Values are read off the images by the anti-causal predictors (trained on the train split; "

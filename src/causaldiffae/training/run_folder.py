@@ -129,7 +129,8 @@ def init_weights(model: CausalDiffAE, run_dir: str | Path, data: TrainData, conf
     own = model.state_dict()
     wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]
     if wrong or len(state) != len(own):
-        raise TrainingError(f"train.init={run_dir}: weights do not fit this model's architecture (first mismatch: {(wrong or sorted(set(state) - set(own)))[0]})")
+        first = (wrong or sorted(set(state) - set(own)))[0]
+        raise TrainingError(f"train.init={run_dir}: weights do not fit this model's architecture (first mismatch: {first})")
     model.load_state_dict(state)
 
 
