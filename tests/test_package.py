@@ -63,6 +63,16 @@ def test_every_local_link_and_picture_in_the_readme_exists() -> None:
     assert [t for t in targets if not (ROOT / t).exists()] == []
 
 
+def test_every_section_link_in_the_readme_names_a_heading() -> None:
+    """Its contents line links sections by GitHub's heading anchors: a renamed heading must fail here."""
+    text = (ROOT / "README.md").read_text()
+    headings = re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+    links = re.findall(r"\]\(#([^)\s]+)\)", text)
+    assert len(links) >= 8
+    assert [a for a in links if a not in anchors] == []
+
+
 def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch) -> None:
     """Its one Python block loads the shipped model and edits four test digits. It runs from a
     folder holding the checkout's src/ and a data/morphomnist built here (eight digits a split)."""
