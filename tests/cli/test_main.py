@@ -226,13 +226,19 @@ def test_the_entry_point_imports_no_library_until_it_runs():
 DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "src").rglob("*.md"))]
 
 
+def _code(text: str) -> tuple[list[str], list[str]]:
+    """A markdown page's code: its fenced blocks, and its inline spans outside them."""
+    fenced = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
+    return fenced, re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+
+
 def _documented_commands(text: str, program: str) -> list[str]:
     """What follows ``program`` (a regex) in each command in the code of a markdown page: lines of
     fenced blocks and whole inline spans (which may wrap), cut at a shell comment or the next command
     of a pipeline."""
-    fenced = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
+    fenced, inline = _code(text)
     lines = [line for block in fenced for line in block.replace("\\\n", " ").splitlines()]
-    lines += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))]
+    lines += [" ".join(span.split()) for span in inline]
     return [
         re.split(r"\s(?:#|&&|\|\|?|;|>)\s?", m.group(1))[0].strip()
         for line in lines
@@ -404,9 +410,8 @@ def test_every_option_the_docs_name_anywhere_is_one_some_command_or_benchmark_ta
             known |= set(_benchmark_options(path.name, monkeypatch))
     named, unknown = set(), []
     for page in DOC_PAGES:
-        text = page.read_text()
-        code = re.findall(r"```.*?\n(.*?)```", text, flags=re.S) + re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
-        options = {o for span in code for o in re.findall(r"(?<![\w-])--[a-zA-Z][\w-]*", span)}
+        fenced, inline = _code(page.read_text())
+        options = {o for span in fenced + inline for o in re.findall(r"(?<![\w-])--[a-zA-Z][\w-]*", span)}
         named |= options
         unknown += [f"{page.relative_to(ROOT)}: {o}" for o in sorted(options - known)]
     assert len(named) > 60
