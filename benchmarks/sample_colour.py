@@ -8,7 +8,7 @@ absolute difference (pixels in [-1, 1]). The noise is the same for every run. Th
 image forward-noised to each ``--levels`` timestep, the decoder's clean-image estimate
 ``(x_t - sqrt(1 - a) eps) / sqrt(a)`` is scored the same way: an estimate that misses the colour
 at high noise reads it off the noise, and pure noise then hands each sample a random colour
-(README, "A trained model", CausalCircuit). ``--zero-mean`` adds samples from the same noise with
+(docs/data.md, CausalCircuit, "A trained model"). ``--zero-mean`` adds samples from the same noise with
 each image's noise channel means removed.
 
     python benchmarks/sample_colour.py --data data/circuit --runs runs/circuit-epsilon,runs/circuit-v_prediction --n 16 --zero-mean

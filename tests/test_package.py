@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import causaldiffae
+from doc_fixtures import DOC_PAGES
 
 PACKAGE = Path(causaldiffae.__file__).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,22 +56,44 @@ def test_the_hints_type_check() -> None:
     assert checked and int(checked.group(1)) == expected, stdout
 
 
-def test_every_local_link_and_picture_in_the_readme_exists() -> None:
-    """The README embeds report figures and links result pages: a renamed or unregenerated file must fail here."""
-    text = (ROOT / "README.md").read_text()
-    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t and not t.startswith("#")]
-    assert len(targets) > 5
-    assert [t for t in targets if not (ROOT / t).exists()] == []
+def _prose(page: Path) -> str:
+    """A markdown page without its fenced blocks, where a ``](...)`` or ``#`` is code, not markup."""
+    return re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
 
 
-def test_every_section_link_in_the_readme_names_a_heading() -> None:
-    """Its contents line links sections by GitHub's heading anchors: a renamed heading must fail here."""
-    text = (ROOT / "README.md").read_text()
-    headings = re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)
-    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
-    links = re.findall(r"\]\(#([^)\s]+)\)", text)
-    assert len(links) >= 8
-    assert [a for a in links if a not in anchors] == []
+def _local_links(page: Path) -> list[str]:
+    """The page's links and pictures that point inside the repository (a path, an ``#anchor``, or both)."""
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", _prose(page)) if "://" not in t and not t.startswith("mailto:")]
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#{1,6} (.+)$", _prose(page), re.M)}
+
+
+def _broken(page: Path, target: str) -> bool:
+    path, _, anchor = target.partition("#")
+    linked = (page.parent / path) if path else page
+    return not linked.exists() or bool(anchor and linked.suffix == ".md" and anchor not in _anchors(linked))
+
+
+def test_every_local_link_and_picture_in_the_docs_exists() -> None:
+    """The README and docs/ embed report figures and link each other's sections: a renamed or
+    unregenerated file, or a renamed heading, must fail here, not on a reader's click."""
+    links = [(page, target) for page in DOC_PAGES for target in _local_links(page)]
+    assert len(links) > 100 and sum(page.name == "README.md" and page.parent == ROOT for page, _ in links) > 20
+    assert [f"{page.relative_to(ROOT)}: {target}" for page, target in links if _broken(page, target)] == []
+
+
+def test_the_readme_contents_line_links_its_sections() -> None:
+    links = [t for t in _local_links(ROOT / "README.md") if t.startswith("#")]
+    assert len(links) >= 8 and not [t for t in links if _broken(ROOT / "README.md", t)]
+
+
+def test_the_link_check_sees_a_missing_file_and_a_missing_heading() -> None:
+    readme = ROOT / "README.md"
+    assert not _broken(readme, "docs/data.md#your-own-data") and not _broken(readme, "#quick-start")
+    assert _broken(readme, "docs/nowhere.md") and _broken(readme, "docs/data.md#sped") and _broken(readme, "#sped")
 
 
 def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch) -> None:

@@ -119,7 +119,7 @@ DEFAULT_W = 1.0
 # Fraction of the noise levels abduction and decoding span. 1.0 (all) is what the shipped report
 # measured; on its 500 test digits 0.6 (t = 570 down, 20 steps) kept thickness under do(intensity)
 # at 0.069 vs 0.075 and hit do(thickness) at 0.101 vs 0.106 on a draw other than evaluate's
-# (README, Counterfactuals, ``start=``).
+# (docs/counterfactuals.md, ``start=``).
 DEFAULT_START = 1.0
 # Where the steps sit on the noise levels (diffusion.ddim_timesteps). The library default is the
 # evenly strided grid; the shipped model's config asks for "quadratic", which on its 500 test digits
@@ -128,7 +128,7 @@ DEFAULT_START = 1.0
 # do(intensity) at 0.069 / 0.069 / 0.069 against 0.070 / 0.078 / 0.075, intensity 4.44 / 4.63 / 4.71
 # against 4.62 / 4.49 / 4.61 (benchmarks/timestep_spacing.py).
 DEFAULT_SPACING = "uniform"
-# torch.compile modes for train.compile; "reduce-overhead" adds CUDA graphs, the large win on a GPU (README, Speed).
+# torch.compile modes for train.compile; "reduce-overhead" adds CUDA graphs, the large win on a GPU (docs/training.md, Speed).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 import torch
 from cli_fixtures import error_lines
+from doc_fixtures import DOC_PAGES
 
 from causaldiffae.cli import main
 
@@ -221,9 +222,6 @@ def test_the_entry_point_imports_no_library_until_it_runs():
             "from causaldiffae import CausalGraph, GraphError; print(CausalGraph.__module__, GraphError.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == ["[]", "causaldiffae.graph GraphError"]
-
-
-DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "src").rglob("*.md"))]
 
 
 def _code(text: str) -> tuple[list[str], list[str]]:

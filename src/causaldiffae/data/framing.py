@@ -54,7 +54,7 @@ def page_surface(image: np.ndarray) -> np.ndarray:
     image's farthest pixel from it. A photographed page lit from one side is brighter there, and the
     plane follows it; a lens darkens it towards the corners, round its centre, and the curvature follows
     that, with the plane moving the centre where the photograph was cropped (a plane alone leaves a light
-    digit's dark page up to 15 grey levels bright under the digit, README "Counterfactuals"). Ink that
+    digit's dark page up to 15 grey levels bright under the digit, docs/counterfactuals.md). Ink that
     reaches the edge, along most of one side of a tight crop even, is left out of the fit while the page
     holds most of the border."""
     h, w, _ = image.shape
@@ -92,7 +92,7 @@ def level(image: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, flo
     other end is digits reaching the edge) and the ink's extreme (the brightest pixel there) stays;
     and the page's mean brightness, None where the image is left as it is. A photographed page, once
     inverted, is grey where MNIST's are black, which costs the shipped model more than half its
-    precision, and lit unevenly more (README, "Counterfactuals"). A page on the other side of mid-grey
+    precision, and lit unevenly more (docs/counterfactuals.md). A page on the other side of mid-grey
     from the run's is left: the file looks inverted, which the notes say."""
     colour = colour_channels(image.shape[2])
     page = page_surface(image)[..., colour]
@@ -365,8 +365,8 @@ def frame_file(image: np.ndarray, framing: Framing, resolution: int, even: bool 
     and one whose edges rise more softly sharpened by the unsharp mask of ``SHARPENINGS`` (never past its
     own darkest and brightest pixels), whichever result's edges rise most nearly as wide, or left. A
     sharp drawing is smoothed as MorphoMNIST smooths its digits and a soft one sharpened, which brings
-    the shipped model's thickness error on either to about the stored test digits' (README,
-    "Counterfactuals")."""
+    the shipped model's thickness error on either to about the stored test digits'
+    (docs/counterfactuals.md)."""
     from scipy import ndimage
 
     levelled = None
