@@ -2,10 +2,11 @@
 
 import io
 import sys
+import time
 
 import pytest
 
-from causaldiffae.progress import LogLines, bar, format_duration, on_terminal, training_progress
+from causaldiffae.progress import Heartbeat, LogLines, bar, format_duration, on_terminal, training_progress
 
 
 class Terminal(io.StringIO):
@@ -94,3 +95,48 @@ def test_training_shows_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(
     stderr(io.StringIO())
     assert isinstance(training_progress(5, 0, enabled=True), LogLines)
     assert training_progress(5, 0, enabled=False).disable
+
+
+def test_a_heartbeat_says_how_long_a_silence_lasts_once_an_interval_and_a_line_resets_it(stderr):
+    stderr(io.StringIO())
+    now, lines = [0.0], []
+    log = Heartbeat(interval=60, clock=lambda: now[0], write=lines.append)
+    log("realism: Frechet distance")
+    now[0] = 59.0
+    log.tick()
+    assert lines == ["realism: Frechet distance"]  # less than an interval of silence
+    now[0] = 61.0
+    log.tick()
+    now[0] = 100.0
+    log.tick()  # said 39 s ago: quiet
+    now[0] = 125.0
+    log.tick()
+    assert lines[1:] == ["  ... 61 s since the line above", "  ... 2 min since the line above"]
+    log("composition")
+    now[0] = 150.0
+    log.tick()  # 25 s after the new line
+    assert lines[-1] == "composition"
+
+
+def test_a_heartbeat_only_passes_lines_on_on_a_terminal_or_when_off(stderr):
+    for stream, enabled in ((Terminal(), True), (io.StringIO(), False)):
+        stderr(stream)
+        lines: list[str] = []
+        with Heartbeat(enabled=enabled, interval=0.01, write=lines.append) as log:
+            log("figures")
+            assert log.thread is None
+        assert lines == ["figures"]
+
+
+def test_a_heartbeat_in_a_log_beats_on_its_own_and_stops_on_exit(stderr):
+    stderr(io.StringIO())
+    lines: list[str] = []
+    with Heartbeat(interval=0.02, write=lines.append) as log:
+        deadline = time.monotonic() + 10
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert log.thread is not None and not log.thread.is_alive()
+    assert len(lines) >= 2 and all(line.endswith("since the line above") for line in lines)
+    count = len(lines)
+    time.sleep(0.1)
+    assert len(lines) == count

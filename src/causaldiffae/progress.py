@@ -4,12 +4,14 @@ tqdm redraws its bar with a carriage return several times a second. A terminal o
 overwrites the frames; a log file (a batch job's, a pipe's) keeps every one, so an hour of
 training leaves megabytes on one line. Off a terminal, bars that vanish when done (sampler steps,
 batches) are not drawn, lasting bars are redrawn at most every ``LOG_INTERVAL`` seconds, and
-training prints a line with its losses and the time left instead of a bar.
+training prints a line with its losses and the time left instead of a bar; a command whose long
+steps have no lasting bar (``evaluate``) says once an interval that it still runs.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -100,3 +102,49 @@ def training_progress(total: int, initial: int, enabled: bool) -> tqdm | LogLine
     if enabled and not on_terminal():
         return LogLines(total, initial)
     return bar(total=total, initial=initial, desc="train", enabled=enabled, dynamic_ncols=True)
+
+
+class Heartbeat:
+    """Log lines that say, off a terminal, when a step has run ``interval`` seconds without one.
+
+    ``evaluate`` announces each section with a line and then runs minutes of sampling whose bars
+    vanish when done, so a log would fall silent. Used as ``log`` (a callable taking a line), this
+    passes every line on and, while entered, adds ``... 2 min since the line above`` after each
+    ``interval`` seconds of silence, so a batch job's log shows the run is alive and how long the
+    step has taken. On a terminal, or when ``enabled`` is false, it only passes lines on.
+    """
+
+    def __init__(self, *, enabled: bool = True, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 write: Callable[[str], None] | None = None) -> None:
+        self.enabled, self.interval, self.clock = enabled and not on_terminal(), interval, clock
+        self.write = write or (lambda line: print(line, flush=True))
+        self.since = self.said = clock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, line: str) -> None:
+        self.write(line)
+        self.since = self.said = self.clock()
+
+    def tick(self) -> None:
+        """Say how long the silence has lasted, if a whole interval has passed since anything was said."""
+        now = self.clock()
+        if now - self.said >= self.interval:
+            self.write(f"  ... {format_duration(now - self.since)} since the line above")
+            self.said = now
+
+    def _beat(self) -> None:
+        while not self.stop.wait(min(self.interval, 1.0)):
+            self.tick()
+
+    def __enter__(self) -> Heartbeat:
+        if self.enabled:
+            self.since = self.said = self.clock()
+            self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()

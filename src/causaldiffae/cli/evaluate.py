@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the model and predictors (default cpu)")
     parser.add_argument("--force", action="store_true", help="replace an earlier report folder at --out (the whole folder)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (in a log, nor the line saying a long section still runs)")
     parser.set_defaults(handler=run)
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
     from causaldiffae.evaluation.predictors import load_predictors
     from causaldiffae.evaluation.report import render
-    from causaldiffae.progress import bar
+    from causaldiffae.progress import Heartbeat, bar
 
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=REPORT)
@@ -83,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(model, predictors, test, settings, source=str(args.predictors))
     sources = sources_or_none(args.data, args.split) if test.name == "morphomnist" and test.image_shape[1:] == (28, 28) else None
     progress = None if args.no_progress else bar
-    with atomic_dir(out, force=args.force, made_by=REPORT) as tmp:
-        metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, source=str(args.predictors), sources=sources)
+    with atomic_dir(out, force=args.force, made_by=REPORT) as tmp, Heartbeat(enabled=not args.no_progress) as log:
+        metrics = evaluate(model, predictors, train, test, settings, tmp, progress=progress, log=log, source=str(args.predictors),
+                           sources=sources)
         metrics["run"] = str(args.run)
         if training_curves(Path(args.run) / "metrics.jsonl", tmp / "figures" / "training.png"):
             metrics["figures"]["training"] = "figures/training.png"
