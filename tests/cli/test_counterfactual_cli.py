@@ -86,6 +86,20 @@ def test_counterfactual_steps_default_to_the_runs_sample_steps(setup, capsys):
     assert "10 DDIM steps, quadratic spacing" in capsys.readouterr().out
 
 
+def test_in_a_log_counterfactual_says_what_it_samples_before_the_silence(setup, capsys):
+    """Off a terminal the sampler's bars are not drawn, so a line says what the minutes go on (and
+    a heartbeat follows each silent minute); --no-progress says nothing."""
+    base, data, run, _ = setup
+    out = base / "cf-log" / "grid.png"
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=2,3", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "abducting 2 images and decoding them 3 times (the reconstruction and 2 interventions), 10 DDIM steps each"
+    assert lines[-1].startswith("wrote ")
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=2,3", "--out", str(out), "--force",
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("wrote ")
+
+
 def test_counterfactual_refuses_an_out_that_is_a_folder_before_sampling(setup, capsys, monkeypatch, tmp_path):
     _, data, run, _ = setup
     (tmp_path / "d.png").mkdir()

@@ -139,7 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="grid PNG path; the CSV of values is written beside it")
     parser.add_argument("--force", action="store_true", help="overwrite an existing grid PNG or CSV")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (in a log, nor the lines saying what is sampled and that it still runs)")
     parser.set_defaults(handler=run)
 
 
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.checkpoint import load_run
     from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
     from causaldiffae.evaluation.figures import image_grid
+    from causaldiffae.progress import Heartbeat
 
     out = Path(args.out)
     csv_path = _check_outputs(out, args)
@@ -190,12 +192,16 @@ def run(args: argparse.Namespace) -> int:
     _note_far_values(model, columns, mean, std)
     rows = _file_rows(args, model) if args.images is not None else _dataset_rows(args, model, config, indices)
     n = len(rows.ids)
-    abd = abduct(model, rows.x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=rows.labels,
-                 class_labels=rows.classes, label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed),
-                 progress=not args.no_progress)
     dos: list[dict[str, np.ndarray]] = [{}] + [check_do(model, do, n) for do in columns]
-    decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
-                                   progress=not args.no_progress)
+    with Heartbeat(enabled=not args.no_progress) as log:
+        if log.enabled:  # a log shows no sampler bars: say what the silence is
+            log(f"abducting {n} image{'s' * (n != 1)} and decoding {'it' if n == 1 else 'them'} {len(dos)} times (the reconstruction "
+                f"and {len(columns)} intervention{'s' * (len(columns) != 1)}), {args.steps} DDIM steps each")
+        abd = abduct(model, rows.x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=rows.labels,
+                     class_labels=rows.classes, label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed),
+                     progress=not args.no_progress)
+        decoded = decode_interventions(model, abd, dos, label_mean=mean, label_std=std, mode=args.mode, w=args.w, guidance=args.guidance,
+                                       progress=not args.no_progress)
     results = [(do, imgs.cpu().numpy(), block_values(model, z_cf, mean, std), cls) for do, (imgs, z_cf, cls) in zip([{}] + columns, decoded)]
     variables = list(model.graph.variables)
     for do, _, values, _ in results:  # the latent holds the set value up to float error (0 would read 9e-08)
