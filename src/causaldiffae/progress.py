@@ -5,7 +5,7 @@ overwrites the frames; a log file (a batch job's, a pipe's) keeps every one, so 
 training leaves megabytes on one line. Off a terminal, bars that vanish when done (sampler steps,
 batches) are not drawn, lasting bars are redrawn at most every ``LOG_INTERVAL`` seconds, and
 training prints a line with its losses and the time left instead of a bar; a command whose long
-steps have no lasting bar (``evaluate``, ``counterfactual``) says once an interval that it still runs.
+steps have no lasting bar (``evaluate``, ``counterfactual``, ``demo``) says once an interval that it still runs.
 """
 
 from __future__ import annotations

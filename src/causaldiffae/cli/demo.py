@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid", type=int, default=6, help="digits per grid (default 6)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the shipped run's diffusion.sample_steps, 20)")
     parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (in a log, nor the line saying a long stage still runs)")
     parser.set_defaults(handler=run)
 
 
@@ -33,11 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.demo import DemoSettings, run_demo
     from causaldiffae.evaluation.acceptance import verdict_lines
     from causaldiffae.errors import UserError
+    from causaldiffae.progress import Heartbeat
 
     if args.n < 2 or args.grid < 1:
         raise UserError(f"--n must be at least 2 and --grid at least 1, got --n {args.n} --grid {args.grid}")
     set_threads(args.threads)
-    s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), progress=not args.no_progress)
+    with Heartbeat(enabled=not args.no_progress) as log:
+        s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), log=log,
+                     progress=not args.no_progress)
     print()
     for line in verdict_lines(s):
         print(f"  {line}")
