@@ -72,6 +72,7 @@ def _anchors(page: Path) -> set[str]:
 
 
 def _broken(page: Path, target: str) -> bool:
+    """Whether ``target``, linked from ``page``, names no file, or an anchor that the markdown page it names lacks."""
     path, _, anchor = target.partition("#")
     linked = (page.parent / path) if path else page
     return not linked.exists() or bool(anchor and linked.suffix == ".md" and anchor not in _anchors(linked))
