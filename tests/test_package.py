@@ -1,11 +1,12 @@
 """Conventions that hold across the whole package, read from its source, and the code its docs show."""
 
 import ast
+import functools
 import re
 from pathlib import Path
 
 import causaldiffae
-from doc_fixtures import DOC_PAGES
+from doc_fixtures import DOC_PAGES, prose
 
 PACKAGE = Path(causaldiffae.__file__).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,19 +57,16 @@ def test_the_hints_type_check() -> None:
     assert checked and int(checked.group(1)) == expected, stdout
 
 
-def _prose(page: Path) -> str:
-    """A markdown page without its fenced blocks, where a ``](...)`` or ``#`` is code, not markup."""
-    return re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
-
-
 def _local_links(page: Path) -> list[str]:
     """The page's links and pictures that point inside the repository (a path, an ``#anchor``, or both)."""
-    return [t for t in re.findall(r"\]\(([^)\s]+)\)", _prose(page)) if "://" not in t and not t.startswith("mailto:")]
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", prose(page.read_text())) if "://" not in t and not t.startswith("mailto:")]
 
 
-def _anchors(page: Path) -> set[str]:
+@functools.cache  # a page is linked many times over
+def _anchors(page: Path) -> frozenset[str]:
     """GitHub's anchors for the page's headings: lower case, punctuation dropped, spaces as hyphens."""
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#{1,6} (.+)$", _prose(page), re.M)}
+    headings = re.findall(r"^#{1,6} (.+)$", prose(page.read_text()), re.M)
+    return frozenset(re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings)
 
 
 def _broken(page: Path, target: str) -> bool:

@@ -20,6 +20,11 @@ from tqdm.auto import tqdm
 LOG_INTERVAL = 60.0  # seconds between a lasting bar's frames, or training's lines, in a log
 
 
+def _print_line(line: str) -> None:
+    """Where plain progress lines go by default: stdout, flushed, so a log shows them as they come."""
+    print(line, flush=True)
+
+
 def on_terminal() -> bool:
     """Whether progress is watched live: stderr (tqdm's stream) is a terminal, or a notebook kernel runs us."""
     isatty = getattr(sys.stderr, "isatty", None)
@@ -55,7 +60,7 @@ class LogLines:
     def __init__(self, total: int, initial: int = 0, *, desc: str = "train", interval: float = LOG_INTERVAL,
                  clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None) -> None:
         self.total, self.n, self.desc, self.interval, self.clock = total, initial, desc, interval, clock
-        self.write = write or (lambda line: print(line, flush=True))
+        self.write = write or _print_line
         self.first, self.started = initial, clock()
         self.last_line: float | None = None
         self.last_step = initial
@@ -117,7 +122,7 @@ class Heartbeat:
     def __init__(self, *, enabled: bool = True, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic,
                  write: Callable[[str], None] | None = None) -> None:
         self.enabled, self.interval, self.clock = enabled and not on_terminal(), interval, clock
-        self.write = write or (lambda line: print(line, flush=True))
+        self.write = write or _print_line
         self.since = self.said = clock()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -139,7 +144,6 @@ class Heartbeat:
 
     def __enter__(self) -> Heartbeat:
         if self.enabled:
-            self.since = self.said = self.clock()
             self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
             self.thread.start()
         return self

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 import torch
 from cli_fixtures import error_lines
-from doc_fixtures import DOC_PAGES
+from doc_fixtures import DOC_PAGES, prose
 
 from causaldiffae.cli import main
 
@@ -227,7 +227,7 @@ def test_the_entry_point_imports_no_library_until_it_runs():
 def _code(text: str) -> tuple[list[str], list[str]]:
     """A markdown page's code: its fenced blocks, and its inline spans outside them."""
     fenced = re.findall(r"```.*?\n(.*?)```", text, flags=re.S)
-    return fenced, re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    return fenced, re.findall(r"`([^`]+)`", prose(text))
 
 
 def _documented_commands(text: str, program: str) -> list[str]:
