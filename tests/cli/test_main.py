@@ -26,6 +26,28 @@ def test_building_the_parser_imports_no_heavy_library():
     assert out.strip() == "[]"
 
 
+def test_a_missing_input_folder_is_refused_before_torch_loads(tmp_path):
+    """torch and diffusers take seconds to import: a mistyped --run, --predictors or --data fails before them."""
+    gone, file = tmp_path / "gone", tmp_path / "config.yaml"
+    file.write_text("seed: 0\n")
+    cases = [
+        (["evaluate", "--run", gone, "--predictors", tmp_path, "--data", tmp_path, "--out", tmp_path / "r"], f"--run {gone}: folder not found"),
+        (["evaluate", "--run", tmp_path, "--predictors", gone, "--data", tmp_path, "--out", tmp_path / "r"], f"--predictors {gone}: folder not found"),
+        (["counterfactual", "--run", file, "--data", tmp_path, "--do", "thickness=2", "--out", tmp_path / "g.png"],
+         f"--run {file} is a file, not a folder; pass the folder that holds it ({tmp_path})"),
+        (["counterfactual", "--run", tmp_path, "--data", gone, "--do", "thickness=2", "--out", tmp_path / "g.png"], f"dataset folder not found: {gone}"),
+        (["predictors", "--data", gone, "--out", tmp_path / "p"], f"dataset folder not found: {gone}"),
+        (["train", "--preset", "morphomnist-cpu", "--data", gone, "--out", tmp_path / "t"], f"dataset folder not found: {gone}"),
+    ]
+    code = ("import sys; from causaldiffae.cli import main\n"
+            f"for argv in {[[str(a) for a in argv] for argv, _ in cases]!r}:\n"
+            "    print(main(argv), sorted({'torch', 'diffusers'} & set(sys.modules)), flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == ["2 []"] * len(cases), done.stderr
+    assert done.stderr.splitlines() == [f"causaldiffae {argv[0]}: error: {message}" for argv, message in cases]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
 def test_warnings_print_as_one_line_naming_the_command(monkeypatch, capsys):
     import warnings
 

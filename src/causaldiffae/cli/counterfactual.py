@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, set_threads
+from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_input_folders, set_threads
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:  # torch and numpy load only when the command runs
@@ -158,15 +158,6 @@ class _Rows:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from causaldiffae.atomic import atomic_file
-    from causaldiffae.signals import signals_held
-    from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
-    from causaldiffae.evaluation.figures import image_grid
-    from causaldiffae.progress import Heartbeat
-
     out = Path(args.out)
     csv_path = _check_outputs(out, args)
     if not 0 <= args.seed < 2**63:
@@ -180,6 +171,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.do and not args.joint:
         raise UserError("give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,...")
     columns = [{name: v} for name, values in parse_do(args.do) for v in values] + parse_joint(args.joint)
+    check_input_folders(args, "run", "data", "predictors")
+
+    import torch
+
+    from causaldiffae.atomic import atomic_file
+    from causaldiffae.checkpoint import load_run
+    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
+    from causaldiffae.evaluation.figures import image_grid
+    from causaldiffae.progress import Heartbeat
+    from causaldiffae.signals import signals_held
+
     set_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
     args.steps = config.diffusion.sample_steps if args.steps is None else args.steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from causaldiffae.atomic import Output
-from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_device, set_threads
+from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_device, check_input_folders, set_threads
 
 REPORT = Output("metrics.json", frozenset({"dataset", "effectiveness", "settings"}), ("report.md",))  # what --force may replace
 
@@ -46,15 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from causaldiffae.atomic import atomic_dir, check_out_dir
-    from causaldiffae.checkpoint import load_run
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.errors import UserError
-    from causaldiffae.evaluation.oracle import sources_or_none
-    from causaldiffae.evaluation.figures import training_curves
-    from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
-    from causaldiffae.evaluation.predictors import load_predictors
-    from causaldiffae.evaluation.report import render
-    from causaldiffae.progress import Heartbeat, bar
 
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=REPORT)
@@ -62,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if Path(given).resolve() == out.resolve() or out.resolve() in Path(given).resolve().parents:
             raise UserError(f"--out {out} holds {option} {given}, which writing the report would replace; choose another --out")
     check_outside(out, args.data)
+    check_input_folders(args, "run", "predictors", "data")
     opts = {"seeds": args.seeds, "w": args.w, "guidance": args.guidance, "mode": args.mode, "abduction": args.abduction, "start": args.start,
             "batch_size": args.batch_size, "dci_method": args.dci}
     if args.n is not None:
@@ -72,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
         opts["sweep_steps"] = tuple(_numbers(args.sweep_steps, "--sweep-steps", int))
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
+    from causaldiffae.checkpoint import load_run
+    from causaldiffae.evaluation.figures import training_curves
+    from causaldiffae.evaluation.oracle import sources_or_none
+    from causaldiffae.evaluation.pipeline import EvalSettings, check_inputs, evaluate
+    from causaldiffae.evaluation.predictors import load_predictors
+    from causaldiffae.evaluation.report import render
+    from causaldiffae.progress import Heartbeat, bar
+
     set_threads(args.threads)
     check_device(args.device)
     model, config = load_run(args.run, device=args.device, step=args.step)

@@ -33,6 +33,25 @@ def add_build_options(parser: argparse.ArgumentParser, dataset: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def check_input_folders(args: argparse.Namespace, *options: str) -> None:
+    """Refuse a missing input folder before torch loads (seconds), so a mistyped path fails at once;
+    what a folder holds is checked where it is read. ``data`` must also hold a dataset (format detected)."""
+    from causaldiffae.data import detect_format
+
+    for name in options:
+        given = getattr(args, name)
+        if given is None:
+            continue
+        if name == "data":
+            detect_format(given)
+            continue
+        path = Path(given)
+        if path.is_file():
+            raise UserError(f"--{name} {path} is a file, not a folder; pass the folder that holds it ({path.parent})")
+        if not path.is_dir():
+            raise UserError(f"--{name} {path}: folder not found")
+
+
 def set_threads(n: int | None) -> None:
     """Apply ``--threads`` before any tensor work; None keeps torch's default."""
     import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from causaldiffae.cli.options import TRAINING_THREADS_HELP, set_threads
+from causaldiffae.cli.options import TRAINING_THREADS_HELP, check_input_folders, set_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.atomic import check_out_dir
     from causaldiffae.data import check_outside, load_dataset
     from causaldiffae.errors import UserError
-    from causaldiffae.evaluation.predictors import OUTPUT, save_predictors, train_predictors
-    from causaldiffae.progress import bar
 
     for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1)):  # BatchNorm needs two images a batch
         if getattr(args, name) < least:
@@ -49,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
+    check_input_folders(args, "data")
+
+    from causaldiffae.evaluation.predictors import OUTPUT, save_predictors, train_predictors
+    from causaldiffae.progress import bar
+
     out = Path(args.out)
     check_out_dir(out, args.force, made_by=OUTPUT)
     check_outside(out, args.data)

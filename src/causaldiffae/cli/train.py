@@ -39,13 +39,9 @@ def note_preset_for_other_data(preset: str, data: str) -> None:
     meant. A user folder is left alone: every preset is a starting point for one (README, Your own data)."""
     import sys
 
-    from causaldiffae.data import FORMATS, DataError, detect_format
+    from causaldiffae.data import FORMATS, detect_format
 
-    family = preset.split("-")[0]
-    try:
-        found = detect_format(data)
-    except DataError:
-        return  # the data's own error comes when it is loaded
+    family, found = preset.split("-")[0], detect_format(data)
     if family in FORMATS and found not in (family, "folder"):
         print(f"note: preset {preset} is sized for {family} data; {data} is a {found} dataset", file=sys.stderr)
 
@@ -53,23 +49,26 @@ def note_preset_for_other_data(preset: str, data: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from causaldiffae.cli.options import set_threads
+    from causaldiffae.cli.options import check_input_folders, set_threads
     from causaldiffae.config import ConfigError, load_config
-    from causaldiffae.training import resolve_resume, train
 
     spec = args.config or args.preset
     if spec is None and not args.resume:
         raise ConfigError("give --config FILE or --preset NAME (or --resume an existing run)")
     config = load_config(spec, args.overrides) if spec is not None else None
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise ConfigError(f"--time-limit {args.time_limit:g}: must be a positive number of minutes")
+    check_input_folders(args, "data")
     if args.preset is not None:
         note_preset_for_other_data(args.preset, args.data)
+
+    from causaldiffae.training import resolve_resume, train
+
     out = Path(args.out)
     if args.threads is not None:
         set_threads(args.threads)
     if args.resume:
         config = resolve_resume(config, out, args.overrides)
-    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
-        raise ConfigError(f"--time-limit {args.time_limit:g}: must be a positive number of minutes")
     time_limit = None if args.time_limit is None else args.time_limit * 60
     assert config is not None  # without --resume, --config or --preset gave one
     train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
