@@ -1,7 +1,8 @@
 """The ``causaldiffae`` command: one entry point, a subcommand per job.
 
 Each ``causaldiffae.cli.<name>`` module exposes ``register(subparsers)``; heavy libraries are
-imported inside the handlers so ``causaldiffae --help`` stays instant.
+imported inside the handlers, after the checks of their input folders, so ``causaldiffae --help``
+and a mistyped path answer at once.
 """
 
 from __future__ import annotations
