@@ -139,7 +139,8 @@ class Heartbeat:
             self.said = now
 
     def _beat(self) -> None:
-        while not self.stop.wait(min(self.interval, 1.0)):
+        """Wake when the silence is due to reach an interval (a line said meanwhile puts that off), not on a poll."""
+        while not self.stop.wait(max(self.said + self.interval - self.clock(), 0.01)):
             self.tick()
 
     def __enter__(self) -> Heartbeat:
