@@ -27,7 +27,7 @@ def test_building_the_parser_imports_no_heavy_library():
 
 
 def test_a_missing_input_folder_is_refused_before_torch_loads(tmp_path):
-    """torch and diffusers take seconds to import: a mistyped --run, --predictors or --data fails before them."""
+    """torch and diffusers take seconds to import: a mistyped --run, --predictors, --data or --images fails before them."""
     gone, file = tmp_path / "gone", tmp_path / "config.yaml"
     file.write_text("seed: 0\n")
     cases = [
@@ -36,7 +36,9 @@ def test_a_missing_input_folder_is_refused_before_torch_loads(tmp_path):
         (["counterfactual", "--run", file, "--data", tmp_path, "--do", "thickness=2", "--out", tmp_path / "g.png"],
          f"--run {file} is a file, not a folder; pass the folder that holds it ({tmp_path})"),
         (["counterfactual", "--run", tmp_path, "--data", gone, "--do", "thickness=2", "--out", tmp_path / "g.png"], f"dataset folder not found: {gone}"),
+        (["counterfactual", "--run", tmp_path, "--images", gone, "--do", "thickness=2", "--out", tmp_path / "g.png"], f"{gone}: image file not found"),
         (["predictors", "--data", gone, "--out", tmp_path / "p"], f"dataset folder not found: {gone}"),
+        (["demo", "--data", gone, "--out", tmp_path / "d"], f"dataset folder not found: {gone}"),
         (["train", "--preset", "morphomnist-cpu", "--data", gone, "--out", tmp_path / "t"], f"dataset folder not found: {gone}"),
     ]
     code = ("import sys; from causaldiffae.cli import main\n"

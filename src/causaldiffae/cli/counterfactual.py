@@ -172,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give at least one --do NAME=V1,V2,... or --joint NAME=V,NAME=V,...")
     columns = [{name: v} for name, values in parse_do(args.do) for v in values] + parse_joint(args.joint)
     check_input_folders(args, "run", "data", "predictors")
+    if args.images is not None:
+        from causaldiffae.data.folder import check_image_file
+
+        for file in args.images:
+            check_image_file(file)
 
     import torch
 

@@ -30,14 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causaldiffae.cli.options import set_threads
-    from causaldiffae.demo import DemoSettings, run_demo
-    from causaldiffae.evaluation.acceptance import verdict_lines
+    from causaldiffae.cli.options import check_input_folders, set_threads
     from causaldiffae.errors import UserError
-    from causaldiffae.progress import Heartbeat
 
     if args.n < 2 or args.grid < 1:
         raise UserError(f"--n must be at least 2 and --grid at least 1, got --n {args.n} --grid {args.grid}")
+    check_input_folders(args, "data")
+
+    from causaldiffae.demo import DemoSettings, run_demo
+    from causaldiffae.evaluation.acceptance import verdict_lines
+    from causaldiffae.progress import Heartbeat
+
     set_threads(args.threads)
     with Heartbeat(enabled=not args.no_progress) as log:
         s = run_demo(args.out, args.data, DemoSettings(n_grid=args.grid, n_eval=args.n, steps=args.steps), log=log,

@@ -335,6 +335,16 @@ def _decode(file: Path, mode: str, resolution: int | None) -> np.ndarray:
 _DECODE_MODE = dict(_MODES.values())  # channels -> the mode a folder's images of that many channels are decoded to
 
 
+def check_image_file(file: str | Path) -> Path:
+    """``file`` as a path, refused when it is a folder or missing (before a model loads, from the CLI)."""
+    file = Path(file)
+    if file.is_dir():
+        raise DataError(f"{file}: a folder, not an image file; give its images, e.g. {file / '*.png'}")
+    if not file.is_file():
+        raise DataError(f"{file}: image file not found")
+    return file
+
+
 def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool = False, frame: Framing | None = None,
                even: bool = False) -> tuple[np.ndarray, str | None]:
     """One image file as uint8 ``(resolution, resolution, channels)``, upright, converted and resized
@@ -347,11 +357,7 @@ def read_image(file: str | Path, channels: int, resolution: int, *, invert: bool
     run's training images are framed (``framing.frame_file``, which ``even`` asks to even the ink of a file
     on the run's own page too); ``was`` then names a background it levelled.
     """
-    file, mode = Path(file), _DECODE_MODE[channels]
-    if file.is_dir():
-        raise DataError(f"{file}: a folder, not an image file; give its images, e.g. {file / '*.png'}")
-    if not file.is_file():
-        raise DataError(f"{file}: image file not found")
+    file, mode = check_image_file(file), _DECODE_MODE[channels]
     with _open_image(file) as img:
         size, was_mode = _upright_size(img), img.mode
         laid, page = _on_page(img) if mode in ("L", "RGB") else (img, None)
