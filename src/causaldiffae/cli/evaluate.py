@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         opts["sweep_steps"] = tuple(_numbers(args.sweep_steps, "--sweep-steps", int))
     if args.sweep_w is not None:
         opts["sweep_w"] = tuple(_numbers(args.sweep_w, "--sweep-w", float))
+
     from causaldiffae.checkpoint import load_run
     from causaldiffae.evaluation.figures import training_curves
     from causaldiffae.evaluation.oracle import sources_or_none

@@ -87,8 +87,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``counterfactual`` and ``evaluate``."""
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps for inversion and decoding (default: the run's diffusion.sample_steps)")
-    parser.add_argument("--w", type=float, default=DEFAULT_W, help="guidance weight: 1 plain, > 1 stronger interventions, 0..1 weaker ones (0 decodes the --guidance reference itself; "
-                             f"a negative weight pushes against the intervention; default {DEFAULT_W:g})")
+    parser.add_argument("--w", type=float, default=DEFAULT_W,
+                        help="guidance weight: 1 plain, > 1 stronger interventions, 0..1 weaker ones (0 decodes the --guidance reference "
+                             f"itself; a negative weight pushes against the intervention; default {DEFAULT_W:g})")
     parser.add_argument("--guidance", choices=GUIDANCES, default=DEFAULT_GUIDANCE,
                         help="null: guide away from the null condition (classifier-free; needs a model trained with one); "
                              f"factual: away from the factual latent (exact null interventions); default {DEFAULT_GUIDANCE}")
