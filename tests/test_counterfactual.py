@@ -254,10 +254,15 @@ def test_factual_guidance_needs_no_null_condition_and_keeps_null_interventions_e
     assert (a3 - plain).abs().mean() > 1.5 * (a1 - plain).abs().mean()  # measured 0.64 vs 0.36 (pixels saturate at w = 3)
 
 
+def _sampled_reconstruction(model, abd):
+    """The sampler run on the abduction's own condition (``decode_interventions`` returns the image without it)."""
+    return cf.decode(model, abd.x_T, abd.z, abd.timesteps, class_labels=abd.class_labels, residuals=abd.residuals)
+
+
 def test_ddpm_abduction_reconstructs_exactly_and_still_edits(trained):
     model, x = trained
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    rec = counterfactual(model, x, {}, steps=10, abduction="ddpm", generator=gen()).images
+    rec = _sampled_reconstruction(model, abduct(model, x, steps=10, abduction="ddpm", generator=gen()))
     torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
     edit = counterfactual(model, x, {"a": 1.5}, steps=10, abduction="ddpm", generator=gen()).images
     assert (edit - rec).abs().mean() > 0.02
@@ -269,7 +274,7 @@ def test_a_later_start_abducts_from_a_partly_noised_image_and_stays_exact(traine
     abd = cf.abduct(model, x, steps=10, start=0.6, generator=gen())
     total = cf.num_train_timesteps(model)
     assert len(abd.timesteps) == 10 and int(abd.timesteps[0]) == (int(total * 0.6) // 10) * 9
-    rec = counterfactual(model, x, {}, steps=10, start=0.6, generator=gen()).images
+    rec = _sampled_reconstruction(model, cf.abduct(model, x, steps=10, start=0.6, generator=gen()))
     torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
     full = counterfactual(model, x, {"a": 1.5}, steps=10, generator=gen()).images
     late = counterfactual(model, x, {"a": 1.5}, steps=10, start=0.6, generator=gen()).images
@@ -282,7 +287,7 @@ def test_quadratic_spacing_abducts_on_its_own_levels_and_stays_exact(trained):
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     abd = cf.abduct(model, x, steps=10, spacing="quadratic", generator=gen())
     assert torch.equal(abd.timesteps, ddim_timesteps(cf.num_train_timesteps(model), 10, spacing="quadratic"))
-    rec = counterfactual(model, x, {}, steps=10, spacing="quadratic", generator=gen()).images
+    rec = _sampled_reconstruction(model, cf.abduct(model, x, steps=10, spacing="quadratic", generator=gen()))
     torch.testing.assert_close(rec, x.clamp(-1, 1), atol=1e-4, rtol=0)
     quad = counterfactual(model, x, {"a": 1.5}, steps=10, spacing="quadratic", generator=gen()).images
     uniform = counterfactual(model, x, {"a": 1.5}, steps=10, generator=gen()).images
@@ -310,6 +315,35 @@ def test_columns_decoded_together_equal_columns_decoded_alone(abduction, w, guid
         torch.testing.assert_close(images_, _one_column(model, abd, do, w, guidance), atol=1e-4, rtol=0)
         assert torch.equal(z_cf, intervene(model, abd, do, label_mean=MEAN, label_std=STD)[0])
     assert together[3][2].tolist() == [2, 2, 2, 2] and together[1][2].tolist() == [0, 1, 2, 0]
+
+
+def test_a_column_that_would_retrace_a_ddpm_abduction_is_its_image_without_decoding(monkeypatch):
+    model = tiny(num_classes=3, cond_drop=0.1)
+    abd = abduct(model, images(), steps=3, class_labels=[0, 1, 2, 0], generator=torch.Generator().manual_seed(0))
+    passes = []
+    eps = model.eps
+    monkeypatch.setattr(model, "eps", lambda *a: passes.append(len(a[0])) or eps(*a))
+    same = [{}, {"digit": np.array([0.0, 1.0, 2.0, 0.0])}]  # nothing set; the classes they have
+    for w, guidance in ((1.0, "null"), (2.0, "factual")):
+        for images_, z_cf, cls in cf.decode_interventions(model, abd, same, label_mean=MEAN, label_std=STD, w=w, guidance=guidance):
+            assert torch.equal(images_, abd.x0) and torch.equal(z_cf, abd.z) and cls.tolist() == [0, 1, 2, 0]
+    edits = [{"a": np.full(4, 3.0)}, {"digit": np.full(4, 1.0)}]  # at w = 0 from the factual reference, any edit is the reference
+    for images_, _, _ in cf.decode_interventions(model, abd, edits, label_mean=MEAN, label_std=STD, w=0.0, guidance="factual"):
+        assert torch.equal(images_, abd.x0)
+    assert passes == []
+    # what running the sampler returns (test_columns_decoded_together_equal_columns_decoded_alone compares every column)
+    torch.testing.assert_close(_one_column(model, abd, {}), abd.x0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(_one_column(model, abd, edits[0], w=0.0, guidance="factual"), abd.x0, atol=1e-5, rtol=0)
+    passes.clear()
+    for w, guidance in ((2.0, "null"), (1.0, "null")):  # guided from the null condition: another path; a new class: another condition
+        dos = [{}] if guidance == "null" and w != 1.0 else [{"digit": np.full(4, 1.0)}]
+        cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, w=w, guidance=guidance)
+    assert passes == [8] * 3 + [4] * 3  # each decoded: 3 steps, the guided one on a doubled batch
+    passes.clear()
+    inverted = abduct(model, images(), steps=3, abduction="inversion", class_labels=[0, 1, 2, 0])
+    passes.clear()
+    cf.decode_interventions(model, inverted, [{}], label_mean=MEAN, label_std=STD)
+    assert passes == [4] * 3  # DDIM inversion's null intervention is a real round trip, decoded
 
 
 def test_columns_are_batched_up_to_max_batch(monkeypatch):

@@ -118,7 +118,10 @@ def test_clipping_keeps_the_predicted_clean_image_in_range():
 
 
 def test_guidance_mixes_conditional_and_null():
+    batches = []
+
     def eps_cond(x, t, cond):
+        batches.append(len(x))
         return x * 0 + cond.sum(1).view(-1, 1, 1, 1)
 
     x, t = torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long)
@@ -126,6 +129,7 @@ def test_guidance_mixes_conditional_and_null():
     assert torch.all(guided(eps_cond, cond, null, 1.0)(x, t) == 3.0)
     assert torch.all(guided(eps_cond, cond, null, 2.5)(x, t) == 2.5 * 3.0 + (1 - 2.5) * 1.5)
     assert torch.all(guided(eps_cond, cond, null, 0.0)(x, t) == 1.5)
+    assert batches == [2, 4, 2]  # one pass at w = 1 and at w = 0, both branches in one doubled batch otherwise
 
 
 def test_ddpm_noise_abduction_is_exact_and_carries_the_individual():

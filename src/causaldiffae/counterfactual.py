@@ -26,7 +26,7 @@ variants can be compared on equal terms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence, overload
 
 import numpy as np
@@ -79,6 +79,15 @@ class Abduction:
     timesteps: torch.Tensor  # the DDIM schedule shared by inversion and decoding
     abduction: str = DEFAULT_ABDUCTION  # how x_T was made; decoding clips the predicted x0 only after "stochastic"
     residuals: list[torch.Tensor] | None = None  # per-step sampler noise abducted by "ddpm"
+    x0: torch.Tensor | None = None  # (B, C, H, W) the factual images, what a "ddpm" abduction's null intervention returns
+
+    def rows(self, index: slice) -> Abduction:
+        """The abduction of some of its images: every per-image tensor sliced alike."""
+        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index]
+
+        return replace(self, u=self.u[index], z=self.z[index], x_T=self.x_T[index], class_labels=cut(self.class_labels),
+                       residuals=None if self.residuals is None else [r[index] for r in self.residuals], x0=cut(self.x0))
 
 
 @dataclass
@@ -289,7 +298,7 @@ def abduct(
         x_T, residuals = ddpm_invert(lambda x, t: model.eps(x, t, cond), x0, timesteps, alphas, generator=generator, progress=progress)
     else:
         x_T = q_sample(x0, int(timesteps[0]), alphas, generator).float()
-    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals)
+    return Abduction(u=u, z=z, x_T=x_T, class_labels=cls, timesteps=timesteps, abduction=abduction, residuals=residuals, x0=x0)
 
 
 def _class_labels(class_labels: torch.Tensor | ArrayLike, batch: int) -> torch.Tensor:
@@ -428,14 +437,21 @@ def decode_interventions(
     The columns are stacked into batches of at most ``max_batch`` images (whole columns; one column
     larger than that is a batch of its own), so a
     grid of small batches runs the decoder a few times on a large batch instead of once per column.
+    A column that changes nothing is not decoded where decoding would only retrace the abduction
+    (``retraces``): it is the factual image, as a grid's reconstruction column is after ``ddpm``.
     """
     check_decoding(model, mode=mode, w=w, guidance=guidance)
     b = abduction.x_T.shape[0]
     per_call = max(1, max_batch // b)
     edits = [intervene(model, abduction, do, label_mean=label_mean, label_std=label_std, mode=mode) for do in dos]
-    groups = [list(range(j, min(j + per_call, len(dos)))) for j in range(0, len(dos), per_call)]
-    images: list[torch.Tensor] = []
-    for group in groups:
+    images: dict[int, torch.Tensor] = {}
+    todo = []
+    for j, (z_cf, cls) in enumerate(edits):
+        if abduction.x0 is not None and retraces(abduction, z_cf, cls, w=w, guidance=guidance):
+            images[j] = abduction.x0.clamp(-1, 1)
+        else:
+            todo.append(j)
+    for group in (todo[i:i + per_call] for i in range(0, len(todo), per_call)):
         k = len(group)
         z_cf = torch.cat([edits[j][0] for j in group])
         classes = [c for j in group if (c := edits[j][1]) is not None]  # all or none: one abduction's classes
@@ -448,8 +464,27 @@ def decode_interventions(
             model, _tile(abduction.x_T, k), z_cf, abduction.timesteps, class_labels=cls, w=w, reference=reference,
             clip_x0=abduction.abduction == "stochastic", residuals=residuals, progress=progress,
         )
-        images += list(decoded.split(b))
-    return [(img, z, c) for img, (z, c) in zip(images, edits)]
+        images.update(zip(group, decoded.split(b)))
+    return [(images[j], z, c) for j, (z, c) in enumerate(edits)]
+
+
+def retraces(abduction: Abduction, z_cf: torch.Tensor, class_labels: torch.Tensor | None, *, w: float, guidance: str) -> bool:
+    """Whether decoding ``(z', class')`` would retrace a ``ddpm`` abduction step for step and return its images.
+
+    Its residuals are what each step adds to the decoder's mean to land on the abducted path, so
+    decoding with the abduction's own noise prediction returns the factual images whatever the
+    decoder (to float rounding): the decoder's passes would repeat the abduction's. That is the
+    abduction's own condition, unguided (``w = 1``) or guided from itself (the factual reference), or
+    any condition at ``w = 0`` from the factual reference. A grid's reconstruction column, an
+    evaluation's reconstructions and a guidance sweep's ``w = 0`` are such decodes.
+    """
+    if abduction.abduction != "ddpm":
+        return False
+    if guidance == "factual" and w == 0.0:
+        return True
+    same_class = class_labels is None if abduction.class_labels is None else (
+        class_labels is not None and torch.equal(class_labels, abduction.class_labels))
+    return (w == 1.0 or guidance == "factual") and same_class and torch.equal(z_cf, abduction.z)
 
 
 @overload

@@ -237,11 +237,13 @@ def ddpm_decode(
 def guided(eps_cond: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], cond: torch.Tensor, null: torch.Tensor, w: float) -> EpsFn:
     """Classifier-free guidance: ``eps = w * eps(x, t, cond) + (1 - w) * eps(x, t, null)``.
 
-    ``w = 1`` is the plain conditional model (one forward pass); otherwise both branches run as
-    one doubled batch.
+    ``w = 1`` is the plain conditional model and ``w = 0`` the reference alone (one forward pass
+    each); otherwise both branches run as one doubled batch.
     """
     if w == 1.0:
         return lambda x, t: eps_cond(x, t, cond)
+    if w == 0.0:
+        return lambda x, t: eps_cond(x, t, null)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]

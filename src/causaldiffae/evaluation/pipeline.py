@@ -580,10 +580,7 @@ def _grids(d: _Draw, abd: Abduction, fig_dir: Path) -> dict[str, str]:
 
 def _traversal(d: _Draw, abd: Abduction, fig_dir: Path) -> dict[str, str]:
     """One image, every variable across its train range (rows = variables)."""
-    one = slice(0, 1)
-    sub = replace(abd, u=abd.u[one], z=abd.z[one], x_T=abd.x_T[one],
-                  class_labels=None if abd.class_labels is None else abd.class_labels[one],
-                  residuals=None if abd.residuals is None else [r[one] for r in abd.residuals])
+    sub = abd.rows(slice(0, 1))
     rows, titles = [], []
     for k, var in enumerate(d.variables):
         vals = _quantiles(d.train, k, 7, 0.01, 0.99)
