@@ -437,8 +437,8 @@ def decode_interventions(
     The columns are stacked into batches of at most ``max_batch`` images (whole columns; one column
     larger than that is a batch of its own), so a
     grid of small batches runs the decoder a few times on a large batch instead of once per column.
-    A column that changes nothing is not decoded where decoding would only retrace the abduction
-    (``retraces``): it is the factual image, as a grid's reconstruction column is after ``ddpm``.
+    A column whose decode would only retrace a ``ddpm`` abduction (``retraces``: a reconstruction
+    column, say) is not decoded: it is the factual image.
     """
     check_decoding(model, mode=mode, w=w, guidance=guidance)
     b = abduction.x_T.shape[0]
