@@ -478,13 +478,21 @@ def retraces(abduction: Abduction, z_cf: torch.Tensor, class_labels: torch.Tenso
     any condition at ``w = 0`` from the factual reference. A grid's reconstruction column, an
     evaluation's reconstructions and a guidance sweep's ``w = 0`` are such decodes.
     """
-    if abduction.abduction != "ddpm":
+    same_class = class_labels is None if abduction.class_labels is None else (
+        class_labels is not None and torch.equal(class_labels, abduction.class_labels))
+    edited = not (same_class and torch.equal(z_cf, abduction.z))
+    return retraces_by_options(abduction.abduction, w=w, guidance=guidance, edited=edited)
+
+
+def retraces_by_options(abduction: str, *, w: float, guidance: str, edited: bool) -> bool:
+    """``retraces`` from the options alone, known before abducting (a command says what it will decode):
+    an ``edited`` column (another latent or class) only at ``w = 0`` from the factual reference, the
+    abduction's own condition also unguided or guided from itself."""
+    if abduction != "ddpm":
         return False
     if guidance == "factual" and w == 0.0:
         return True
-    same_class = class_labels is None if abduction.class_labels is None else (
-        class_labels is not None and torch.equal(class_labels, abduction.class_labels))
-    return (w == 1.0 or guidance == "factual") and same_class and torch.equal(z_cf, abduction.z)
+    return not edited and (w == 1.0 or guidance == "factual")
 
 
 @overload

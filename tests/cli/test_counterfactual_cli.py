@@ -93,8 +93,11 @@ def test_in_a_log_counterfactual_says_what_it_samples_before_the_silence(setup, 
     out = base / "cf-log" / "grid.png"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=2,3", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "abducting 2 images and decoding them 3 times (the reconstruction and 2 interventions), 10 DDIM steps each"
+    assert lines[0] == "abducting 2 images and decoding 2 interventions of each (the reconstruction: the image itself), 10 DDIM steps each"
     assert lines[-1].startswith("wrote ")
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--abduction", "inversion",
+                 "--out", str(out), "--force"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "abducting 1 image and decoding the reconstruction and 1 intervention of each, 10 DDIM steps each"
     assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "2", "--do", "a=2,3", "--out", str(out), "--force",
                  "--no-progress"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("wrote ")

@@ -182,7 +182,15 @@ def run(args: argparse.Namespace) -> int:
 
     from causaldiffae.atomic import atomic_file
     from causaldiffae.checkpoint import load_run
-    from causaldiffae.counterfactual import abduct, block_values, check_do, check_options, decode_interventions, label_stats
+    from causaldiffae.counterfactual import (
+        abduct,
+        block_values,
+        check_do,
+        check_options,
+        decode_interventions,
+        label_stats,
+        retraces_by_options,
+    )
     from causaldiffae.evaluation.figures import image_grid
     from causaldiffae.progress import Heartbeat
     from causaldiffae.signals import signals_held
@@ -202,8 +210,8 @@ def run(args: argparse.Namespace) -> int:
     dos: list[dict[str, np.ndarray]] = [{}] + [check_do(model, do, n) for do in columns]
     with Heartbeat(enabled=not args.no_progress) as log:
         if log.enabled:  # a log shows no sampler bars: say what the silence is
-            log(f"abducting {n} image{'s' * (n != 1)} and decoding {'it' if n == 1 else 'them'} {len(dos)} times (the reconstruction "
-                f"and {len(columns)} intervention{'s' * (len(columns) != 1)}), {args.steps} DDIM steps each")
+            log(_sampling_line(n, len(columns), args.steps, *(retraces_by_options(args.abduction, w=args.w, guidance=args.guidance,
+                                                                                    edited=edited) for edited in (False, True))))
         abd = abduct(model, rows.x, steps=args.steps, start=args.start, spacing=args.spacing, abduction=args.abduction, labels=rows.labels,
                      class_labels=rows.classes, label_mean=mean, label_std=std, generator=torch.Generator().manual_seed(args.seed),
                      progress=not args.no_progress)
@@ -224,6 +232,15 @@ def run(args: argparse.Namespace) -> int:
         _write_values(table, rows, variables, block_values(model, abd.z, mean, std), titles[1:], results)
     print(f"wrote {out} ({n} image{'s' * (n != 1)} x {len(titles)} columns, {args.steps} DDIM steps, {args.spacing} spacing) and {csv_path}")
     return 0
+
+
+def _sampling_line(n: int, columns: int, steps: int, reconstruction_free: bool, interventions_free: bool) -> str:
+    """What the sampling does, for a log: the columns that only retrace the abduction are the images themselves, not decoded."""
+    decoded = [part for part, free in (("the reconstruction", reconstruction_free),
+                                       (f"{columns} intervention{'s' * (columns != 1)}", interventions_free)) if not free]
+    free = [part for part, is_free in (("the reconstruction", reconstruction_free), ("every intervention", interventions_free)) if is_free]
+    what = f"abducting {n} image{'s' * (n != 1)}" + (f" and decoding {' and '.join(decoded)} of each" if decoded else "")
+    return what + (f" ({' and '.join(free)}: the image itself)" if free else "") + f", {steps} DDIM steps each"
 
 
 def _check_source_options(args: argparse.Namespace) -> None:
