@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from causaldiffae.atomic import atomic_dir, atomic_file
 from causaldiffae.config import MAX_RESOLUTION, ExperimentConfig, is_image_shape, is_number, is_whole
 from causaldiffae.data import framing
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, require_folder
 from causaldiffae.graph import CausalGraph
 from causaldiffae.yaml_files import read_yaml
 
@@ -193,11 +193,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", step: int 
     from causaldiffae.models import CausalDiffAE
     from causaldiffae.models.causaldiffae import check_model_size
 
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        raise CheckpointError(f"{run_dir} is a file, not a run folder; pass the folder that holds it ({run_dir.parent})")
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run folder not found: {run_dir}")
+    run_dir = require_folder(run_dir, "run folder", CheckpointError)
     config = read_config(run_dir)  # first: a folder that is not a run says so
     weights = run_dir / "model.safetensors"
     if not weights.is_file():

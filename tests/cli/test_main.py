@@ -31,10 +31,10 @@ def test_a_missing_input_folder_is_refused_before_torch_loads(tmp_path):
     gone, file = tmp_path / "gone", tmp_path / "config.yaml"
     file.write_text("seed: 0\n")
     cases = [
-        (["evaluate", "--run", gone, "--predictors", tmp_path, "--data", tmp_path, "--out", tmp_path / "r"], f"--run {gone}: folder not found"),
-        (["evaluate", "--run", tmp_path, "--predictors", gone, "--data", tmp_path, "--out", tmp_path / "r"], f"--predictors {gone}: folder not found"),
+        (["evaluate", "--run", gone, "--predictors", tmp_path, "--data", tmp_path, "--out", tmp_path / "r"], f"run folder not found: {gone}"),
+        (["evaluate", "--run", tmp_path, "--predictors", gone, "--data", tmp_path, "--out", tmp_path / "r"], f"predictors folder not found: {gone}"),
         (["counterfactual", "--run", file, "--data", tmp_path, "--do", "thickness=2", "--out", tmp_path / "g.png"],
-         f"--run {file} is a file, not a folder; pass the folder that holds it ({tmp_path})"),
+         f"{file} is a file, not a run folder; pass the folder that holds it ({tmp_path})"),
         (["counterfactual", "--run", tmp_path, "--data", gone, "--do", "thickness=2", "--out", tmp_path / "g.png"], f"dataset folder not found: {gone}"),
         (["counterfactual", "--run", tmp_path, "--images", gone, "--do", "thickness=2", "--out", tmp_path / "g.png"], f"{gone}: image file not found"),
         (["predictors", "--data", gone, "--out", tmp_path / "p"], f"dataset folder not found: {gone}"),

@@ -16,7 +16,7 @@ from causaldiffae.config import (
     MODES,
     SPACINGS,
 )
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, require_folder
 
 THREADS_HELP = (
     "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
@@ -44,12 +44,8 @@ def check_input_folders(args: argparse.Namespace, *options: str) -> None:
             continue
         if name == "data":
             detect_format(given)
-            continue
-        path = Path(given)
-        if path.is_file():
-            raise UserError(f"--{name} {path} is a file, not a folder; pass the folder that holds it ({path.parent})")
-        if not path.is_dir():
-            raise UserError(f"--{name} {path}: folder not found")
+        else:
+            require_folder(given, f"{name} folder")
 
 
 def set_threads(n: int | None) -> None:
