@@ -4,8 +4,8 @@
 
 Each run is a fresh ``python -m causaldiffae demo --no-progress`` process into a new folder, so the
 time includes starting Python, importing torch and diffusers, loading the shipped model and
-building the embedded test split (the demo builds it in memory on every run, as on a fresh
-install). The demo's own log lines are timestamped on arrival, which splits a run into its stages:
+building the embedded test digits it uses (the demo builds them in memory on every run, as on a
+fresh install). The demo's own log lines are timestamped on arrival, which splits a run into its stages:
 start-up, test digits, grids, scoring. Prints the CPU's bf16 support (it decides how fast the
 machine is, not the demo's settings, which use fp32), each run's stages, and the slowest run
 against the 180 s target.

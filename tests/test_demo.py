@@ -126,7 +126,7 @@ def test_demo_refuses_impossible_steps_before_building_data(tmp_path, capsys, mo
     import causaldiffae.demo as demo
     from causaldiffae.cli import main
 
-    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    monkeypatch.setattr(demo, "embedded_test_digits", lambda *a, **k: pytest.fail("built the test digits"))
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", steps, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"steps must be an integer in 2..1000, got {steps}" in err[0], err
@@ -137,7 +137,7 @@ def test_demo_refuses_an_out_that_is_a_file(tmp_path, capsys, monkeypatch):
     import causaldiffae.demo as demo
     from causaldiffae.cli import main
 
-    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    monkeypatch.setattr(demo, "embedded_test_digits", lambda *a, **k: pytest.fail("built the test digits"))
     (tmp_path / "notes.txt").write_text("keep me")
     assert main(["demo", "--out", str(tmp_path / "notes.txt"), "--no-progress"]) == 2
     assert "notes.txt exists and is not a folder" in capsys.readouterr().err
@@ -148,7 +148,7 @@ def test_demo_refuses_a_folder_of_other_work_but_reruns_into_its_own(tmp_path, c
     import causaldiffae.demo as demo
     from causaldiffae.cli import main
 
-    monkeypatch.setattr(demo, "embedded_test_split", lambda *a, **k: pytest.fail("built the test digits"))
+    monkeypatch.setattr(demo, "embedded_test_digits", lambda *a, **k: pytest.fail("built the test digits"))
     report = tmp_path / "report"
     report.mkdir()
     (report / "report.md").write_text("an evaluation")

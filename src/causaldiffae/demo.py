@@ -1,7 +1,7 @@
 """The one-command demo: the shipped MorphoMNIST model answering counterfactual questions.
 
-No training and no network: it builds the 500 embedded test digits (the same ones
-``causaldiffae data morphomnist`` writes with seed 0) unless a dataset folder is given, loads the
+No training and no network: it builds the embedded test digits it shows and scores (each as
+``causaldiffae data morphomnist`` writes it with seed 0) unless a dataset folder is given, loads the
 shipped CausalDiffAE and its anti-causal predictors, draws counterfactual grids, and scores a
 sample of test digits against the targets the shipped model is held to.
 """
@@ -44,20 +44,22 @@ class DemoSettings:
     seed: int = 0
 
 
-def embedded_test_split(label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True,
-                        workers: int = 1) -> tuple[CausalImageDataset, np.ndarray]:
-    """The embedded test split built in memory (seed 0) by ``workers`` processes, standardised with
-    the model's train statistics, and the real digits it was drawn from (for the true counterfactual)."""
+def embedded_test_digits(indices: np.ndarray, label_mean: np.ndarray, label_std: np.ndarray, progress: bool = True,
+                         workers: int = 1) -> tuple[CausalImageDataset, np.ndarray]:
+    """The embedded test split's digits ``indices``, drawn in memory (seed 0) by ``workers`` processes
+    exactly as in the whole split and standardised with the model's train statistics, and the real
+    digits they were drawn from (for the true counterfactual). A fifth of the split is all the demo
+    needs, so it does not wait for the rest."""
     from causaldiffae.data.base import CausalImageDataset
     from causaldiffae.data.morphomnist import GRAPH, ThicknessIntensitySCM, embedded_source, generate_split
 
     images, digits = embedded_source()["test"]
-    morphed, labels = generate_split(images, "test", seed=0, workers=workers, progress=progress)
+    morphed, labels = generate_split(images, "test", seed=0, workers=workers, progress=progress, indices=indices)
     test = CausalImageDataset(
         morphed[..., None], labels, GRAPH, label_mean, label_std, name="morphomnist", split="test",
-        classes=digits, num_classes=10, scm=ThicknessIntensitySCM(),
+        classes=digits[indices], num_classes=10, scm=ThicknessIntensitySCM(),
     )
-    return test, images
+    return test, images[indices]
 
 
 def _grid(model: CausalDiffAE, abd: Abduction, x: torch.Tensor, recon: torch.Tensor, columns: list[tuple[str, dict, float | None]],
@@ -81,12 +83,13 @@ def _grid(model: CausalDiffAE, abd: Abduction, x: torch.Tensor, recon: torch.Ten
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
 
-def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset, idx: np.ndarray, steps: int, seed: int,
-           sources: np.ndarray | None = None, workers: int = 1, progress: bool = False, **options: Any) -> dict:
-    """The shipped model's acceptance figures on the test digits ``idx`` (see README, The shipped model), with
-    the true counterfactual's when the real ``sources`` of the test digits are given; ``workers``
-    processes draw and measure digits; ``progress`` shows the sampler's steps."""
-    from causaldiffae.evaluation.metrics import effectiveness, marginal_values, model_counterfactual_fn, morphometric_reader
+def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset, idx: np.ndarray, values: np.ndarray, steps: int,
+           seed: int, sources: np.ndarray | None = None, workers: int = 1, progress: bool = False, **options: Any) -> dict:
+    """The shipped model's acceptance figures on the test digits ``idx`` intervened on with ``values``
+    (see README, The shipped model), with the true counterfactual's when the real ``sources`` of the
+    digits in ``test`` are given; ``workers`` processes draw and measure digits; ``progress`` shows
+    the sampler's steps."""
+    from causaldiffae.evaluation.metrics import effectiveness, model_counterfactual_fn, morphometric_reader
     from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
     from causaldiffae.data.base import images_tensor
     from causaldiffae.evaluation.realism import l1_pixels
@@ -95,7 +98,6 @@ def scores(model: CausalDiffAE, predictors: Predictors, test: CausalImageDataset
     measure = morphometric_reader(test.graph, workers)
     assert test.classes is not None and measure is not None  # a MorphoMNIST split: digit classes, measurable variables
     x, labels, classes = images_tensor(test, idx), test.labels[idx], test.classes[idx]
-    values = marginal_values(test.labels, idx, seed)
     bars = bar if progress else None
     cf_fn = model_counterfactual_fn(model, steps=steps, seed=seed, progress=bars, **options)
     eff, cf_images = effectiveness(cf_fn, predictors.predict, x, labels, values, test.graph, scm=test.scm, classes=classes, measure=measure,
@@ -157,7 +159,8 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     from causaldiffae.config import DEFAULT_ABDUCTION, DEFAULT_MODE, DEFAULT_W
     from causaldiffae.counterfactual import abduct, check_options, decode_intervention, label_stats
     from causaldiffae.data import load_dataset
-    from causaldiffae.evaluation.metrics import draw_indices
+    from causaldiffae.data.morphomnist import embedded_source, split_labels
+    from causaldiffae.evaluation.metrics import draw_indices, marginal_values
     from causaldiffae.evaluation.oracle import sources_or_none
     from causaldiffae.data.base import images_tensor
     from causaldiffae.evaluation.predictors import load_predictors
@@ -175,19 +178,28 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         check_options(model, steps=steps, w=w, mode=DEFAULT_MODE, abduction=DEFAULT_ABDUCTION, spacing=spacing)
     sources: np.ndarray | None
     if data is None:
-        log("building the 500 embedded MorphoMNIST test digits (seed 0)")
-        test, sources = embedded_test_split(model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress, workers=workers)
+        n_test = len(embedded_source()["test"][0])
+        split = split_labels(n_test, "test", seed=0)  # the test marginal the intervention values come from
     else:
         test = load_dataset(data, "test", progress=progress)
         if test.name != "morphomnist":
             raise UserError(f"--data {data}: a {test.name} dataset; the shipped model is for MorphoMNIST")
+        n_test, split = len(test), test.labels
         sources = sources_or_none(data, "test", log)
+    rng = np.random.default_rng(settings.seed)
+    grid_idx = draw_indices(rng, n_test, settings.n_grid)
+    eval_idx = draw_indices(rng, n_test, settings.n_eval)
+    values = marginal_values(split, eval_idx, settings.seed)
+    if data is None:
+        shown = np.union1d(grid_idx, eval_idx)
+        log(f"building {len(shown)} of the {n_test} embedded MorphoMNIST test digits (seed 0), the ones shown and scored")
+        test, sources = embedded_test_digits(shown, model.label_mean.double().numpy(), model.label_std.double().numpy(), progress=progress,
+                                             workers=workers)
+        grid_idx, eval_idx = np.searchsorted(shown, grid_idx), np.searchsorted(shown, eval_idx)  # positions among the digits built
     predictors = load_predictors(WEIGHTS / "predictors", test)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "scores.json", "bar_resamples.png"):  # an interrupted rerun must not leave old scores beside new grids
         (out / name).unlink(missing_ok=True)
-    rng = np.random.default_rng(settings.seed)
-    grid_idx = draw_indices(rng, len(test), settings.n_grid)
     assert test.classes is not None  # every MorphoMNIST split has its digits' classes
     x, classes = images_tensor(test, grid_idx), torch.as_tensor(test.classes[grid_idx])
     torch.manual_seed(settings.seed)
@@ -207,9 +219,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
                               "do(thickness = 4.5) with guidance weight w"),
     }
     grids = {name: _grid(model, abd, x, recon, columns, out / file, title, progress) for name, (columns, file, title) in plans.items()}
-    eval_idx = draw_indices(rng, len(test), settings.n_eval)
-    log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {len(test)})" if len(eval_idx) < settings.n_eval else ""))
-    s = {**scores(model, predictors, test, eval_idx, steps, settings.seed, sources, workers, progress, spacing=spacing), "spacing": spacing}
+    log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {n_test})" if len(eval_idx) < settings.n_eval else ""))
+    s = {**scores(model, predictors, test, eval_idx, values, steps, settings.seed, sources, workers, progress, spacing=spacing),
+         "spacing": spacing}
     bar = draw_resamples(s, out / "bar_resamples.png")
     seconds = time.perf_counter() - start
     report = render_report(s, grids, out, seconds, data, bar)

@@ -22,6 +22,7 @@ from causaldiffae.data.morphomnist import (
     load,
     looks_like,
     source_digits,
+    split_labels,
 )
 
 FILES = [
@@ -116,6 +117,20 @@ def test_generation_is_the_same_for_any_worker_count_and_limit(generated, tmp_pa
     np.testing.assert_array_equal(load(short).images, load(generated).images[:10])
     other_seed = generate(tmp_path / "seed", workers=1, seed=8, limit=10, progress=False)
     assert not np.array_equal(load(other_seed).labels, load(generated).labels[:10])
+
+
+def test_any_few_digits_and_the_labels_alone_are_drawn_as_in_the_whole_split(generated):
+    """The demo builds only the test digits it shows and scores, and takes its intervention values
+    from the labels of the whole split without drawing it."""
+    whole = load(generated, "test")
+    sources = source_digits(generated, "test")
+    picked = np.array([3, 17, 18, 39])
+    for workers in (1, 2):
+        images, labels = generate_split(sources, "test", seed=7, workers=workers, progress=False, indices=picked)
+        np.testing.assert_array_equal(images, whole.images[picked, ..., 0])
+        np.testing.assert_array_equal(labels, whole.labels[picked])
+    np.testing.assert_array_equal(split_labels(len(whole), "test", seed=7), whole.labels)
+    assert not np.array_equal(split_labels(len(whole), "train", seed=7), whole.labels)
 
 
 def test_generator_reads_a_real_mnist_folder(tmp_path, monkeypatch):

@@ -100,32 +100,42 @@ def _digit_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0 if split == "train" else 1, index)))
 
 
-def _generate_chunk(job: tuple[np.ndarray, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def split_labels(n: int, split: str, seed: int) -> np.ndarray:
+    """The target labels ``(n, 2)`` of a split's first ``n`` digits, without drawing the digits."""
+    scm = ThicknessIntensitySCM()
+    return np.array([scm.sample(_digit_rng(seed, split, i)) for i in range(n)]).reshape(n, 2)
+
+
+def _generate_chunk(job: tuple[np.ndarray, str, np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sample each digit's targets from its own seed and redraw it with them (runs in a worker).
 
-    ``job`` is (images, split, index of the first image, seed)."""
+    ``job`` is (images, split, each image's index in the split, seed)."""
     from causaldiffae.data.morphometrics import set_thickness
 
-    images, split, start, seed = job
+    images, split, indices, seed = job
     scm = ThicknessIntensitySCM()
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
-    for k, image in enumerate(images):
-        labels[k] = scm.sample(_digit_rng(seed, split, start + k))
+    for k, (image, index) in enumerate(zip(images, indices)):
+        labels[k] = scm.sample(_digit_rng(seed, split, int(index)))
         out[k] = set_thickness(image, labels[k, 0], intensity=labels[k, 1])
     return out, labels
 
 
 def generate_split(
-    images: np.ndarray, split: str, seed: int, workers: int = 1, progress: bool = True
+    images: np.ndarray, split: str, seed: int, workers: int = 1, progress: bool = True, indices: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Morphed digits ``(N, 28, 28)`` uint8 and their target labels ``(N, 2)`` for one split.
 
-    Each digit is drawn from its own seed, so the result does not depend on ``workers``.
+    Each digit is drawn from its own seed, so the result does not depend on ``workers``, and
+    ``indices`` (positions in the split's source ``images``) draws just those digits, each exactly
+    as the whole split has it: the demo builds only the test digits it shows and scores.
     """
-    chunk = 100 if workers > 1 else 500
+    indices = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
+    images = images[indices]
+    chunk = min(100, -(-len(images) // (2 * workers))) if workers > 1 else 500  # a few digits still reach every worker
     starts = range(0, len(images), chunk)
-    jobs = ((images[s : s + chunk], split, s, seed) for s in starts)
+    jobs = ((images[s : s + chunk], split, indices[s : s + chunk], seed) for s in starts)
     out = np.empty_like(images)
     labels = np.empty((len(images), 2))
     results = map_progress(_generate_chunk, jobs, workers=workers, total=len(images), desc=f"morphomnist {split}", unit="digit",
