@@ -127,3 +127,31 @@ def test_log_axes_label_1_2_5_per_decade_and_only_powers_of_ten_beyond_two_decad
     shown = [v for v in ax.xaxis.get_major_locator().tick_values(lo, hi) if lo <= v <= hi]
     assert shown == pytest.approx(majors)
     assert ax.xaxis.get_major_formatter()(0.01, 0) == "0.01"  # plain numbers, not 10^-2
+
+
+def test_a_grid_shows_every_image_at_its_place_with_its_titles(tmp_path, monkeypatch):
+    """One picture of all cells (the demo's grids took 1-2 s each as one axes per cell)."""
+    from causaldiffae.evaluation import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    rng = np.random.default_rng(0)
+    rows = [[rng.uniform(-1, 1, (1, 32, 32)) for _ in range(3)], [rng.uniform(-1, 1, (1, 32, 32))]]  # the second row is short
+    figures.image_grid(rows, tmp_path / "g.png", col_titles=["original", "thickness=2.5, intensity=120", "c"], row_titles=["r0", "r1"],
+                       title="do(thickness)")
+    (fig,) = drawn
+    (ax,) = fig.axes
+    (shown,) = ax.get_images()
+    canvas = np.asarray(shown.get_array())
+    gap = 2  # 32 // 16
+    assert canvas.shape == (2 * 32 + gap, 3 * 32 + 2 * gap)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            top, left = i * (32 + gap), j * (32 + gap)
+            np.testing.assert_allclose(canvas[top : top + 32, left : left + 32], to_display(image))
+    assert np.all(canvas[32 + gap :, 32 + gap :] == 1.0)  # no cell: white
+    (frames,) = ax.collections
+    assert len(frames.get_paths()) == 4  # a frame around each image, none around the missing cells
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[0] == "original" and "intensity=120" in texts[1] and "\n" in texts[1]  # a long title wraps
+    assert {"r0", "r1", "do(thickness)"} <= set(texts)
