@@ -81,7 +81,7 @@ def image_grid(
             top, left = i * (h + gap), j * (w + gap)
             canvas[top : top + h, left : left + w] = np.repeat(image[..., None], 3, axis=-1) if colour and image.ndim == 2 else image
             frames.append(Rectangle((left - 0.5, top - 0.5), w, h))
-    fig = _figure((cell * canvas.shape[1] / (w + gap), cell * canvas.shape[0] / (h + gap)))  # a cell and its gap: ``cell`` inches
+    fig = _figure((cell * canvas.shape[1] / w, cell * canvas.shape[0] / h))  # an image ``cell`` inches wide, as one axes each drew it
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.add_collection(PatchCollection(frames, facecolor="none", edgecolor="0.7", linewidth=0.6))
