@@ -179,17 +179,17 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     sources: np.ndarray | None
     if data is None:
         n_test = len(embedded_source()["test"][0])
-        split = split_labels(n_test, "test", seed=0)  # the test marginal the intervention values come from
+        marginal = split_labels(n_test, "test", seed=0)  # the whole split's labels, which the intervention values are drawn from
     else:
         test = load_dataset(data, "test", progress=progress)
         if test.name != "morphomnist":
             raise UserError(f"--data {data}: a {test.name} dataset; the shipped model is for MorphoMNIST")
-        n_test, split = len(test), test.labels
+        n_test, marginal = len(test), test.labels
         sources = sources_or_none(data, "test", log)
     rng = np.random.default_rng(settings.seed)
     grid_idx = draw_indices(rng, n_test, settings.n_grid)
     eval_idx = draw_indices(rng, n_test, settings.n_eval)
-    values = marginal_values(split, eval_idx, settings.seed)
+    values = marginal_values(marginal, eval_idx, settings.seed)
     if data is None:
         shown = np.union1d(grid_idx, eval_idx)
         log(f"building {len(shown)} of the {n_test} embedded MorphoMNIST test digits (seed 0), the ones shown and scored")

@@ -70,7 +70,7 @@ def image_grid(
 
     shown = [[to_display(image) for image in row] for row in rows]
     n_rows, n_cols = len(shown), max(len(r) for r in shown)
-    h, w = shown[0][0].shape[:2]
+    h, w = next(image for row in shown for image in row).shape[:2]
     colour = any(image.ndim == 3 for row in shown for image in row)
     gap = max(1, h // 16)  # pixels between cells
     canvas = np.ones((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap) + ((3,) if colour else ()))
