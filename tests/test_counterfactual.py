@@ -339,7 +339,6 @@ def test_a_column_that_would_retrace_a_ddpm_abduction_is_its_image_without_decod
         dos = [{}] if guidance == "null" and w != 1.0 else [{"digit": np.full(4, 1.0)}]
         cf.decode_interventions(model, abd, dos, label_mean=MEAN, label_std=STD, w=w, guidance=guidance)
     assert passes == [8] * 3 + [4] * 3  # each decoded: 3 steps, the guided one on a doubled batch
-    passes.clear()
     inverted = abduct(model, images(), steps=3, abduction="inversion", class_labels=[0, 1, 2, 0])
     passes.clear()
     cf.decode_interventions(model, inverted, [{}], label_mean=MEAN, label_std=STD)

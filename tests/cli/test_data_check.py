@@ -60,7 +60,7 @@ def test_check_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "missing")]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
     assert main(["data", "check", str(root / "labels.csv")]) == 2
-    assert f"{root / 'labels.csv'} is a file; pass the dataset folder that holds it ({root})" in capsys.readouterr().err
+    assert f"{root / 'labels.csv'} is a file, not a dataset folder; pass the folder that holds it ({root})" in capsys.readouterr().err
 
 
 def test_check_generated_datasets(tmp_path, capsys):

@@ -14,6 +14,7 @@ from types import ModuleType
 
 from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import SCM, CausalImageDataset, DataError, resize_images
+from causaldiffae.errors import require_folder
 
 FORMATS = ("morphomnist", "pendulum", "circuit", "folder")
 
@@ -26,11 +27,7 @@ def _module(fmt: str) -> ModuleType:
 
 def detect_format(path: str | Path) -> str:
     """Name of the dataset format stored in ``path``, with a clear error when none matches."""
-    path = Path(path)
-    if path.is_file():
-        raise DataError(f"{path} is a file; pass the dataset folder that holds it ({path.parent})")
-    if not path.is_dir():
-        raise DataError(f"dataset folder not found: {path}")
+    path = require_folder(path, "dataset folder", DataError)
     for fmt in ("folder", *(f for f in FORMATS if f != "folder")):  # labels.csv + graph.yaml are the most explicit sign
         try:
             module = _module(fmt)
