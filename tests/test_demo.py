@@ -90,6 +90,31 @@ def test_shipped_predictors_match_the_model(shipped):
     assert predictors.meta.num_classes == 10
 
 
+def test_a_column_an_earlier_grid_decoded_is_reused_in_its_place(shipped, tmp_path, monkeypatch):
+    """The guidance sweep's w = 1 column is the do(thickness) grid's column for the same value:
+    decoded once, shown in both grids where their columns say."""
+    import causaldiffae.counterfactual as cf
+    import causaldiffae.evaluation.figures as figures
+    from causaldiffae.demo import _grid
+
+    model, _, x, _, digits = shipped
+    abd = cf.abduct(model, x, steps=3, class_labels=digits, generator=torch.Generator().manual_seed(0))
+    decode, draw = cf.decode_interventions, figures.image_grid
+    calls, grids = [], []
+    monkeypatch.setattr(cf, "decode_interventions", lambda m, a, dos, **kw: calls.append((kw["w"], len(dos))) or decode(m, a, dos, **kw))
+    monkeypatch.setattr(figures, "image_grid", lambda rows, path, **kw: grids.append(rows) or draw(rows, path, **kw))
+    decoded: dict = {}
+    _grid(model, abd, x, x, [("t=1.5", {"thickness": 1.5}, None), ("t=4.5", {"thickness": 4.5}, None)], tmp_path / "a.png", "a", decoded)
+    _grid(model, abd, x, x, [("w=1", {"thickness": 4.5}, 1.0), ("w=0", {"thickness": 4.5}, 0.0)], tmp_path / "b.png", "b", decoded)
+    assert calls == [(1.0, 2), (0.0, 1)]  # the second grid decodes only its w = 0 column
+    mean, std = cf.label_stats(model)
+    [(alone, _, _)] = decode(model, abd, [cf.check_do(model, {"thickness": 4.5}, len(x))], label_mean=mean, label_std=std, w=1.0)
+    for first, second, image in zip(*grids, alone):
+        np.testing.assert_allclose(first[3], image.numpy(), atol=1e-4)  # original, reconstruction, t=1.5, t=4.5
+        assert np.array_equal(second[2], first[3]) and not np.allclose(first[2], first[3], atol=1e-2)
+        assert not np.allclose(second[3], second[2], atol=1e-2)  # w = 0 is its own column
+
+
 def test_demo_cli_runs_small(tmp_path, capsys):
     from causaldiffae.cli import main
 

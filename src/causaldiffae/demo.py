@@ -63,22 +63,24 @@ def embedded_test_digits(indices: np.ndarray, label_mean: np.ndarray, label_std:
 
 
 def _grid(model: CausalDiffAE, abd: Abduction, x: torch.Tensor, recon: torch.Tensor, columns: list[tuple[str, dict, float | None]],
-          path: Path, title: str, progress: bool = False) -> Path:
+          path: Path, title: str, decoded: dict[tuple, torch.Tensor], progress: bool = False) -> Path:
     """One grid from the shared abduction of its digits; each column is one intervention (``do``,
-    guidance ``w``; None: the default), columns with the same ``w`` decoded together."""
+    guidance ``w``; None: the default), columns with the same ``w`` decoded together. ``decoded``
+    holds the columns of earlier grids by ``(w, do)``; a column found there is not decoded again
+    (the guidance sweep's w = 1 is do(thickness = 4.5) of the first grid)."""
     from causaldiffae.config import DEFAULT_W
     from causaldiffae.counterfactual import check_do, decode_interventions, label_stats
     from causaldiffae.evaluation.figures import image_grid
 
     mean, std = label_stats(model)
-    ws = [DEFAULT_W if w is None else w for _, _, w in columns]
-    decoded: dict[int, torch.Tensor] = {}
-    for w in dict.fromkeys(ws):
-        picked = [j for j, wj in enumerate(ws) if wj == w]
-        dos = [check_do(model, columns[j][1], len(x)) for j in picked]
-        for j, (images, _, _) in zip(picked, decode_interventions(model, abd, dos, label_mean=mean, label_std=std, w=w, progress=progress)):
-            decoded[j] = images
-    cols = [x, recon] + [decoded[j] for j in range(len(columns))]
+    keys = [(DEFAULT_W if w is None else w, tuple(sorted(do.items()))) for _, do, w in columns]
+    todo = list(dict.fromkeys(k for k in keys if k not in decoded))
+    for w in dict.fromkeys(w for w, _ in todo):
+        picked = [k for k in todo if k[0] == w]
+        dos = [check_do(model, dict(do), len(x)) for _, do in picked]
+        for k, (images, _, _) in zip(picked, decode_interventions(model, abd, dos, label_mean=mean, label_std=std, w=w, progress=progress)):
+            decoded[k] = images
+    cols = [x, recon] + [decoded[k] for k in keys]
     rows = [[c[i].numpy() for c in cols] for i in range(len(x))]
     return image_grid(rows, path, col_titles=["original", "reconstruction"] + [name for name, _, _ in columns], title=title)
 
@@ -218,7 +220,9 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
         "guidance strength": ([(f"w={w:g}", GUIDANCE_DO, w) for w in GUIDANCE_VALUES], "guidance.png",
                               "do(thickness = 4.5) with guidance weight w"),
     }
-    grids = {name: _grid(model, abd, x, recon, columns, out / file, title, progress) for name, (columns, file, title) in plans.items()}
+    decoded: dict[tuple, torch.Tensor] = {}
+    grids = {name: _grid(model, abd, x, recon, columns, out / file, title, decoded, progress)
+             for name, (columns, file, title) in plans.items()}
     log(f"scoring {len(eval_idx)} test digits" + (f" (--n {settings.n_eval}, but the split has {n_test})" if len(eval_idx) < settings.n_eval else ""))
     s = {**scores(model, predictors, test, eval_idx, values, steps, settings.seed, sources, workers, progress, spacing=spacing),
          "spacing": spacing}
