@@ -133,7 +133,7 @@ def generate_split(
     """
     indices = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     images = images[indices]
-    chunk = min(100, -(-len(images) // (2 * workers))) if workers > 1 else 500  # a few digits still reach every worker
+    chunk = max(1, min(100, -(-len(images) // (2 * workers)))) if workers > 1 else 500  # a few digits still reach every worker
     starts = range(0, len(images), chunk)
     jobs = ((images[s : s + chunk], split, indices[s : s + chunk], seed) for s in starts)
     out = np.empty_like(images)
