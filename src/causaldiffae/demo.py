@@ -181,7 +181,7 @@ def run_demo(out: str | Path, data: str | Path | None = None, settings: DemoSett
     sources: np.ndarray | None
     if data is None:
         n_test = len(embedded_source()["test"][0])
-        marginal = split_labels(n_test, "test", seed=0)  # the whole split's labels, which the intervention values are drawn from
+        marginal = split_labels(np.arange(n_test), "test", seed=0)  # the whole split's labels, which the intervention values are drawn from
     else:
         test = load_dataset(data, "test", progress=progress)
         if test.name != "morphomnist":

@@ -131,8 +131,8 @@ def test_any_few_digits_and_the_labels_alone_are_drawn_as_in_the_whole_split(gen
         np.testing.assert_array_equal(labels, whole.labels[picked])
         none, no_labels = generate_split(sources, "test", seed=7, workers=workers, progress=False, indices=np.array([], dtype=int))
         assert none.shape == (0, 28, 28) and no_labels.shape == (0, 2)
-    np.testing.assert_array_equal(split_labels(len(whole), "test", seed=7), whole.labels)
-    assert not np.array_equal(split_labels(len(whole), "train", seed=7), whole.labels)
+    np.testing.assert_array_equal(split_labels(np.arange(len(whole)), "test", seed=7), whole.labels)
+    assert not np.array_equal(split_labels(np.arange(len(whole)), "train", seed=7), whole.labels)
 
 
 def test_generator_reads_a_real_mnist_folder(tmp_path, monkeypatch):

@@ -100,10 +100,11 @@ def _digit_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0 if split == "train" else 1, index)))
 
 
-def split_labels(n: int, split: str, seed: int) -> np.ndarray:
-    """The target labels ``(n, 2)`` of a split's first ``n`` digits, without drawing the digits."""
+def split_labels(indices: np.ndarray, split: str, seed: int) -> np.ndarray:
+    """The target labels ``(len(indices), 2)`` of a split's digits ``indices``, each from its own
+    seed: what ``generate_split`` redraws them with, known without drawing them."""
     scm = ThicknessIntensitySCM()
-    return np.array([scm.sample(_digit_rng(seed, split, i)) for i in range(n)]).reshape(n, 2)
+    return np.array([scm.sample(_digit_rng(seed, split, int(i))) for i in indices], dtype=np.float64).reshape(len(indices), 2)
 
 
 def _generate_chunk(job: tuple[np.ndarray, str, np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,11 +114,9 @@ def _generate_chunk(job: tuple[np.ndarray, str, np.ndarray, int]) -> tuple[np.nd
     from causaldiffae.data.morphometrics import set_thickness
 
     images, split, indices, seed = job
-    scm = ThicknessIntensitySCM()
+    labels = split_labels(indices, split, seed)
     out = np.empty_like(images)
-    labels = np.empty((len(images), 2))
-    for k, (image, index) in enumerate(zip(images, indices)):
-        labels[k] = scm.sample(_digit_rng(seed, split, int(index)))
+    for k, image in enumerate(images):
         out[k] = set_thickness(image, labels[k, 0], intensity=labels[k, 1])
     return out, labels
 
