@@ -106,3 +106,31 @@ def test_a_preset_for_other_data_gets_a_note(morpho_dir, capsys):
     (folder / "graph.yaml").write_text("variables: [a]\n")
     note_preset_for_other_data("morphomnist-cpu", str(folder))  # README's own recipe for a user folder
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_train_ends_the_launchs_process_group_whether_or_not_training_succeeds(morpho_dir, tmp_path, monkeypatch, fails):
+    """The library's train() leaves a torchrun launch's process group up (a script may train again);
+    the command ends it itself, so gloo's threads are not left to wind down at interpreter shutdown."""
+    import torch.distributed as dist
+
+    import causaldiffae.training
+    from causaldiffae.training import TrainingError
+
+    seen = []
+
+    def fake_train(config, data, out, **kwargs):
+        seen.append(dist.is_initialized())
+        if fails:
+            raise TrainingError("non-finite loss (nan) at step 1")
+        return out
+
+    monkeypatch.setattr(causaldiffae.training, "train", fake_train)
+    dist.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
+    try:
+        code = main(["train", "--preset", "morphomnist-cpu", "--data", str(morpho_dir), "--out", str(tmp_path / "run"), "--no-progress"])
+        assert seen == [True] and code == (2 if fails else 0)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -71,6 +71,18 @@ def run(args: argparse.Namespace) -> int:
         config = resolve_resume(config, out, args.overrides)
     time_limit = None if args.time_limit is None else args.time_limit * 60
     assert config is not None  # without --resume, --config or --preset gave one
-    train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
-          progress=not args.no_progress, time_limit=time_limit)
+    try:
+        train(config, args.data, out, resume=args.resume, mixed_precision=args.mixed_precision,
+              progress=not args.no_progress, time_limit=time_limit)
+    finally:
+        end_process_group()
     return 0
+
+
+def end_process_group() -> None:
+    """End a torchrun launch's process group before the interpreter does: left to its shutdown,
+    gloo's threads can abort the process as they wind down."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -69,6 +69,9 @@ def train(
     In a single process a first Ctrl-C (SIGINT) or SIGTERM stops the same way after the current
     step, then raises ``KeyboardInterrupt`` (Ctrl-C) or passes SIGTERM on to its handler; a second
     one acts at once.
+
+    Under torchrun the process group outlives the run, so one launch can train several runs; the
+    script ends it (``torch.distributed.destroy_process_group()``), as ``causaldiffae train`` does.
     """
     lock = RunLock()
     try:
@@ -105,8 +108,7 @@ def _train(
     if run.main and done > run.start:
         print(f"step {done}: EMA weights in {run.out / 'model.safetensors'}, sample grids in {run.out / 'samples'}, "
               f"losses in {run.out / 'metrics.jsonl'}")
-    run.accelerator.wait_for_everyone()
-    run.accelerator.end_training()
+    run.accelerator.wait_for_everyone()  # the process group stays up: a script under torchrun may train or evaluate again
     if done < total:
         stop.pass_on()
     return run.out
