@@ -28,6 +28,20 @@ def test_predictors_print_what_predicting_the_mean_scores_and_note_a_coarse_one(
     assert "not even twice as good as predicting the mean" in printed.err  # one epoch of a width-4 net learns little
 
 
+def test_predictors_on_a_small_train_split_take_more_passes_by_default_and_say_so(setup, capsys, tmp_path):
+    """32 images make 12 steps in six passes, which read both variables no better than the train mean."""
+    _, data, _, _ = setup
+    argv = ["predictors", "--data", str(data), "--out", str(tmp_path / "p"), "--width", "4", "--batch-size", "16", "--no-progress"]
+    assert main(argv) == 0
+    n_train = json.loads((tmp_path / "p" / "predictors.json").read_text())["training"]["n_train"]
+    steps = -(-n_train // 16)
+    epochs = -(-400 // steps)
+    printed = capsys.readouterr()
+    assert f"{epochs} epochs, so that {n_train} train images make at least 400 steps (--epochs to change)" in printed.out
+    assert "not even twice as good as predicting the mean" not in printed.err
+    assert json.loads((tmp_path / "p" / "predictors.json").read_text())["training"]["epochs"] == epochs
+
+
 def test_predictors_of_a_dataset_with_classes_print_the_class_accuracy_beside_the_most_common_class(tmp_path, capsys):
     rng = np.random.default_rng(0)
     folder = tmp_path / "morpho"

@@ -12,6 +12,7 @@ from causaldiffae.evaluation.predictors import (
     PredictorMeta,
     Predictors,
     _check_fields,
+    default_epochs,
     load_predictors,
     random_shift,
     save_predictors,
@@ -132,6 +133,13 @@ def test_a_batch_of_one_or_a_train_split_of_one_is_refused(squares):
                              name=train.name, split="train", classes=train.classes[:1], num_classes=train.num_classes)
     with pytest.raises(UserError, match="at least 2 train images and 1 test image, got 1 and 128"):
         train_predictors(one, test, epochs=1)
+
+
+def test_the_default_epochs_keep_six_passes_on_a_large_split_and_400_steps_on_a_small_one():
+    assert default_epochs(4500, 64) == 6  # MorphoMNIST's train split: the shipped predictors' 426 steps
+    assert default_epochs(5482, 64) == 6
+    assert default_epochs(270, 64) == 80  # 5 steps a pass
+    assert default_epochs(2, 64) == 400
 
 
 @pytest.mark.parametrize("epochs", [1, 5])

@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--out", required=True, help="output folder (e.g. runs/predictors)")
-    parser.add_argument("--epochs", type=int, default=6,
-                        help="passes over the train split (default 6, which met the MorphoMNIST targets in 2 min on one thread)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the train split (default 6, which met the MorphoMNIST targets in 2 min on one "
+                        "thread, or as many as make 400 steps where six make fewer: under about 4,200 train images at batch 64)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule (default 2e-3)")
     parser.add_argument("--width", type=int, default=16, help="channels of the first conv stage (default 16)")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from causaldiffae.errors import UserError
 
     for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1)):  # BatchNorm needs two images a batch
-        if getattr(args, name) < least:
+        if getattr(args, name) is not None and getattr(args, name) < least:
             raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr:g}")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must lie in 0..2**63-1, got {args.seed}")
     check_input_folders(args, "data")
 
-    from causaldiffae.evaluation.predictors import OUTPUT, save_predictors, train_predictors
+    from causaldiffae.evaluation.predictors import DEFAULT_EPOCHS, MIN_STEPS, OUTPUT, default_epochs, save_predictors, train_predictors
     from causaldiffae.progress import bar
 
     out = Path(args.out)
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)
     print(f"{train.name}: {len(train)} train / {len(test)} {test.split} images, variables {', '.join(train.variables)}")
+    if args.epochs is None and default_epochs(len(train), args.batch_size) > DEFAULT_EPOCHS:
+        print(f"{default_epochs(len(train), args.batch_size)} epochs, so that {len(train)} train images make at least "
+              f"{MIN_STEPS} steps (--epochs to change)")
     model = train_predictors(
         train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,
         progress=None if args.no_progress else bar,

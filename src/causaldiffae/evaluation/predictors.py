@@ -30,6 +30,8 @@ from causaldiffae.graph import MAX_VARIABLES
 
 WEIGHTS = "predictors.safetensors"
 META = "predictors.json"
+DEFAULT_EPOCHS = 6  # met the MorphoMNIST targets: 426 steps over its 4,500 train digits
+MIN_STEPS = 400  # the default's floor: on a few hundred images six passes are a few dozen steps and learn nothing
 
 
 class PredictorError(UserError):
@@ -191,11 +193,16 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
+def default_epochs(n_train: int, batch_size: int) -> int:
+    """Six passes, or as many as make ``MIN_STEPS`` optimizer steps where the train split is small."""
+    return max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / math.ceil(n_train / batch_size)))
+
+
 def train_predictors(
     train: CausalImageDataset,
     test: CausalImageDataset,
     *,
-    epochs: int = 6,
+    epochs: int | None = None,
     batch_size: int = 64,
     lr: float = 2e-3,
     width: int = 16,
@@ -209,12 +216,14 @@ def train_predictors(
     Regressors fit standardised labels with a Huber loss (robust to the few extreme gamma
     draws); the classifier sees random shifts of up to ``class_shift`` px, which matters with
     only a few thousand digits. Shifts are not used for regressors, since position may be a
-    variable (Pendulum's shadow position).
+    variable (Pendulum's shadow position). ``epochs=None`` takes ``default_epochs``.
     """
     if len(train) < 2 or len(test) == 0:
         raise UserError(f"{train.name}: predictors need at least 2 train images and 1 test image, got {len(train)} and {len(test)}")
     if batch_size < 2:  # BatchNorm needs two samples, so a batch of one would train nothing
         raise UserError(f"predictors: batch_size must be at least 2, got {batch_size}")
+    if epochs is None:
+        epochs = default_epochs(len(train), batch_size)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     meta = PredictorMeta.for_dataset(train, width=width, feature_dim=feature_dim)
