@@ -131,8 +131,9 @@ def test_bad_labels(user):
     for text, message in [
         ("", r"labels.csv: empty file$"),
         (header + "\n", r"labels.csv: no rows$"),
-        (header + "\n,0.5,0.5,x\n", r"labels.csv, row 2: empty 'file'$"),
-        (header + "\nnotes.txt,0.5,0.5,x\n", r"labels.csv, row 2: image .*notes.txt is not a PNG or JPEG file$"),
+        # the rest of the folder's images have no row: counted after the first problem
+        (header + "\n,0.5,0.5,x\n", r"labels.csv, row 2: empty 'file' \(and \d+ more problems: causaldiffae data check .* lists them\)$"),
+        (header + "\nnotes.txt,0.5,0.5,x\n", r"labels.csv, row 2: image .*notes.txt is not a PNG or JPEG file \(and \d+ more"),
         (header + ",split\n" + "".join(f"{row},test\n" for row in good.splitlines()[1:]), r"labels.csv: no rows in split 'train' \(needed for label statistics\)$"),
     ]:
         (root / folder.LABELS).write_text(text)
@@ -189,6 +190,46 @@ def _png_with_a_broken_chunk() -> bytes:
     pixels = zlib.compress(b"".join(b"\x00" + bytes(72) for _ in range(24)))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 24, 24, 8, 2, 0, 0, 0)) + chunk(b"IDAT", pixels[:10])
             + b"\x00\x00\x00\x05\x01\x02\x03\x04xxxxx\x00\x00\x00\x00" + chunk(b"IDAT", pixels[10:]) + chunk(b"IEND", b""))
+
+
+def test_data_check_lists_every_problem_of_a_folder_and_loading_names_the_first_and_counts_the_rest(user, capsys):
+    from causaldiffae.cli import main
+
+    root, _ = user
+    rewrite(root, 3, "images/001.png,big,nan,x")  # two bad cells: two problems, the row skipped
+    rewrite(root, 5, "images/nope.png,0.5,0.5,x")  # 003.png is left without a row
+    rewrite(root, 8, "images/000.png,0.5,0.5,x")  # and 006.png
+    (root / "images" / "010.png").write_bytes(b"this is not a png")
+    Image.new("L", (24, 24)).save(root / "images" / "020.png")
+    table = root / folder.LABELS
+    expected = [
+        f"{table}, row 3, column 'side': non-numeric value 'big'",
+        f"{table}, row 3, column 'brightness': 'nan' is not a finite number",
+        f"{table}, row 8: images/000.png is listed twice (first at row 2)",
+        f"{table}, row 5: image {root / 'images/nope.png'} does not exist",
+        f"{root / 'images/003.png'}: image has no row in labels.csv",
+        f"{root / 'images/006.png'}: image has no row in labels.csv",
+        f"{root / 'images/010.png'}: unreadable image (cannot identify image file '{root / 'images/010.png'}')",
+        f"{root}: images have mixed channel counts: images/000.png has 3, images/020.png has 1; convert them to one mode",
+    ]
+    assert main(["data", "check", str(root), "--no-progress"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.splitlines() == [f"causaldiffae data: error: {line}" for line in expected] and printed.out == ""
+    with pytest.raises(folder.FolderProblems) as raised:
+        folder.load(root, "train")
+    assert str(raised.value) == f"{expected[0]} (and 7 more problems: causaldiffae data check {root} lists them)"
+
+
+def test_data_check_lists_thirty_problems_and_counts_the_rest(user, capsys, monkeypatch):
+    from causaldiffae.cli import main
+
+    root, _ = user
+    lines = (root / folder.LABELS).read_text().splitlines()
+    (root / folder.LABELS).write_text("\n".join([lines[0]] + [line.replace(",", ",x", 1) for line in lines[1:]]) + "\n")
+    assert main(["data", "check", str(root), "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 31 and err[-1] == "causaldiffae data: error: and 6 more problems"  # 36 bad rows; their images are listed
+    assert err[0].endswith("row 2, column 'side': non-numeric value 'x" + lines[1].split(",")[1] + "'")
 
 
 def test_a_cell_too_large_for_csv_is_one_line(user):

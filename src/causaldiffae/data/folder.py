@@ -23,6 +23,8 @@ import csv
 import importlib
 import math
 import os
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Iterator
@@ -46,6 +48,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
+SHOWN_PROBLEMS = 30  # `data check` lists this many of a folder's problems, then counts the rest
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 # orientation -> the PIL.Image.Transpose that shows it upright (EXIF 2.3, as PIL.ImageOps.exif_transpose)
 _TURNS = {1: None, 2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
@@ -76,6 +79,16 @@ class FolderIndex:
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == split)
+
+
+class FolderProblems(DataError):
+    """Every problem found in a user folder, one line each; the message is the first and a count of the rest."""
+
+    def __init__(self, root: Path, problems: list[str]) -> None:
+        more = len(problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''}: causaldiffae data check {shlex.quote(str(root))} lists them)" if more else ""
+        super().__init__(problems[0] + tail)
+        self.problems = problems
 
 
 def looks_like(path: str | Path) -> bool:
@@ -130,9 +143,10 @@ def _image_files(root: Path) -> set[str]:
 
 
 def _read_table(
-    table: Path, graph: CausalGraph, graph_file: Path
-) -> tuple[list[str], list[int], np.ndarray, list | None, list]:
-    """Rows of the label table: files, their line numbers, labels (graph order), splits or None, header."""
+    table: Path, graph: CausalGraph, graph_file: Path, problems: list[str]
+) -> tuple[list[str], list[int], np.ndarray, list | None, list, set[str]]:
+    """The label table's good rows: files, their line numbers, labels (graph order), splits or None;
+    the header; and every file a row names, good or not. A bad row adds a line to ``problems``."""
     try:
         with open(table, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -158,41 +172,48 @@ def _read_table(
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            raise DataError(f"{table}, row {line}: {len(row)} fields, the header has {len(header)}")
+            problems.append(f"{table}, row {line}: {len(row)} fields, the header has {len(header)}")
+            continue
         name = row[at[FILE_COLUMN]].strip()
         if not name:
-            raise DataError(f"{table}, row {line}: empty {FILE_COLUMN!r}")
+            problems.append(f"{table}, row {line}: empty {FILE_COLUMN!r}")
+            continue
         path = PurePosixPath(name)
         if path.is_absolute() or ".." in path.parts:
-            raise DataError(f"{table}, row {line}: {name} must be a path inside the folder, relative to it (e.g. images/0001.png)")
+            problems.append(f"{table}, row {line}: {name} must be a path inside the folder, relative to it (e.g. images/0001.png)")
+            continue
         name = path.as_posix()  # ./images/a.png and images//a.png name images/a.png
         if name in first_row:
-            raise DataError(f"{table}, row {line}: {name} is listed twice (first at row {first_row[name]})")
+            problems.append(f"{table}, row {line}: {name} is listed twice (first at row {first_row[name]})")
+            continue
         first_row[name] = line
-        numbers = []
-        for var in graph.variables:
-            cell = row[at[var]].strip()
-            if not cell:
-                raise DataError(f"{table}, row {line}, column {var!r}: missing value")
-            try:
-                number = float(cell)
-            except ValueError:
-                raise DataError(f"{table}, row {line}, column {var!r}: non-numeric value {cell!r}") from None
-            if not math.isfinite(number):
-                raise DataError(f"{table}, row {line}, column {var!r}: {cell!r} is not a finite number")
-            numbers.append(number)
-        if SPLIT_COLUMN in at:
-            split = row[at[SPLIT_COLUMN]].strip()
-            if split not in SPLITS:
-                raise DataError(f"{table}, row {line}, column 'split': {split!r} is not one of {', '.join(SPLITS)}")
-            splits.append(split)
+        cells = {var: row[at[var]].strip() for var in graph.variables}
+        wrong = [(var, why) for var, cell in cells.items() if (why := _bad_number(cell))]
+        split = row[at[SPLIT_COLUMN]].strip() if SPLIT_COLUMN in at else "train"
+        if split not in SPLITS:
+            wrong.append((SPLIT_COLUMN, f"{split!r} is not one of {', '.join(SPLITS)}"))
+        if wrong:
+            problems += [f"{table}, row {line}, column {column!r}: {why}" for column, why in wrong]
+            continue
         files.append(name)
         lines.append(line)
-        values.append(numbers)
-    if not files:
+        values.append([float(cell) for cell in cells.values()])
+        splits.append(split)
+    if not first_row and not problems:
         raise DataError(f"{table}: no rows")
     labels = np.array(values, dtype=np.float64).reshape(len(files), len(graph))
-    return files, lines, labels, (splits if SPLIT_COLUMN in at else None), header
+    return files, lines, labels, (splits if SPLIT_COLUMN in at else None), header, set(first_row)
+
+
+def _bad_number(cell: str) -> str | None:
+    """What is wrong with a variable's cell, or None."""
+    if not cell:
+        return "missing value"
+    try:
+        number = float(cell)
+    except ValueError:
+        return f"non-numeric value {cell!r}"
+    return None if math.isfinite(number) else f"{cell!r} is not a finite number"
 
 
 def default_splits(files: list[str]) -> np.ndarray:
@@ -206,47 +227,47 @@ def default_splits(files: list[str]) -> np.ndarray:
 
 
 def scan(path: str | Path) -> FolderIndex:
-    """Validate a user folder from its CSV, graph and image headers (no pixel decoding)."""
+    """Validate a user folder from its CSV, graph and image headers (no pixel decoding).
+
+    A missing table or graph, or a header that names no usable columns, stops at once; after that
+    every bad row, missing or unlisted image and unreadable header is found before raising, so that
+    one ``data check`` lists them all (``FolderProblems``).
+    """
     root = Path(path)
     table, graph_file = root / LABELS, root / GRAPH_FILE
     for required in (table, graph_file):
         if not required.is_file():
             raise DataError(f"{root}: no {required.name} (a user dataset needs {LABELS} and {GRAPH_FILE})")
     graph = CausalGraph.from_yaml(graph_file)
-    files, lines, labels, splits, header = _read_table(table, graph, graph_file)
+    problems: list[str] = []
+    files, lines, labels, splits, header, listed = _read_table(table, graph, graph_file, problems)
 
     present = _image_files(root)
     for line, name in zip(lines, files):
         if name not in present:
-            if not (root / name).is_file():
-                why = "does not exist"
-            elif any(part.startswith(".") for part in Path(name).parts):
-                why = "is hidden (a name starting with '.'); hidden files and folders are not read"
-            elif name.lower().endswith(IMAGE_SUFFIXES):
-                why = ("lies in a linked folder that is not walked (it is reached by another path too, or holds the dataset); "
-                       "name each image by one path")
-            else:
-                why = "is not a PNG or JPEG file"
-            raise DataError(f"{table}, row {line}: image {root / name} {why}")
-    unlisted = sorted(present - set(files))
-    if unlisted:
-        more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
-        raise DataError(f"{root / unlisted[0]}: image has no row in {LABELS}{more}")
+            problems.append(f"{table}, row {line}: image {root / name} {_why_not_read(root, name)}")
+    problems += [f"{root / name}: image has no row in {LABELS}" for name in sorted(present - listed)]
 
     sizes, modes = [], []
     first_of: dict[int, str] = {}
     for name in files:
+        if name not in present:
+            continue
         file = root / name
-        with _open_image(file) as img:
-            channels, mode = _channels(file, img.mode, img.info)
-            sizes.append(_upright_size(img))
+        try:
+            with _open_image(file) as img:
+                channels, mode = _channels(file, img.mode, img.info)
+                sizes.append(_upright_size(img))
+        except DataError as err:
+            problems.append(str(err))
+            continue
         modes.append(mode)
         first_of.setdefault(channels, name)
-        if len(first_of) > 1:
-            (c0, f0), (c1, f1) = list(first_of.items())[:2]
-            raise DataError(
-                f"{root}: images have mixed channel counts: {f0} has {c0}, {f1} has {c1}; convert them to one mode"
-            )
+    if len(first_of) > 1:
+        (c0, f0), (c1, f1) = list(first_of.items())[:2]
+        problems.append(f"{root}: images have mixed channel counts: {f0} has {c0}, {f1} has {c1}; convert them to one mode")
+    if problems:
+        raise FolderProblems(root, problems)
     split_array = np.array(splits, dtype=object) if splits is not None else default_splits(files)
     if not (split_array == "train").any():
         raise DataError(f"{table}: no rows in split 'train' (needed for label statistics)")
@@ -254,6 +275,18 @@ def scan(path: str | Path) -> FolderIndex:
         root, graph, tuple(files), labels, split_array, next(iter(first_of)), tuple(sizes), tuple(modes),
         tuple(header), splits is not None,
     )  # fmt: skip
+
+
+def _why_not_read(root: Path, name: str) -> str:
+    """Why a file a row names is not among the images the folder's walk reads."""
+    if not (root / name).is_file():
+        return "does not exist"
+    if any(part.startswith(".") for part in Path(name).parts):
+        return "is hidden (a name starting with '.'); hidden files and folders are not read"
+    if name.lower().endswith(IMAGE_SUFFIXES):
+        return ("lies in a linked folder that is not walked (it is reached by another path too, or holds the dataset); "
+                "name each image by one path")
+    return "is not a PNG or JPEG file"
 
 
 def _orientation(img: PILImage) -> int:
@@ -506,5 +539,14 @@ def add_data_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    print(describe(args.dir, args.resolution, progress=not args.no_progress))
+    """Print what the folder holds, or every problem found in it, one line each as the CLI prints an error."""
+    try:
+        print(describe(args.dir, args.resolution, progress=not args.no_progress))
+    except FolderProblems as err:
+        lines = err.problems[:SHOWN_PROBLEMS]
+        if len(err.problems) > SHOWN_PROBLEMS:
+            lines.append(f"and {len(err.problems) - SHOWN_PROBLEMS} more problems")
+        for line in lines:
+            print(f"causaldiffae {args.command}: error: {line}", file=sys.stderr)
+        return 2
     return 0
