@@ -40,8 +40,11 @@ def test_overrides_parse_yaml_values():
 @pytest.mark.parametrize(
     "override,match",
     [
-        ("train.lrr=1", "unknown key 'train.lrr'.*train.lr"),
-        ("optim.lr=1", "unknown key 'optim.lr'.*model.variant"),
+        ("train.lrr=1", r"unknown key 'train.lrr' \(did you mean 'train.lr'\? valid in train: train.steps, train.batch_size, "),
+        ("model.fooo=1", r"unknown key 'model.fooo' \(valid in model: model.variant, "),  # nothing near it: no guess
+        ("model.dropuot=1", r"unknown key 'model.dropuot' \(did you mean 'model.dropout'\?"),
+        ("optim.lr=1", r"unknown key 'optim.lr' \(did you mean 'train.lr'\? valid: name, data.graph, .*model.variant"),
+        ("trian.steps=1", r"unknown key 'trian.steps' \(did you mean 'train.steps'\? valid: name, "),
         ("train.lr", "not key=value"),
         ("model.labeled_fraction=0", r"labeled_fraction.*\(0, 1\]"),
         ("model.labeled_fraction=1.5", r"labeled_fraction.*\(0, 1\]"),
@@ -99,16 +102,24 @@ def test_bad_values_are_one_line_errors(override, match):
 
 
 def test_unknown_preset_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match="unknown preset 'nope'.*morphomnist-cpu"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'nope' \(valid: .*morphomnist-cpu"):
         load_config("nope")
+    with pytest.raises(ConfigError, match=r"unknown preset 'morphomnist-cup' \(did you mean 'morphomnist-cpu'\? valid: "):
+        load_config("morphomnist-cup")
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  widht: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'widht'"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'widht' \(valid: attention_head_dim, "):
         load_config(bad)
     bad.write_text("optim:\n  lr: 3\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown section 'optim' \(valid: name, data, model, diffusion, train\)"):
+        load_config(bad)
+    bad.write_text("model:\n  latent_blok: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'latent_blok' \(did you mean 'latent_block'\? valid: "):
+        load_config(bad)
+    bad.write_text("trian:\n  steps: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown section 'trian' \(did you mean 'train'\? valid: name, data, "):
         load_config(bad)
     bad.write_text("model: 3\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: section 'model' must be a mapping"):

@@ -9,6 +9,7 @@ out-of-range value fails with a one-line error before any data is loaded or any 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 from dataclasses import dataclass, field, fields
@@ -188,7 +189,7 @@ class ExperimentConfig:
         sections = {f.name: f for f in fields(cls)}
         unknown = [k for k in data if k not in sections]
         if unknown:
-            raise ConfigError(f"{source}: unknown section {unknown[0]!r} (valid: {', '.join(sections)})")
+            raise ConfigError(f"{source}: unknown section {unknown[0]!r} ({_valid(str(unknown[0]), list(sections))})")
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             if name == "name":
@@ -216,11 +217,10 @@ class ExperimentConfig:
                 data["name"] = raw
                 continue
             if len(path) != 2 or path[0] not in data or not isinstance(data[path[0]], dict):
-                raise ConfigError(f"{source}: unknown key {key!r} (valid: {', '.join(valid_keys())})")
+                raise ConfigError(f"{source}: unknown key {key!r} ({_valid(key, valid_keys())})")
             section, name = path
             if name not in data[section]:
-                valid = ", ".join(f"{section}.{k}" for k in data[section])
-                raise ConfigError(f"{source}: unknown key {key!r} (valid in {section}: {valid})")
+                raise ConfigError(f"{source}: unknown key {key!r} ({_valid(name, list(data[section]), section)})")
             try:
                 data[section][name] = load_yaml(raw) if raw.strip() else None
             except yaml.YAMLError:
@@ -251,13 +251,22 @@ def valid_keys() -> list[str]:
     return list(ExperimentConfig().flat())
 
 
+def _valid(key: str, valid: list[str], section: str = "") -> str:
+    """The valid keys, led by the nearest one where a typo is likely: "did you mean 'latent_block'? valid: ...".
+    With ``section`` the keys are that section's, matched by name and shown as ``section.key``."""
+    near = difflib.get_close_matches(key, valid, n=1)
+    shown = [f"{section}.{k}" for k in [*near, *valid]] if section else [*near, *valid]
+    label = f"valid in {section}" if section else "valid"
+    return (f"did you mean {shown[0]!r}? " if near else "") + f"{label}: {', '.join(shown[len(near):])}"
+
+
 def _build_section(section_cls: type, values: Mapping[str, Any], where: str) -> Any:
     hints = get_type_hints(section_cls)
     known = {f.name for f in fields(section_cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r} (valid: {', '.join(sorted(known))})")
+            raise ConfigError(f"{where}: unknown key {key!r} ({_valid(str(key), sorted(known))})")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
     return section_cls(**kwargs)
 
@@ -389,7 +398,7 @@ def load_config(spec: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     if not path.suffix and not path.exists():
         path = PRESET_DIR / f"{spec}.yaml"
         if not path.is_file():
-            raise ConfigError(f"unknown preset {str(spec)!r} (valid: {', '.join(list_presets())})")
+            raise ConfigError(f"unknown preset {str(spec)!r} ({_valid(str(spec), list_presets())})")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (presets: {', '.join(list_presets())})")
     data = read_yaml(path, ConfigError)  # an empty file is the defaults; anything else must be a mapping
