@@ -111,7 +111,10 @@ def test_bad_labels(user):
         (7, "images/nope.png,0.5,0.5,x", r"labels.csv, row 7: image .*nope.png does not exist"),
         (8, "images/000.png,0.5,0.5,x", r"row 8: images/000.png is listed twice \(first at row 2\)"),
         (9, "images/007.png,0.5,0.5", r"row 9: 3 fields, the header has 4"),
-        (1, "name,side,brightness,comment", r"labels.csv: no 'file' column"),
+        (1, "name,side,brightness,comment", r"labels.csv: no 'file' column \(columns: name, side, brightness, comment\)$"),
+        (1, "file;side;brightness;comment", r"no 'file' column \(columns: file;side;brightness;comment\); it is read as comma-separated, "
+                                            r"and its header is separated by semicolons$"),
+        (1, "file\tside\tbrightness\tcomment", r"and its header is separated by tabs$"),
         (1, "file,side,luminance,comment", r"graph.yaml: variable 'brightness' is not a column of labels.csv"),
         (1, "file,side,brightness,side", r"labels.csv: column 'side' appears more than once in the header"),
         (3, "/tmp/001.png,0.5,0.5,x", r"row 3: /tmp/001.png must be a path inside the folder, relative to it"),

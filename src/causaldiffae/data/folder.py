@@ -159,7 +159,9 @@ def _read_table(
     if twice:
         raise DataError(f"{table}: column {twice[0]!r} appears more than once in the header")
     if FILE_COLUMN not in header:
-        raise DataError(f"{table}: no {FILE_COLUMN!r} column (columns: {', '.join(header)})")
+        other = [name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if len(header) == 1 and sep in header[0]]
+        hint = f"; it is read as comma-separated, and its header is separated by {other[0]}" if other else ""
+        raise DataError(f"{table}: no {FILE_COLUMN!r} column (columns: {', '.join(header)}){hint}")
     for name in graph.variables:
         if name not in header:
             raise DataError(
