@@ -109,6 +109,7 @@ def test_bad_labels(user):
         (6, "images/004.png,nan,0.5,x", r"row 6, column 'side': 'nan' is not a finite number"),
         (6, "images/004.png,0.5, ,x", r"labels.csv, row 6, column 'brightness': missing value$"),
         (7, "images/nope.png,0.5,0.5,x", r"labels.csv, row 7: image .*nope.png does not exist"),
+        (7, "images\\005.png,0.5,0.5,x", r"row 7: image .*images\\005.png does not exist \(paths are separated by '/': images/005.png does\)"),
         (8, "images/000.png,0.5,0.5,x", r"row 8: images/000.png is listed twice \(first at row 2\)"),
         (9, "images/007.png,0.5,0.5", r"row 9: 3 fields, the header has 4"),
         (1, "name,side,brightness,comment", r"labels.csv: no 'file' column \(columns: name, side, brightness, comment\)$"),

@@ -282,6 +282,9 @@ def scan(path: str | Path) -> FolderIndex:
 def _why_not_read(root: Path, name: str) -> str:
     """Why a file a row names is not among the images the folder's walk reads."""
     if not (root / name).is_file():
+        slashed = name.replace("\\", "/")
+        if slashed != name and (root / slashed).is_file():
+            return f"does not exist (paths are separated by '/': {slashed} does)"
         return "does not exist"
     if any(part.startswith(".") for part in Path(name).parts):
         return "is hidden (a name starting with '.'); hidden files and folders are not read"
