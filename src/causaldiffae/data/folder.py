@@ -86,8 +86,8 @@ class FolderProblems(DataError):
 
     def __init__(self, root: Path, problems: list[str]) -> None:
         more = len(problems) - 1
-        tail = f" (and {more} more problem{'s' if more > 1 else ''}: causaldiffae data check {shlex.quote(str(root))} lists them)" if more else ""
-        super().__init__(problems[0] + tail)
+        check = f"causaldiffae data check {shlex.quote(str(root))}"
+        super().__init__(problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''}: {check} lists them)" if more else ""))
         self.problems = problems
 
 
