@@ -224,6 +224,12 @@ def test_data_check_lists_every_problem_of_a_folder_and_loading_names_the_first_
     assert str(raised.value) == f"{expected[0]} (and 7 more problems: causaldiffae data check {root} lists them)"
 
 
+def test_a_folder_s_problems_read_as_one_line_naming_the_first():
+    assert str(folder.FolderProblems(Path("d"), ["a"])) == "a"
+    assert str(folder.FolderProblems(Path("my data"), ["a", "b"])) == "a (and 1 more problem: causaldiffae data check 'my data' lists it)"
+    assert str(folder.FolderProblems(Path("d"), ["a", "b", "c"])) == "a (and 2 more problems: causaldiffae data check d lists them)"
+
+
 def test_data_check_lists_thirty_problems_and_counts_the_rest(user, capsys, monkeypatch):
     from causaldiffae.cli import main
 

@@ -87,7 +87,8 @@ class FolderProblems(DataError):
     def __init__(self, root: Path, problems: list[str]) -> None:
         more = len(problems) - 1
         check = f"causaldiffae data check {shlex.quote(str(root))}"
-        super().__init__(problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''}: {check} lists them)" if more else ""))
+        listed = f"{more} more problems: {check} lists them" if more > 1 else f"1 more problem: {check} lists it"
+        super().__init__(problems[0] + (f" (and {listed})" if more else ""))
         self.problems = problems
 
 
