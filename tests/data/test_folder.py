@@ -224,6 +224,20 @@ def test_data_check_lists_every_problem_of_a_folder_and_loading_names_the_first_
     assert str(raised.value) == f"{expected[0]} (and 7 more problems: causaldiffae data check {root} lists them)"
 
 
+def test_data_check_lists_every_image_whose_pixels_are_cut_short(user, capsys):
+    from causaldiffae.cli import main
+
+    root, _ = user
+    cut = ["images/011.png", "images/015.png", "images/027.png"]
+    for name in cut:  # header fine, pixels truncated: found only by decoding
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[: len(data) // 2])
+    assert main(["data", "check", str(root), "--no-progress"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and len(printed.err.splitlines()) == 3
+    assert all(f"causaldiffae data: error: {root / name}: unreadable image" in printed.err for name in cut)
+
+
 def test_a_folder_s_problems_read_as_one_line_naming_the_first():
     assert str(folder.FolderProblems(Path("d"), ["a"])) == "a"
     assert str(folder.FolderProblems(Path("my data"), ["a", "b"])) == "a (and 1 more problem: causaldiffae data check 'my data' lists it)"

@@ -418,12 +418,31 @@ def _decode_chunk(args: tuple[list[tuple[str, str]], int | None]) -> list[np.nda
     return [_decode(Path(file), mode, resolution) for file, mode in items]
 
 
+def _check_chunk(args: tuple[list[tuple[str, str]], int | None]) -> tuple[list[str], list[str]]:
+    """The shapes of a chunk's images, and a line for each that fails to decode: `data check` reads them all."""
+    items, resolution = args
+    shapes, problems = [], []
+    for file, mode in items:
+        try:
+            shapes.append(_shape(_decode(Path(file), mode, resolution)))
+        except DataError as err:
+            problems.append(str(err))
+    return shapes, problems
+
+
+def _chunks(index: FolderIndex, rows: np.ndarray, resolution: int | None) -> list[tuple[list[tuple[str, str]], int | None]]:
+    items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
+    return [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
+
+
+def _workers(rows: np.ndarray) -> int:
+    return 1 if len(rows) < 2048 else len(os.sched_getaffinity(0))
+
+
 def _decode_rows(index: FolderIndex, rows: np.ndarray, resolution: int | None, desc: str, progress: bool = True) -> list[np.ndarray]:
     """Decode the images of ``rows``, in processes when there are many."""
-    items = [(str(index.root / index.files[k]), index.modes[k]) for k in rows]
-    jobs = [(items[k : k + 256], resolution) for k in range(0, len(items), 256)]
-    workers = 1 if len(items) < 2048 else len(os.sched_getaffinity(0))
-    parts = map_progress(_decode_chunk, jobs, workers=workers, total=len(items), desc=desc, progress=progress)
+    jobs = _chunks(index, rows, resolution)
+    parts = map_progress(_decode_chunk, jobs, workers=_workers(rows), total=len(rows), desc=desc, progress=progress)
     return [img for part in parts for img in part]
 
 
@@ -482,13 +501,19 @@ def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = 
         f"  graph: {index.graph} (variables: {', '.join(index.graph.variables)})",
     ]
     too_large = resolution is None and _too_large(index.sizes)
+    problems: list[str] = []
     for split in (s for s in SPLITS if len(index.rows(s))):
         rows = index.rows(split)
         if too_large:  # not decoded: at native size they would fill the memory, and loading refuses them anyway
             shape = f"not decoded (larger than {MAX_RESOLUTION} px)"
         else:
-            shape = ", ".join(sorted({_shape(img) for img in _decode_rows(index, rows, resolution, f"check {split}", progress)}))
+            parts = map_progress(_check_chunk, _chunks(index, rows, resolution), workers=_workers(rows), total=len(rows),
+                                 desc=f"check {split}", progress=progress, count=lambda part: len(part[0]) + len(part[1]))
+            shape = ", ".join(sorted({s for shapes, _ in parts for s in shapes}))
+            problems += [line for _, failed in parts for line in failed]
         lines += _split_report(split, index.labels[rows], shape, index.graph)
+    if problems:
+        raise FolderProblems(index.root, problems)
     lines.append("  SCM: none")
     if resolution is None and _mixed(index.sizes):
         lines.append("  note: the images are not all square and of one size: train with data.resolution=N (predictors: --resolution N)")
