@@ -585,7 +585,7 @@ def _traversal(d: _Draw, abd: Abduction, fig_dir: Path) -> dict[str, str]:
     for k, var in enumerate(d.variables):
         vals = _quantiles(d.train, k, 7, 0.01, 0.99)
         rows.append([images[0] for images in _decode_columns(d, sub, [{var: np.array([v])} for v in vals])])
-        titles.append(f"{var}: {vals[0]:.3g} .. {vals[-1]:.3g}")
+        titles.append(f"{var}: {vals[0]:.3g}\u00a0..\u00a0{vals[-1]:.3g}")  # no-break spaces: a wrap falls after the name
     figures.image_grid(rows, fig_dir / "traversal.png", row_titles=titles, title="one image, do(variable) from its 1st to its 99th training percentile (rows)")
     return {"traversal": "figures/traversal.png"}
 
