@@ -126,7 +126,8 @@ def test_do_digit_on_class_conditional_model_and_guidance():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"do": {"thickness": 1.0}}, "not a variable of the graph"),
+        ({"do": {"thickness": 1.0}}, r"not a variable of the graph \(variables: a, b, c\)"),
+        ({"do": {"aa": 1.0}}, r"cannot intervene on 'aa': not a variable of the graph \(did you mean 'a'\? variables: a, b, c\)"),
         ({"do": {"a": "thick"}}, "is not a number"),
         ({"do": {"a": [1.0, 2.0]}}, "expected a scalar or 4 values"),
         ({"do": {"a": float("nan")}}, "must be finite"),

@@ -95,8 +95,12 @@ def test_dict_errors(tmp_path):
         CausalGraph.from_dict({"variables": ["a", "a"], "edges": []})
     with pytest.raises(GraphError, match="^g.yaml: edge names unknown variable 'c'"):
         CausalGraph.from_dict({"variables": ["a", "b"], "edges": ["a -> c"]}, source="g.yaml")
-    with pytest.raises(GraphError, match="unknown variable 'q'"):
+    with pytest.raises(GraphError, match=r"unknown variable 'q' \(known: a, b\)$"):
         CausalGraph.parse("a->b").index("q")
+    with pytest.raises(GraphError, match=r"unknown variable 'thicknes' \(did you mean 'thickness'\? known: thickness, intensity\)$"):
+        CausalGraph.parse("thickness -> intensity").index("thicknes")
+    with pytest.raises(GraphError, match=r"^g.yaml: edge names unknown variable 'intensty' \(did you mean 'intensity'\? known: "):
+        CausalGraph.from_dict({"variables": ["thickness", "intensity"], "edges": ["thickness -> intensty"]}, source="g.yaml")
     with pytest.raises(GraphError, match="graph file not found"):
         CausalGraph.from_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
@@ -122,6 +126,8 @@ def test_dict_errors(tmp_path):
         ({"variables": []}, "^g.yaml: a causal graph needs at least one variable$"),
         ({"variables": "a, b"}, "^g.yaml: 'variables' must be a list of names$"),
         ({"variables": ["a", "b"], "edges": [["a", "c"]]}, r"^g.yaml: edge a -> c names unknown variable 'c' \(known: a, b\)$"),
+        ({"variables": ["angle", "light"], "edges": [["angel", "light"]]},
+         r"^g.yaml: edge angel -> light names unknown variable 'angel' \(did you mean 'angle'\? known: angle, light\)$"),
         ({"variables": ["a", "b"], "edges": [["a", "b", "c"]]}, r"^g.yaml: cannot parse edge \['a', 'b', 'c'\]: expected 'a -> b'$"),
         ({"variables": ["a", "b"], "edges": [3]}, "^g.yaml: cannot parse edge 3: expected 'a -> b'$"),
     ],

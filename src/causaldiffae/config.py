@@ -9,7 +9,6 @@ out-of-range value fails with a one-line error before any data is loaded or any 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import numbers
 from dataclasses import dataclass, field, fields
@@ -18,7 +17,7 @@ from typing import Any, Iterable, Mapping, get_type_hints
 
 import yaml
 
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, nearest
 from causaldiffae.yaml_files import load_yaml, read_yaml
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -254,10 +253,10 @@ def valid_keys() -> list[str]:
 def _valid(key: str, valid: list[str], section: str = "") -> str:
     """The valid keys, led by the nearest one where a typo is likely: "did you mean 'latent_block'? valid: ...".
     With ``section`` the keys are that section's, matched by name and shown as ``section.key``."""
-    near = difflib.get_close_matches(key, valid, n=1)
-    shown = [f"{section}.{k}" for k in [*near, *valid]] if section else [*near, *valid]
+    near = nearest(key, valid)
+    shown = [f"{section}.{k}" if section else k for k in [*([near] if near else []), *valid]]
     label = f"valid in {section}" if section else "valid"
-    return (f"did you mean {shown[0]!r}? " if near else "") + f"{label}: {', '.join(shown[len(near):])}"
+    return (f"did you mean {shown[0]!r}? " if near else "") + f"{label}: {', '.join(shown[1 if near else 0:])}"
 
 
 def _build_section(section_cls: type, values: Mapping[str, Any], where: str) -> Any:

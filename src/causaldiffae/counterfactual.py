@@ -48,7 +48,7 @@ from causaldiffae.config import (  # the options' vocabularies and measured defa
     is_finite_number,
 )
 from causaldiffae.diffusion import ddim_invert, ddim_sample, ddim_timesteps, ddpm_decode, ddpm_invert, guided, q_sample
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, did_you_mean
 
 if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
@@ -166,7 +166,8 @@ def check_do(model: CausalDiffAE, do: Mapping[str, object], batch: int) -> dict[
             if not is_class_conditional(model):
                 raise CounterfactualError(f"do({name}=...) needs a class-conditional model; this one has no class input")
         elif name not in variables:
-            raise CounterfactualError(f"cannot intervene on {name!r}: not a variable of the graph (variables: {', '.join(variables)})")
+            raise CounterfactualError(f"cannot intervene on {name!r}: not a variable of the graph "
+                                      f"({did_you_mean(name, variables)}variables: {', '.join(variables)})")
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from typing import Iterable
 
 
 class UserError(ValueError):
@@ -15,6 +17,19 @@ class DivergedError(UserError):
 
 class TrainingError(UserError):
     """Training stopped: non-finite loss, or a run folder that cannot be started or resumed."""
+
+
+def nearest(name: str, options: Iterable[str]) -> str | None:
+    """The one of ``options`` that ``name`` looks like a typo of, if any (difflib's default cutoff)."""
+    near = difflib.get_close_matches(name, list(options), n=1)
+    return near[0] if near else None
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """ "did you mean 'thickness'? " where ``name`` looks like a typo of one of ``options``, else "": the
+    lead of a message's list of the valid names."""
+    near = nearest(name, options)
+    return f"did you mean {near!r}? " if near else ""
 
 
 def require_folder(path: str | Path, kind: str, error: type[UserError] = UserError) -> Path:

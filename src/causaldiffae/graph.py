@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from causaldiffae.errors import UserError
+from causaldiffae.errors import UserError, did_you_mean
 from causaldiffae.yaml_files import read_yaml
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,7 +56,7 @@ class CausalGraph:
         for a, b in edges:
             for end in (a, b):
                 if end not in seen:
-                    raise GraphError(f"edge {a} -> {b} names unknown variable {end!r} (known: {', '.join(variables)})")
+                    raise GraphError(f"edge {a} -> {b} names unknown variable {end!r} ({_known(end, variables)})")
             if a == b:
                 raise GraphError(f"self-loop on {a!r}")
             if (a, b) in seen_edges:
@@ -121,7 +121,7 @@ class CausalGraph:
             order = list(variables)
             missing = [n for n in names if n not in order]
             if missing:
-                raise GraphError(f"edge names unknown variable {missing[0]!r} (known: {', '.join(order)})")
+                raise GraphError(f"edge names unknown variable {missing[0]!r} ({_known(missing[0], order)})")
             names = order
         return cls(tuple(names), tuple(edges))
 
@@ -192,7 +192,7 @@ class CausalGraph:
         try:
             return self.variables.index(name)
         except ValueError:
-            raise GraphError(f"unknown variable {name!r} (known: {', '.join(self.variables)})") from None
+            raise GraphError(f"unknown variable {name!r} ({_known(name, self.variables)})") from None
 
     def parents(self, name: str) -> tuple[str, ...]:
         self.index(name)
@@ -246,3 +246,8 @@ def _is_file(text: str) -> bool:
         return Path(text).is_file()
     except OSError:
         return False
+
+
+def _known(name: str, variables: Sequence[str]) -> str:
+    """The known variables, led by the one ``name`` looks like a typo of."""
+    return did_you_mean(name, variables) + f"known: {', '.join(variables)}"

@@ -116,7 +116,8 @@ def test_bad_labels(user):
         (1, "file;side;brightness;comment", r"no 'file' column \(columns: file;side;brightness;comment\); it is read as comma-separated, "
                                             r"and its header is separated by semicolons$"),
         (1, "file\tside\tbrightness\tcomment", r"and its header is separated by tabs$"),
-        (1, "file,side,luminance,comment", r"graph.yaml: variable 'brightness' is not a column of labels.csv"),
+        (1, "file,side,luminance,comment", r"graph.yaml: variable 'brightness' is not a column of labels.csv \(columns: file, "),
+        (1, "file,side,brightnes,comment", r"variable 'brightness' is not a column of labels.csv \(did you mean 'brightnes'\? columns: "),
         (1, "file,side,brightness,side", r"labels.csv: column 'side' appears more than once in the header"),
         (3, "/tmp/001.png,0.5,0.5,x", r"row 3: /tmp/001.png must be a path inside the folder, relative to it"),
         (3, "images/../images/001.png,0.5,0.5,x", r"row 3: images/../images/001.png must be a path inside the folder"),

@@ -35,6 +35,7 @@ from causaldiffae.config import MAX_RESOLUTION
 from causaldiffae.data.base import CausalImageDataset, DataError, colour_channels, resize
 from causaldiffae.data.framing import Framing, frame_file
 from causaldiffae.data.parallel import map_progress
+from causaldiffae.errors import did_you_mean
 from causaldiffae.graph import CausalGraph
 
 if TYPE_CHECKING:  # Pillow loads only when a folder is read
@@ -166,7 +167,7 @@ def _read_table(
     for name in graph.variables:
         if name not in header:
             raise DataError(
-                f"{graph_file}: variable {name!r} is not a column of {table.name} (columns: {', '.join(header)})"
+                f"{graph_file}: variable {name!r} is not a column of {table.name} ({did_you_mean(name, header)}columns: {', '.join(header)})"
             )
     at = {h: header.index(h) for h in header}
     files, lines, values, splits = [], [], [], []
