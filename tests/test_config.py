@@ -109,21 +109,16 @@ def test_unknown_preset_lists_the_valid_ones(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  widht: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'widht' \(valid: attention_head_dim, "):
-        load_config(bad)
-    bad.write_text("optim:\n  lr: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: unknown section 'optim' \(valid: name, data, model, diffusion, train\)"):
-        load_config(bad)
-    bad.write_text("model:\n  latent_blok: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key 'latent_blok' \(did you mean 'latent_block'\? valid: "):
-        load_config(bad)
-    bad.write_text("trian:\n  steps: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: unknown section 'trian' \(did you mean 'train'\? valid: name, data, "):
-        load_config(bad)
-    bad.write_text("model: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: section 'model' must be a mapping"):
-        load_config(bad)
+    for text, message in [
+        ("model:\n  widht: 3\n", r"bad.yaml: model: unknown key 'widht' \(valid: attention_head_dim, "),
+        ("optim:\n  lr: 3\n", r"bad.yaml: unknown section 'optim' \(valid: name, data, model, diffusion, train\)"),
+        ("model:\n  latent_blok: 3\n", r"bad.yaml: model: unknown key 'latent_blok' \(did you mean 'latent_block'\? valid: "),
+        ("trian:\n  steps: 3\n", r"bad.yaml: unknown section 'trian' \(did you mean 'train'\? valid: name, data, "),
+        ("model: 3\n", r"bad.yaml: section 'model' must be a mapping"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_config(bad)
 
 
 def test_yaml_round_trip_and_differences(tmp_path):

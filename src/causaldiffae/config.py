@@ -253,10 +253,12 @@ def valid_keys() -> list[str]:
 def _valid(key: str, valid: list[str], section: str = "") -> str:
     """The valid keys, led by the nearest one where a typo is likely: "did you mean 'latent_block'? valid: ...".
     With ``section`` the keys are that section's, matched by name and shown as ``section.key``."""
+    def full(k: str) -> str:
+        return f"{section}.{k}" if section else k
+
     near = nearest(key, valid)
-    shown = [f"{section}.{k}" if section else k for k in [*([near] if near else []), *valid]]
-    label = f"valid in {section}" if section else "valid"
-    return (f"did you mean {shown[0]!r}? " if near else "") + f"{label}: {', '.join(shown[1 if near else 0:])}"
+    lead = f"did you mean {full(near)!r}? " if near else ""
+    return lead + f"{'valid in ' + section if section else 'valid'}: {', '.join(map(full, valid))}"
 
 
 def _build_section(section_cls: type, values: Mapping[str, Any], where: str) -> Any:
