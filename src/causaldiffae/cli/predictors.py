@@ -60,11 +60,10 @@ def run(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", resolution=args.resolution, progress=not args.no_progress)
     test = load_dataset(args.data, args.test_split, resolution=args.resolution, progress=not args.no_progress)
     print(f"{train.name}: {len(train)} train / {len(test)} {test.split} images, variables {', '.join(train.variables)}")
-    epochs = args.epochs if args.epochs is not None else default_epochs(len(train), args.batch_size)
-    if epochs > DEFAULT_EPOCHS and args.epochs is None:
+    if args.epochs is None and (epochs := default_epochs(len(train), args.batch_size)) > DEFAULT_EPOCHS:  # train_predictors' default
         print(f"{epochs} epochs, so that {len(train)} train images make at least {MIN_STEPS} steps (--epochs to change)")
     model = train_predictors(
-        train, test, epochs=epochs, batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,
+        train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,
         progress=None if args.no_progress else bar,
     )
     m = model.meta.metrics
