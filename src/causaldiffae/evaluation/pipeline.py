@@ -11,7 +11,9 @@ sweeps over DDIM steps and guidance strength, and the figures.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -286,7 +288,8 @@ def evaluate(
 
     log("realism: Frechet distance and reconstruction error")
     with _timed(timings, "realism_s"):
-        metrics["realism"] = _realism(d, draws[0][1], trues)
+        with _frechet_warnings_once():
+            metrics["realism"] = _realism(d, draws[0][1], trues)
 
     log(f"composition (m=1..{s.composition_times}) and reversibility on {len(d.small)} images")
     with _timed(timings, "composition_reversibility_s"):
@@ -365,6 +368,23 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     timings[key] = time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _frechet_warnings_once() -> Iterator[None]:
+    """The realism table's distances share their set sizes, so when one is unreliable most are:
+    warn with the first one's message and how many more there were, not once per distance."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    kinds: dict[str, list[warnings.WarningMessage]] = {}
+    for w in caught:  # a Frechet warning's kind is its text before the first figure; any other warning is its own
+        text = str(w.message)
+        kinds.setdefault(re.split(r"\d", text)[0] if text.startswith("Frechet distance") else f"{id(w)}", []).append(w)
+    for alike in kinds.values():
+        first, more = alike[0], len(alike) - 1
+        note = f" (and {more} more of the realism table's distances alike)" if more else ""
+        warnings.warn_explicit(f"{first.message}{note}", first.category, first.filename, first.lineno)
 
 
 def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[np.ndarray, dict[str, torch.Tensor]]]]:
