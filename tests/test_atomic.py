@@ -97,15 +97,32 @@ def test_force_checks_the_format_field(tmp_path):
 
 
 def test_an_unwritable_parent_or_a_mount_point_is_refused_before_the_work(tmp_path, monkeypatch):
-    """The swap's renames would fail after all the work (a root user passes os.access, so it is stubbed)."""
+    """The swap's renames would fail after all the work. Writing is tried, as root passes every
+    permission bit; a folder refusing it is stubbed, since root could write a chmod-ed one."""
     import os
+    import tempfile
 
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    real_mkdtemp = tempfile.mkdtemp
+
+    def refuse_in(folder):
+        def mkdtemp(*args, **kwargs):
+            if Path(kwargs["dir"]) == folder:
+                raise PermissionError(13, "Permission denied")
+            return real_mkdtemp(*args, **kwargs)
+        return mkdtemp
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse_in(tmp_path))
     with pytest.raises(PermissionError, match=f"new/out: cannot write in {tmp_path} \\(permission denied\\)"):
         with atomic_dir(tmp_path / "new" / "out"):
             pytest.fail("work started")
-    monkeypatch.setattr(os, "access", real_access)
+    written_in_place = tmp_path / "demo"
+    written_in_place.mkdir()
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse_in(written_in_place))
+    check_out_dir(written_in_place)  # replaced by a rename: only its parent must take new entries
+    with pytest.raises(PermissionError, match=f"cannot write in {written_in_place} "):
+        check_out_dir(written_in_place, swap=False)  # written into where it is: the folder itself must
+    monkeypatch.setattr(tempfile, "mkdtemp", real_mkdtemp)
+    written_in_place.rmdir()
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file, so nothing can be written under it"):
         check_out_dir(tmp_path / "file" / "out")
@@ -264,3 +281,13 @@ def test_a_ctrl_c_during_the_swap_leaves_the_new_folder_and_no_old_one(tmp_path,
             (tmp / "made").write_text("new")
     assert (target / "made").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .out.old-PID, no temporary folder
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_refuses_new_entries_even_to_root_is_refused(tmp_path):
+    """/proc takes no new entries whatever the user: os.access said yes there, and the error came after the work."""
+    for swap in (True, False):
+        with pytest.raises(PermissionError, match="/proc/out: cannot write in /proc \\("):
+            check_out_dir(Path("/proc/out"), swap=swap)
+    check_out_dir(tmp_path / "new" / "out")
+    assert list(tmp_path.iterdir()) == []  # the trial write leaves nothing behind

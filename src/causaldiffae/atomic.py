@@ -92,20 +92,28 @@ class Output:
         return " and ".join((self.marker, *self.files))
 
 
-def check_writable_parent(path: Path) -> None:
+def check_writable_parent(path: Path, *, in_place: bool = False) -> None:
     """Refuse an output (file or folder) whose final rename would fail, before the work: a broken
-    link or a file among its parents, an unwritable parent, or a mount point (its parent's entry
-    cannot be replaced)."""
-    ancestors = (path.absolute().parent, *path.absolute().parents)
+    link or a file among its parents, a parent nothing can be created in, or a mount point (its
+    parent's entry cannot be replaced). ``in_place``: the output is a folder written into where it
+    is (the demo, a training run), so it must itself take new entries where it exists.
+
+    Writability is tried, not read off permission bits: root passes ``os.access`` everywhere, yet
+    cannot create anything on a read-only file system or in ``/proc``.
+    """
+    here = path.absolute()
+    ancestors = ((here,) if in_place else ()) + (here.parent, *here.parents)
     broken = next((p for p in ancestors if p.is_symlink() and not p.exists()), None)
     if broken is not None:  # mkdir would fail on it after the work
         raise FileNotFoundError(f"{path}: {broken} is a symbolic link to {os.readlink(broken)}, which does not exist")
     parent = next(p for p in ancestors if p.exists())
     if not parent.is_dir():
         raise NotADirectoryError(f"{path}: {parent} is a file, so nothing can be written under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{path}: cannot write in {parent} (permission denied)")
-    if path.is_dir() and os.path.ismount(path):
+    try:  # named as the writers name their temporaries, so remove_leftovers takes one a kill -9 left
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check.", suffix=".tmp", dir=parent))
+    except OSError as e:
+        raise PermissionError(f"{path}: cannot write in {parent} ({(e.strerror or str(e)).lower()})") from None
+    if not in_place and path.is_dir() and os.path.ismount(path):
         raise FileExistsError(f"{path} is a mount point, which cannot be replaced in one rename; choose a folder inside it")
 
 
@@ -126,8 +134,7 @@ def check_out_dir(path: str | Path, force: bool = False, made_by: Output | None 
         raise FileExistsError(f"{path} is the current folder or holds it; choose a folder inside it or elsewhere")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder")
-    if swap:
-        check_writable_parent(path)
+    check_writable_parent(path, in_place=not swap)
     if not (path.exists() and any(path.iterdir())):
         return
     if not force:

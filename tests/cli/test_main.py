@@ -137,6 +137,31 @@ def test_an_output_inside_the_dataset_folder_is_refused_before_any_work(setup, c
     assert main(["data", "check", str(data)]) == 0  # the data is untouched
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where even root creates nothing")
+@pytest.mark.parametrize("command", ["train", "predictors", "evaluate", "counterfactual", "data", "demo"])
+def test_an_output_where_nothing_can_be_written_is_refused_before_any_work(setup, capsys, monkeypatch, command):
+    """The writes come last: training predictors, evaluating, decoding or building digits first would be lost."""
+    import causaldiffae.data.morphomnist as morphomnist
+    import causaldiffae.evaluation.predictors as predictors
+    from causaldiffae.models import CausalDiffAE
+
+    _, data, run, pred = setup
+    for owner, name in ((CausalDiffAE, "eps"), (CausalDiffAE, "loss"), (predictors, "train_predictors"), (morphomnist, "generate_split")):
+        monkeypatch.setattr(owner, name, lambda *a, **k: pytest.fail("the work started"))
+    out = Path("/proc/causaldiffae-out") / ("grid.png" if command == "counterfactual" else "out")
+    argv = {
+        "train": ["train", "--preset", "morphomnist-cpu", "--data", str(data)],
+        "predictors": ["predictors", "--data", str(data)],
+        "evaluate": ["evaluate", "--run", str(run), "--predictors", str(pred), "--data", str(data)],
+        "counterfactual": ["counterfactual", "--run", str(run), "--data", str(data), "--do", "a=2"],
+        "data": ["data", "morphomnist"],
+        "demo": ["demo"],
+    }[command]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{out}: cannot write in /proc (" in errors[0], errors
+
+
 def test_interrupting_a_parallel_build_twice_stops_it_at_once_leaving_nothing(tmp_path):
     """A second Ctrl-C used to hang for ever: the parent waited for every queued chunk."""
     import os

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from causaldiffae.atomic import atomic_file
+from causaldiffae.atomic import atomic_file, check_writable_parent
 from causaldiffae.checkpoint import checkpoint_dirs, read_config, read_model_meta
 from causaldiffae.config import ExperimentConfig
 from causaldiffae.errors import TrainingError
@@ -38,6 +38,7 @@ def check_out_dir(out: Path, resume: bool) -> list[Path]:
     """Refuse an --out that is not a new run (or, with ``resume``, a run); return its kept checkpoints."""
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} exists and is not a folder")
+    check_writable_parent(out, in_place=True)  # the run folder is written into where it is, once the checks pass
     kept = checkpoint_dirs(out)
     has_run = (out / "config.yaml").is_file() or bool(kept)
     if has_run and not resume:
