@@ -28,7 +28,8 @@ def test_an_in_memory_dataset_is_resized_to_the_recorded_resolution(tmp_path):
     "overrides,size,graph,error,match",
     [
         (("model.channel_mult=[1,2,2]",), 10, "a -> b", ConfigError, r"model.channel_mult: image size 10x10 is not divisible by 4"),
-        (("data.graph=a -> zz",), 8, "a -> b", ConfigError, r"data.graph: variable 'zz' is missing from the data synthetic \(it has: a, b\)"),
+        (("data.graph=a -> zz",), 8, "a -> b", ConfigError, r"data.graph: variable 'zz' is missing from the data synthetic \(it has: a, b\); "
+         r"pass data.graph=null to train on the data's own graph, a -> b$"),
         (("train.batch_size=64",), 8, "a -> b", DataError,
          r"synthetic: 16 training images, fewer than train.batch_size=64; pass a smaller one, e.g. train.batch_size=16"),
     ],

@@ -203,7 +203,7 @@ def test_an_out_that_is_a_file_or_data_without_classes_for_a_class_conditional_m
     assert (tmp_path / "file").read_text() == "keep me"
     data = synthetic_dataset(n=16)
     data.classes, data.num_classes = None, 0
-    with pytest.raises(ConfigError, match="model.class_conditional=true but the data synthetic has no classes"):
+    with pytest.raises(ConfigError, match="model.class_conditional=true but the data synthetic has no classes; pass model.class_conditional=false$"):
         train(tiny_config("model.class_conditional=true"), data, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

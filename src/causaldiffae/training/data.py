@@ -67,12 +67,12 @@ def prepare_data(dataset: CausalImageDataset, config: ExperimentConfig) -> Train
         if missing:
             raise ConfigError(
                 f"data.graph: variable {missing[0]!r} is missing from the data {dataset.name} "
-                f"(it has: {', '.join(dataset.variables)})"
+                f"(it has: {', '.join(dataset.variables)}); pass data.graph=null to train on the data's own graph, {dataset.graph}"
             )
     columns = [dataset.variables.index(v) for v in graph.variables]
     check_image_shape(config.model, dataset.image_shape, "model.channel_mult")
     if config.model.class_conditional and (dataset.classes is None or dataset.num_classes <= 0):
-        raise ConfigError(f"model.class_conditional=true but the data {dataset.name} has no classes")
+        raise ConfigError(f"model.class_conditional=true but the data {dataset.name} has no classes; pass model.class_conditional=false")
     images = torch.from_numpy(np.ascontiguousarray(dataset.images.transpose(0, 3, 1, 2)))
     labels = torch.from_numpy(dataset.standardise(dataset.labels)[:, columns]).float()
     classes = torch.full((len(dataset),), -1, dtype=torch.long) if dataset.classes is None else torch.from_numpy(dataset.classes)
