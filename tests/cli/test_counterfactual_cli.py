@@ -209,6 +209,26 @@ def test_run_folder_without_checkpoint_is_refused(setup, capsys, tmp_path):
         assert len(errors) == 1 and "no model.safetensors" in errors[0], errors
 
 
+def test_a_run_stopped_before_its_train_steps_is_noted_unless_a_step_is_picked(setup, capsys, tmp_path):
+    _, data, run, pred = setup
+    stopped = tmp_path / "run"
+    shutil.copytree(run, stopped)
+    config = stopped / "config.yaml"
+    config.write_text(re.sub(r"(?m)^  steps: 2$", "  steps: 7000", config.read_text()))  # as if Ctrl-C ended it at step 2
+    note = f"note: {stopped} has trained 2 of its train.steps=7000 steps, so its images are a part-trained model's"
+    cf = ["counterfactual", "--run", str(stopped), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2", "--no-progress"]
+    assert main([*cf, "--out", str(tmp_path / "g.png")]) == 0
+    assert note in capsys.readouterr().err
+    assert main([*cf, "--step", "2", "--out", str(tmp_path / "picked.png")]) == 0
+    assert "note:" not in capsys.readouterr().err  # a kept checkpoint picked on purpose
+    evaluate = ["evaluate", "--run", str(stopped), "--predictors", str(pred), "--data", str(data), "--out", str(tmp_path / "rep"),
+                "--quick", "--sweep-w", "1,nan", "--no-progress"]  # refused after loading, before sampling
+    assert main(evaluate) == 2 and note in capsys.readouterr().err
+    assert main(["counterfactual", "--run", str(run), "--data", str(data), "--n", "1", "--do", "a=2", "--steps", "2",
+                 "--out", str(tmp_path / "finished.png"), "--no-progress"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_the_csv_holds_the_set_value_itself_not_the_latents_reading(setup, tmp_path):
     """Zero is where a latent's reading (about -4e-9) and the value set differ visibly in the CSV."""
     _, data, run, _ = setup

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_input_folders, set_threads
+from causaldiffae.cli.options import (
+    THREADS_HELP,
+    add_run_options,
+    add_sampling_options,
+    check_input_folders,
+    note_part_trained,
+    set_threads,
+)
 from causaldiffae.errors import UserError
 
 if TYPE_CHECKING:  # torch and numpy load only when the command runs
@@ -197,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     model, config = load_run(args.run, step=args.step)
+    note_part_trained(model, config, args.run, args.step)
     args.steps = config.diffusion.sample_steps if args.steps is None else args.steps
     args.spacing = args.spacing or config.diffusion.sample_spacing
     check_options(model, steps=args.steps, w=args.w, mode=args.mode, abduction=args.abduction, guidance=args.guidance, start=args.start,

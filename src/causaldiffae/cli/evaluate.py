@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 
 from causaldiffae.atomic import Output
-from causaldiffae.cli.options import THREADS_HELP, add_run_options, add_sampling_options, check_device, check_input_folders, set_threads
+from causaldiffae.cli.options import (
+    THREADS_HELP,
+    add_run_options,
+    add_sampling_options,
+    check_device,
+    check_input_folders,
+    note_part_trained,
+    set_threads,
+)
 
 REPORT = Output("metrics.json", frozenset({"dataset", "effectiveness", "settings"}), ("report.md",))  # what --force may replace
 
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     check_device(args.device)
     model, config = load_run(args.run, device=args.device, step=args.step)
+    note_part_trained(model, config, args.run, args.step)
     opts["steps"] = config.diffusion.sample_steps if args.steps is None else args.steps
     opts["spacing"] = args.spacing or config.diffusion.sample_spacing
     settings = EvalSettings.quick(**opts) if args.quick else EvalSettings(**opts)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from causaldiffae.config import (
     ABDUCTIONS,
@@ -17,6 +19,10 @@ from causaldiffae.config import (
     SPACINGS,
 )
 from causaldiffae.errors import UserError, require_folder
+
+if TYPE_CHECKING:
+    from causaldiffae.config import ExperimentConfig
+    from causaldiffae.models import CausalDiffAE
 
 THREADS_HELP = (
     "torch CPU threads (default: torch's choice, all cores: on a quiet 2-core CPU 2 threads decode a grid 1.7x faster "
@@ -78,6 +84,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder made by 'causaldiffae train'")
     parser.add_argument("--step", type=int, default=None,
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
+
+
+def note_part_trained(model: CausalDiffAE, config: ExperimentConfig, run: Path, step: int | None) -> None:
+    """A run stopped before its train.steps (Ctrl-C, a lost machine) loads like a finished one; its
+    images are a part-trained model's, which a user reading them should know. (``--step`` picks a
+    checkpoint on purpose, so it gets no note.)"""
+    if step is None and model.trained_steps < config.train.steps:
+        print(f"note: {run} has trained {model.trained_steps} of its train.steps={config.train.steps} steps, so its images are a "
+              f"part-trained model's ('causaldiffae train --data DATA --out {run} --resume' continues it)", file=sys.stderr)
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
