@@ -86,7 +86,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="use the EMA weights of this kept checkpoint (default: the latest, model.safetensors)")
 
 
-def note_part_trained(model: CausalDiffAE, config: ExperimentConfig, run: Path, step: int | None) -> None:
+def note_part_trained(model: CausalDiffAE, config: ExperimentConfig, run: str | Path, step: int | None) -> None:
     """A run stopped before its train.steps (Ctrl-C, a lost machine) loads like a finished one; its
     images are a part-trained model's, which a user reading them should know. (``--step`` picks a
     checkpoint on purpose, so it gets no note.)"""
