@@ -298,6 +298,14 @@ def test_image_files_give_the_counterfactuals_of_the_same_dataset_images(setup, 
         assert a["a_label"] != "" and b["a_label"] == b["b_label"] == ""
         for key in ("column", "intervention", "a_factual", "b_factual", "a_counterfactual", "b_counterfactual"):
             assert a[key] == b[key], key
+    mine = tmp_path / "mine"  # a pattern, as Windows' cmd or quotes pass it on: the files it matches, in name order
+    mine.mkdir()
+    shutil.copy(files[5], mine / "a.png")
+    shutil.copy(files[2], mine / "b.png")
+    assert main([*common, "--images", str(mine / "*.png"), "--out", str(tmp_path / "pattern.png")]) == 0
+    by_pattern = read_rows(tmp_path / "pattern.csv")
+    assert [r["file"] for r in by_pattern[::4]] == [str(mine / "a.png"), str(mine / "b.png")]
+    assert [r["b_counterfactual"] for r in by_pattern] == [r["b_counterfactual"] for r in by_file]
     assert image_size(tmp_path / "files.png") == image_size(tmp_path / "data.png")
 
 
@@ -440,6 +448,7 @@ def test_an_image_file_on_a_grey_page_is_noted_and_frame_levels_it(setup, tmp_pa
     "extra, message",
     [
         (["--images", "MISSING"], "MISSING: image file not found"),
+        (["--images", "NOMATCH"], "--images NOMATCH: no file matches this pattern"),
         (["--images", "TEXT"], "TEXT: unreadable image"),
         (["--images", "FIRST", "--indices", "1"], "--indices picks images of --data; with --images every file given is a row"),
         (["--images", "FIRST", "--split", "train"], "--split picks images of --data"),
@@ -456,12 +465,13 @@ def test_image_file_bad_input_is_one_line_before_sampling(setup, capsys, monkeyp
     _, data, run, _ = setup
     monkeypatch.setattr(CausalDiffAE, "eps", lambda *a, **k: pytest.fail("sampling started"))
     (tmp_path / "notes.png").write_text("not an image")
-    swap = {"MISSING": str(tmp_path / "gone.png"), "TEXT": str(tmp_path / "notes.png"), "FIRST": str(_test_files(data)[0]), "DATA": str(data)}
+    swap = {"MISSING": str(tmp_path / "gone.png"), "TEXT": str(tmp_path / "notes.png"), "FIRST": str(_test_files(data)[0]), "DATA": str(data),
+            "NOMATCH": str(tmp_path / "digit-*.png")}
     extra = [swap.get(a, a) for a in extra]
     out = tmp_path / "g.png"
     assert main(["counterfactual", "--run", str(run), "--do", "a=2", "--out", str(out), "--no-progress", *extra]) == 2
     errors = error_lines(capsys)
-    expected = message.replace("MISSING", swap["MISSING"]).replace("TEXT", swap["TEXT"])
+    expected = message.replace("MISSING", swap["MISSING"]).replace("TEXT", swap["TEXT"]).replace("NOMATCH", swap["NOMATCH"])
     assert len(errors) == 1 and expected in errors[0], errors
     assert not out.exists()
 

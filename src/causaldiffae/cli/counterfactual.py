@@ -112,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="dataset folder")
     source.add_argument("--images", nargs="+", metavar="FILE",
-                        help="image files instead (PNG/JPEG, any size: converted and resized to the run's images as a folder dataset's are), "
+                        help="image files instead, or patterns such as 'digits/*.png' (PNG/JPEG, any size: converted and resized to the run's images as a folder dataset's are), "
                              "one row each; their labels are unknown, so the CSV leaves them empty; a file framed unlike the run's training images "
                              "(inverted, on a grey page, off-centre, drawn at another size) gets a note")
     parser.add_argument("--classes", default=None, metavar="K[,K...]",
@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if args.images is not None:
         from causaldiffae.data.folder import check_image_file
 
+        args.images = _expand_patterns(args.images)
         for file in args.images:
             check_image_file(file)
 
@@ -279,6 +280,23 @@ def _dataset_rows(args: argparse.Namespace, model: CausalDiffAE, config: Experim
     classes = None if ds.classes is None else ds.classes[idx]
     return _Rows(images_tensor(ds, idx), labels, classes, [int(i) for i in idx], "index", [f"#{i}" for i in idx],
                  f"{split} images by index")
+
+
+def _expand_patterns(items: list[str]) -> list[str]:
+    """Each --images item that is no file but a pattern (``digits/*.png``), as the files it matches in
+    name order: Windows' cmd passes patterns on unexpanded, and a quoted one reaches any shell's user so."""
+    import glob
+
+    files = []
+    for item in items:
+        if Path(item).exists() or not any(c in item for c in "*?["):
+            files.append(item)
+            continue
+        matched = sorted(glob.glob(item))
+        if not matched:
+            raise UserError(f"--images {item}: no file matches this pattern")
+        files.extend(matched)
+    return files
 
 
 def _file_rows(args: argparse.Namespace, model: CausalDiffAE) -> _Rows:
