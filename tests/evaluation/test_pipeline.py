@@ -32,6 +32,12 @@ def test_the_realism_table_warns_once_for_distances_alike_and_keeps_other_warnin
             for _ in range(3):
                 frechet_distance(a, a)
             warnings.warn("something else", UserWarning)
-    shown = [str(w.message) for w in caught]
+    shown = sorted(str(w.message) for w in caught)
     assert len(shown) == 2 and shown[1] == "something else", shown
     assert "imaginary part of 0.5 " in shown[0] and shown[0].endswith("(and 2 more of the realism table's distances alike)")
+    with warnings.catch_warnings(record=True) as caught:  # a section that fails still shows what it warned about
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError), _frechet_warnings_once():
+            warnings.warn("before the failure", UserWarning)
+            raise ValueError
+    assert [str(w.message) for w in caught] == ["before the failure"]

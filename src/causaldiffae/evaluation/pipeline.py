@@ -374,17 +374,22 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 def _frechet_warnings_once() -> Iterator[None]:
     """The realism table's distances share their set sizes, so when one is unreliable most are:
     warn with the first one's message and how many more there were, not once per distance."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    kinds: dict[str, list[warnings.WarningMessage]] = {}
-    for w in caught:  # a Frechet warning's kind is its text before the first figure; any other warning is its own
-        text = str(w.message)
-        kinds.setdefault(re.split(r"\d", text)[0] if text.startswith("Frechet distance") else f"{id(w)}", []).append(w)
-    for alike in kinds.values():
-        first, more = alike[0], len(alike) - 1
-        note = f" (and {more} more of the realism table's distances alike)" if more else ""
-        warnings.warn_explicit(f"{first.message}{note}", first.category, first.filename, first.lineno)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:  # outside the recording, so they go where the caller's warnings go; also when the section fails
+        frechet: dict[str, list[warnings.WarningMessage]] = {}
+        for w in caught:
+            text = str(w.message)
+            if text.startswith("Frechet distance"):  # its kind: the text before the first figure
+                frechet.setdefault(re.split(r"\d", text)[0], []).append(w)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for first, *more in frechet.values():
+            note = f" (and {len(more)} more of the realism table's distances alike)" if more else ""
+            warnings.warn_explicit(f"{first.message}{note}", first.category, first.filename, first.lineno)
 
 
 def _effectiveness(d: _Draw, keep_draws: bool) -> tuple[list[dict], list[tuple[np.ndarray, dict[str, torch.Tensor]]]]:
