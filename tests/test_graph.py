@@ -130,6 +130,9 @@ def test_dict_errors(tmp_path):
          r"^g.yaml: edge angel -> light names unknown variable 'angel' \(did you mean 'angle'\? known: angle, light\)$"),
         ({"variables": ["a", "b"], "edges": [["a", "b", "c"]]}, r"^g.yaml: cannot parse edge \['a', 'b', 'c'\]: expected 'a -> b'$"),
         ({"variables": ["a", "b"], "edges": [3]}, "^g.yaml: cannot parse edge 3: expected 'a -> b'$"),
+        ({"variables": ["a", "b"], "edges": 5}, r"^g.yaml: 'edges' must be a list of 'a -> b' entries or one line 'a -> b; c -> d', got int 5$"),
+        ({"variables": ["a", "b"], "edges": False}, r"^g.yaml: 'edges' must be a list .*, got bool False$"),  # not read as no edges
+        ({"variables": ["a", "b"], "edges": {"a": "b"}}, r"^g.yaml: 'edges' must be a list .*, got dict \{'a': 'b'\}$"),
     ],
 )
 def test_more_dict_errors_name_the_file(data, message):
@@ -137,8 +140,11 @@ def test_more_dict_errors_name_the_file(data, message):
         CausalGraph.from_dict(data, source="g.yaml")
 
 
-def test_edges_may_be_pairs():
+def test_edges_may_be_pairs_or_one_line():
     assert CausalGraph.from_dict({"variables": ["a", "b"], "edges": [["a", "b"]]}).edges == (("a", "b"),)
+    line = CausalGraph.from_dict({"variables": ["a", "b", "c"], "edges": "a -> b -> c; a -> c"})  # "edges: a -> b" read a character at a time
+    assert line.edges == (("a", "b"), ("b", "c"), ("a", "c"))
+    assert CausalGraph.from_dict({"variables": ["a", "b"], "edges": None}).edges == ()  # "edges:" left empty
 
 
 @pytest.mark.parametrize(

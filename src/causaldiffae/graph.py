@@ -144,7 +144,15 @@ class CausalGraph:
             if not isinstance(name, str):
                 raise GraphError(f"{source}: variable name {name!r} is not a string (YAML read it as {type(name).__name__}); quote it (\"{name}\")")
         edges: list[tuple[str, str]] = []
-        for item in data.get("edges") or []:
+        listed = data.get("edges")
+        if listed is None:  # "edges:" left empty: a graph without edges
+            listed = []
+        if isinstance(listed, str):  # one line, as data.graph takes it: "a -> b; b -> c"
+            listed = [listed]
+        if not isinstance(listed, (list, tuple)):
+            raise GraphError(f"{source}: 'edges' must be a list of 'a -> b' entries or one line 'a -> b; c -> d', "
+                             f"got {type(listed).__name__} {listed!r}")
+        for item in listed:
             if isinstance(item, str):
                 if "->" not in item:  # often a comma group split by a flow list: [a, b -> c] is ['a', 'b -> c']
                     raise GraphError(f"{source}: cannot parse edge {item!r}: expected 'a -> b' (an edge with commas inside "
