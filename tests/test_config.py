@@ -115,6 +115,8 @@ def test_unknown_preset_lists_the_valid_ones(tmp_path):
         ("model:\n  latent_blok: 3\n", r"bad.yaml: model: unknown key 'latent_blok' \(did you mean 'latent_block'\? valid: "),
         ("trian:\n  steps: 3\n", r"bad.yaml: unknown section 'trian' \(did you mean 'train'\? valid: name, data, "),
         ("model: 3\n", r"bad.yaml: section 'model' must be a mapping"),
+        ("name: [x]\n", r"bad.yaml: name: expected a string, got list \['x'\]"),  # was named "['x']"
+        ("name:\n", r"bad.yaml: name: expected a string, got NoneType None"),
     ]:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):

@@ -192,6 +192,8 @@ class ExperimentConfig:
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             if name == "name":
+                if not isinstance(value, (str, int, float)) or isinstance(value, bool):  # a number names an experiment too: 2024
+                    raise ConfigError(f"{source}: name: expected a string, got {type(value).__name__} {value!r}")
                 kwargs[name] = str(value)
                 continue
             section_cls = get_type_hints(cls)[name]
