@@ -152,6 +152,16 @@ class _Run:
         self.accelerator.wait_for_everyone()
 
 
+def _plan_line(model: CausalDiffAE, data: TrainData, config: ExperimentConfig, precision: str, world: int, start: int) -> str:
+    """What is about to train, so that a run's scale (a paper-sized default on a laptop) shows before its first step."""
+    params = sum(p.numel() for p in model.parameters())
+    channels, height, width = data.image_shape
+    processes = f" over {world} processes" if world > 1 else ""
+    return (f"training {model.variant} ({params / 1e6:.2f}M parameters) on {len(data)} {data.name} images of {channels}x{height}x{width}, "
+            f"graph {data.graph}: batch {config.train.batch_size}{processes}, {'fp32' if precision == 'no' else precision}, "
+            f"steps {start + 1}..{config.train.steps}")
+
+
 def _open(
     config: ExperimentConfig, data: str | Path | CausalImageDataset, out: Path, *, resume: bool, mixed_precision: str | None,
     progress: bool, lock: RunLock,
@@ -204,6 +214,8 @@ def _open(
     model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
+        if start < t.steps:
+            print(_plan_line(accelerator.unwrap_model(model), train_data, config, mixed_precision, world, start))
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
         rank = accelerator.process_index
