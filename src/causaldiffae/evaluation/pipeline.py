@@ -54,7 +54,7 @@ from causaldiffae.evaluation.metrics import (
 )
 from causaldiffae.evaluation.oracle import morphomnist_oracle_scores, morphomnist_true_counterfactuals
 from causaldiffae.evaluation.predictors import Predictors, check_meta
-from causaldiffae.evaluation.realism import frechet_distance, l1_pixels
+from causaldiffae.evaluation.realism import UnreliableFrechet, frechet_distance, l1_pixels
 
 if TYPE_CHECKING:
     from causaldiffae.models import CausalDiffAE
@@ -382,9 +382,8 @@ def _frechet_warnings_once() -> Iterator[None]:
     finally:  # outside the recording, so they go where the caller's warnings go; also when the section fails
         frechet: dict[str, list[warnings.WarningMessage]] = {}
         for w in caught:
-            text = str(w.message)
-            if text.startswith("Frechet distance"):  # its kind: the text before the first figure
-                frechet.setdefault(re.split(r"\d", text)[0], []).append(w)
+            if issubclass(w.category, UnreliableFrechet):  # its kind: the text before the first figure
+                frechet.setdefault(re.split(r"\d", str(w.message))[0], []).append(w)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         for first, *more in frechet.values():

@@ -11,6 +11,10 @@ import warnings
 import numpy as np
 
 
+class UnreliableFrechet(RuntimeWarning):
+    """A Frechet distance whose covariances are too ill-conditioned to trust (``evaluate`` counts a table's alike)."""
+
+
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of ``(N, F)`` features."""
     f = np.asarray(features, dtype=np.float64)
@@ -42,12 +46,12 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float 
         few = f"; {len(features_a)} and {len(features_b)} images for {s_a.shape[0]} features leave the covariances singular: score more images" \
             if min(len(features_a), len(features_b)) <= s_a.shape[0] else ""
         warnings.warn(f"Frechet distance: the covariance square root has an imaginary part of {imaginary:.3g} "
-                      f"(traces {scale:.3g}); the distance is unreliable{few}", RuntimeWarning, stacklevel=2)
+                      f"(traces {scale:.3g}); the distance is unreliable{few}", UnreliableFrechet, stacklevel=2)
     diff = mu_a - mu_b
     value = float(diff @ diff + scale - 2.0 * np.trace(np.real(covmean)))
     if value < -1e-6 * max(scale, 1e-12):
         warnings.warn(f"Frechet distance came out negative ({value:.3g}); reported as 0, the covariances are ill-conditioned",
-                      RuntimeWarning, stacklevel=2)
+                      UnreliableFrechet, stacklevel=2)
     return max(0.0, value)
 
 
