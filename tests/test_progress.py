@@ -86,6 +86,31 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
                      "train: step 5/10 (50%), loss 0.2500, 20.00 s/step, 2 min left"]  # where it stopped, said on closing
 
 
+def test_log_lines_of_slow_steps_come_between_far_apart_figures():
+    now = [0.0]
+    lines: list[str] = []
+    with LogLines(200, log_every=50, interval=60, clock=lambda: now[0], write=lines.append) as log:
+        for step in range(1, 56):
+            now[0] += 100.0 if step <= 3 else 10.0  # a paper-sized model: minutes a step at first, then faster
+            log.update(1)
+            if step % 50 == 0:
+                log.set_postfix(loss="0.5000")
+    assert lines == [
+        "train: step 0/200, starting; a line about every 60 s follows",
+        "train: step 1/200 (0%), 100.00 s/step, 5 h 32 min left",  # figures 49 steps away: said at once
+        "train: step 2/200 (1%), 100.00 s/step, 5 h 30 min left",
+        "train: step 3/200 (2%), 100.00 s/step, 5 h 28 min left",
+        "train: step 9/200 (4%), 40.00 s/step, 2 h 07 min left",  # at 10 s a step, once a minute
+        "train: step 15/200 (8%), 28.00 s/step, 86 min left",
+        "train: step 21/200 (10%), 22.86 s/step, 68 min left",
+        "train: step 27/200 (14%), 20.00 s/step, 58 min left",
+        "train: step 33/200 (16%), 18.18 s/step, 51 min left",
+        "train: step 39/200 (20%), 16.92 s/step, 45 min left",  # at step 45 the figures are 50 s away: it waits for them
+        "train: step 50/200 (25%), loss 0.5000, 15.40 s/step, 38 min left",
+        "train: step 55/200 (28%), loss 0.5000, 14.91 s/step, 36 min left",  # where it stopped, said on closing
+    ]
+
+
 def test_training_shows_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(stderr):
     stderr(Terminal())
     shown = training_progress(5, 0, enabled=True)

@@ -51,29 +51,42 @@ def format_duration(seconds: float) -> str:
 class LogLines:
     """Training progress as plain lines, for a log: ``tqdm``'s ``update``/``set_postfix``/``close``.
 
-    A line is printed when new figures arrive (``set_postfix``, at the run's logged steps) and
-    ``interval`` seconds have passed since the last, and at the last step, so a line's figures are
-    always the latest logged ones; closing early (a stop, a time limit) prints where it stopped.
-    Entering says where it starts, as the first figures may be minutes away.
+    A line is printed when new figures arrive (``set_postfix``, at the run's logged steps, every
+    ``log_every``) and ``interval`` seconds have passed since the last, and at the last step, so a
+    line's figures are always the latest logged ones. Where the next figures are more than an interval
+    away (a paper-sized model on a CPU, minutes a step), a step's end prints the step, speed and time
+    left at once, so the log does not fall silent for hours. Closing early (a stop, a time limit)
+    prints where it stopped. Entering says where it starts, as the first figures may be minutes away.
     """
 
-    def __init__(self, total: int, initial: int = 0, *, desc: str = "train", interval: float = LOG_INTERVAL,
+    def __init__(self, total: int, initial: int = 0, *, log_every: int = 1, desc: str = "train", interval: float = LOG_INTERVAL,
                  clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None) -> None:
-        self.total, self.n, self.desc, self.interval, self.clock = total, initial, desc, interval, clock
+        self.total, self.n, self.log_every, self.desc, self.interval, self.clock = total, initial, log_every, desc, interval, clock
         self.write = write or _print_line
         self.first, self.started = initial, clock()
-        self.last_line: float | None = None
+        self.stepped = self.last_line = self.started  # when the latest step ended, and when the last line was printed
+        self.last_figures: float | None = None
         self.last_step = initial
         self.postfix: dict[str, object] = {}
 
     def update(self, n: int = 1) -> None:
+        now = self.clock()
+        step_time, self.stepped = (now - self.stepped) / n, now
         self.n += n
+        to_figures = -self.n % self.log_every  # steps until the next logged step; 0: this one, whose set_postfix follows
+        if (self.n < self.total and to_figures and now - self.last_line >= self.interval
+                and to_figures * step_time > self.interval):
+            self.say(now)
+
+    def per_step(self, now: float) -> float:
+        return (now - self.started) / max(self.n - self.first, 1)
 
     def set_postfix(self, **values: object) -> None:
         self.postfix = values
         now = self.clock()
-        if self.n >= self.total or self.last_line is None or now - self.last_line >= self.interval:
+        if self.n >= self.total or self.last_figures is None or now - self.last_figures >= self.interval:
             self.say(now)
+            self.last_figures = now
 
     def say(self, now: float) -> None:
         self.write(self.line(now))
@@ -84,7 +97,7 @@ class LogLines:
         parts = [f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f}%)"]
         parts += [f"{k} {v}" for k, v in self.postfix.items()]
         if done > 0:
-            per_step = (now - self.started) / done
+            per_step = self.per_step(now)
             parts.append(f"{per_step:.2f} s/step")
             if self.n < self.total:
                 parts.append(f"{format_duration(per_step * (self.total - self.n))} left")
@@ -102,10 +115,10 @@ class LogLines:
         self.close()
 
 
-def training_progress(total: int, initial: int, enabled: bool) -> tqdm | LogLines:
-    """The training loop's display: a bar on a terminal, plain lines in a log, or nothing."""
+def training_progress(total: int, initial: int, enabled: bool, log_every: int = 1) -> tqdm | LogLines:
+    """The training loop's display: a bar on a terminal, plain lines in a log (figures every ``log_every`` steps), or nothing."""
     if enabled and not on_terminal():
-        return LogLines(total, initial)
+        return LogLines(total, initial, log_every=log_every)
     return bar(total=total, initial=initial, desc="train", enabled=enabled, dynamic_ncols=True)
 
 

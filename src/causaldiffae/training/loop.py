@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -27,6 +28,7 @@ from causaldiffae.evaluation.figures import training_curves
 from causaldiffae.signals import restore_handlers, swap_handlers
 from causaldiffae.training.compiled import check_compiled_loss
 from causaldiffae.training.data import TrainData, configured_graph, load_training_data
+from causaldiffae.training.memory import format_bytes, free_memory, memory_warning, step_memory
 from causaldiffae.training.precision import choose_precision, make_accelerator
 from causaldiffae.training.randomness import rng_state, set_rng_state, step_generator, step_indices
 from causaldiffae.training.run_folder import (
@@ -152,14 +154,16 @@ class _Run:
         self.accelerator.wait_for_everyone()
 
 
-def _plan_line(model: CausalDiffAE, data: TrainData, config: ExperimentConfig, precision: str, world: int, start: int) -> str:
+def _plan_line(model: CausalDiffAE, data: TrainData, config: ExperimentConfig, precision: str, world: int, start: int,
+               memory: int) -> str:
     """What is about to train, so that a run's scale (a paper-sized default on a laptop) shows before its first step."""
     params = sum(p.numel() for p in model.parameters())
     channels, height, width = data.image_shape
     processes = f" over {world} processes" if world > 1 else ""
+    per_process = " per process" if world > 1 else ""
     return (f"training {model.variant} ({params / 1e6:.2f}M parameters) on {len(data)} {data.name} images of {channels}x{height}x{width}, "
             f"graph {data.graph}: batch {config.train.batch_size}{processes}, {'fp32' if precision == 'no' else precision}, "
-            f"steps {start + 1}..{config.train.steps}")
+            f"about {format_bytes(memory)} a step{per_process}, steps {start + 1}..{config.train.steps}")
 
 
 def _open(
@@ -215,7 +219,12 @@ def _open(
     if main:
         say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
         if start < t.steps:
-            print(_plan_line(accelerator.unwrap_model(model), train_data, config, mixed_precision, world, start))
+            raw = accelerator.unwrap_model(model)
+            memory = step_memory(raw, train_data, micro, accelerator.device, accelerator.autocast)
+            print(_plan_line(raw, train_data, config, mixed_precision, world, start, memory))
+            warning = memory_warning(memory, free_memory(accelerator.device), t.batch_size, world, t.grad_accum)
+            if warning:
+                warnings.warn(warning, stacklevel=3)
     forward = model if t.compile is None else torch.compile(model, mode=t.compile)
     if t.compile is not None and start < t.steps:
         rank = accelerator.process_index
@@ -251,7 +260,7 @@ def _steps(run: _Run, stop: _StopRequest, *, progress: bool, time_limit: float |
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = run.start
     run.model.train()
-    bar = training_progress(t.steps, run.start, enabled=progress and main)
+    bar = training_progress(t.steps, run.start, enabled=progress and main, log_every=t.log_every)
     with stop, bar:  # closed on every way out, so a stopped run's bar is not redrawn after its last message
         for step in range(run.start, t.steps):
             lr, lam = learning_rate(step, t.lr, t.warmup_steps), kl_scale(step, t.kl_anneal_steps)
