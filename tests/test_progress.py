@@ -63,7 +63,7 @@ def test_durations_are_rounded_to_what_a_time_left_is_known_to():
 def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval_and_always_at_the_end():
     now = [100.0]
     lines: list[str] = []
-    with LogLines(10, initial=2, interval=60, clock=lambda: now[0], write=lines.append) as log:
+    with LogLines(10, initial=2, interval=60, clock=lambda: now[0], write=lines.append, first_step=False) as log:
         for step in range(3, 11):
             now[0] += 20.0  # 20 s a step
             log.update(1)
@@ -76,7 +76,7 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
         "train: step 10/10 (100%), loss 0.5000, 20.00 s/step",  # the end, although only 40 s later
     ]
     lines.clear()
-    with LogLines(10, interval=60, clock=lambda: now[0], write=lines.append) as log:
+    with LogLines(10, interval=60, clock=lambda: now[0], write=lines.append, first_step=False) as log:
         for step in range(1, 6):  # stopped after step 5 (Ctrl-C, a time limit), its figures logged at 4
             now[0] += 20.0
             log.update(1)
@@ -89,7 +89,7 @@ def test_log_lines_say_step_figures_speed_and_time_left_at_most_once_an_interval
 def test_log_lines_of_slow_steps_come_between_far_apart_figures():
     now = [0.0]
     lines: list[str] = []
-    with LogLines(200, log_every=50, interval=60, clock=lambda: now[0], write=lines.append) as log:
+    with LogLines(200, log_every=50, interval=60, clock=lambda: now[0], write=lines.append, first_step=False) as log:
         for step in range(1, 56):
             now[0] += 100.0 if step <= 3 else 10.0  # a paper-sized model: minutes a step at first, then faster
             log.update(1)
@@ -109,6 +109,23 @@ def test_log_lines_of_slow_steps_come_between_far_apart_figures():
         "train: step 50/200 (25%), loss 0.5000, 15.40 s/step, 38 min left",
         "train: step 55/200 (28%), loss 0.5000, 14.91 s/step, 36 min left",  # where it stopped, said on closing
     ]
+
+
+def test_log_lines_say_how_long_a_first_step_runs_until_it_ends(stderr):
+    stderr(io.StringIO())
+    lines: list[str] = []
+    with LogLines(100, log_every=50, interval=0.02, write=lines.append) as log:
+        deadline = time.monotonic() + 10
+        while len(lines) < 3 and time.monotonic() < deadline:  # a first step of minutes: the heartbeat speaks
+            time.sleep(0.005)
+        log.update(1)
+        beats = len(lines)
+        time.sleep(0.1)  # five intervals after the first step: quiet until the step's own line is due
+        assert log.heartbeat.thread is not None and not log.heartbeat.thread.is_alive()
+    assert lines[0] == "train: step 0/100, starting; a line about every 0 s follows"
+    assert all(line.startswith("  ... ") and line.endswith(" since the line above") for line in lines[1:beats - 1])
+    assert lines[beats - 1].startswith("train: step 1/100 (1%), ")  # the step's own line, its losses 49 steps away
+    assert beats >= 3 and not any(line.startswith("  ... ") for line in lines[beats:])
 
 
 def test_training_shows_a_bar_on_a_terminal_lines_in_a_log_and_nothing_when_off(stderr):

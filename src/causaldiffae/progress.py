@@ -56,13 +56,16 @@ class LogLines:
     line's figures are always the latest logged ones. Where the next figures are more than an interval
     away (a paper-sized model on a CPU, minutes a step), a step's end prints the step, speed and time
     left at once, so the log does not fall silent for hours. Closing early (a stop, a time limit)
-    prints where it stopped. Entering says where it starts, as the first figures may be minutes away.
+    prints where it stopped. Entering says where it starts, as the first figures may be minutes away;
+    until the first step ends a ``Heartbeat`` (``first_step``) says how long it has run.
     """
 
     def __init__(self, total: int, initial: int = 0, *, log_every: int = 1, desc: str = "train", interval: float = LOG_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None,
+                 first_step: bool = True) -> None:
         self.total, self.n, self.log_every, self.desc, self.interval, self.clock = total, initial, log_every, desc, interval, clock
         self.write = write or _print_line
+        self.heartbeat = Heartbeat(enabled=first_step, interval=interval, clock=clock, write=self.write)
         self.first, self.started = initial, clock()
         self.stepped = self.last_line = self.started  # when the latest step ended, and when the last line was printed
         self.last_figures: float | None = None
@@ -70,6 +73,7 @@ class LogLines:
         self.postfix: dict[str, object] = {}
 
     def update(self, n: int = 1) -> None:
+        self.heartbeat.close()
         now = self.clock()
         step_time, self.stepped = (now - self.stepped) / n, now
         self.n += n
@@ -108,10 +112,12 @@ class LogLines:
             self.say(self.clock())
 
     def __enter__(self) -> LogLines:
-        self.write(f"{self.desc}: step {self.n}/{self.total}, starting; a line about every {format_duration(self.interval)} follows")
+        self.heartbeat(f"{self.desc}: step {self.n}/{self.total}, starting; a line about every {format_duration(self.interval)} follows")
+        self.heartbeat.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.heartbeat.close()
         self.close()
 
 
@@ -162,7 +168,11 @@ class Heartbeat:
             self.thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Stop beating (again: a no-op)."""
         self.stop.set()
         if self.thread is not None:
             self.thread.join()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
