@@ -10,6 +10,7 @@ from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import prepare_data, train
 from causaldiffae.training.memory import (
     BACKWARD_FACTOR,
+    GRADIENT_BYTES,
     STATE_BYTES,
     FreeMemory,
     memory_warning,
@@ -53,6 +54,8 @@ def test_the_estimate_grows_by_what_an_image_saves_and_counts_the_optimiser():
     small, large = (step_memory(model, data, micro, cpu, _no_autocast) for micro in (2, 10))
     assert large - small == pytest.approx(BACKWARD_FACTOR * 8 * 67 * 4, abs=2)
     assert small == int(BACKWARD_FACTOR * 2 * 67 * 4 + STATE_BYTES * params)
+    resumed = step_memory(model, data, 2, cpu, _no_autocast, restored=True)  # AdamW's moments already loaded
+    assert resumed == int(BACKWARD_FACTOR * 2 * 67 * 4 + GRADIENT_BYTES * params)
 
 
 def test_a_real_model_saves_more_per_image_than_its_input():

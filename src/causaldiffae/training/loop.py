@@ -220,7 +220,7 @@ def _open(
         say_how_it_resumes(out, resume, bool(kept), changes, start, t.steps)
         if start < t.steps:
             raw = accelerator.unwrap_model(model)
-            memory = step_memory(raw, train_data, micro, accelerator.device, accelerator.autocast)
+            memory = step_memory(raw, train_data, micro, accelerator.device, accelerator.autocast, restored=ckpt is not None)
             print(_plan_line(raw, train_data, config, mixed_precision, world, start, memory))
             warning = memory_warning(memory, free_memory(accelerator.device), t.batch_size, world, t.grad_accum)
             if warning:

@@ -19,6 +19,7 @@ from causaldiffae.training.randomness import step_generator
 
 BACKWARD_FACTOR = 1.2  # peak growth / saved bytes: 1.0-1.4 measured over presets and batches (benchmarks/train_memory.py)
 STATE_BYTES = 12  # per fp32 parameter beyond the model and its EMA: its gradient and AdamW's two moments
+GRADIENT_BYTES = 4  # of those, what a resumed run, its moments restored, has yet to allocate
 
 
 def saved_bytes(model: torch.nn.Module, data: TrainData, count: int, device: torch.device,
@@ -42,17 +43,19 @@ def saved_bytes(model: torch.nn.Module, data: TrainData, count: int, device: tor
 
 
 def step_memory(model: torch.nn.Module, data: TrainData, micro: int, device: torch.device,
-                autocast: Callable[[], contextlib.AbstractContextManager]) -> int:
+                autocast: Callable[[], contextlib.AbstractContextManager], *, restored: bool = False) -> int:
     """About how many bytes a step on micro-batches of ``micro`` images adds to the model, its EMA and the data.
 
     Two probes (one image, two) split what the forward pass saves into a part per image and a fixed
     part (autocast's weight copies); the backward pass holds gradients beside them, which
-    ``BACKWARD_FACTOR`` accounts for; the optimiser keeps ``STATE_BYTES`` per parameter.
+    ``BACKWARD_FACTOR`` accounts for; the optimiser keeps ``STATE_BYTES`` per parameter, of which a
+    resumed run (``restored``) already holds the moments.
     """
     one, two = (saved_bytes(model, data, n, device, autocast) for n in (1, 2))
     per_image, fixed = two - one, max(2 * one - two, 0)
     params = sum(p.numel() for p in model.parameters())
-    return int(BACKWARD_FACTOR * (fixed + per_image * micro) + STATE_BYTES * params)
+    state = GRADIENT_BYTES if restored else STATE_BYTES
+    return int(BACKWARD_FACTOR * (fixed + per_image * micro) + state * params)
 
 
 @dataclass(frozen=True)
