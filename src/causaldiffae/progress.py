@@ -83,6 +83,7 @@ class LogLines:
             self.say(now)
 
     def per_step(self, now: float) -> float:
+        """Seconds a step, averaged since the display opened."""
         return (now - self.started) / max(self.n - self.first, 1)
 
     def set_postfix(self, **values: object) -> None:
@@ -113,7 +114,7 @@ class LogLines:
 
     def __enter__(self) -> LogLines:
         self.heartbeat(f"{self.desc}: step {self.n}/{self.total}, starting; a line about every {format_duration(self.interval)} follows")
-        self.heartbeat.__enter__()
+        self.heartbeat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -162,10 +163,14 @@ class Heartbeat:
         while not self.stop.wait(max(self.said + self.interval - self.clock(), 0.01)):
             self.tick()
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> None:
+        """Beat on a thread of its own, where enabled."""
         if self.enabled:
             self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
             self.thread.start()
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
         return self
 
     def close(self) -> None:
