@@ -239,7 +239,7 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(CausalDiffAE, "loss", exploding_loss(3))
-    monkeypatch.setattr("causaldiffae.training.loop.step_memory", lambda *args: 0)  # its loss calls would count as steps
+    monkeypatch.setattr("causaldiffae.training.loop.step_memory", lambda *args, **kwargs: 0)  # its loss calls would count as steps
     with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 3.*step-0000002"):
         train(tiny_config("train.steps=5"), synthetic_dataset(n=16), tmp_path / "run", progress=False)
     assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["step-0000002"]
@@ -276,7 +276,7 @@ def spy_forward(self, *args, **kwargs):
 training.TrainData.batch = spy_batch
 torch.optim.AdamW = SpyAdamW
 CausalDiffAE.forward = spy_forward
-training.loop.step_memory = lambda *args: 0  # the memory probe's batches and losses on rank 0 are not the steps'
+training.loop.step_memory = lambda *args, **kwargs: 0  # the memory probe's batches and losses on rank 0 are not the steps'
 training.train(tiny_config("train.steps=3", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
 open(out + "/rank" + os.environ["RANK"] + ".json", "w").write(json.dumps(seen))
 """)
@@ -319,7 +319,7 @@ from causaldiffae.models import CausalDiffAE
 from training_fixtures import exploding_loss
 
 CausalDiffAE.loss = exploding = exploding_loss(2, here=os.environ["RANK"] == "1")
-training.loop.step_memory = lambda *args: 0  # the memory probe's loss calls on rank 0 would count as steps
+training.loop.step_memory = lambda *args, **kwargs: 0  # the memory probe's loss calls on rank 0 would count as steps
 try:
     training.train(tiny_config("train.steps=6", "train.checkpoint_every=3"), synthetic_dataset(n=32), out + "/run", progress=False)
     message = "finished"
