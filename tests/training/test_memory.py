@@ -75,7 +75,10 @@ def test_a_real_model_saves_more_per_image_than_its_input():
          "or take each batch in parts (train.grad_accum=2 halves it), or train on a GPU"),
         (10**9, FreeMemory(3 * 10**9, "cuda:0", shared=False), 64, 4, 1, None),  # each GPU holds its own process's step
         (5 * 10**8, FreeMemory(4 * 10**8, "cuda:0", shared=False), 6, 1, 2,
-         "a training step needs about 500 MB of memory and cuda:0 has 400 MB free; lower train.batch_size, or train on a GPU"),
+         "a training step needs about 500 MB of memory and cuda:0 has 400 MB free; lower train.batch_size"),
+        (5 * 10**8, FreeMemory(4 * 10**8, "cuda:1", shared=False), 64, 2, 1,
+         "a training step needs about 500 MB of memory and cuda:1 has 400 MB free; lower train.batch_size, "
+         "or take each batch in parts (train.grad_accum=2 halves it)"),  # already on a GPU: no GPU to suggest
         (10**9, None, 64, 1, 1, None),
     ],
 )

@@ -85,7 +85,11 @@ def format_bytes(n: float) -> str:
 
 
 def memory_warning(need: int, free: FreeMemory | None, batch_size: int, processes: int, grad_accum: int) -> str | None:
-    """One line when ``processes`` steps of ``need`` bytes each would not fit in what is free, with what to change."""
+    """One line when ``processes`` steps of ``need`` bytes each would not fit in what is free, with what to change.
+
+    A GPU is suggested only to a run on shared (CPU) memory; one already on a GPU is told what to
+    change there.
+    """
     if free is None:
         return None
     total = need * processes if free.shared else need
@@ -93,5 +97,6 @@ def memory_warning(need: int, free: FreeMemory | None, batch_size: int, processe
         return None
     parts = 2 * grad_accum
     split = f", or take each batch in parts (train.grad_accum={parts} halves it)" if batch_size % (processes * parts) == 0 else ""
+    elsewhere = ", or train on a GPU" if free.shared else ""
     return (f"a training step needs about {format_bytes(total)} of memory and {free.where} has {format_bytes(free.bytes)} "
-            f"free; lower train.batch_size{split}, or train on a GPU")
+            f"free; lower train.batch_size{split}{elsewhere}")
