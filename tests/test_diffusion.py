@@ -16,6 +16,13 @@ def test_scheduler_is_linear_1e4_to_002():
     assert torch.allclose(s.betas.diff(), s.betas.diff()[0].expand(999), atol=1e-9)
 
 
+def test_the_cosine_schedule_adds_less_noise_near_the_clean_image_and_ends_as_noisy():
+    linear, cosine = (make_scheduler(DiffusionConfig(beta_schedule=s)).alphas_cumprod for s in ("linear", "cosine"))
+    assert cosine[100] > linear[100] + 0.05 and cosine[500] > linear[500] + 0.3  # more signal kept at every low and middle level
+    assert cosine[-1] < 1e-4 and linear[-1] < 1e-4  # both end at (almost) pure noise
+    assert bool(torch.all(cosine.diff() < 0))
+
+
 def test_a_velocity_converts_to_the_noise_it_stands_for():
     s = make_scheduler(DiffusionConfig(prediction_type="v_prediction"))
     assert s.config.prediction_type == "v_prediction"

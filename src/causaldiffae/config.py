@@ -95,6 +95,7 @@ def is_image_shape(shape: object) -> bool:
             and all(is_whole(v, 1, MAX_RESOLUTION) for v in shape[1:]))
 
 
+BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # ours -> diffusers' name (diffusion.make_scheduler)
 PREDICTION_TYPES = ("epsilon", "v_prediction")  # what the decoder's output stands for (diffusion.to_eps)
 SPACINGS = ("uniform", "quadratic")  # how inference's DDIM steps sit on the noise levels (diffusion.ddim_timesteps)
 
@@ -134,11 +135,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 @dataclass
 class DiffusionConfig:
-    """The forward process (linear betas) and the default number of DDIM steps at inference."""
+    """The forward process and the default number of DDIM steps at inference."""
 
     num_train_timesteps: int = 1000
-    beta_start: float = 1e-4
+    beta_start: float = 1e-4  # the linear schedule's ends; the cosine one has none
     beta_end: float = 0.02
+    beta_schedule: str = "linear"  # SPEC §1.3; "cosine" (Nichol & Dhariwal 2021) adds less noise per step near the clean image
     prediction_type: str = "epsilon"  # "v_prediction" weighs the loss towards the clean image at high noise
     sample_steps: int = 250  # counterfactual / evaluate / demo steps when --steps is not given (the reference's)
     sample_spacing: str = "uniform"  # how those steps sit on the noise levels: "uniform" or "quadratic" (more at low noise)
@@ -370,6 +372,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     need(d.num_train_timesteps >= 2, "diffusion.num_train_timesteps", d.num_train_timesteps, "must be >= 2")
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(2 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 2..{d.num_train_timesteps}")
+    need(d.beta_schedule in BETA_SCHEDULES, "diffusion.beta_schedule", d.beta_schedule, f"must be one of {', '.join(BETA_SCHEDULES)}")
     need(d.prediction_type in PREDICTION_TYPES, "diffusion.prediction_type", d.prediction_type, f"must be one of {', '.join(PREDICTION_TYPES)}")
     need(d.sample_spacing in SPACINGS, "diffusion.sample_spacing", d.sample_spacing, f"must be one of {', '.join(SPACINGS)}")
     need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")

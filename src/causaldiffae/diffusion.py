@@ -1,6 +1,6 @@
 """Noise schedule and samplers: a diffusers scheduler for training, small pure functions for DDIM.
 
-Training draws ``t`` and noises ``x0`` with a ``DDPMScheduler`` (linear betas, fixed variance).
+Training draws ``t`` and noises ``x0`` with a ``DDPMScheduler`` (linear or cosine betas, fixed variance).
 Sampling and inversion are plain functions of ``(eps_fn, x, timesteps, alphas_cumprod)`` in the
 style of k-diffusion samplers: no hidden state, so the counterfactual code can invert, edit and
 decode with the same few lines, and deterministic DDIM (eta=0) inverts exactly in the limit of
@@ -16,19 +16,19 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler
 
-from causaldiffae.config import SPACINGS, DiffusionConfig
+from causaldiffae.config import BETA_SCHEDULES, SPACINGS, DiffusionConfig
 from causaldiffae.progress import bar
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_scheduler(config: DiffusionConfig) -> DDPMScheduler:
-    """The forward process of SPEC §1.3: linear betas, fixed variance, the configured prediction."""
+    """The forward process of SPEC §1.3 (linear betas unless configured cosine), fixed variance, the configured prediction."""
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_start=config.beta_start,
         beta_end=config.beta_end,
-        beta_schedule="linear",
+        beta_schedule=BETA_SCHEDULES[config.beta_schedule],
         prediction_type=config.prediction_type,
         variance_type="fixed_small",
         clip_sample=False,

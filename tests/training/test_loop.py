@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from causaldiffae.checkpoint import CheckpointError, checkpoint_dirs, load_run
 from causaldiffae.config import ConfigError
+from causaldiffae.diffusion import make_scheduler
 from causaldiffae.errors import UserError
 from causaldiffae.models import CausalDiffAE
 from causaldiffae.training import (
@@ -56,14 +57,16 @@ def test_channels_last_trains_the_same_run(tmp_path):
     assert len(plain) == 4 and plain == pytest.approx(last, rel=1e-4)
 
 
-def test_a_v_prediction_run_learns_and_loads_as_one(tmp_path):
+def test_a_v_prediction_cosine_schedule_run_learns_and_loads_as_one(tmp_path):
     config = tiny_config("train.steps=40", "train.log_every=5", "train.checkpoint_every=40", "train.sample_every=40",
-                         "train.kl_anneal_steps=20", "diffusion.prediction_type=v_prediction")
+                         "train.kl_anneal_steps=20", "diffusion.prediction_type=v_prediction", "diffusion.beta_schedule=cosine")
     run = train(config, synthetic_dataset(n=32), tmp_path / "run", progress=False)
     metrics = read_metrics(run)
     assert metrics[-1]["mse"] < 0.6 * metrics[0]["mse"], [m["mse"] for m in metrics]
     model, _ = load_run(run)
     assert model.prediction_type == "v_prediction" and model.scheduler.config.prediction_type == "v_prediction"
+    assert model.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+    torch.testing.assert_close(model.alphas_cumprod, make_scheduler(config.diffusion).alphas_cumprod)
 
 
 def test_sample_grids_place_their_steps_as_the_runs_counterfactuals(tmp_path, monkeypatch):

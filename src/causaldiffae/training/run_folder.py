@@ -31,7 +31,7 @@ RESUMABLE_KEYS = (
 
 # Settings that change what the weights compute without changing any weight's shape.
 SHAPELESS_ARCHITECTURE = ("model.norm_groups", "model.attention_head_dim", "diffusion.num_train_timesteps",
-                          "diffusion.beta_start", "diffusion.beta_end")
+                          "diffusion.beta_start", "diffusion.beta_end", "diffusion.beta_schedule")
 
 
 def check_out_dir(out: Path, resume: bool) -> list[Path]:
