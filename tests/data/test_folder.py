@@ -7,7 +7,7 @@ from PIL import Image
 
 from causaldiffae.data import DataError, circuit, detect_format, folder, load_dataset, pendulum
 from causaldiffae.data.idx import write_idx
-from causaldiffae.graph import GraphError
+from causaldiffae.graph import CausalGraph, GraphError
 
 
 def make_folder(root: Path, n: int = 36, *, mode: str = "RGB", size: int = 24, split: bool = False) -> np.ndarray:
@@ -465,3 +465,11 @@ def test_read_image_lays_a_transparent_drawing_on_a_page_it_stands_out_from(tmp_
     Image.fromarray(strokes).save(tmp_path / "opaque.png")
     assert folder.read_image(tmp_path / "opaque.png", 1, 16)[1] == "32x32 RGBA"
     assert folder.read_image(tmp_path / "dark.png", 4, 32)[1] is None  # a run with alpha keeps it
+
+
+def test_a_split_of_one_image_reads_as_one_sample():
+    graph = CausalGraph.parse("a -> b")
+    one = folder._split_report("test", np.array([[0.5, 0.25]]), "3x16x16", graph)
+    two = folder._split_report("train", np.array([[0.5, 0.25], [0.1, 0.2]]), "3x16x16", graph)
+    assert one[0] == "  test: 1 sample, images 3x16x16 (CxHxW)"
+    assert two[0] == "  train: 2 samples, images 3x16x16 (CxHxW)"

@@ -527,7 +527,7 @@ def _folder_report(index: FolderIndex, resolution: int | None, progress: bool = 
 
 
 def _split_report(split: str, labels: np.ndarray, shape: str, graph: CausalGraph) -> list[str]:
-    lines = [f"  {split}: {len(labels)} samples, images {shape} (CxHxW)"]
+    lines = [f"  {split}: {len(labels)} sample{'' if len(labels) == 1 else 's'}, images {shape} (CxHxW)"]
     for k, name in enumerate(graph.variables):
         col = labels[:, k]
         lines.append(f"    {name:<16} min {col.min():.4g}  max {col.max():.4g}  mean {col.mean():.4g}  std {col.std():.4g}")
