@@ -82,10 +82,6 @@ class LogLines:
                 and to_figures * step_time > self.interval):
             self.say(now)
 
-    def per_step(self, now: float) -> float:
-        """Seconds a step, averaged since the display opened."""
-        return (now - self.started) / max(self.n - self.first, 1)
-
     def set_postfix(self, **values: object) -> None:
         self.postfix = values
         now = self.clock()
@@ -102,7 +98,7 @@ class LogLines:
         parts = [f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f}%)"]
         parts += [f"{k} {v}" for k, v in self.postfix.items()]
         if done > 0:
-            per_step = self.per_step(now)
+            per_step = (now - self.started) / done  # averaged since the display opened
             parts.append(f"{per_step:.2f} s/step")
             if self.n < self.total:
                 parts.append(f"{format_duration(per_step * (self.total - self.n))} left")
