@@ -85,6 +85,7 @@ def test_overrides_parse_yaml_values():
         ("model.style_drop_prob=1", r"style_drop_prob.*\[0, 1\)"),
         ("diffusion.prediction_type=sample", "prediction_type='sample': must be one of epsilon, v_prediction"),
         ("diffusion.beta_schedule=squaredcos", "beta_schedule='squaredcos': must be one of linear, cosine"),
+        (["diffusion.beta_schedule=cosine", "diffusion.beta_end=0.03"], r"beta_start/beta_end=\(0.0001, 0.03\): the cosine schedule has no such ends"),
         ("diffusion.sample_spacing=cosine", "sample_spacing='cosine': must be one of uniform, quadratic"),
         ("train.compile=true", r"train.compile: expected a string, got the boolean True; quote it"),
         ("train.compile=fast", r"train.compile='fast': must be null \(eager\) or one of default, reduce-overhead"),

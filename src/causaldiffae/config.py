@@ -373,6 +373,9 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     need(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start/beta_end", (d.beta_start, d.beta_end), "need 0 < beta_start < beta_end < 1")
     need(2 <= d.sample_steps <= d.num_train_timesteps, "diffusion.sample_steps", d.sample_steps, f"must lie in 2..{d.num_train_timesteps}")
     need(d.beta_schedule in BETA_SCHEDULES, "diffusion.beta_schedule", d.beta_schedule, f"must be one of {', '.join(BETA_SCHEDULES)}")
+    linear_ends = (DiffusionConfig.beta_start, DiffusionConfig.beta_end)
+    need(d.beta_schedule == "linear" or (d.beta_start, d.beta_end) == linear_ends, "diffusion.beta_start/beta_end",
+         (d.beta_start, d.beta_end), f"the {d.beta_schedule} schedule has no such ends; leave them at {linear_ends}")
     need(d.prediction_type in PREDICTION_TYPES, "diffusion.prediction_type", d.prediction_type, f"must be one of {', '.join(PREDICTION_TYPES)}")
     need(d.sample_spacing in SPACINGS, "diffusion.sample_spacing", d.sample_spacing, f"must be one of {', '.join(SPACINGS)}")
     need(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size, f"must be divisible by train.grad_accum={t.grad_accum}")
