@@ -118,10 +118,12 @@ def test_log_lines_say_how_long_a_first_step_runs_until_it_ends(stderr):
         deadline = time.monotonic() + 10
         while len(lines) < 3 and time.monotonic() < deadline:  # a first step of minutes: the heartbeat speaks
             time.sleep(0.005)
+        beating = log.heartbeat.thread
         log.update(1)
         beats = len(lines)
         time.sleep(0.1)  # five intervals after the first step: quiet until the step's own line is due
-        assert log.heartbeat.thread is not None and not log.heartbeat.thread.is_alive()
+        assert beating is not None and not beating.is_alive()
+        assert log.heartbeat.thread is None  # joined once: later steps' close has no thread to join
     assert lines[0] == "train: step 0/100, starting; a line about every 0 s follows"
     assert all(line.startswith("  ... ") and line.endswith(" since the line above") for line in lines[1:beats - 1])
     assert lines[beats - 1].startswith("train: step 1/100 (1%), ")  # the step's own line, its losses 49 steps away
@@ -174,10 +176,11 @@ def test_a_heartbeat_in_a_log_beats_on_its_own_and_stops_on_exit(stderr):
     stderr(io.StringIO())
     lines: list[str] = []
     with Heartbeat(interval=0.02, write=lines.append) as log:
+        beating = log.thread
         deadline = time.monotonic() + 10
         while len(lines) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-    assert log.thread is not None and not log.thread.is_alive()
+    assert beating is not None and not beating.is_alive() and log.thread is None
     assert len(lines) >= 2 and all(line.endswith("since the line above") for line in lines)
     count = len(lines)
     time.sleep(0.1)

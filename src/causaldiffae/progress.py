@@ -174,6 +174,7 @@ class Heartbeat:
         self.stop.set()
         if self.thread is not None:
             self.thread.join()
+            self.thread = None
 
     def __exit__(self, *exc: object) -> None:
         self.close()
