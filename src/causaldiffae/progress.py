@@ -105,6 +105,8 @@ class LogLines:
         return ", ".join(parts)
 
     def close(self) -> None:
+        """Stop the first-step heartbeat and, if figures came after the last line, say where it stopped."""
+        self.heartbeat.close()
         if self.n > self.last_step and self.postfix:
             self.say(self.clock())
 
@@ -114,7 +116,6 @@ class LogLines:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.heartbeat.close()
         self.close()
 
 
