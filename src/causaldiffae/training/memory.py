@@ -18,8 +18,9 @@ from causaldiffae.training.data import TrainData
 from causaldiffae.training.randomness import step_generator
 
 BACKWARD_FACTOR = 1.2  # peak growth / saved bytes: 1.0-1.4 measured over presets and batches (benchmarks/train_memory.py)
-STATE_BYTES = 12  # per fp32 parameter beyond the model and its EMA: its gradient and AdamW's two moments
-GRADIENT_BYTES = 4  # of those, what a resumed run, its moments restored, has yet to allocate
+GRADIENT_BYTES = 4  # per fp32 parameter: its gradient, all a resumed run (its moments restored) has yet to allocate
+MOMENT_BYTES = 8  # per fp32 parameter: AdamW's two moments
+STATE_BYTES = GRADIENT_BYTES + MOMENT_BYTES  # per fp32 parameter beyond the model and its EMA
 
 
 def saved_bytes(model: torch.nn.Module, data: TrainData, count: int, device: torch.device,
@@ -48,8 +49,8 @@ def step_memory(model: torch.nn.Module, data: TrainData, micro: int, device: tor
 
     Two probes (one image, two) split what the forward pass saves into a part per image and a fixed
     part (autocast's weight copies); the backward pass holds gradients beside them, which
-    ``BACKWARD_FACTOR`` accounts for; the optimiser keeps ``STATE_BYTES`` per parameter, of which a
-    resumed run (``restored``) already holds the moments.
+    ``BACKWARD_FACTOR`` accounts for; the gradient and AdamW's moments take ``STATE_BYTES`` per
+    parameter, of which a resumed run (``restored``) already holds the moments.
     """
     one, two = (saved_bytes(model, data, n, device, autocast) for n in (1, 2))
     per_image, fixed = two - one, max(2 * one - two, 0)
